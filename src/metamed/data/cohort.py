@@ -1,0 +1,186 @@
+"""`Schema` and `Cohort`: one patient-level table with declared column roles.
+
+A cohort is the single entry point for every dataset, real or simulated.  The schema
+says which columns are model inputs (numeric, categorical, code sets), which is the
+outcome, and which are *group* columns (site, condition, patient) that define tasks
+and are never inputs.  Later capabilities plug in here: numeric outcomes
+(``outcome_type="numeric"``), survival outcomes (``outcome_type="survival"`` with an
+``event_col``), code-set columns (``;``-separated codes), and patients as tasks
+(a ``patient_id`` group column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
+
+__all__ = ["Schema", "Cohort", "OutcomeType", "CODESET_SEPARATOR"]
+
+OutcomeType = Literal["binary", "numeric", "survival"]
+OUTCOME_TYPES: tuple[str, ...] = ("binary", "numeric", "survival")
+
+#: Separator between codes inside one code-set cell, e.g. ``"I10;E11.9;N18.3"``.
+CODESET_SEPARATOR = ";"
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Roles of a cohort's columns.
+
+    Parameters
+    ----------
+    outcome : str
+        Outcome column.  Binary outcomes hold 0/1; numeric outcomes hold real values;
+        survival outcomes hold a time, with the event indicator in ``event_col``.
+    numeric, categorical, codesets : tuple of str
+        Input feature columns by kind.  Code-set cells hold ``;``-separated codes.
+    group : tuple of str
+        Columns that define tasks (site, condition, patient).  Never model inputs.
+    outcome_type : {"binary", "numeric", "survival"}
+    event_col : str, optional
+        Event indicator (1 = event observed) for survival outcomes.
+    units : dict
+        Units of columns where known, e.g. ``{"chol": "mg/dL"}``.
+    """
+
+    outcome: str
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    codesets: tuple[str, ...] = ()
+    group: tuple[str, ...] = ()
+    outcome_type: OutcomeType = "binary"
+    event_col: str | None = None
+    units: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("numeric", "categorical", "codesets", "group"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.outcome_type not in OUTCOME_TYPES:
+            raise MetamedValueError(
+                f"outcome_type must be one of {OUTCOME_TYPES}, got {self.outcome_type!r}."
+            )
+        if self.outcome_type == "survival" and not self.event_col:
+            raise MetamedValueError("A survival outcome needs event_col (1 = event observed).")
+        roles: dict[str, str] = {}
+        for role in ("numeric", "categorical", "codesets", "group"):
+            for col in getattr(self, role):
+                if col in roles:
+                    raise MetamedValueError(
+                        f"Column '{col}' is declared both {roles[col]} and {role}; "
+                        "give each column one role."
+                    )
+                roles[col] = role
+        for special in (self.outcome, self.event_col):
+            if special and special in roles:
+                raise MetamedValueError(
+                    f"Column '{special}' is the outcome and also declared {roles[special]}; "
+                    "an outcome can never be a model input or a group column."
+                )
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """All input columns, in a fixed order (numeric, categorical, code sets)."""
+        return self.numeric + self.categorical + self.codesets
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        extra = (self.event_col,) if self.event_col else ()
+        return self.features + self.group + (self.outcome,) + extra
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "outcome_type": self.outcome_type,
+            "event_col": self.event_col,
+            "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
+            "codesets": list(self.codesets),
+            "group": list(self.group),
+            "units": dict(self.units),
+        }
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """A validated patient-level table with its schema and provenance.
+
+    ``provenance`` carries at least ``source`` (where the data came from), ``licence``
+    and ``checksums`` (file name -> sha256) so that every result can name its data.
+    """
+
+    name: str
+    frame: pd.DataFrame
+    schema: Schema
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate_frame(self.frame, self.schema, self.name)
+
+    def with_schema(self, schema: Schema) -> Cohort:
+        return replace(self, schema=schema)
+
+    @property
+    def n_patients(self) -> int:
+        return len(self.frame)
+
+
+def validate_frame(frame: pd.DataFrame, schema: Schema, name: str = "cohort") -> None:
+    """Check that ``frame`` fits ``schema``; raise one clear error otherwise."""
+    missing = [c for c in schema.columns if c not in frame.columns]
+    if missing:
+        col = missing[0]
+        raise MetamedValueError(
+            f"{name}: column '{col}' named in the schema is not in the table."
+            f"{did_you_mean(col, map(str, frame.columns))} "
+            f"Table columns: {', '.join(map(str, frame.columns))}."
+        )
+    for col in schema.numeric:
+        if not pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(frame[col]):
+            bad = _first_non_numeric(frame[col])
+            raise MetamedTypeError(
+                f"{name}: numeric column '{col}' holds non-numeric values (e.g. {bad!r}). "
+                "Declare it categorical (--categorical-cols) or clean the values."
+            )
+        values = frame[col].to_numpy(dtype=float, na_value=np.nan)
+        if np.isinf(values).any():
+            row = int(np.flatnonzero(np.isinf(values))[0])
+            raise MetamedValueError(
+                f"{name}: numeric column '{col}' holds an infinite value (row {row}). "
+                "Replace it with a finite value or leave the cell empty (missing)."
+            )
+    y = frame[schema.outcome]
+    if y.isna().any():
+        row = int(np.flatnonzero(y.isna().to_numpy())[0])
+        raise MetamedValueError(
+            f"{name}: outcome '{schema.outcome}' is missing in {int(y.isna().sum())} row(s) "
+            f"(first: row {row}). Drop those patients or impute the outcome before loading."
+        )
+    if schema.outcome_type == "binary":
+        values = set(pd.unique(y))
+        if not values <= {0, 1, True, False}:
+            raise MetamedValueError(
+                f"{name}: binary outcome '{schema.outcome}' must hold 0/1, got values "
+                f"{sorted(map(str, values))[:6]}. Recode it to 0/1 or declare the outcome numeric."
+            )
+    elif not pd.api.types.is_numeric_dtype(y):
+        raise MetamedTypeError(
+            f"{name}: {schema.outcome_type} outcome '{schema.outcome}' must be numeric, "
+            f"got dtype {y.dtype}."
+        )
+    for col in schema.group:
+        if frame[col].isna().any():
+            raise MetamedValueError(
+                f"{name}: group column '{col}' is empty in {int(frame[col].isna().sum())} row(s); "
+                "every patient must belong to a task."
+            )
+
+
+def _first_non_numeric(series: pd.Series) -> object:
+    coerced = pd.to_numeric(series, errors="coerce")
+    bad = series[coerced.isna() & series.notna()]
+    return bad.iloc[0] if len(bad) else series.iloc[0]

@@ -1,0 +1,68 @@
+"""One error tree for metamed.
+
+Every error a user can see derives from :class:`MetamedError` and from the builtin
+that matches its meaning, so ``except ValueError`` keeps working for callers who do
+not know about metamed.  Messages say what was wrong, what was expected, what was
+received and how to fix it; :func:`did_you_mean` supplies the "did you mean" part.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "MetamedError",
+    "MetamedValueError",
+    "MetamedTypeError",
+    "DataNotFoundError",
+    "ChecksumError",
+    "NotFittedError",
+    "UnknownNameError",
+    "did_you_mean",
+]
+
+
+class MetamedError(Exception):
+    """Base class of every error raised by metamed."""
+
+
+class MetamedValueError(MetamedError, ValueError):
+    """A value has the right type but is not acceptable (bad K, NaN feature, ...)."""
+
+
+class MetamedTypeError(MetamedError, TypeError):
+    """A value has the wrong type (a text column where numbers were expected, ...)."""
+
+
+class DataNotFoundError(MetamedError, FileNotFoundError):
+    """A dataset's files are not where they were looked for."""
+
+
+class ChecksumError(MetamedError, ValueError):
+    """A downloaded or local file does not match its published checksum."""
+
+
+class NotFittedError(MetamedError, RuntimeError):
+    """A learner or preprocessor was used before ``meta_fit`` / ``fit``."""
+
+
+class UnknownNameError(MetamedError, KeyError):
+    """A name (dataset, method, column) is not one metamed knows."""
+
+    def __str__(self) -> str:  # KeyError would otherwise wrap the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return a ``" Did you mean 'x'?"`` suffix, or an empty string when nothing is close."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def unknown_name(kind: str, name: str, choices: Iterable[str]) -> UnknownNameError:
+    """Build the standard error for an unknown dataset / method / column name."""
+    choices = sorted(choices)
+    return UnknownNameError(
+        f"Unknown {kind} '{name}'.{did_you_mean(name, choices)} Known {kind}s: {', '.join(choices)}."
+    )

@@ -1,0 +1,51 @@
+"""A functional multilayer perceptron: parameters are a plain dict of tensors.
+
+Every learner that needs a neural network uses this one, so that meta-learners and
+the pooled baselines compare the same model.  Because parameters are passed in and
+out explicitly, the forward pass works unchanged under ``torch.func.vmap`` and
+``torch.func.grad`` (one parameter set per task in a meta-batch).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["init_mlp", "mlp_forward", "mlp_features", "n_layers"]
+
+Params = dict[str, torch.Tensor]
+
+
+def init_mlp(sizes: list[int] | tuple[int, ...], generator: torch.Generator) -> Params:
+    """Parameters of an MLP with layer widths ``sizes`` (input first, output last).
+
+    Weights use Kaiming-uniform scaling for ReLU layers (as ``nn.Linear`` does) and
+    biases start at zero; all randomness comes from ``generator``.
+    """
+    params: Params = {}
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        bound = 1.0 / math.sqrt(n_in)
+        w = (torch.rand(n_out, n_in, generator=generator) * 2 - 1) * bound * math.sqrt(3.0)
+        params[f"w{i}"] = w
+        params[f"b{i}"] = torch.zeros(n_out)
+    return params
+
+
+def n_layers(params: Params) -> int:
+    return sum(1 for k in params if k.startswith("w"))
+
+
+def mlp_features(params: Params, x: torch.Tensor) -> torch.Tensor:
+    """Output of the last hidden layer (the 'body'; ANIL and ProtoNet use it)."""
+    h = x
+    for i in range(n_layers(params) - 1):
+        h = torch.relu(h @ params[f"w{i}"].T + params[f"b{i}"])
+    return h
+
+
+def mlp_forward(params: Params, x: torch.Tensor) -> torch.Tensor:
+    """Logits (or numeric predictions) of shape ``x.shape[:-1]`` for a 1-unit output layer."""
+    last = n_layers(params) - 1
+    out = mlp_features(params, x) @ params[f"w{last}"].T + params[f"b{last}"]
+    return out.squeeze(-1)

@@ -1,0 +1,206 @@
+"""Stratified K-shot episodes and fixed-shape, masked episode batches.
+
+An episode is a support set of K labelled rows and a disjoint query set from the
+same task.  For binary tasks the support set is stratified and always holds both
+classes.  Episodes of different sizes are padded into one tensor batch with masks so
+that a whole meta-batch is processed in one vectorised call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from metamed.errors import MetamedValueError
+from metamed.tasks.task import Task
+
+__all__ = [
+    "Episode",
+    "EpisodeBatch",
+    "sample_support_query",
+    "max_support_size",
+    "make_episode",
+    "stack_episodes",
+    "EpisodeSampler",
+]
+
+
+def max_support_size(task: Task) -> int:
+    """Largest K for which a stratified support set with a non-empty query exists."""
+    if task.outcome_type != "binary":
+        return len(task) - 1
+    n_pos = int(task.y.sum())
+    n_neg = len(task) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return 0
+    return len(task) - 1
+
+
+def sample_support_query(
+    task: Task,
+    k_support: int,
+    rng: np.random.Generator,
+    n_query: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw disjoint support and query row indices from ``task``.
+
+    Binary tasks get a stratified support set: the number of positives follows the
+    task's prevalence, rounded, and is clipped so that both classes appear.  The query
+    set is a random subset of the remaining rows (all of them when ``n_query`` is None).
+    """
+    n = len(task)
+    if task.outcome_type == "binary":
+        pos = np.flatnonzero(task.y > 0.5)
+        neg = np.flatnonzero(task.y <= 0.5)
+        if len(pos) == 0 or len(neg) == 0:
+            only = "positive" if len(neg) == 0 else "negative"
+            raise MetamedValueError(
+                f"Task '{task.name}' has only {only} outcomes ({n} rows); a support set needs "
+                "both classes. Drop this task or merge it with another."
+            )
+        if k_support < 2:
+            raise MetamedValueError(
+                f"K={k_support} is too small for a binary task: the support set needs at least "
+                "one patient of each class (K >= 2)."
+            )
+        if k_support > n - 1:
+            raise MetamedValueError(
+                f"K={k_support} is larger than task '{task.name}' allows: it has {n} patients and "
+                f"at least one must be left to score. Use K <= {n - 1}."
+            )
+        n_pos = int(round(k_support * len(pos) / n))
+        n_pos = min(max(n_pos, 1), k_support - 1, len(pos))
+        n_neg = k_support - n_pos
+        if n_neg > len(neg):  # only possible when positives are plentiful
+            n_neg = len(neg)
+            n_pos = k_support - n_neg
+        support = np.concatenate(
+            [rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)]
+        )
+    else:
+        if not 1 <= k_support <= n - 1:
+            raise MetamedValueError(
+                f"K={k_support} does not fit task '{task.name}' with {n} rows; use 1 <= K <= {n - 1}."
+            )
+        support = rng.choice(n, k_support, replace=False)
+    support = rng.permutation(support)
+    rest = np.setdiff1d(np.arange(n), support, assume_unique=False)
+    query = rng.permutation(rest)
+    if n_query is not None:
+        query = query[:n_query]
+    return support, query
+
+
+@dataclass(frozen=True, eq=False)
+class Episode:
+    """One support/query pair drawn from one task (row indices refer to that task)."""
+
+    task: Task
+    support_idx: np.ndarray
+    query_idx: np.ndarray
+
+    @property
+    def support(self) -> Task:
+        return self.task.subset(self.support_idx)
+
+    @property
+    def query(self) -> Task:
+        return self.task.subset(self.query_idx)
+
+
+def make_episode(task: Task, k_support: int, rng: np.random.Generator, n_query: int | None = None) -> Episode:
+    support, query = sample_support_query(task, k_support, rng, n_query)
+    return Episode(task, support, query)
+
+
+@dataclass(frozen=True)
+class EpisodeBatch:
+    """A meta-batch of episodes padded to fixed shapes.
+
+    Shapes: ``support_x`` [B, S, D], ``support_y`` [B, S], ``support_mask`` [B, S]
+    (1.0 for real rows, 0.0 for padding); the same for the query set with Q rows.
+    """
+
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    support_mask: torch.Tensor
+    query_x: torch.Tensor
+    query_y: torch.Tensor
+    query_mask: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return int(self.support_x.shape[0])
+
+    def chunk(self, start: int, stop: int) -> EpisodeBatch:
+        return EpisodeBatch(*(t[start:stop] for t in self._tensors()))
+
+    def _tensors(self) -> tuple[torch.Tensor, ...]:
+        return (
+            self.support_x,
+            self.support_y,
+            self.support_mask,
+            self.query_x,
+            self.query_y,
+            self.query_mask,
+        )
+
+
+def _pad(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    n_max = max(len(y) for _, y in parts)
+    d = parts[0][0].shape[1]
+    x = np.zeros((len(parts), n_max, d), dtype=np.float32)
+    y = np.zeros((len(parts), n_max), dtype=np.float32)
+    m = np.zeros((len(parts), n_max), dtype=np.float32)
+    for i, (xi, yi) in enumerate(parts):
+        x[i, : len(yi)] = xi
+        y[i, : len(yi)] = yi
+        m[i, : len(yi)] = 1.0
+    return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(m)
+
+
+def stack_episodes(episodes: list[Episode]) -> EpisodeBatch:
+    """Pad and stack episodes into one :class:`EpisodeBatch`."""
+    if not episodes:
+        raise MetamedValueError("Cannot stack an empty list of episodes.")
+    sx, sy, sm = _pad([(e.task.X[e.support_idx], e.task.y[e.support_idx]) for e in episodes])
+    qx, qy, qm = _pad([(e.task.X[e.query_idx], e.task.y[e.query_idx]) for e in episodes])
+    return EpisodeBatch(sx, sy, sm, qx, qy, qm)
+
+
+class EpisodeSampler:
+    """Draws meta-batches of episodes from training tasks.
+
+    Tasks too small for ``k_support + 1`` rows (or with one class) are left out with
+    the reason recorded in ``skipped``; if none is usable a clear error is raised.
+    """
+
+    def __init__(
+        self,
+        tasks: list[Task],
+        k_support: int,
+        n_query: int | None,
+        rng: np.random.Generator,
+    ) -> None:
+        self.k_support = k_support
+        self.n_query = n_query
+        self.rng = rng
+        self.skipped: dict[str, str] = {}
+        self.tasks: list[Task] = []
+        for task in tasks:
+            if max_support_size(task) >= max(k_support, 1) + (1 if n_query is None else 0):
+                self.tasks.append(task)
+            else:
+                self.skipped[task.name] = f"{len(task)} rows, prevalence {task.prevalence:.2f}"
+        if not self.tasks:
+            raise MetamedValueError(
+                f"No training task can provide a K={k_support} support set plus a query set "
+                f"(tasks: {', '.join(t.name for t in tasks)}). Lower K or add tasks."
+            )
+
+    def sample(self, meta_batch_size: int) -> EpisodeBatch:
+        idx = self.rng.integers(len(self.tasks), size=meta_batch_size)
+        episodes = [make_episode(self.tasks[i], self.k_support, self.rng, self.n_query) for i in idx]
+        return stack_episodes(episodes)

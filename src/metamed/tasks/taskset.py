@@ -1,0 +1,127 @@
+"""`TaskSet`: a cohort cut into tasks by a group column, and splits *by task*."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from metamed.data.cohort import Cohort
+from metamed.errors import MetamedValueError, did_you_mean
+
+__all__ = ["TaskSet", "TaskSplit"]
+
+
+@dataclass(frozen=True)
+class TaskSplit:
+    """Task names for meta-training, meta-validation (early stopping) and meta-testing."""
+
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for part in ("train", "val", "test"):
+            for name in getattr(self, part):
+                if name in seen:
+                    raise MetamedValueError(
+                        f"Task '{name}' is in both the {seen[name]} and {part} splits; "
+                        "splits must be disjoint by task."
+                    )
+                seen[name] = part
+
+
+class TaskSet:
+    """Rows of a cohort grouped into tasks by ``task_col`` (a group column of the schema)."""
+
+    def __init__(self, cohort: Cohort, task_col: str | None = None) -> None:
+        schema = cohort.schema
+        if task_col is None:
+            if not schema.group:
+                raise MetamedValueError(
+                    f"{cohort.name}: the schema declares no group column, so there are no tasks. "
+                    "Name one with task_col (e.g. the site or hospital column)."
+                )
+            task_col = schema.group[0]
+        if task_col not in schema.group:
+            raise MetamedValueError(
+                f"{cohort.name}: task column '{task_col}' is not a group column of the schema."
+                f"{did_you_mean(task_col, schema.group)} Group columns: {', '.join(schema.group) or 'none'}."
+            )
+        self.cohort = cohort
+        self.task_col = task_col
+        keys = cohort.frame[task_col].astype(str)
+        self._rows: dict[str, np.ndarray] = {
+            name: np.flatnonzero((keys == name).to_numpy()) for name in sorted(keys.unique())
+        }
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def frame(self, name: str) -> pd.DataFrame:
+        if name not in self._rows:
+            raise MetamedValueError(
+                f"Unknown task '{name}'.{did_you_mean(name, self.names)} Tasks: {', '.join(self.names)}."
+            )
+        return self.cohort.frame.iloc[self._rows[name]]
+
+    def frames(self, names: tuple[str, ...] | list[str]) -> pd.DataFrame:
+        """Rows of several tasks stacked (for fitting preprocessing on meta-train tasks)."""
+        return pd.concat([self.frame(n) for n in names]) if names else self.cohort.frame.iloc[:0]
+
+    def summary(self) -> pd.DataFrame:
+        """One row per task: number of patients and, for binary outcomes, prevalence."""
+        y = self.cohort.frame[self.cohort.schema.outcome]
+        rows = []
+        for name, idx in self._rows.items():
+            row = {"task": name, "n": len(idx)}
+            if self.cohort.schema.outcome_type == "binary":
+                row["positives"] = int(y.iloc[idx].sum())
+                row["prevalence"] = float(y.iloc[idx].mean())
+            else:
+                row["outcome_mean"] = float(y.iloc[idx].mean())
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def split(
+        self, test: list[str] | tuple[str, ...], val_fraction: float = 0.0, seed: int = 0
+    ) -> TaskSplit:
+        """Hold out ``test`` tasks; move a share of the rest to meta-validation."""
+        for name in test:
+            self.frame(name)  # raises a clear error for unknown names
+        rest = [n for n in self.names if n not in test]
+        rng = np.random.default_rng(seed)
+        n_val = int(round(val_fraction * len(rest)))
+        if n_val >= len(rest) and rest:
+            n_val = len(rest) - 1
+        val = sorted(rng.choice(rest, n_val, replace=False).tolist()) if n_val else []
+        train = [n for n in rest if n not in val]
+        if not train:
+            raise MetamedValueError("No task is left for meta-training; hold out fewer tasks.")
+        return TaskSplit(tuple(train), tuple(val), tuple(test))
+
+    def random_split(
+        self, test_fraction: float = 0.2, val_fraction: float = 0.1, seed: int = 0
+    ) -> TaskSplit:
+        """Random split of tasks into train / val / test (for cohorts with many tasks)."""
+        rng = np.random.default_rng(seed)
+        names = rng.permutation(self.names).tolist()
+        n_test = max(1, int(round(test_fraction * len(names))))
+        test = sorted(names[:n_test])
+        return self.split(test, val_fraction=val_fraction / max(1e-9, 1 - test_fraction), seed=seed)
+
+    def leave_one_out(self, val_fraction: float = 0.0, seed: int = 0) -> Iterator[TaskSplit]:
+        """Leave-one-group-out: each task in turn is the single meta-test task."""
+        if len(self) < 2:
+            raise MetamedValueError(
+                f"Leave-one-out needs at least 2 tasks, {self.cohort.name} has {len(self)}."
+            )
+        for name in self.names:
+            yield self.split([name], val_fraction=val_fraction, seed=seed)
