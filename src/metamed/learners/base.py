@@ -140,8 +140,11 @@ class MetaLearner(ABC):
         """Save hyperparameters and learned state to one file."""
         self._check_fitted()
         state = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+        # Callables among the hyperparameters (a ``progress`` callback) are run-time hooks,
+        # not model state, and lambdas cannot be pickled: they are saved as None.
+        params = {k: (None if callable(v) else v) for k, v in self.get_params().items()}
         torch.save(
-            {"class": type(self).__name__, "name": self.name, "params": self.get_params(), "state": state},
+            {"class": type(self).__name__, "name": self.name, "params": params, "state": state},
             Path(path),
         )
 
