@@ -1,0 +1,385 @@
+"""Preprocessing fitted on meta-train tasks: imputation, scaling, one-hot, multi-hot.
+
+:class:`Preprocessor` turns the feature columns of a cohort table into one float32
+matrix.  It is fitted on the rows of the meta-train tasks only (the caller passes
+exactly those rows) and reads only the schema's feature columns, never the outcome or
+group columns, so nothing about held-out tasks or labels can leak into the inputs.
+
+The output width is fixed at fit time: a value first seen at transform time (a new
+category, a missing cell in a column that was complete at fit) never adds a column.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from metamed.data.cohort import CODESET_SEPARATOR, Schema
+from metamed.errors import (
+    MetamedTypeError,
+    MetamedValueError,
+    NotFittedError,
+    did_you_mean,
+)
+
+if TYPE_CHECKING:  # imported lazily at run time: metamed.tasks imports metamed.data
+    from metamed.tasks import Task, TaskSet
+
+__all__ = ["Preprocessor", "outcome_array", "make_tasks", "MISSING_LEVEL", "OTHER_LEVEL"]
+
+#: Category level given to missing cells of a categorical column.
+MISSING_LEVEL = "<missing>"
+#: Bucket for categories not seen at fit time (and for missing cells when no cell was
+#: missing at fit time).
+OTHER_LEVEL = "<other>"
+
+# Standard deviations below this are treated as zero (constant column): scaling such a
+# column would only amplify rounding noise.
+_MIN_STD = 1e-12
+
+
+def _category_key(value: object) -> str:
+    """Canonical text of one categorical cell, so that 1, 1.0 and "1" are one level."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return MISSING_LEVEL
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _split_codes(value: object) -> list[str]:
+    """Codes of one code-set cell; a missing or empty cell holds no code."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return []
+    codes = (c.strip() for c in str(value).split(CODESET_SEPARATOR))
+    return sorted({c for c in codes if c})
+
+
+class Preprocessor:
+    """Fit-on-train feature preprocessing for one schema.
+
+    Numeric columns: missing values are replaced by the fit median; a 0/1
+    missing-value indicator column is added for each numeric column that had at least
+    one missing value in the fit data; imputed values are standardised with the fit
+    mean and standard deviation (a constant column is only centred).  Indicators are
+    left as 0/1.
+
+    Categorical columns: one-hot over the levels seen at fit (a missing cell is its own
+    level ``"<missing>"`` when it occurs at fit), plus one ``"<other>"`` column that
+    catches levels first seen at transform time.
+
+    Code-set columns (``;``-separated codes): multi-hot over the ``max_codes`` codes
+    found in the most fit rows (ties broken alphabetically); other codes are ignored.
+
+    Parameters
+    ----------
+    schema : Schema
+        Column roles.  Only ``schema.features`` are read.
+    max_codes : int, default 50
+        Maximum number of codes kept per code-set column.
+
+    Attributes
+    ----------
+    feature_names_ : list of str
+        Name of each output column, e.g. ``"chol"``, ``"chol__missing"``, ``"cp=4"``,
+        ``"dx:E11"``.
+    medians_, means_, stds_ : dict
+        Fit statistics of numeric columns (after imputation for means/stds).
+    categories_ : dict
+        Levels (in output order, without ``"<other>"``) of each categorical column.
+    codes_ : dict
+        Kept codes of each code-set column.
+    """
+
+    def __init__(self, schema: Schema, max_codes: int = 50) -> None:
+        self.schema = schema
+        self.max_codes = max_codes
+
+    # -- fitting -------------------------------------------------------------------
+    def fit(self, frame: pd.DataFrame) -> Preprocessor:
+        """Learn imputation values, scaling, levels and codes from ``frame``.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            Rows of the meta-train tasks only.  Columns other than the schema's
+            feature columns are ignored (they may be absent).
+
+        Returns
+        -------
+        Preprocessor
+            ``self``.
+        """
+        if not isinstance(self.max_codes, (int, np.integer)) or self.max_codes < 0:
+            raise MetamedValueError(f"max_codes must be an integer >= 0, got {self.max_codes!r}.")
+        if len(frame) == 0:
+            raise MetamedValueError(
+                "Cannot fit the preprocessor on an empty table: pass the rows of the "
+                "meta-train tasks (at least one row)."
+            )
+        features = self._select(frame)
+        self.medians_: dict[str, float] = {}
+        self.means_: dict[str, float] = {}
+        self.stds_: dict[str, float] = {}
+        self.indicators_: list[str] = []
+        for col in self.schema.numeric:
+            values = self._numeric_values(features[col], col)
+            missing = np.isnan(values)
+            # A column with no observed value at fit carries no information; impute 0
+            # so the output stays finite (its indicator column is then constant).
+            median = float(np.median(values[~missing])) if (~missing).any() else 0.0
+            filled = np.where(missing, median, values)
+            std = float(filled.std())
+            self.medians_[col] = median
+            self.means_[col] = float(filled.mean())
+            self.stds_[col] = std if std > _MIN_STD else 1.0
+            if missing.any():
+                self.indicators_.append(col)
+        self.categories_: dict[str, list[str]] = {}
+        for col in self.schema.categorical:
+            levels = {_category_key(v) for v in features[col].tolist()}
+            # Missing first, then the others sorted: a fixed, data-order-free layout.
+            ordered = sorted(levels - {MISSING_LEVEL})
+            if MISSING_LEVEL in levels:
+                ordered = [MISSING_LEVEL, *ordered]
+            self.categories_[col] = ordered
+        self.codes_: dict[str, list[str]] = {}
+        for col in self.schema.codesets:
+            counts: Counter[str] = Counter()
+            for cell in features[col].tolist():
+                counts.update(_split_codes(cell))
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            self.codes_[col] = sorted(code for code, _ in ranked[: int(self.max_codes)])
+        self.feature_names_: list[str] = self._names()
+        return self
+
+    def _names(self) -> list[str]:
+        names = list(self.schema.numeric)
+        names += [f"{col}__missing" for col in self.indicators_]
+        for col in self.schema.categorical:
+            names += [f"{col}={level}" for level in self.categories_[col]]
+            names.append(f"{col}={OTHER_LEVEL}")
+        for col in self.schema.codesets:
+            names += [f"{col}:{code}" for code in self.codes_[col]]
+        return names
+
+    # -- transforming --------------------------------------------------------------
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Model inputs for ``frame`` as a float32 array of shape ``(n, len(feature_names_))``.
+
+        Missing numeric values take the fit median; unseen categories fall into the
+        ``"<other>"`` column; unknown codes are ignored.  Outcome and group columns are
+        never read.
+        """
+        self._check_fitted()
+        features = self._select(frame)
+        n = len(features)
+        blocks: list[np.ndarray] = []
+        numeric = np.empty((n, len(self.schema.numeric)), dtype=np.float64)
+        missing_cols: dict[str, np.ndarray] = {}
+        for j, col in enumerate(self.schema.numeric):
+            values = self._numeric_values(features[col], col)
+            missing = np.isnan(values)
+            missing_cols[col] = missing
+            filled = np.where(missing, self.medians_[col], values)
+            numeric[:, j] = (filled - self.means_[col]) / self.stds_[col]
+        blocks.append(numeric)
+        blocks.append(
+            np.stack([missing_cols[c] for c in self.indicators_], axis=1).astype(np.float64)
+            if self.indicators_
+            else np.empty((n, 0))
+        )
+        for col in self.schema.categorical:
+            levels = self.categories_[col]
+            position = {level: i for i, level in enumerate(levels)}
+            other = len(levels)
+            idx = np.array(
+                [position.get(_category_key(v), other) for v in features[col].tolist()],
+                dtype=np.int64,
+            )
+            onehot = np.zeros((n, len(levels) + 1))
+            onehot[np.arange(n), idx] = 1.0
+            blocks.append(onehot)
+        for col in self.schema.codesets:
+            position = {code: i for i, code in enumerate(self.codes_[col])}
+            multihot = np.zeros((n, len(position)))
+            for i, cell in enumerate(features[col].tolist()):
+                for code in _split_codes(cell):
+                    if code in position:
+                        multihot[i, position[code]] = 1.0
+            blocks.append(multihot)
+        return np.concatenate(blocks, axis=1).astype(np.float32)
+
+    def fit_transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """``fit(frame)`` then ``transform(frame)``."""
+        return self.fit(frame).transform(frame)
+
+    @property
+    def n_features_out(self) -> int:
+        """Width of the transformed matrix."""
+        self._check_fitted()
+        return len(self.feature_names_)
+
+    # -- persistence ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fitted state (schema, parameters, statistics)."""
+        self._check_fitted()
+        return {
+            "schema": self.schema.to_dict(),
+            "max_codes": int(self.max_codes),
+            "medians": self.medians_,
+            "means": self.means_,
+            "stds": self.stds_,
+            "indicators": list(self.indicators_),
+            "categories": self.categories_,
+            "codes": self.codes_,
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Preprocessor:
+        """Rebuild a fitted preprocessor from :meth:`to_dict` output."""
+        schema_state = dict(state["schema"])
+        schema = Schema(
+            outcome=schema_state["outcome"],
+            numeric=tuple(schema_state.get("numeric", ())),
+            categorical=tuple(schema_state.get("categorical", ())),
+            codesets=tuple(schema_state.get("codesets", ())),
+            group=tuple(schema_state.get("group", ())),
+            outcome_type=schema_state.get("outcome_type", "binary"),
+            event_col=schema_state.get("event_col"),
+            units=dict(schema_state.get("units", {})),
+        )
+        pre = cls(schema, max_codes=int(state["max_codes"]))
+        pre.medians_ = {k: float(v) for k, v in state["medians"].items()}
+        pre.means_ = {k: float(v) for k, v in state["means"].items()}
+        pre.stds_ = {k: float(v) for k, v in state["stds"].items()}
+        pre.indicators_ = list(state["indicators"])
+        pre.categories_ = {k: list(v) for k, v in state["categories"].items()}
+        pre.codes_ = {k: list(v) for k, v in state["codes"].items()}
+        pre.feature_names_ = pre._names()
+        return pre
+
+    # -- helpers -------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "feature_names_"):
+            raise NotFittedError(
+                "This Preprocessor is not fitted yet; call fit(frame) with the rows of the "
+                "meta-train tasks before transform."
+            )
+
+    def _select(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The feature columns of ``frame`` only: outcome and group columns are never read."""
+        if not isinstance(frame, pd.DataFrame):
+            raise MetamedTypeError(f"Expected a pandas DataFrame, got {type(frame).__name__}.")
+        missing = [c for c in self.schema.features if c not in frame.columns]
+        if missing:
+            col = missing[0]
+            raise MetamedValueError(
+                f"Feature column '{col}' of the schema is not in the table."
+                f"{did_you_mean(col, map(str, frame.columns))} "
+                f"Missing columns: {', '.join(missing)}."
+            )
+        return frame.loc[:, list(self.schema.features)]
+
+    @staticmethod
+    def _numeric_values(series: pd.Series, col: str) -> np.ndarray:
+        if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+            # An all-missing object column is still acceptable: it is simply all NaN.
+            if series.notna().any():
+                bad = series[pd.to_numeric(series, errors="coerce").isna() & series.notna()]
+                example = bad.iloc[0] if len(bad) else series.dropna().iloc[0]
+                raise MetamedTypeError(
+                    f"Numeric column '{col}' holds non-numeric values (e.g. {example!r}). "
+                    "Clean the values or declare the column categorical."
+                )
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.isinf(values).any():
+            raise MetamedValueError(
+                f"Numeric column '{col}' holds an infinite value; replace it with a finite "
+                "value or leave the cell empty (missing)."
+            )
+        return values
+
+
+def outcome_array(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
+    """The outcome column of ``frame`` as float32, checked against the schema.
+
+    Binary outcomes must hold only 0/1; numeric and survival outcomes (the time) must be
+    numeric.  A missing outcome is an error: a task row without a label cannot be scored.
+    """
+    col = schema.outcome
+    if col not in frame.columns:
+        raise MetamedValueError(
+            f"Outcome column '{col}' is not in the table."
+            f"{did_you_mean(col, map(str, frame.columns))}"
+        )
+    y = frame[col]
+    if not (pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y)):
+        raise MetamedTypeError(
+            f"Outcome '{col}' must be numeric (0/1 for binary outcomes), got dtype {y.dtype}. "
+            "Recode it before loading."
+        )
+    values = y.to_numpy(dtype=np.float64, na_value=np.nan)
+    if np.isnan(values).any():
+        raise MetamedValueError(
+            f"Outcome '{col}' is missing in {int(np.isnan(values).sum())} row(s); drop those "
+            "patients or impute the outcome first."
+        )
+    if schema.outcome_type == "binary" and not np.isin(values, (0.0, 1.0)).all():
+        bad = sorted(set(values[~np.isin(values, (0.0, 1.0))].tolist()))[:5]
+        raise MetamedValueError(
+            f"Binary outcome '{col}' must hold 0/1 only, got also {bad}. Recode it to 0/1 "
+            "or declare the outcome numeric."
+        )
+    return values.astype(np.float32)
+
+
+def make_tasks(taskset: TaskSet, names: Sequence[str], preprocessor: Preprocessor) -> list[Task]:
+    """Model-ready :class:`~metamed.tasks.Task` objects for the tasks ``names``.
+
+    Parameters
+    ----------
+    taskset : TaskSet
+        The cohort cut into tasks.
+    names : sequence of str
+        Task names (e.g. ``split.train``), in the order wanted.
+    preprocessor : Preprocessor
+        Already fitted, normally on ``taskset.frames(split.train)``.
+
+    Returns
+    -------
+    list of Task
+    """
+    from metamed.tasks import Task  # late import: metamed.tasks imports metamed.data
+
+    preprocessor._check_fitted()
+    schema = taskset.cohort.schema
+    if schema.outcome_type == "survival":
+        raise MetamedValueError(
+            "make_tasks builds binary or numeric tasks; a survival outcome needs a fixed-horizon "
+            "binary outcome (event before horizon) first."
+        )
+    if isinstance(names, str):
+        raise MetamedTypeError(
+            f"names must be a list of task names, got the string {names!r}; wrap it: [{names!r}]."
+        )
+    tasks = []
+    for name in names:
+        frame = taskset.frame(name)
+        tasks.append(
+            Task(
+                name=str(name),
+                X=preprocessor.transform(frame),
+                y=outcome_array(frame, schema),
+                outcome_type=schema.outcome_type,
+            )
+        )
+    return tasks
