@@ -1,0 +1,288 @@
+"""The ``metamed`` command.
+
+Every command turns library errors into one clear line on stderr and exit code 2;
+no traceback from deep inside pandas or torch reaches the user (set METAMED_DEBUG=1
+to see one).  Outputs are written only once a run has succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from metamed.errors import MetamedError, MetamedValueError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="metamed: meta-learning for clinical models. Adapt to a new hospital, condition, patient or assay from a few examples.",
+)
+data_app = typer.Typer(no_args_is_help=True, help="Get and check datasets.")
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_METHODS = "maml,fomaml,anil,metasgd,reptile,protonet,pooled,pooled-finetune,local-logreg,local-gbm"
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Report library errors as one line and exit 2; unexpected errors as one line and exit 1."""
+    try:
+        yield
+    except MetamedError as error:
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted; nothing was written.")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as error:  # noqa: BLE001 - last line of defence for CLI users
+        if os.environ.get("METAMED_DEBUG"):
+            traceback.print_exc()
+        err_console.print(
+            f"[bold red]internal error:[/] {type(error).__name__}: {error}\n"
+            "This is a bug in metamed; please report it. Rerun with METAMED_DEBUG=1 for the traceback.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def _parse_list(text: str | None, what: str) -> list[str]:
+    if text is None:
+        return []
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise MetamedValueError(f"--{what} is empty; give a comma-separated list.")
+    return items
+
+
+def _parse_shots(text: str) -> tuple[int, ...]:
+    try:
+        shots = tuple(int(t) for t in _parse_list(text, "shots"))
+    except ValueError:
+        raise MetamedValueError(
+            f"--shots must be comma-separated whole numbers such as 5,10,20, got '{text}'."
+        ) from None
+    if any(k < 1 for k in shots):
+        raise MetamedValueError(f"--shots must be positive, got '{text}'.")
+    return tuple(sorted(set(shots)))
+
+
+@contextlib.contextmanager
+def progress_bar(description: str) -> Iterator:
+    """A rich progress bar fed by (what, done, total) callbacks."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[what]}"),
+        console=err_console,
+        transient=False,
+    ) as bar:
+        task_id = bar.add_task(description, total=None, what="")
+
+        def update(what: str, done: int, total: int) -> None:
+            bar.update(task_id, completed=done, total=total, what=what)
+
+        yield update
+
+
+def _show_schema(cohort, task_col: str | None) -> None:
+    schema = cohort.schema
+    table = Table(title=f"Schema of {cohort.name} ({len(cohort.frame)} rows)", show_lines=False)
+    table.add_column("role")
+    table.add_column("columns")
+    table.add_row("task (group)", task_col or ", ".join(schema.group))
+    table.add_row(f"outcome ({schema.outcome_type})", schema.outcome)
+    table.add_row("numeric", ", ".join(schema.numeric) or "-")
+    table.add_row("categorical", ", ".join(schema.categorical) or "-")
+    if schema.codesets:
+        table.add_row("code sets", ", ".join(schema.codesets))
+    err_console.print(table)
+    err_console.print(
+        "Override with --feature-cols, --categorical-cols and --drop-cols.", style="dim"
+    )
+
+
+def _load_cohort(
+    dataset: str | None,
+    table: Path | None,
+    data_dir: Path | None,
+    task_col: str | None,
+    outcome_col: str | None,
+    feature_cols: str | None,
+    categorical_cols: str | None,
+    drop_cols: str | None,
+):
+    from metamed.data import cohort_from_table, load_dataset
+
+    if table is not None:
+        if dataset is not None:
+            raise MetamedValueError("Give either --dataset or --table, not both.")
+        if not task_col or not outcome_col:
+            raise MetamedValueError(
+                "--table needs --task-col (the site/condition column) and --outcome-col."
+            )
+        cohort = cohort_from_table(
+            table,
+            task_col=task_col,
+            outcome_col=outcome_col,
+            feature_cols=_parse_list(feature_cols, "feature-cols") or None,
+            categorical_cols=_parse_list(categorical_cols, "categorical-cols") or None,
+            drop_cols=_parse_list(drop_cols, "drop-cols") or None,
+        )
+        _show_schema(cohort, task_col)
+        return cohort
+    if any(v is not None for v in (outcome_col, feature_cols, categorical_cols, drop_cols)):
+        raise MetamedValueError(
+            "--outcome-col, --feature-cols, --categorical-cols and --drop-cols apply to --table only."
+        )
+    return load_dataset(dataset or "synthetic", data_dir=data_dir)
+
+
+@app.command()
+def benchmark(
+    dataset: Optional[str] = typer.Option(None, help="Known dataset name (see `metamed datasets`)."),
+    table: Optional[Path] = typer.Option(None, help="Your own patient table (CSV or Parquet)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Folder holding the datasets (default: $METAMED_DATA_DIR)."),
+    task_col: Optional[str] = typer.Option(None, help="Column that defines tasks (site, condition, patient)."),
+    outcome_col: Optional[str] = typer.Option(None, help="Outcome column (--table only)."),
+    feature_cols: Optional[str] = typer.Option(None, help="Comma-separated input columns (--table only; default: all others)."),
+    categorical_cols: Optional[str] = typer.Option(None, help="Columns to treat as categorical (--table only)."),
+    drop_cols: Optional[str] = typer.Option(None, help="Columns to ignore (--table only)."),
+    methods: str = typer.Option(DEFAULT_METHODS, help="Comma-separated method names."),
+    shots: str = typer.Option("5,10,20,40", help="Support sizes K, comma-separated."),
+    draws: int = typer.Option(20, min=1, help="Random support draws per held-out task and K."),
+    seed: int = typer.Option(0, help="Master seed (episodes, initialisation)."),
+    split: str = typer.Option("auto", help="auto | loso (leave one task out) | random."),
+    meta_iterations: Optional[int] = typer.Option(None, min=1, help="Override meta-training iterations."),
+    out: Path = typer.Option(Path("runs/benchmark"), help="Output folder."),
+) -> None:
+    """Meta-train on all but the held-out tasks, adapt from K examples, score the rest."""
+    with user_errors():
+        from metamed.evaluation.benchmark import run_benchmark
+        from metamed.evaluation.protocol import ProtocolConfig
+        from metamed.learners import learner_names, make_learner
+
+        method_names = _parse_list(methods, "methods")
+        for name in method_names:  # fail on a typo before loading anything
+            if name not in learner_names():
+                make_learner(name)
+        config = ProtocolConfig(shots=_parse_shots(shots), draws=draws, seed=seed)
+        cohort = _load_cohort(
+            dataset, table, data_dir, task_col, outcome_col, feature_cols, categorical_cols, drop_cols
+        )
+        overrides = {"meta_iterations": meta_iterations} if meta_iterations else None
+        with progress_bar(f"benchmark {cohort.name}") as update:
+            outputs = run_benchmark(
+                cohort, method_names, out, config, task_col=task_col, split=split,
+                overrides=overrides, progress=update,
+            )
+        _print_summary(outputs)
+
+
+def _print_summary(outputs) -> None:
+    from metamed.evaluation.statistics import summarise
+
+    summary = summarise(outputs.protocol.results)
+    metric = "auroc" if "auroc" in set(summary["metric"]) else "rmse"
+    view = summary[summary["metric"] == metric]
+    table = Table(title=f"mean {metric.upper()} over held-out tasks [95% bootstrap CI]")
+    table.add_column("method")
+    ks = sorted(view["k"].unique())
+    for k in ks:
+        table.add_column(f"K={k}", justify="right")
+    for method, rows in view.groupby("method", sort=False):
+        cells = []
+        for k in ks:
+            r = rows[rows["k"] == k].iloc[0]
+            cells.append(f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
+        table.add_row(method, *cells)
+    console.print(table)
+    console.print(f"results: {outputs.results_csv} (+ .parquet), config: {outputs.config_json}")
+    console.print(f"report:  {outputs.report_html}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Output folder."),
+    seed: int = typer.Option(0, help="Master seed."),
+) -> None:
+    """Run the main job on built-in synthetic multi-site data and write an HTML report."""
+    with user_errors():
+        from metamed.data import load_dataset
+        from metamed.evaluation.benchmark import run_benchmark
+        from metamed.evaluation.protocol import ProtocolConfig
+
+        cohort = load_dataset("synthetic")
+        err_console.print(
+            f"Demo: {cohort.name}, {len(cohort.frame)} simulated patients; meta-train on most sites, "
+            "adapt to held-out sites from K patients."
+        )
+        methods = ["maml", "anil", "protonet", "pooled", "pooled-finetune", "local-logreg"]
+        config = ProtocolConfig(shots=(4, 10, 20), draws=10, seed=seed)
+        with progress_bar("demo") as update:
+            outputs = run_benchmark(cohort, methods, out, config, progress=update)
+        _print_summary(outputs)
+
+
+@app.command()
+def datasets(
+    data_dir: Optional[Path] = typer.Option(None, help="Folder holding the datasets (default: $METAMED_DATA_DIR)."),
+) -> None:
+    """List known datasets with size, licence and whether they are present."""
+    with user_errors():
+        from metamed.data import DATASETS, dataset_status
+
+        table = Table(title="metamed datasets")
+        for col in ("name", "title", "patients", "tasks", "licence", "present", "loader"):
+            table.add_column(col)
+        for name, source in DATASETS.items():
+            table.add_row(
+                name,
+                source.title,
+                str(source.n_patients or "-"),
+                str(source.n_tasks or "-"),
+                source.licence,
+                dataset_status(name, data_dir),
+                "yes" if source.loader is not None else "not yet",
+            )
+        console.print(table)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: str = typer.Argument(..., help="Dataset name (see `metamed datasets`)."),
+    dest: Path = typer.Option(..., help="Folder to download into (use it as --data-dir / METAMED_DATA_DIR)."),
+    base_url: Optional[str] = typer.Option(None, help="Mirror to download from instead of the public origin."),
+) -> None:
+    """Download a dataset from its public origin and verify its checksums."""
+    with user_errors():
+        from metamed.data import fetch_dataset
+
+        path = fetch_dataset(name, dest, base_url=base_url, progress=lambda msg: err_console.print(msg))
+        console.print(f"{name}: downloaded and verified in {path}")
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit as exit_:
+        # click reports usage errors with exit code 2 itself; keep that contract.
+        sys.exit(exit_.code)

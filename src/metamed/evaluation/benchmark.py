@@ -1,0 +1,133 @@
+"""A whole benchmark run: cohort -> splits -> protocol -> tables, config and report on disk.
+
+Outputs are written to a temporary folder beside ``out`` and moved into place only
+when everything succeeded, so a failed run never leaves half-written results.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metamed.data.cohort import Cohort
+from metamed.errors import MetamedValueError
+from metamed.evaluation.protocol import Progress, ProtocolConfig, ProtocolResult, run_protocol
+from metamed.learners import BASELINES, make_learner
+from metamed.learners.base import MetaLearner
+from metamed.provenance import provenance_record
+from metamed.tasks import TaskSet, TaskSplit
+
+__all__ = ["BenchmarkOutputs", "make_splits", "make_methods", "run_benchmark"]
+
+#: With at most this many tasks every task is held out in turn (leave-one-group-out);
+#: with more, one seeded random split keeps the run affordable.
+LOSO_MAX_TASKS = 6
+
+
+@dataclass(frozen=True)
+class BenchmarkOutputs:
+    out_dir: Path
+    results_csv: Path
+    results_parquet: Path
+    predictions_parquet: Path
+    config_json: Path
+    report_html: Path
+    protocol: ProtocolResult
+
+
+def make_splits(taskset: TaskSet, split: str, seed: int) -> list[TaskSplit]:
+    """``"loso"`` (leave one task out), ``"random"``, or ``"auto"`` (loso for few tasks)."""
+    if split == "auto":
+        split = "loso" if len(taskset) <= LOSO_MAX_TASKS else "random"
+    if split == "loso":
+        return list(taskset.leave_one_out())
+    if split == "random":
+        if len(taskset) < 3:
+            raise MetamedValueError(
+                f"A random task split needs at least 3 tasks, the cohort has {len(taskset)}; use --split loso."
+            )
+        return [taskset.random_split(test_fraction=0.25, val_fraction=0.15, seed=seed)]
+    raise MetamedValueError(f"Unknown split '{split}'; use one of auto, loso, random.")
+
+
+def make_methods(
+    names: Sequence[str], seed: int, overrides: dict[str, Any] | None = None
+) -> dict[str, MetaLearner]:
+    """Instantiate learners by name; ``overrides`` apply where a learner has that parameter."""
+    methods: dict[str, MetaLearner] = {}
+    for name in names:
+        learner = make_learner(name, random_state=seed)
+        extra = {k: v for k, v in (overrides or {}).items() if k in learner.get_params()}
+        methods[name] = make_learner(name, **{**learner.get_params(), **extra})
+    return methods
+
+
+def run_benchmark(
+    cohort: Cohort,
+    methods: Sequence[str],
+    out: Path,
+    config: ProtocolConfig,
+    task_col: str | None = None,
+    split: str = "auto",
+    overrides: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> BenchmarkOutputs:
+    """Run the protocol on ``cohort`` and write results, predictions, config and report."""
+    from metamed.report import write_report  # matplotlib is imported only when reporting
+
+    taskset = TaskSet(cohort, task_col)
+    splits = make_splits(taskset, split, config.seed)
+    learners = make_methods(methods, config.seed, overrides)
+    result = run_protocol(taskset, learners, splits, config, dataset=cohort.name, progress=progress)
+
+    run_config = {
+        "dataset": cohort.name,
+        "task_col": taskset.task_col,
+        "schema": cohort.schema.to_dict(),
+        "tasks": taskset.summary().to_dict(orient="records"),
+        "splits": [{"train": s.train, "val": s.val, "test": s.test} for s in splits],
+        "protocol": result.config,
+        "methods": {name: _jsonable(l.get_params()) for name, l in learners.items()},
+        "fit_seconds": result.fit_seconds,
+    }
+    provenance = provenance_record(data=cohort.provenance, config=run_config)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        result.results.to_csv(staging / "results.csv", index=False)
+        result.results.to_parquet(staging / "results.parquet", index=False)
+        result.predictions.to_parquet(staging / "predictions.parquet", index=False)
+        (staging / "config.json").write_text(json.dumps(provenance, indent=2, default=str))
+        baselines = [m for m in methods if m in BASELINES]
+        write_report(
+            result.results,
+            result.predictions,
+            provenance,
+            staging / "report.html",
+            title=f"metamed benchmark: {cohort.name}",
+            baselines=baselines,
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        for item in staging.iterdir():
+            item.replace(out / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return BenchmarkOutputs(
+        out,
+        out / "results.csv",
+        out / "results.parquet",
+        out / "predictions.parquet",
+        out / "config.json",
+        out / "report.html",
+        result,
+    )
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (int, float, str, bool, type(None), list, tuple)) else repr(v)) for k, v in params.items()}

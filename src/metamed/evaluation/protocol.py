@@ -1,0 +1,172 @@
+"""The episodic evaluation protocol.
+
+For every split (e.g. leave-one-site-out), preprocessing is fitted on the split's
+meta-train tasks only, every method is meta-trained once, and then for each held-out
+task, each support size K and each of R draws: a stratified support set is sampled,
+the method adapts to it, and the *rest of the task* is scored.  Episodes are drawn from
+a generator seeded by (seed, task, K, draw), so every method sees exactly the same
+support and query rows; this is what makes paired comparisons valid.
+
+Outputs are two tidy tables: ``results`` (method, dataset, task, k, draw, metric, value)
+and ``predictions`` (method, dataset, task, k, draw, y_true, y_prob) for calibration plots.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from metamed.data.preprocess import Preprocessor, make_tasks
+from metamed.errors import MetamedValueError
+from metamed.evaluation.metrics import binary_metrics, numeric_metrics
+from metamed.learners.base import MetaLearner
+from metamed.tasks import Task, TaskSet, TaskSplit, max_support_size, sample_support_query
+
+__all__ = ["ProtocolConfig", "ProtocolResult", "run_protocol", "episode_rng", "check_shots"]
+
+#: progress callback: (description, completed units, total units)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """Support sizes, number of random draws per (task, K), and the master seed."""
+
+    shots: tuple[int, ...] = (5, 10, 20, 40)
+    draws: int = 20
+    seed: int = 0
+    #: meta-val tasks taken from each split's training tasks, for early stopping.  With
+    #: few tasks (4 hospitals) no task can be spared, and learners run a fixed budget.
+    val_fraction: float = 0.0
+    #: predictions are kept for these K values only (reliability diagrams); None = all.
+    keep_predictions_for: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.shots or any(int(k) < 1 for k in self.shots):
+            raise MetamedValueError(f"shots must be positive integers, got {self.shots}.")
+        if self.draws < 1:
+            raise MetamedValueError(f"draws must be >= 1, got {self.draws}.")
+
+
+@dataclass
+class ProtocolResult:
+    results: pd.DataFrame
+    predictions: pd.DataFrame
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+
+def episode_rng(seed: int, task: str, k: int, draw: int) -> np.random.Generator:
+    """The generator that draws one episode: identical for every method."""
+    return np.random.default_rng([seed, zlib.crc32(task.encode()), k, draw])
+
+
+def check_shots(tasks: Iterable[Task], shots: Sequence[int]) -> None:
+    """Fail early, before any work, if some K does not fit some held-out task."""
+    for task in tasks:
+        limit = max_support_size(task)
+        if limit == 0:
+            raise MetamedValueError(
+                f"Held-out task '{task.name}' has a single outcome class in all {len(task)} rows; "
+                "a support set needs both classes. Drop this task."
+            )
+        too_big = [k for k in shots if k > limit]
+        if too_big:
+            raise MetamedValueError(
+                f"K={max(too_big)} is larger than held-out task '{task.name}' allows ({len(task)} "
+                f"patients, at least one must be left to score). Use --shots with values <= {limit}."
+            )
+        if task.outcome_type == "binary" and min(shots) < 2:
+            raise MetamedValueError(
+                "K=1 cannot hold both classes of a binary outcome; use K >= 2."
+            )
+
+
+def _score(task: Task, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    return binary_metrics(y, p) if task.outcome_type == "binary" else numeric_metrics(y, p)
+
+
+def run_protocol(
+    taskset: TaskSet,
+    methods: dict[str, MetaLearner],
+    splits: Sequence[TaskSplit],
+    config: ProtocolConfig,
+    dataset: str,
+    progress: Progress | None = None,
+) -> ProtocolResult:
+    """Meta-train each method on each split and score it on the held-out tasks.
+
+    ``methods`` maps a method name to an *unfitted* learner; each split gets a fresh clone.
+    """
+    if not methods:
+        raise MetamedValueError("No methods to evaluate; pass at least one method name.")
+    n_episodes = sum(len(s.test) for s in splits) * len(config.shots) * config.draws * len(methods)
+    total = len(splits) * len(methods) + n_episodes
+    done = 0
+
+    def tick(what: str, n: int = 1) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(what, done, total)
+
+    rows: list[dict] = []
+    preds: list[pd.DataFrame] = []
+    fit_seconds: dict[str, float] = {}
+    for split in splits:
+        prep = Preprocessor(taskset.cohort.schema).fit(taskset.frames(split.train))
+        train = make_tasks(taskset, split.train, prep)
+        val = make_tasks(taskset, split.val, prep) if split.val else None
+        test = make_tasks(taskset, split.test, prep)
+        check_shots(test, config.shots)
+        for name, template in methods.items():
+            learner = template.clone()
+            start = time.perf_counter()
+            learner.meta_fit(train, val_tasks=val)
+            fit_seconds[f"{name}|{','.join(split.test)}"] = time.perf_counter() - start
+            tick(f"meta-trained {name} (held out: {', '.join(split.test)})")
+            for task in test:
+                for k in config.shots:
+                    for draw in range(config.draws):
+                        support_idx, query_idx = sample_support_query(
+                            task, k, episode_rng(config.seed, task.name, k, draw)
+                        )
+                        model = learner.adapt(task.subset(support_idx))
+                        query = task.subset(query_idx)
+                        # binary: P(y=1); numeric: the predicted value
+                        predict = model.predict_proba if task.outcome_type == "binary" else model.predict
+                        p = np.asarray(predict(query.X), dtype=float)
+                        for metric, value in _score(task, query.y, p).items():
+                            rows.append(
+                                {
+                                    "method": name,
+                                    "dataset": dataset,
+                                    "task": task.name,
+                                    "k": k,
+                                    "draw": draw,
+                                    "metric": metric,
+                                    "value": float(value),
+                                }
+                            )
+                        if config.keep_predictions_for is None or k in config.keep_predictions_for:
+                            preds.append(
+                                pd.DataFrame(
+                                    {
+                                        "method": name,
+                                        "dataset": dataset,
+                                        "task": task.name,
+                                        "k": k,
+                                        "draw": draw,
+                                        "y_true": query.y,
+                                        "y_prob": p,
+                                    }
+                                )
+                            )
+                        tick(f"{name}: {task.name}, K={k}")
+    predictions = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
+    return ProtocolResult(pd.DataFrame(rows), predictions, fit_seconds, asdict(config))

@@ -1,0 +1,57 @@
+"""Provenance: what produced a result (data checksums, config, seeds, versions)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import metamed
+
+__all__ = ["package_versions", "provenance_record"]
+
+_PACKAGES = ("numpy", "pandas", "torch", "scikit-learn", "lightgbm", "scipy", "gymnasium", "matplotlib")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"metamed": metamed.__version__, "python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def provenance_record(data: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Everything needed to reproduce a run, as one JSON-serialisable dict."""
+    import torch
+
+    return {
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "data": data,
+        "config": config,
+        "versions": package_versions(),
+        "git_commit": _git_commit(),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "torch_threads": torch.get_num_threads(),
+        },
+    }

@@ -1,0 +1,130 @@
+"""The protocol must never let a held-out task's query rows or labels reach training or adaptation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import metamed.evaluation.protocol as protocol
+from metamed.data import Cohort, Schema
+from metamed.errors import MetamedValueError
+from metamed.evaluation.protocol import ProtocolConfig, run_protocol
+from metamed.learners.base import AdaptedModel, MetaLearner
+from metamed.tasks import TaskSet
+
+
+def small_cohort(n_sites: int = 4, n: int = 40, seed: int = 0) -> Cohort:
+    rng = np.random.default_rng(seed)
+    frames = []
+    for s in range(n_sites):
+        x = rng.normal(size=(n, 3)) + s * 0.3
+        logit = x @ np.array([1.5, -1.0, 0.5]) + rng.normal(0, 0.3)
+        y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+        y[:2] = [0, 1]  # both classes in every site
+        frame = pd.DataFrame(x, columns=["a", "b", "c"])
+        frame["kind"] = rng.choice(["p", "q"], n)
+        frame["site"] = f"site{s}"
+        frame["died"] = y
+        frames.append(frame)
+    schema = Schema(outcome="died", numeric=("a", "b", "c"), categorical=("kind",), group=("site",))
+    return Cohort("toy", pd.concat(frames, ignore_index=True), schema, {"source": "test"})
+
+
+class _Adapted(AdaptedModel):
+    def __init__(self, log: list, support_X: np.ndarray) -> None:
+        self.log, self.support_X = log, support_X
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        self.log.append(("predict", X.copy()))
+        return np.full(len(X), 0.5)
+
+
+class SpyLearner(MetaLearner):
+    """Records everything it is given."""
+
+    LOG: list = []
+
+    def __init__(self, random_state: int = 0) -> None:
+        self.random_state = random_state
+
+    def meta_fit(self, train_tasks, val_tasks=None):
+        self.LOG.append(("meta_fit", [t.name for t in train_tasks], [t.X.copy() for t in train_tasks]))
+        self.n_features_ = train_tasks[0].n_features
+        return self
+
+    def adapt(self, support):
+        self.LOG.append(("adapt", support.name, support.X.copy(), support.y.copy()))
+        return _Adapted(self.LOG, support.X)
+
+
+def test_no_query_row_or_label_reaches_adaptation(monkeypatch):
+    SpyLearner.LOG.clear()
+    drawn: list = []
+    real_sample = protocol.sample_support_query
+
+    def recording_sample(task, k, rng, n_query=None):
+        s, q = real_sample(task, k, rng, n_query)
+        drawn.append((task, s, q))
+        return s, q
+
+    monkeypatch.setattr(protocol, "sample_support_query", recording_sample)
+    fit_frames: list[pd.DataFrame] = []
+    real_fit = protocol.Preprocessor.fit
+
+    def recording_fit(self, frame):
+        fit_frames.append(frame.copy())
+        return real_fit(self, frame)
+
+    monkeypatch.setattr(protocol.Preprocessor, "fit", recording_fit)
+    cohort = small_cohort()
+    taskset = TaskSet(cohort, "site")
+    splits = list(taskset.leave_one_out())
+    run_protocol(
+        taskset, {"spy": SpyLearner()}, splits, ProtocolConfig(shots=(4, 8), draws=3), "toy"
+    )
+
+    # preprocessing of each split saw only that split's training sites
+    assert len(fit_frames) == len(splits)
+    for frame, split in zip(fit_frames, splits):
+        assert set(frame["site"]) == set(split.train)
+
+    fits = [e for e in SpyLearner.LOG if e[0] == "meta_fit"]
+    for (_, names, _), split in zip(fits, splits):
+        assert set(names) == set(split.train) and not set(names) & set(split.test)
+
+    adapts = [e for e in SpyLearner.LOG if e[0] == "adapt"]
+    predicts = [e for e in SpyLearner.LOG if e[0] == "predict"]
+    assert len(adapts) == len(drawn) == len(predicts) == 4 * 2 * 3
+    for (_, name, X, y), (_, Xq), (task, s, q) in zip(adapts, predicts, drawn):
+        assert name == task.name
+        assert not set(s) & set(q)
+        np.testing.assert_array_equal(X, task.X[s])  # adapt got exactly the support rows...
+        np.testing.assert_array_equal(y, task.y[s])
+        query_rows = {r.tobytes() for r in task.X[q]}
+        assert not any(r.tobytes() in query_rows for r in X)  # ...and no query row
+        np.testing.assert_array_equal(Xq, task.X[q])  # the query is scored without labels
+        assert len(s) + len(q) == len(task)  # score on the rest of the task
+
+
+def test_same_episodes_for_every_method():
+    cohort = small_cohort()
+    taskset = TaskSet(cohort, "site")
+    splits = list(taskset.leave_one_out())[:1]
+    SpyLearner.LOG.clear()
+    run_protocol(taskset, {"a": SpyLearner(), "b": SpyLearner()}, splits, ProtocolConfig(shots=(4,), draws=2), "toy")
+    adapts = [e for e in SpyLearner.LOG if e[0] == "adapt"]
+    first, second = adapts[:2], adapts[2:]
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a[2], b[2])
+
+
+def test_k_too_large_fails_before_any_training():
+    cohort = small_cohort(n=10)
+    taskset = TaskSet(cohort, "site")
+    SpyLearner.LOG.clear()
+    with pytest.raises(MetamedValueError, match="K=50 is larger than held-out task"):
+        run_protocol(
+            taskset, {"spy": SpyLearner()}, list(taskset.leave_one_out()), ProtocolConfig(shots=(50,)), "toy"
+        )
+    assert not [e for e in SpyLearner.LOG if e[0] == "meta_fit"]
