@@ -1,0 +1,612 @@
+"""Batched UVA/Padova type-1-diabetes patient model (simulated patients, not real people).
+
+This module implements the UVA/Padova 2008 glucose-insulin model (Dalla Man, Rizza &
+Cobelli, IEEE Trans Biomed Eng 2007; Kovatchev et al., J Diabetes Sci Technol 2009;
+parameters of Dalla Man et al., J Diabetes Sci Technol 2014) in the form used by the
+open-source simulator ``simglucose`` 0.2.11 (Jinyu Xie, MIT licence): the same 13
+states, parameters, units, gastric-emptying meal logic and insulin input conversion.
+The code is written from the published equations; simglucose is only the reference the
+tests compare against (``tests/dosing/test_fidelity.py``) and is not a dependency.
+
+Every array holds a *batch* of ``N`` virtual patients, so one :meth:`UVAPadova.step`
+call advances all of them by one minute with a fixed-step Runge-Kutta integrator.
+
+Public API
+----------
+``load_virtual_patients(names=None)`` -> :class:`VirtualPatients`
+    The 30 simglucose virtual patients (or a subset: a list of names, or an age group
+    ``"adolescent"``, ``"adult"``, ``"child"``), with model parameters and therapy
+    constants (carbohydrate ratio ``carb_ratio_g_per_u``, correction factor
+    ``correction_factor_mg_dl_per_u``, total daily insulin ``total_daily_insulin_u``,
+    steady-state basal ``basal_u_per_h`` / ``basal_u_per_min``, ``body_weight_kg``,
+    ``age_years``, ``age_group``).
+``UVAPadova(patients, substeps=...)``
+    The batched model.  Time step is always one minute (``UVAPadova.DT_MIN``), as in
+    simglucose; ``substeps`` Runge-Kutta-4 sub-steps are taken inside each minute.
+
+    - ``initial_state(rng=None)`` -> :class:`PatientState` (simglucose's steady state;
+      with ``rng`` the glucose states are randomised as simglucose's ``random_init_bg``).
+    - ``step(state, carbs_g, insulin_u_per_min)`` -> new :class:`PatientState`
+      (the input state is not modified).  ``carbs_g`` (shape ``(N,)``) is the
+      carbohydrate *announced* at this minute, in grams: it is added to the patient's
+      plate and eaten at ``EAT_RATE_G_PER_MIN`` = 5 g/min over the following minutes,
+      exactly as simglucose's patient does with the scenario's meal amount.
+      ``insulin_u_per_min`` (shape ``(N,)``) is the insulin infusion rate held over the
+      minute (basal + bolus, U/min); a bolus of B units given in one minute is a rate
+      of B U/min for that minute.
+    - ``run(state, carbs_g, insulin_u_per_min)`` with inputs of shape ``(T, N)`` ->
+      ``(final_state, Trajectory)`` for open-loop simulation of ``T`` minutes.
+    - ``plasma_glucose_mg_dl(state)``: blood (plasma) glucose ``Gp / Vg``.
+    - ``subcutaneous_glucose_mg_dl(state)``: interstitial glucose ``Gs / Vg``, what a
+      CGM measures.  NOTE: simglucose's reported "BG" is this subcutaneous value.
+    - ``basal_u_per_min``: the insulin rate that keeps each patient at steady state.
+
+States (index in ``PatientState.x``, shape ``(13, N)``, units as simglucose):
+0 ``Qsto1`` solid glucose in stomach (mg), 1 ``Qsto2`` liquid glucose in stomach (mg),
+2 ``Qgut`` glucose in intestine (mg), 3 ``Gp`` plasma glucose (mg/kg),
+4 ``Gt`` tissue glucose (mg/kg), 5 ``Ip`` plasma insulin (pmol/kg),
+6 ``X`` insulin action on glucose utilisation (pmol/L), 7 ``I1`` delayed insulin
+(pmol/L), 8 ``Id`` insulin action on production (pmol/L), 9 ``Il`` liver insulin
+(pmol/kg), 10 ``Isc1`` and 11 ``Isc2`` subcutaneous insulin (pmol/kg),
+12 ``Gs`` subcutaneous glucose (mg/kg).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+from metamed.errors import MetamedTypeError, MetamedValueError, unknown_name
+
+__all__ = [
+    "AGE_GROUPS",
+    "EAT_RATE_G_PER_MIN",
+    "N_STATES",
+    "PMOL_PER_U",
+    "STATE_NAMES",
+    "PatientState",
+    "Trajectory",
+    "UVAPadova",
+    "VirtualPatients",
+    "load_virtual_patients",
+]
+
+#: Insulin unit conversion, 1 U = 6000 pmol (simglucose ``InsulinPump.U2PMOL``).
+PMOL_PER_U = 6000.0
+#: Rate at which an announced meal is eaten (simglucose ``T1DPatient.EAT_RATE``), g/min.
+EAT_RATE_G_PER_MIN = 5.0
+#: Number of model states.
+N_STATES = 13
+#: State names in order (Dalla Man et al. 2007 notation).
+STATE_NAMES = (
+    "Qsto1",
+    "Qsto2",
+    "Qgut",
+    "Gp",
+    "Gt",
+    "Ip",
+    "X",
+    "I1",
+    "Id",
+    "Il",
+    "Isc1",
+    "Isc2",
+    "Gs",
+)
+#: Age groups of the simglucose virtual cohort (10 patients each).
+AGE_GROUPS = ("adolescent", "adult", "child")
+
+# Model parameters read from vpatient_params.csv (simglucose column names).
+_MODEL_PARAMS = (
+    "BW",
+    "Gb",
+    "Ib",
+    "kabs",
+    "kmax",
+    "kmin",
+    "b",
+    "d",
+    "Vg",
+    "Vi",
+    "Vmx",
+    "Km0",
+    "k2",
+    "k1",
+    "p2u",
+    "m1",
+    "m2",
+    "m4",
+    "m30",
+    "ki",
+    "kp1",
+    "kp2",
+    "kp3",
+    "f",
+    "ke1",
+    "ke2",
+    "Fsnc",
+    "Vm0",
+    "kd",
+    "ksc",
+    "ka1",
+    "ka2",
+    "u2ss",
+)
+# States whose derivative is zeroed when the state is negative (simglucose's guard that
+# keeps concentrations non-negative).
+_NONNEG_STATES = (3, 4, 5, 9, 10, 11, 12)
+
+
+def _read_packaged_csv(filename: str) -> pd.DataFrame:
+    # The attribution header is a block of leading "#" lines.  pandas' comment="#" cannot
+    # be used because patient names themselves contain "#" ("adult#001").
+    text = resources.files("metamed.dosing.params").joinpath(filename).read_text("utf-8")
+    lines = text.splitlines()
+    n_header = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    return pd.read_csv(io.StringIO("\n".join(lines[n_header:])))
+
+
+@dataclass(frozen=True)
+class VirtualPatients:
+    """A batch of simglucose virtual patients (simulated, not real people).
+
+    Attributes
+    ----------
+    names : tuple of str
+        Patient names such as ``"adult#001"``; the order defines the batch axis.
+    params : dict of str to ndarray
+        UVA/Padova parameters, each of shape ``(N,)``, keyed by simglucose column name
+        (``BW`` kg, ``Vg`` dL/kg, ``u2ss`` pmol/(kg min), ...).
+    initial_state_x : ndarray, shape (13, N)
+        Steady-state initial condition ``x0_1 .. x0_13`` from the parameter file.
+    carb_ratio_g_per_u, correction_factor_mg_dl_per_u, total_daily_insulin_u, age_years : ndarray
+        Therapy constants from simglucose's ``Quest.csv``, shape ``(N,)``.
+    """
+
+    names: tuple[str, ...]
+    params: dict[str, np.ndarray]
+    initial_state_x: np.ndarray
+    carb_ratio_g_per_u: np.ndarray
+    correction_factor_mg_dl_per_u: np.ndarray
+    total_daily_insulin_u: np.ndarray
+    age_years: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def age_group(self) -> tuple[str, ...]:
+        """Age group of each patient (``"adolescent"``, ``"adult"`` or ``"child"``)."""
+        return tuple(n.split("#")[0] for n in self.names)
+
+    @property
+    def body_weight_kg(self) -> np.ndarray:
+        """Body weight, kg, shape ``(N,)``."""
+        return self.params["BW"]
+
+    @property
+    def basal_u_per_min(self) -> np.ndarray:
+        """Steady-state basal insulin rate ``u2ss * BW / 6000``, U/min, shape ``(N,)``."""
+        return self.params["u2ss"] * self.params["BW"] / PMOL_PER_U
+
+    @property
+    def basal_u_per_h(self) -> np.ndarray:
+        """Steady-state basal insulin rate, U/h, shape ``(N,)``."""
+        return self.basal_u_per_min * 60.0
+
+    def select(self, names: Sequence[str] | str) -> VirtualPatients:
+        """Return the sub-batch with the given names (or age group), in that order."""
+        idx = _resolve_names(self.names, names)
+        return VirtualPatients(
+            names=tuple(self.names[i] for i in idx),
+            params={k: v[idx].copy() for k, v in self.params.items()},
+            initial_state_x=self.initial_state_x[:, idx].copy(),
+            carb_ratio_g_per_u=self.carb_ratio_g_per_u[idx].copy(),
+            correction_factor_mg_dl_per_u=self.correction_factor_mg_dl_per_u[idx].copy(),
+            total_daily_insulin_u=self.total_daily_insulin_u[idx].copy(),
+            age_years=self.age_years[idx].copy(),
+        )
+
+
+def _resolve_names(available: Sequence[str], names: Sequence[str] | str | None) -> list[int]:
+    if names is None:
+        return list(range(len(available)))
+    if isinstance(names, str):
+        if names in AGE_GROUPS:
+            return [i for i, n in enumerate(available) if n.split("#")[0] == names]
+        names = [names]
+    if not isinstance(names, Sequence):
+        raise MetamedTypeError(
+            "Virtual patient selection must be None, an age group "
+            f"({', '.join(AGE_GROUPS)}) or a list of names; received {type(names).__name__}."
+        )
+    lookup = {n: i for i, n in enumerate(available)}
+    out = []
+    for n in names:
+        if n not in lookup:
+            raise unknown_name("virtual patient", str(n), available)
+        out.append(lookup[n])
+    if not out:
+        raise MetamedValueError(
+            "Virtual patient selection is empty: expected at least one name, received an "
+            "empty list. Pass None for all 30 patients."
+        )
+    return out
+
+
+def load_virtual_patients(names: Sequence[str] | str | None = None) -> VirtualPatients:
+    """Load the simglucose virtual patients shipped with metamed.
+
+    Parameters
+    ----------
+    names : None, str or sequence of str
+        ``None`` for all 30 patients (order: adolescent#001-010, adult#001-010,
+        child#001-010); an age group ``"adolescent"``, ``"adult"`` or ``"child"``; a
+        single name; or a list of names (the order is kept).
+
+    Returns
+    -------
+    VirtualPatients
+
+    Raises
+    ------
+    UnknownNameError
+        If a name is not one of the 30 patients (with a "did you mean" hint).
+
+    Notes
+    -----
+    Data: simglucose 0.2.11 (Jinyu Xie, MIT licence), parameters from the UVA/Padova
+    simulator (Dalla Man et al. 2014). These are simulated patients, not real people.
+    """
+    vp = _read_packaged_csv("vpatient_params.csv")
+    quest = _read_packaged_csv("quest.csv").set_index("Name").loc[vp["Name"]]
+    x0_cols = [c for c in vp.columns if c.startswith("x0_")]
+    if len(x0_cols) != N_STATES:  # pragma: no cover - guards a corrupted package file
+        raise MetamedValueError(
+            f"vpatient_params.csv has {len(x0_cols)} initial-state columns; expected {N_STATES}."
+        )
+    all_patients = VirtualPatients(
+        names=tuple(vp["Name"]),
+        params={k: vp[k].to_numpy(dtype=float) for k in _MODEL_PARAMS},
+        initial_state_x=vp[x0_cols].to_numpy(dtype=float).T.copy(),
+        carb_ratio_g_per_u=quest["CR"].to_numpy(dtype=float),
+        correction_factor_mg_dl_per_u=quest["CF"].to_numpy(dtype=float),
+        total_daily_insulin_u=quest["TDI"].to_numpy(dtype=float),
+        age_years=quest["Age"].to_numpy(dtype=float),
+    )
+    if names is None:
+        return all_patients
+    return all_patients.select(names)
+
+
+@dataclass(frozen=True)
+class PatientState:
+    """State of a batch of ``N`` patients at one minute.
+
+    Attributes
+    ----------
+    x : ndarray, shape (13, N)
+        Model states (see :data:`STATE_NAMES` and the module docstring for units).
+    planned_carbs_g : ndarray, shape (N,)
+        Announced carbohydrate not yet eaten, g.
+    last_eaten_g : ndarray, shape (N,)
+        Carbohydrate eaten during the previous minute, g (detects meal start/end).
+    meal_start_qsto_mg : ndarray, shape (N,)
+        Stomach content ``Qsto1 + Qsto2`` when the current/last meal started, mg.
+    meal_eaten_g : ndarray, shape (N,)
+        Carbohydrate eaten so far in the current/last meal, g.  With
+        ``meal_start_qsto_mg`` it forms ``Dbar`` of the gastric-emptying model.
+    is_eating : ndarray of bool, shape (N,)
+    t_min : int
+        Minutes simulated since the start.
+    """
+
+    x: np.ndarray
+    planned_carbs_g: np.ndarray
+    last_eaten_g: np.ndarray
+    meal_start_qsto_mg: np.ndarray
+    meal_eaten_g: np.ndarray
+    is_eating: np.ndarray
+    t_min: int = 0
+
+    @property
+    def n_patients(self) -> int:
+        return int(self.x.shape[1])
+
+    def copy(self) -> PatientState:
+        """Deep copy (the arrays are copied)."""
+        return dataclasses.replace(
+            self,
+            **{
+                f.name: getattr(self, f.name).copy()
+                for f in dataclasses.fields(self)
+                if f.name != "t_min"
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Per-minute record of an open-loop :meth:`UVAPadova.run`.
+
+    All arrays have shape ``(T + 1, N)``: row 0 is the initial state, row ``t`` the
+    state after ``t`` minutes.
+    """
+
+    plasma_glucose_mg_dl: np.ndarray
+    subcutaneous_glucose_mg_dl: np.ndarray
+
+
+class UVAPadova:
+    """Batched UVA/Padova T1D patient model with a fixed 1-minute step.
+
+    Parameters
+    ----------
+    patients : VirtualPatients
+        The batch of ``N`` patients.
+    substeps : int, default 1
+        Runge-Kutta-4 sub-steps per minute.  The meal and insulin inputs are held
+        constant over each minute, as in simglucose.  One sub-step matches simglucose's
+        adaptive Dormand-Prince solution to well within 2 mg/dL (see
+        ``tests/dosing/test_fidelity.py``); more sub-steps only cost time.
+
+    Notes
+    -----
+    Equations (Dalla Man et al. 2007 with the simglucose 0.2.11 conventions): the
+    gastric-emptying rate ``kgut`` depends on the stomach content relative to
+    ``Dbar = meal_start_qsto_mg + 1000 * meal_eaten_g`` (mg), endogenous glucose
+    production is clipped at zero, renal excretion above the threshold ``ke2``,
+    Michaelis-Menten insulin-dependent utilisation, subcutaneous insulin in
+    pmol/kg/min converted from U/min as ``u * 6000 / BW``.
+    """
+
+    #: Model time step, minutes (simglucose ``T1DPatient.SAMPLE_TIME``).
+    DT_MIN: float = 1.0
+
+    def __init__(self, patients: VirtualPatients, substeps: int = 1) -> None:
+        if not isinstance(patients, VirtualPatients):
+            raise MetamedTypeError(
+                "UVAPadova expects a VirtualPatients batch (from load_virtual_patients); "
+                f"received {type(patients).__name__}."
+            )
+        if not isinstance(substeps, (int, np.integer)) or substeps < 1:
+            raise MetamedValueError(
+                f"substeps must be a positive integer (Runge-Kutta-4 steps per minute); "
+                f"received {substeps!r}. Use 1 (default) or more for extra accuracy."
+            )
+        self.patients = patients
+        self.substeps = int(substeps)
+        p = patients.params
+        self._p = {k: v.astype(float).copy() for k, v in p.items()}
+        self.n_patients = len(patients)
+
+    # ------------------------------------------------------------------ outputs
+    @property
+    def basal_u_per_min(self) -> np.ndarray:
+        """Steady-state basal insulin rate of each patient, U/min, shape ``(N,)``."""
+        return self.patients.basal_u_per_min
+
+    def plasma_glucose_mg_dl(self, state: PatientState) -> np.ndarray:
+        """Plasma (blood) glucose ``Gp / Vg``, mg/dL, shape ``(N,)``."""
+        return state.x[3] / self._p["Vg"]
+
+    def subcutaneous_glucose_mg_dl(self, state: PatientState) -> np.ndarray:
+        """Subcutaneous (interstitial) glucose ``Gs / Vg``, mg/dL, shape ``(N,)``.
+
+        This is what a CGM measures and what simglucose reports as ``BG``.
+        """
+        return state.x[12] / self._p["Vg"]
+
+    # ------------------------------------------------------------------ state
+    def initial_state(self, rng: np.random.Generator | None = None) -> PatientState:
+        """Steady-state initial condition of every patient.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator, optional
+            When given, ``Gp``, ``Gt`` and ``Gs`` are drawn from independent normals with
+            mean equal to the steady-state value and variance ``0.1 * value`` (the
+            ``random_init_bg`` option of simglucose), one draw per patient.
+        """
+        x = self.patients.initial_state_x.astype(float).copy()
+        if rng is not None:
+            if not isinstance(rng, np.random.Generator):
+                raise MetamedTypeError(
+                    "rng must be a numpy.random.Generator (np.random.default_rng(seed)); "
+                    f"received {type(rng).__name__}."
+                )
+            for i in (3, 4, 12):
+                x[i] = rng.normal(x[i], np.sqrt(0.1 * x[i]))
+        n = self.n_patients
+        return PatientState(
+            x=x,
+            planned_carbs_g=np.zeros(n),
+            last_eaten_g=np.zeros(n),
+            meal_start_qsto_mg=x[0] + x[1],
+            meal_eaten_g=np.zeros(n),
+            is_eating=np.zeros(n, dtype=bool),
+            t_min=0,
+        )
+
+    # ------------------------------------------------------------------ dynamics
+    def _check_input(self, value: np.ndarray | float, name: str, unit: str) -> np.ndarray:
+        arr = np.broadcast_to(np.asarray(value, dtype=float), (self.n_patients,))
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise MetamedValueError(
+                f"{name} must be finite and >= 0 ({unit}) for each of the {self.n_patients} "
+                f"patients; received min={np.nanmin(arr)!r}, "
+                f"non-finite={int(np.sum(~np.isfinite(arr)))}. Clip or fix the input."
+            )
+        return arr
+
+    def step(
+        self,
+        state: PatientState,
+        carbs_g: np.ndarray | float,
+        insulin_u_per_min: np.ndarray | float,
+    ) -> PatientState:
+        """Advance every patient by one minute.
+
+        Parameters
+        ----------
+        state : PatientState
+            Current state (not modified).
+        carbs_g : array_like, shape (N,) or scalar
+            Carbohydrate announced at this minute, g; eaten at 5 g/min from now on.
+        insulin_u_per_min : array_like, shape (N,) or scalar
+            Insulin infusion rate held over this minute, U/min.
+
+        Returns
+        -------
+        PatientState
+            The state one minute later.
+        """
+        carbs = self._check_input(carbs_g, "carbs_g", "grams announced this minute")
+        insulin = self._check_input(insulin_u_per_min, "insulin_u_per_min", "U/min")
+        return self._step_unchecked(state, carbs, insulin)
+
+    def _step_unchecked(
+        self, state: PatientState, carbs: np.ndarray, insulin: np.ndarray
+    ) -> PatientState:
+        # Meal bookkeeping, in simglucose's order: announce -> eat at most EAT_RATE ->
+        # detect meal start (reset Dbar's pieces) -> accumulate -> detect meal end.
+        planned = state.planned_carbs_g + carbs
+        to_eat = np.where(planned > 0, np.minimum(EAT_RATE_G_PER_MIN, planned), 0.0)
+        planned = np.maximum(planned - to_eat, 0.0)
+        starts = (to_eat > 0) & (state.last_eaten_g <= 0)
+        x = state.x
+        meal_start_qsto = np.where(starts, x[0] + x[1], state.meal_start_qsto_mg)
+        meal_eaten = np.where(starts, 0.0, state.meal_eaten_g)
+        is_eating = state.is_eating | starts
+        meal_eaten = np.where(is_eating, meal_eaten + to_eat, meal_eaten)
+        is_eating = is_eating & ~((to_eat <= 0) & (state.last_eaten_g > 0))
+
+        d_mg_per_min = to_eat * 1000.0
+        insulin_pmol_kg_min = insulin * PMOL_PER_U / self._p["BW"]
+        dbar_mg = meal_start_qsto + meal_eaten * 1000.0
+        x_new = self._integrate_minute(x, d_mg_per_min, insulin_pmol_kg_min, dbar_mg)
+        return PatientState(
+            x=x_new,
+            planned_carbs_g=planned,
+            last_eaten_g=to_eat,
+            meal_start_qsto_mg=meal_start_qsto,
+            meal_eaten_g=meal_eaten,
+            is_eating=is_eating,
+            t_min=state.t_min + 1,
+        )
+
+    def _integrate_minute(
+        self, x: np.ndarray, d: np.ndarray, ins: np.ndarray, dbar: np.ndarray
+    ) -> np.ndarray:
+        # Gastric-emptying shape constants depend only on Dbar, fixed within the minute.
+        p = self._p
+        has_meal = dbar > 0
+        safe_dbar = np.where(has_meal, dbar, 1.0)
+        aa = 5.0 / (2.0 * safe_dbar * (1.0 - p["b"]))
+        cc = 5.0 / (2.0 * safe_dbar * p["d"])
+        h = self.DT_MIN / self.substeps
+        for _ in range(self.substeps):
+            k1 = self._rhs(x, d, ins, dbar, has_meal, aa, cc)
+            k2 = self._rhs(x + (0.5 * h) * k1, d, ins, dbar, has_meal, aa, cc)
+            k3 = self._rhs(x + (0.5 * h) * k2, d, ins, dbar, has_meal, aa, cc)
+            k4 = self._rhs(x + h * k3, d, ins, dbar, has_meal, aa, cc)
+            x = x + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+        return x
+
+    def _rhs(
+        self,
+        x: np.ndarray,
+        d: np.ndarray,
+        ins: np.ndarray,
+        dbar: np.ndarray,
+        has_meal: np.ndarray,
+        aa: np.ndarray,
+        cc: np.ndarray,
+    ) -> np.ndarray:
+        p = self._p
+        dx = np.empty_like(x)
+        qsto = x[0] + x[1]
+        kmax, kmin = p["kmax"], p["kmin"]
+        kgut = np.where(
+            has_meal,
+            kmin
+            + (kmax - kmin)
+            / 2.0
+            * (np.tanh(aa * (qsto - p["b"] * dbar)) - np.tanh(cc * (qsto - p["d"] * dbar)) + 2.0),
+            kmax,
+        )
+        dx[0] = -kmax * x[0] + d
+        dx[1] = kmax * x[0] - kgut * x[1]
+        dx[2] = kgut * x[1] - p["kabs"] * x[2]
+
+        rat = p["f"] * p["kabs"] * x[2] / p["BW"]
+        egp = p["kp1"] - p["kp2"] * x[3] - p["kp3"] * x[8]
+        renal = np.where(x[3] > p["ke2"], p["ke1"] * (x[3] - p["ke2"]), 0.0)
+        dx[3] = np.maximum(egp, 0.0) + rat - p["Fsnc"] - renal - p["k1"] * x[3] + p["k2"] * x[4]
+        uid = (p["Vm0"] + p["Vmx"] * x[6]) * x[4] / (p["Km0"] + x[4])
+        dx[4] = -uid + p["k1"] * x[3] - p["k2"] * x[4]
+
+        dx[5] = -(p["m2"] + p["m4"]) * x[5] + p["m1"] * x[9] + p["ka1"] * x[10] + p["ka2"] * x[11]
+        plasma_insulin = x[5] / p["Vi"]
+        dx[6] = -p["p2u"] * x[6] + p["p2u"] * (plasma_insulin - p["Ib"])
+        dx[7] = -p["ki"] * (x[7] - plasma_insulin)
+        dx[8] = -p["ki"] * (x[8] - x[7])
+        dx[9] = -(p["m1"] + p["m30"]) * x[9] + p["m2"] * x[5]
+        dx[10] = ins - (p["ka1"] + p["kd"]) * x[10]
+        dx[11] = p["kd"] * x[10] - p["ka2"] * x[11]
+        dx[12] = -p["ksc"] * x[12] + p["ksc"] * x[3]
+        for i in _NONNEG_STATES:
+            dx[i] = np.where(x[i] >= 0, dx[i], 0.0)
+        return dx
+
+    def run(
+        self,
+        state: PatientState,
+        carbs_g: np.ndarray,
+        insulin_u_per_min: np.ndarray,
+    ) -> tuple[PatientState, Trajectory]:
+        """Open-loop simulation of ``T`` minutes.
+
+        Parameters
+        ----------
+        state : PatientState
+            Start state (not modified).
+        carbs_g, insulin_u_per_min : array_like, shape (T, N)
+            Per-minute inputs with the meaning of :meth:`step`.
+
+        Returns
+        -------
+        final_state : PatientState
+        trajectory : Trajectory
+            Glucose at every minute, shape ``(T + 1, N)``.
+        """
+        carbs = np.asarray(carbs_g, dtype=float)
+        insulin = np.asarray(insulin_u_per_min, dtype=float)
+        n = self.n_patients
+        if carbs.ndim != 2 or carbs.shape[1] != n or insulin.shape != carbs.shape:
+            raise MetamedValueError(
+                "run() expects carbs_g and insulin_u_per_min of equal shape (T, N) with "
+                f"N={n} patients; received {carbs.shape} and {insulin.shape}."
+            )
+        for arr, name in ((carbs, "carbs_g"), (insulin, "insulin_u_per_min")):
+            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                raise MetamedValueError(
+                    f"{name} must be finite and >= 0 everywhere; received min="
+                    f"{np.nanmin(arr)!r}, non-finite={int(np.sum(~np.isfinite(arr)))}."
+                )
+        n_min = carbs.shape[0]
+        bg = np.empty((n_min + 1, n))
+        sg = np.empty((n_min + 1, n))
+        bg[0] = self.plasma_glucose_mg_dl(state)
+        sg[0] = self.subcutaneous_glucose_mg_dl(state)
+        for t in range(n_min):
+            state = self._step_unchecked(state, carbs[t], insulin[t])
+            bg[t + 1] = self.plasma_glucose_mg_dl(state)
+            sg[t + 1] = self.subcutaneous_glucose_mg_dl(state)
+        return state, Trajectory(plasma_glucose_mg_dl=bg, subcutaneous_glucose_mg_dl=sg)
