@@ -1,0 +1,243 @@
+"""UCI Heart Disease, four sites: one task per hospital.
+
+Reads the four original ``processed.<site>.data`` files of the UCI "Heart Disease"
+dataset (Janosi, Steinbrunn, Pfisterer, Detrano; 1988; DOI 10.24432/C52P4X; CC BY 4.0):
+Cleveland Clinic Foundation (303 patients), Hungarian Institute of Cardiology (294),
+University Hospitals of Zurich and Basel (123) and the V.A. Medical Center, Long Beach
+(200).  The files have no header, 14 comma-separated columns and ``?`` for missing.
+
+What this loader does to the raw values, and why:
+
+* ``chol == 0`` means "not recorded" (all Switzerland and 49 V.A. patients), never a
+  real serum cholesterol, so it becomes missing.
+* ``trestbps == 0`` (one V.A. patient) is not a survivable resting blood pressure, so it
+  becomes missing too.
+* ``cp``, ``restecg``, ``slope`` and ``thal`` are codes without an order that a linear
+  model could use, so they are categorical, with the labels of the UCI documentation
+  (``heart-disease.names``).  ``sex``, ``fbs`` and ``exang`` are 0/1 and stay numeric;
+  ``ca`` (number of vessels, 0-3) is a count and stays numeric.
+* The outcome is ``disease = num > 0`` (any vessel with > 50 % diameter narrowing); the
+  0-4 ``num`` column is dropped so that it can never become an input by accident.
+* ``site`` (cleveland / hungarian / switzerland / va) is the group column.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from metamed.data.cohort import Cohort, Schema
+from metamed.errors import ChecksumError, DataNotFoundError, MetamedValueError
+
+__all__ = [
+    "UCI_HEART_FOLDER",
+    "UCI_HEART_SITES",
+    "UCI_HEART_RAW_COLUMNS",
+    "UCI_HEART_SCHEMA",
+    "load_uci_heart",
+    "read_uci_heart_file",
+]
+
+#: Folder of this dataset under the data directory.
+UCI_HEART_FOLDER = "uci-heart-disease"
+#: Sites in the order of the UCI archive; each is one ``processed.<site>.data`` file.
+UCI_HEART_SITES: tuple[str, ...] = ("cleveland", "hungarian", "switzerland", "va")
+#: Column order of the processed files (UCI ``heart-disease.names``, attributes 3-58 subset).
+UCI_HEART_RAW_COLUMNS: tuple[str, ...] = (
+    "age",
+    "sex",
+    "cp",
+    "trestbps",
+    "chol",
+    "fbs",
+    "restecg",
+    "thalach",
+    "exang",
+    "oldpeak",
+    "slope",
+    "ca",
+    "thal",
+    "num",
+)
+
+# Code labels from the UCI documentation (heart-disease.names, attributes 9, 19, 41, 51).
+CHEST_PAIN_LABELS = {
+    1: "typical_angina",
+    2: "atypical_angina",
+    3: "non_anginal_pain",
+    4: "asymptomatic",
+}
+RESTING_ECG_LABELS = {0: "normal", 1: "st_t_abnormality", 2: "lv_hypertrophy"}
+ST_SLOPE_LABELS = {1: "upsloping", 2: "flat", 3: "downsloping"}
+THAL_LABELS = {3: "normal", 6: "fixed_defect", 7: "reversible_defect"}
+_CODE_LABELS = {
+    "cp": CHEST_PAIN_LABELS,
+    "restecg": RESTING_ECG_LABELS,
+    "slope": ST_SLOPE_LABELS,
+    "thal": THAL_LABELS,
+}
+
+# Values recorded as 0 that are physiologically impossible and mean "not measured"
+# (documented for chol in the dataset's SOURCE.md; trestbps 0 mm Hg is not survivable).
+_ZERO_MEANS_MISSING = ("chol", "trestbps")
+
+UCI_HEART_SCHEMA = Schema(
+    outcome="disease",
+    numeric=("age", "sex", "trestbps", "chol", "fbs", "thalach", "exang", "oldpeak", "ca"),
+    categorical=("cp", "restecg", "slope", "thal"),
+    group=("site",),
+    outcome_type="binary",
+    units={
+        "age": "years",
+        "trestbps": "mm Hg",
+        "chol": "mg/dL",
+        "thalach": "bpm",
+        "oldpeak": "mm",  # ST depression induced by exercise relative to rest
+        "ca": "vessels",
+    },
+)
+
+UCI_HEART_LICENCE = "CC BY 4.0"
+UCI_HEART_CITATION = (
+    "Janosi A, Steinbrunn W, Pfisterer M, Detrano R. Heart Disease [dataset]. "
+    "UCI Machine Learning Repository; 1988. https://doi.org/10.24432/C52P4X"
+)
+UCI_HEART_HOMEPAGE = "https://archive.ics.uci.edu/dataset/45/heart+disease"
+
+
+def read_uci_heart_file(path: str | Path, site: str) -> pd.DataFrame:
+    """Read one ``processed.<site>.data`` file into a cleaned frame with a ``site`` column.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    site : str
+        Value of the ``site`` column.
+
+    Returns
+    -------
+    DataFrame
+        Columns of :data:`UCI_HEART_SCHEMA` (``disease`` instead of ``num``).
+    """
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path, header=None, na_values=["?"], dtype=float)
+    except ValueError as exc:  # a non-numeric cell other than "?"
+        raise MetamedValueError(
+            f"{path.name}: expected 14 numeric comma-separated values per line with '?' for "
+            f"missing, could not parse the file ({exc}). Re-fetch it: "
+            f"metamed data fetch uci-heart --dest DIR"
+        ) from exc
+    if raw.shape[1] != len(UCI_HEART_RAW_COLUMNS):
+        raise MetamedValueError(
+            f"{path.name}: expected {len(UCI_HEART_RAW_COLUMNS)} columns "
+            f"({', '.join(UCI_HEART_RAW_COLUMNS)}), found {raw.shape[1]}."
+        )
+    raw.columns = list(UCI_HEART_RAW_COLUMNS)
+    if raw["num"].isna().any():
+        raise MetamedValueError(f"{path.name}: the diagnosis column 'num' has missing values.")
+    frame = raw.drop(columns="num")
+    for col in _ZERO_MEANS_MISSING:
+        frame.loc[frame[col] == 0, col] = np.nan
+    for col, labels in _CODE_LABELS.items():
+        codes = frame[col]
+        unknown = sorted(set(codes.dropna().astype(int)) - set(labels))
+        if unknown or not (codes.dropna() == codes.dropna().round()).all():
+            raise MetamedValueError(
+                f"{path.name}: column '{col}' holds codes {unknown or 'with decimals'}; "
+                f"expected {sorted(labels)} (UCI heart-disease.names)."
+            )
+        frame[col] = codes.map(lambda v, labels=labels: np.nan if pd.isna(v) else labels[int(v)])
+        frame[col] = frame[col].astype(object)
+    frame["site"] = site
+    frame["disease"] = (raw["num"] > 0).astype(np.int64)
+    return frame
+
+
+def _resolve_folder(data_dir: str | Path | None) -> Path:
+    if data_dir is None:
+        env = os.environ.get("METAMED_DATA_DIR")
+        if not env:
+            raise DataNotFoundError(
+                "No data directory given for uci-heart and METAMED_DATA_DIR is not set. "
+                "Download the files with `metamed data fetch uci-heart --dest DIR` and pass "
+                "data_dir=DIR or set METAMED_DATA_DIR=DIR."
+            )
+        data_dir = env
+    root = Path(data_dir).expanduser()
+    # Accept either the data directory or the dataset folder itself.
+    if (root / UCI_HEART_FOLDER).is_dir():
+        return root / UCI_HEART_FOLDER
+    return root
+
+
+def load_uci_heart(data_dir: str | Path | None = None) -> Cohort:
+    """Load the four-site UCI Heart Disease cohort (920 patients, 4 tasks).
+
+    Parameters
+    ----------
+    data_dir : path-like, optional
+        The data directory holding ``uci-heart-disease/``, or that folder itself.
+        Defaults to the ``METAMED_DATA_DIR`` environment variable.
+
+    Returns
+    -------
+    Cohort
+        Named ``"uci-heart"``; provenance lists source, licence, citation and the sha256
+        of every file read, each verified against the registry.
+
+    Raises
+    ------
+    DataNotFoundError
+        A file is missing (the message names the fetch command).
+    ChecksumError
+        A file differs from the published one.
+    """
+    from metamed.data.sources import get_source, sha256_file  # late: sources imports us
+
+    folder = _resolve_folder(data_dir)
+    source = get_source("uci-heart")
+    expected = {f.name: f.sha256 for f in source.files}
+    frames = []
+    checksums: dict[str, str] = {}
+    for site in UCI_HEART_SITES:
+        name = f"processed.{site}.data"
+        path = folder / name
+        if not path.is_file():
+            raise DataNotFoundError(
+                f"uci-heart: file '{name}' not found in {folder}. Download the dataset with "
+                f"`metamed data fetch uci-heart --dest DIR` and point data_dir (or "
+                f"METAMED_DATA_DIR) at DIR."
+            )
+        digest = sha256_file(path)
+        _check_digest(path, digest, expected[name])
+        checksums[name] = digest
+        frames.append(read_uci_heart_file(path, site))
+    frame = pd.concat(frames, ignore_index=True)
+    columns = [*UCI_HEART_SCHEMA.features, "site", "disease"]
+    return Cohort(
+        name="uci-heart",
+        frame=frame[columns],
+        schema=UCI_HEART_SCHEMA,
+        provenance={
+            "source": "UCI Machine Learning Repository, Heart Disease (processed 14-attribute files)",
+            "licence": UCI_HEART_LICENCE,
+            "citation": UCI_HEART_CITATION,
+            "homepage": UCI_HEART_HOMEPAGE,
+            "checksums": checksums,
+            "cleaning": "'?' -> missing; chol == 0 and trestbps == 0 -> missing; disease = num > 0",
+        },
+    )
+
+
+def _check_digest(path: Path, digest: str, expected: str) -> None:
+    if digest != expected:
+        raise ChecksumError(
+            f"{path.name}: sha256 {digest} does not match the published {expected}. The file "
+            "is corrupted or a different version; delete it and re-fetch with "
+            "`metamed data fetch uci-heart --dest DIR`."
+        )

@@ -1,0 +1,65 @@
+"""Shared fixtures: where real datasets live, and the skip/fail rule for tests that need them.
+
+Rule: a test that needs real data is *skipped* only when ``METAMED_DATA_DIR`` is unset
+(a machine without data).  When the variable is set, missing data is a broken setup
+and the test *fails*, so that CI with data never passes silently by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA_DIR_ENV = "METAMED_DATA_DIR"
+
+
+def _data_dir_or_skip() -> Path:
+    value = os.environ.get(DATA_DIR_ENV, "").strip()
+    if not value:
+        pytest.skip(
+            f"needs real data: set {DATA_DIR_ENV} to the directory holding the dataset "
+            "folders (e.g. METAMED_DATA_DIR=/work/shared/data)"
+        )
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        pytest.fail(f"{DATA_DIR_ENV}={value} is set but that directory does not exist.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real-data directory from ``METAMED_DATA_DIR`` (skip if unset, fail if missing)."""
+    return _data_dir_or_skip()
+
+
+def require_dataset(folder: str) -> Path:
+    """Path of dataset ``folder`` under ``METAMED_DATA_DIR``.
+
+    Skips when the variable is unset; fails (never skips) when it is set but the
+    directory or the dataset's folder is missing.  Call it inside a test or fixture.
+    """
+    root = _data_dir_or_skip()
+    path = root / folder
+    if not path.is_dir():
+        pytest.fail(
+            f"{DATA_DIR_ENV}={root} is set but the dataset folder '{folder}' is missing there; "
+            f"fetch it (metamed data fetch ... --dest {root}) or unset {DATA_DIR_ENV}."
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def uci_heart_dir() -> Path:
+    """Folder of the UCI Heart Disease files (skip/fail rule as :func:`require_dataset`)."""
+    return require_dataset("uci-heart-disease")
+
+
+@pytest.fixture(scope="session")
+def need_dataset():
+    """:func:`require_dataset` as a fixture, for test modules that cannot import conftest.
+
+    Usage: ``def test_x(need_dataset): folder = need_dataset("support2")``.
+    """
+    return require_dataset
