@@ -16,6 +16,7 @@ from metamed.data.sources import (
     verify,
 )
 from metamed.data.synthetic import make_synthetic_cohort
+from metamed.data.table import cohort_from_table, infer_schema, load_table
 from metamed.data.uci_heart import load_uci_heart
 
 __all__ = [
@@ -27,9 +28,12 @@ __all__ = [
     "DatasetSource",
     "Preprocessor",
     "Schema",
+    "cohort_from_table",
     "dataset_names",
     "get_source",
+    "infer_schema",
     "load_dataset",
+    "load_table",
     "load_uci_heart",
     "make_synthetic_cohort",
     "make_tasks",

@@ -1,0 +1,408 @@
+"""Bring your own data: read a CSV / Parquet table and declare its column roles.
+
+The rules are deliberately simple and predictable, so that a user can say in advance
+what metamed will do with each column:
+
+* numeric dtypes (int, float) are numeric features;
+* text, boolean and pandas ``category`` columns are categorical features;
+* a text column whose values are mostly numbers is an error (it is usually a numeric
+  column with a few typos such as ``"<5"`` or ``"n/a"``): clean it or declare it
+  categorical;
+* a text column with very many distinct values (an identifier, free text) is an error:
+  drop it or declare it categorical explicitly;
+* the outcome is binary when its values are within {0, 1}, numeric otherwise; a text
+  outcome must be recoded or given a ``positive_label``.
+
+Every problem raises one :class:`~metamed.errors.MetamedError` saying what is wrong
+and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from metamed.data.cohort import Cohort, Schema
+from metamed.data.preprocess import _category_key
+from metamed.errors import (
+    DataNotFoundError,
+    MetamedTypeError,
+    MetamedValueError,
+    unknown_name,
+)
+
+__all__ = ["load_table", "infer_schema", "cohort_from_table", "TABLE_SUFFIXES"]
+
+#: File endings load_table understands, and the reader for each.
+TABLE_SUFFIXES: dict[str, str] = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".tsv": "tsv",
+    ".tsv.gz": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+# A text column is "mostly numbers" when at least this share of its non-missing cells
+# parse as numbers: then the text cells are almost certainly typos or codes for missing.
+_MOSTLY_NUMERIC_SHARE = 0.8
+
+#: Default limit on distinct values of an undeclared text column (one-hot width).
+DEFAULT_MAX_LEVELS = 100
+
+
+def _table_kind(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in sorted(TABLE_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return TABLE_SUFFIXES[suffix]
+    raise MetamedValueError(
+        f"Cannot read '{path.name}': unknown file type. Expected one of "
+        f"{', '.join(TABLE_SUFFIXES)}; convert the table to CSV or Parquet."
+    )
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV (``.csv``, ``.csv.gz``), TSV or Parquet (``.parquet``, ``.pq``) table.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    DataFrame
+
+    Raises
+    ------
+    DataNotFoundError
+        No such file.
+    MetamedValueError
+        Unknown extension, or the file cannot be parsed (the parser's message is kept).
+    """
+    path = Path(path).expanduser()
+    kind = _table_kind(path)
+    if not path.is_file():
+        where = "is a directory" if path.is_dir() else "does not exist"
+        raise DataNotFoundError(f"Table file '{path}' {where}; check the path.")
+    try:
+        if kind == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        # pandas' ParserError/EmptyDataError and pyarrow's ArrowInvalid are ValueErrors.
+        raise MetamedValueError(
+            f"Cannot read '{path.name}' as {kind.upper()}: {type(exc).__name__}: {exc}. "
+            f"Check that the file is a valid {kind.upper()} file (UTF-8 text with a header "
+            "row for CSV/TSV)."
+        ) from exc
+    if frame.shape[1] == 0 or len(frame) == 0:
+        raise MetamedValueError(
+            f"Table '{path.name}' has {len(frame)} rows and {frame.shape[1]} columns; "
+            "a cohort needs at least one patient row and a header."
+        )
+    return frame
+
+
+def _check_columns(frame: pd.DataFrame, names: Sequence[str], what: str) -> None:
+    columns = [str(c) for c in frame.columns]
+    for name in names:
+        if name not in frame.columns:
+            error = unknown_name("column", name, columns)
+            raise type(error)(f"{what}: {error}")
+
+
+def _as_list(value: Sequence[str] | str | None, what: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    items = list(value)
+    if len(set(items)) != len(items):
+        dupes = sorted({c for c in items if items.count(c) > 1})
+        raise MetamedValueError(f"{what} lists {dupes} more than once.")
+    return items
+
+
+def _is_text(series: pd.Series) -> bool:
+    return not (
+        pd.api.types.is_numeric_dtype(series)
+        or pd.api.types.is_bool_dtype(series)
+        or isinstance(series.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_datetime64_any_dtype(series)
+        or pd.api.types.is_timedelta64_dtype(series)
+    )
+
+
+def _infer_outcome_type(series: pd.Series, col: str) -> str:
+    if series.isna().any():
+        rows = np.flatnonzero(series.isna().to_numpy())
+        raise MetamedValueError(
+            f"Outcome '{col}' is missing in {len(rows)} row(s) (first: row {int(rows[0])}). "
+            "Drop those patients or impute the outcome before loading."
+        )
+    if pd.api.types.is_bool_dtype(series):
+        return "binary"
+    if not pd.api.types.is_numeric_dtype(series):
+        values = sorted(map(str, pd.unique(series)))
+        hint = (
+            f" or pass positive_label='{values[1]}' (or '{values[0]}') to code it 1/0"
+            if len(values) == 2
+            else ""
+        )
+        raise MetamedTypeError(
+            f"Outcome '{col}' holds text ({len(values)} distinct values, e.g. {values[:4]}). "
+            f"Recode it to 0/1 (binary) or to numbers (numeric){hint}."
+        )
+    values = series.to_numpy(dtype=float)
+    return "binary" if np.isin(values, (0.0, 1.0)).all() else "numeric"
+
+
+def infer_schema(
+    frame: pd.DataFrame,
+    task_col: str,
+    outcome_col: str,
+    feature_cols: Sequence[str] | None = None,
+    categorical_cols: Sequence[str] | None = None,
+    drop_cols: Sequence[str] | None = None,
+    codeset_cols: Sequence[str] | None = None,
+    outcome_type: str | None = None,
+    max_levels: int = DEFAULT_MAX_LEVELS,
+    units: dict[str, str] | None = None,
+) -> Schema:
+    """Declare column roles of a table by the module's rules (see the module docstring).
+
+    Parameters
+    ----------
+    frame : DataFrame
+    task_col : str
+        Group column whose values are the tasks (site, condition, patient).
+    outcome_col : str
+        Outcome column.
+    feature_cols : sequence of str, optional
+        Input columns; default: every column except task, outcome and ``drop_cols``.
+    categorical_cols : sequence of str, optional
+        Columns to treat as categorical whatever their dtype (e.g. numeric codes).
+    drop_cols : sequence of str, optional
+        Columns to ignore (identifiers, dates, leaky columns).
+    codeset_cols : sequence of str, optional
+        Columns holding ``;``-separated code lists.
+    outcome_type : {"binary", "numeric"}, optional
+        Overrides inference (binary when the outcome values are within {0, 1}).
+    max_levels : int, default 100
+        Largest number of distinct values of an *undeclared* text column.
+    units : dict, optional
+        Units of columns, stored in the schema.
+
+    Returns
+    -------
+    Schema
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise MetamedTypeError(f"Expected a pandas DataFrame, got {type(frame).__name__}.")
+    categorical = _as_list(categorical_cols, "categorical_cols")
+    drop = _as_list(drop_cols, "drop_cols")
+    codesets = _as_list(codeset_cols, "codeset_cols")
+    _check_columns(frame, [task_col], "task_col")
+    _check_columns(frame, [outcome_col], "outcome_col")
+    if task_col == outcome_col:
+        raise MetamedValueError(
+            f"task_col and outcome_col are both '{task_col}'; the task column names the "
+            "site/condition, the outcome is what is predicted."
+        )
+    _check_columns(frame, categorical, "categorical_cols")
+    _check_columns(frame, drop, "drop_cols")
+    _check_columns(frame, codesets, "codeset_cols")
+    special = {task_col, outcome_col}
+    for role, cols in (("categorical_cols", categorical), ("codeset_cols", codesets)):
+        clash = sorted(special.intersection(cols))
+        if clash:
+            raise MetamedValueError(
+                f"{role} names {clash}, the task or outcome column; those are never features."
+            )
+    both = sorted(set(categorical) & set(codesets))
+    if both:
+        raise MetamedValueError(f"Columns {both} are declared both categorical and code sets.")
+    if feature_cols is None:
+        features = [str(c) for c in frame.columns if c not in special and c not in drop]
+    else:
+        features = _as_list(feature_cols, "feature_cols")
+        _check_columns(frame, features, "feature_cols")
+        bad = sorted(special.intersection(features) | set(drop).intersection(features))
+        if bad:
+            raise MetamedValueError(
+                f"feature_cols includes {bad}, which is the task/outcome column or dropped."
+            )
+        undeclared = [c for c in [*categorical, *codesets] if c not in features]
+        if undeclared:
+            raise MetamedValueError(
+                f"Columns {undeclared} are declared categorical / code sets but are not in "
+                "feature_cols; add them to feature_cols or drop the declaration."
+            )
+    dropped_declared = sorted(set(drop) & (set(categorical) | set(codesets)))
+    if dropped_declared:
+        raise MetamedValueError(
+            f"Columns {dropped_declared} are both dropped and declared as features."
+        )
+    if not features:
+        raise MetamedValueError(
+            "No feature column is left after removing the task, outcome and dropped columns."
+        )
+
+    numeric_roles: list[str] = []
+    categorical_roles: list[str] = []
+    for col in features:
+        series = frame[col]
+        if col in codesets:
+            continue
+        if col in categorical:
+            categorical_roles.append(col)
+            continue
+        if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(
+            series
+        ):
+            raise MetamedTypeError(
+                f"Column '{col}' holds dates/times ({series.dtype}). Convert it to a number "
+                "(e.g. days since admission) or list it in drop_cols."
+            )
+        if pd.api.types.is_bool_dtype(series) or isinstance(series.dtype, pd.CategoricalDtype):
+            categorical_roles.append(col)
+            continue
+        if pd.api.types.is_numeric_dtype(series):
+            numeric_roles.append(col)
+            continue
+        present = series.dropna()
+        parsed = pd.to_numeric(present, errors="coerce")
+        if len(present) and parsed.notna().mean() >= _MOSTLY_NUMERIC_SHARE:
+            bad = sorted(map(str, pd.unique(present[parsed.isna()])))[:5]
+            raise MetamedTypeError(
+                f"Column '{col}' is text but {parsed.notna().mean():.0%} of its values are "
+                f"numbers; the others are {bad}. Clean those cells (a number, or empty for "
+                "missing), or declare the column categorical (categorical_cols)."
+            )
+        n_levels = int(present.nunique())
+        if n_levels > max_levels:
+            raise MetamedValueError(
+                f"Text column '{col}' has {n_levels} distinct values (more than max_levels="
+                f"{max_levels}); it looks like an identifier or free text. Add it to drop_cols, "
+                "or declare it categorical (categorical_cols) to one-hot it anyway."
+            )
+        categorical_roles.append(col)
+
+    if outcome_type is None:
+        outcome_type = _infer_outcome_type(frame[outcome_col], outcome_col)
+    elif outcome_type not in ("binary", "numeric"):
+        raise MetamedValueError(
+            f"outcome_type must be 'binary' or 'numeric', got {outcome_type!r}."
+        )
+    return Schema(
+        outcome=outcome_col,
+        numeric=tuple(numeric_roles),
+        categorical=tuple(categorical_roles),
+        codesets=tuple(c for c in features if c in codesets),
+        group=(task_col,),
+        outcome_type=outcome_type,  # type: ignore[arg-type]
+        units=dict(units or {}),
+    )
+
+
+def cohort_from_table(
+    table: pd.DataFrame | str | Path,
+    task_col: str,
+    outcome_col: str,
+    feature_cols: Sequence[str] | None = None,
+    categorical_cols: Sequence[str] | None = None,
+    drop_cols: Sequence[str] | None = None,
+    codeset_cols: Sequence[str] | None = None,
+    outcome_type: str | None = None,
+    positive_label: object | None = None,
+    name: str | None = None,
+    max_levels: int = DEFAULT_MAX_LEVELS,
+    units: dict[str, str] | None = None,
+    provenance: dict[str, object] | None = None,
+) -> Cohort:
+    """Build a :class:`~metamed.data.Cohort` from a table file or DataFrame.
+
+    Parameters
+    ----------
+    table : DataFrame or path-like
+        The table, or a CSV / Parquet file (see :func:`load_table`).
+    task_col, outcome_col, feature_cols, categorical_cols, drop_cols, codeset_cols, \
+outcome_type, max_levels, units
+        As in :func:`infer_schema`.
+    positive_label : optional
+        For a two-valued outcome (e.g. ``"yes"`` / ``"no"``): the value coded 1; the
+        other is coded 0.  Without it a text outcome is an error.
+    name : str, optional
+        Cohort name; default the file stem or ``"table"``.
+    provenance : dict, optional
+        Extra provenance (source, licence, citation) merged into the cohort's.
+
+    Returns
+    -------
+    Cohort
+        Only the feature, task and outcome columns are kept.  For a file, provenance
+        records its sha256.
+    """
+    from metamed.data.sources import sha256_file  # late: keeps table.py import-light
+
+    info: dict[str, object] = {"source": "user table", "licence": "unknown (user-supplied)"}
+    if isinstance(table, pd.DataFrame):
+        frame = table.copy()
+        default_name = "table"
+    else:
+        path = Path(table).expanduser()
+        frame = load_table(path)
+        default_name = path.name.split(".")[0]
+        info.update(source=str(path.name), checksums={path.name: sha256_file(path)})
+    info.setdefault("checksums", {})
+    if positive_label is not None:
+        _check_columns(frame, [outcome_col], "outcome_col")
+        frame[outcome_col] = _binarise(frame[outcome_col], outcome_col, positive_label)
+        info["positive_label"] = str(positive_label)
+        if outcome_type not in (None, "binary"):
+            raise MetamedValueError(
+                "positive_label makes the outcome binary; do not also pass "
+                f"outcome_type={outcome_type!r}."
+            )
+    schema = infer_schema(
+        frame,
+        task_col=task_col,
+        outcome_col=outcome_col,
+        feature_cols=feature_cols,
+        categorical_cols=categorical_cols,
+        drop_cols=drop_cols,
+        codeset_cols=codeset_cols,
+        outcome_type=outcome_type,
+        max_levels=max_levels,
+        units=units,
+    )
+    info.update(provenance or {})
+    return Cohort(
+        name=name or default_name,
+        frame=frame.loc[:, list(schema.columns)].reset_index(drop=True),
+        schema=schema,
+        provenance=info,
+    )
+
+
+def _binarise(series: pd.Series, col: str, positive_label: object) -> pd.Series:
+    if series.isna().any():
+        raise MetamedValueError(
+            f"Outcome '{col}' is missing in {int(series.isna().sum())} row(s); drop those "
+            "patients before coding the outcome."
+        )
+    keys = series.map(_category_key)
+    levels = sorted(pd.unique(keys))
+    positive = _category_key(positive_label)
+    if len(levels) != 2 or positive not in levels:
+        raise MetamedValueError(
+            f"positive_label={positive_label!r} needs an outcome with exactly two values, one "
+            f"of them the label; '{col}' holds {len(levels)} values: {levels[:6]}. Recode "
+            "the outcome yourself."
+        )
+    return (keys == positive).astype(np.int64)
