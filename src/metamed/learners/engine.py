@@ -1,0 +1,435 @@
+"""The vectorised inner/outer loop shared by MAML, first-order MAML, ANIL and Meta-SGD.
+
+Parameters are a plain ``dict`` of tensors (the layout of :mod:`metamed.learners.mlp`).
+One call adapts a whole meta-batch of tasks at once: the support sets arrive padded
+to ``[B, S, D]`` with a ``[B, S]`` mask, each task gets its own copy of the
+parameters (a leading task axis appears after the first inner step), and the masked
+query loss after adaptation is averaged over tasks.  The meta-gradient is ordinary
+reverse-mode autograd through the inner loop:
+
+* second order (MAML): the inner gradients stay in the graph, so the outer gradient
+  includes the Hessian-vector terms of Finn et al. (2017);
+* first order (FOMAML): the inner gradients are treated as constants;
+* head only (ANIL, Raghu et al. 2020): the body is shared and only the output layer
+  is adapted; the body's features are computed once per task, not once per step;
+* learned step sizes (Meta-SGD, Li et al. 2017): ``inner_lr`` is a dict of tensors
+  shaped like the parameters, and it receives a meta-gradient too.
+
+Two interchangeable ways to get the inner gradient (``backend``):
+
+``"manual"`` (default)
+    The analytic gradient of the masked MLP loss (back-propagation written out with
+    batched matrix products).  Its formulas are plain differentiable tensor ops, so the
+    outer autograd differentiates through them exactly as it would through autograd's
+    own backward pass; it needs no ``vmap`` because every op broadcasts over the
+    leading task axis.  It is the faster one on CPU (see
+    ``benchmarks/results/meta_throughput.md``).
+``"func"``
+    ``torch.func.grad`` of the per-task loss, ``torch.func.vmap``-ed over the tasks of
+    a chunk.  Generic (any differentiable loss) and the cross-check of the manual one.
+
+Both give the same meta-gradient as a plain per-task loop with
+``torch.autograd.grad(create_graph=True)`` (``tests/learners/test_engine.py``).
+Tasks are processed ``chunk_size`` at a time and each chunk's graph is freed after its
+backward pass, which bounds memory by the chunk, not the meta-batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.func import grad, vmap
+
+from metamed.errors import MetamedValueError, unknown_name
+from metamed.tasks.episodes import EpisodeBatch
+
+__all__ = [
+    "Params",
+    "InnerLoopConfig",
+    "MetaGradient",
+    "BACKENDS",
+    "OUTCOME_TYPES",
+    "forward",
+    "features",
+    "masked_loss",
+    "loss_grad",
+    "head_keys",
+    "adapt_params",
+    "query_losses",
+    "meta_gradient",
+    "meta_loss",
+    "iter_chunks",
+]
+
+Params = dict[str, torch.Tensor]
+#: A scalar learning rate, or one tensor per parameter (Meta-SGD).
+LearningRate = float | Params
+
+BACKENDS = ("manual", "func")
+OUTCOME_TYPES = ("binary", "numeric")
+
+
+@dataclass(frozen=True)
+class InnerLoopConfig:
+    """How the inner loop runs.
+
+    Parameters
+    ----------
+    inner_steps : int
+        Number of SGD steps on the support set (>= 0).
+    outcome_type : {"binary", "numeric"}
+        Binary outcomes use BCE-with-logits, numeric ones mean squared error.
+    first_order : bool
+        Treat inner gradients as constants (FOMAML); no second-order terms.
+    head_only : bool
+        Adapt only the output layer on shared body features (ANIL).
+    backend : {"manual", "func"}
+        Where the inner gradient comes from (see the module docstring).
+    """
+
+    inner_steps: int = 5
+    outcome_type: str = "binary"
+    first_order: bool = False
+    head_only: bool = False
+    backend: str = "manual"
+
+    def __post_init__(self) -> None:
+        if self.outcome_type not in OUTCOME_TYPES:
+            raise unknown_name("outcome type", self.outcome_type, OUTCOME_TYPES)
+        if self.backend not in BACKENDS:
+            raise unknown_name("backend", self.backend, BACKENDS)
+        if isinstance(self.inner_steps, bool) or int(self.inner_steps) != self.inner_steps:
+            raise MetamedValueError(
+                f"inner_steps must be a whole number >= 0, got {self.inner_steps!r}."
+            )
+        if self.inner_steps < 0:
+            raise MetamedValueError(f"inner_steps must be >= 0, got {self.inner_steps}.")
+
+
+@dataclass(frozen=True)
+class MetaGradient:
+    """Outer loss of a meta-batch and its gradients.
+
+    ``grads`` has one tensor per parameter; ``lr_grads`` one per learned step size
+    (Meta-SGD) or ``None`` when ``inner_lr`` was a plain number.
+    """
+
+    loss: float
+    grads: Params
+    lr_grads: Params | None
+
+
+# -- the model -------------------------------------------------------------------------------
+def _n_layers(params: Params) -> int:
+    return sum(1 for k in params if k.startswith("w"))
+
+
+def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # ``w`` is [out, in] (shared) or [B, out, in] (one copy per task); matmul broadcasts
+    # both against h = [..., S, in], so a shared first step is one large GEMM.
+    return torch.matmul(h, w.transpose(-1, -2)) + b.unsqueeze(-2)
+
+
+def _relu_layers(params: Params, x: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` layers of ``params``, each followed by ReLU."""
+    h = x
+    for i in range(n):
+        h = torch.relu(_linear(h, params[f"w{i}"], params[f"b{i}"]))
+    return h
+
+
+def features(params: Params, x: torch.Tensor) -> torch.Tensor:
+    """Last hidden layer of the MLP; parameters may carry a leading task axis."""
+    return _relu_layers(params, x, _n_layers(params) - 1)
+
+
+def forward(params: Params, x: torch.Tensor) -> torch.Tensor:
+    """Logits (or numeric predictions) of shape ``x.shape[:-1]``.
+
+    Same model as :func:`metamed.learners.mlp.mlp_forward`, written so that the
+    parameters may also carry a leading task axis (``w`` of shape [B, out, in] with
+    ``x`` of shape [B, S, in]).
+    """
+    last = _n_layers(params) - 1
+    return _linear(features(params, x), params[f"w{last}"], params[f"b{last}"]).squeeze(-1)
+
+
+def masked_loss(
+    pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, outcome_type: str
+) -> torch.Tensor:
+    """Mean loss over the real (mask = 1) rows of each task; reduces the last axis.
+
+    Padding rows carry zero weight; a task without any real row contributes 0 rather
+    than NaN (the denominator is clipped at 1).
+    """
+    if outcome_type == "binary":
+        per_row = F.binary_cross_entropy_with_logits(pred, y, reduction="none")
+    else:
+        per_row = (pred - y) ** 2
+    return (per_row * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
+
+
+def loss_grad(
+    params: Params, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, outcome_type: str
+) -> Params:
+    """Analytic gradient of :func:`masked_loss` ∘ :func:`forward` per task.
+
+    Back-propagation written out for the ReLU MLP.  Every op broadcasts over leading
+    task axes, so one call returns per-task gradients ``[B, ...]`` for a padded batch.
+    The result is differentiable (autograd can take its derivative, giving MAML's
+    second-order terms); ReLU's derivative enters as a constant 0/1 mask, which is what
+    autograd's own double backward through ReLU does.
+    """
+    n = _n_layers(params)
+    inputs = [x]
+    active: list[torch.Tensor] = []
+    h = x
+    for i in range(n - 1):
+        a = _linear(h, params[f"w{i}"], params[f"b{i}"])
+        active.append((a > 0).to(a.dtype))
+        h = torch.relu(a)
+        inputs.append(h)
+    z = _linear(h, params[f"w{n - 1}"], params[f"b{n - 1}"]).squeeze(-1)
+    weight = mask / mask.sum(-1, keepdim=True).clamp_min(1.0)
+    if outcome_type == "binary":
+        dz = (torch.sigmoid(z) - y) * weight
+    else:
+        dz = 2.0 * (z - y) * weight
+    delta = dz.unsqueeze(-1)  # [..., S, out=1]
+    grads: Params = {}
+    for i in reversed(range(n)):
+        grads[f"w{i}"] = torch.matmul(delta.transpose(-1, -2), inputs[i])
+        grads[f"b{i}"] = delta.sum(-2)
+        if i > 0:
+            delta = torch.matmul(delta, params[f"w{i}"]) * active[i - 1]
+    return grads
+
+
+def _func_loss_grad(
+    params: Params, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, outcome_type: str
+) -> Params:
+    """``torch.func.grad`` of the loss of one task (no task axis: use under ``vmap``)."""
+
+    def loss(p: Params) -> torch.Tensor:
+        return masked_loss(forward(p, x), y, mask, outcome_type)
+
+    return grad(loss)(params)
+
+
+# -- the inner loop --------------------------------------------------------------------------
+def head_keys(params: Params) -> tuple[str, str]:
+    """Names of the output layer's weight and bias (the part ANIL adapts)."""
+    last = _n_layers(params) - 1
+    return f"w{last}", f"b{last}"
+
+
+def _sgd_steps(
+    params: Params,
+    lr: LearningRate,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    config: InnerLoopConfig,
+) -> Params:
+    """``inner_steps`` gradient steps from ``params`` on (x, y, mask)."""
+    adapted = params
+    for _ in range(config.inner_steps):
+        if config.backend == "manual":
+            if config.first_order:
+                # No graph is needed for a gradient that is treated as a constant.
+                with torch.no_grad():
+                    g = loss_grad(adapted, x, y, mask, config.outcome_type)
+            else:
+                g = loss_grad(adapted, x, y, mask, config.outcome_type)
+        else:
+            g = _func_loss_grad(adapted, x, y, mask, config.outcome_type)
+            if config.first_order:
+                g = {k: v.detach() for k, v in g.items()}
+        if isinstance(lr, dict):
+            adapted = {k: adapted[k] - lr[k] * g[k] for k in adapted}
+        else:
+            adapted = {k: adapted[k] - lr * g[k] for k in adapted}
+    return adapted
+
+
+def _as_head(params: Params) -> tuple[Params, Params]:
+    """Split into (body, head) with the head renamed to a one-layer MLP {w0, b0}."""
+    wk, bk = head_keys(params)
+    body = {k: v for k, v in params.items() if k not in (wk, bk)}
+    return body, {"w0": params[wk], "b0": params[bk]}
+
+
+def _head_lr(params: Params, lr: LearningRate) -> LearningRate:
+    if not isinstance(lr, dict):
+        return lr
+    wk, bk = head_keys(params)
+    return {"w0": lr[wk], "b0": lr[bk]}
+
+
+def _adapt(
+    params: Params,
+    lr: LearningRate,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    config: InnerLoopConfig,
+) -> tuple[Params, Callable[[torch.Tensor], torch.Tensor]]:
+    """Adapted parameters and a predictor using them (for the query set)."""
+    if not config.head_only:
+        adapted = _sgd_steps(params, lr, x, y, mask, config)
+        return adapted, lambda xq: forward(adapted, xq)
+    body, head = _as_head(params)
+    # ANIL's body is fixed during the inner loop, so its features are computed once.
+    n_body = _n_layers(body)
+    phi = _relu_layers(body, x, n_body)
+    head_adapted = _sgd_steps(head, _head_lr(params, lr), phi, y, mask, config)
+    wk, bk = head_keys(params)
+    adapted = {**body, wk: head_adapted["w0"], bk: head_adapted["b0"]}
+
+    def predict(xq: torch.Tensor) -> torch.Tensor:
+        return forward(head_adapted, _relu_layers(body, xq, n_body))
+
+    return adapted, predict
+
+
+def adapt_params(
+    params: Params,
+    support_x: torch.Tensor,
+    support_y: torch.Tensor,
+    support_mask: torch.Tensor | None = None,
+    *,
+    inner_lr: LearningRate,
+    inner_steps: int,
+    outcome_type: str = "binary",
+    first_order: bool = False,
+    head_only: bool = False,
+    backend: str = "manual",
+) -> Params:
+    """Adapt ``params`` to one task (``support_x`` [S, D]) or, with the manual backend,
+    to a padded batch of tasks (``support_x`` [B, S, D], ``support_mask`` [B, S]).
+
+    Returns a new dict; ``params`` is not modified.  At test time call it under
+    ``torch.no_grad()`` with detached parameters (the gradient steps still run: the
+    manual backend needs no autograd, and ``torch.func.grad`` ignores an outer
+    ``no_grad``).
+    """
+    config = InnerLoopConfig(inner_steps, outcome_type, first_order, head_only, backend)
+    if support_mask is None:
+        support_mask = torch.ones_like(support_y)
+    if backend == "func" and support_x.dim() == 3:
+        raise MetamedValueError(
+            "adapt_params with backend='func' takes one task (support_x of shape [S, D]); "
+            f"got shape {tuple(support_x.shape)}. Use backend='manual' for a batch of tasks, "
+            "or query_losses/meta_gradient, which vmap the func backend over tasks."
+        )
+    adapted, _ = _adapt(params, inner_lr, support_x, support_y, support_mask, config)
+    return adapted
+
+
+def _task_query_loss(
+    params: Params,
+    lr: LearningRate,
+    sx: torch.Tensor,
+    sy: torch.Tensor,
+    sm: torch.Tensor,
+    qx: torch.Tensor,
+    qy: torch.Tensor,
+    qm: torch.Tensor,
+    config: InnerLoopConfig,
+) -> torch.Tensor:
+    _, predict = _adapt(params, lr, sx, sy, sm, config)
+    return masked_loss(predict(qx), qy, qm, config.outcome_type)
+
+
+def query_losses(
+    params: Params, batch: EpisodeBatch, config: InnerLoopConfig, inner_lr: LearningRate
+) -> torch.Tensor:
+    """Query loss after adaptation, one value per task of ``batch`` (shape [B]).
+
+    Differentiable with respect to ``params`` and (Meta-SGD) ``inner_lr``.
+    """
+    tensors = (
+        batch.support_x,
+        batch.support_y,
+        batch.support_mask,
+        batch.query_x,
+        batch.query_y,
+        batch.query_mask,
+    )
+    if config.backend == "manual":
+        return _task_query_loss(params, inner_lr, *tensors, config)
+
+    def per_task(p: Params, lr: LearningRate, *t: torch.Tensor) -> torch.Tensor:
+        return _task_query_loss(p, lr, *t, config)
+
+    return vmap(per_task, in_dims=(None, None, 0, 0, 0, 0, 0, 0))(params, inner_lr, *tensors)
+
+
+def iter_chunks(batch: EpisodeBatch, chunk_size: int | None) -> list[EpisodeBatch]:
+    """Split a meta-batch into consecutive chunks of at most ``chunk_size`` tasks."""
+    size = batch.size
+    step = size if chunk_size is None else int(chunk_size)
+    if step < 1:
+        raise MetamedValueError(
+            f"chunk_size must be >= 1 (or None for one chunk), got {chunk_size}."
+        )
+    return [batch.chunk(start, min(start + step, size)) for start in range(0, size, step)]
+
+
+def meta_gradient(
+    params: Params,
+    batch: EpisodeBatch,
+    config: InnerLoopConfig,
+    inner_lr: LearningRate,
+    chunk_size: int | None = None,
+) -> MetaGradient:
+    """Mean query loss over the tasks of ``batch`` and its gradient.
+
+    Gradients are taken with respect to every tensor of ``params`` and, when
+    ``inner_lr`` is a dict (Meta-SGD), every tensor of ``inner_lr``; the inputs need
+    not require grad (leaf copies are made).  Each chunk of ``chunk_size`` tasks is
+    differentiated and freed before the next one, so peak memory follows the chunk.
+    """
+    leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    lr_leaves: Params | None = None
+    lr: LearningRate = inner_lr
+    if isinstance(inner_lr, dict):
+        lr_leaves = {k: v.detach().requires_grad_(True) for k, v in inner_lr.items()}
+        lr = lr_leaves
+    targets = list(leaves.values()) + (list(lr_leaves.values()) if lr_leaves else [])
+    totals = [torch.zeros_like(t) for t in targets]
+    loss_sum = 0.0
+    n_tasks = batch.size
+    for chunk in iter_chunks(batch, chunk_size):
+        losses = query_losses(leaves, chunk, config, lr)
+        chunk_loss = losses.sum() / n_tasks
+        # allow_unused: e.g. a layer that received no signal; its gradient is zero.
+        grads = torch.autograd.grad(chunk_loss, targets, allow_unused=True)
+        for total, g in zip(totals, grads, strict=True):
+            if g is not None:
+                total += g
+        loss_sum += float(chunk_loss.detach())
+    n_params = len(leaves)
+    grads_out = dict(zip(leaves, totals[:n_params], strict=True))
+    lr_out = dict(zip(lr_leaves, totals[n_params:], strict=True)) if lr_leaves is not None else None
+    return MetaGradient(loss_sum, grads_out, lr_out)
+
+
+def meta_loss(
+    params: Params,
+    batch: EpisodeBatch,
+    config: InnerLoopConfig,
+    inner_lr: LearningRate,
+    chunk_size: int | None = None,
+) -> float:
+    """Mean query loss after adaptation, without building an outer graph (validation)."""
+    total = 0.0
+    detached = {k: v.detach() for k, v in params.items()}
+    lr = {k: v.detach() for k, v in inner_lr.items()} if isinstance(inner_lr, dict) else inner_lr
+    with torch.no_grad():
+        for chunk in iter_chunks(batch, chunk_size):
+            total += float(query_losses(detached, chunk, config, lr).sum())
+    return total / batch.size
