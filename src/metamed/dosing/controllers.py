@@ -186,9 +186,9 @@ class PIDController(Controller):
         self,
         basal_u_per_h: np.ndarray | float,
         correction_factor_mg_dl_per_u: np.ndarray | float,
-        kp_per_h: float = 0.6,
-        ki_per_h2: float = 0.02,
-        kd_h: float = 1.0,
+        kp_per_h: float = 0.1,
+        ki_per_h2: float = 0.005,
+        kd_h: float = 0.25,
         target_mg_dl: float = PID_TARGET_MG_DL,
         integral_limit_mg_dl_h: float = 300.0,
     ) -> None:

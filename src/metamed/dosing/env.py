@@ -1,0 +1,393 @@
+"""Gymnasium environments for insulin dosing on the batched UVA/Padova simulator.
+
+``GlucoseVectorEnv`` steps *all* virtual patients with one batched simulator call per
+minute; ``GlucoseDosingEnv`` is the single-patient ``gymnasium.Env`` registered as
+``metamed/GlucoseDosing-v0`` (``gymnasium.make("metamed/GlucoseDosing-v0")``; the vector
+class is its ``vector_entry_point``, ``gymnasium.make_vec(..., vectorization_mode=
+"vector_entry_point")``).  All patients are simulated, not real people.
+
+Design (and the traps it avoids)
+--------------------------------
+* **Action units.** The action is an insulin *rate* in U/h (basal + bolus) held over the
+  coming CGM sample period, bounded by the pump (``Box(0, max_rate_u_per_h)``).  A bolus
+  of ``B`` units is the rate ``B * 60 / sample_time_min``.  (simglucose mixes U/min
+  actions with U/h pump limits; a policy trained on one sample time then over- or
+  under-doses on another.)
+* **Meal and insulin accounting do not depend on the sample time.**  The patient model
+  always runs at 1-minute steps inside an environment step; each scenario meal is given
+  to the model once, in grams, at its own minute, and insulin is delivered as the rate
+  for each minute.  (Old simglucose versions multiplied the meal by the sample time, so
+  a 3-minute CGM tripled every meal.)  ``tests/dosing/test_env.py`` checks that the
+  glucose trace is the same for 1-, 3- and 5-minute sample times.
+* **Ending early is never attractive.**  The per-step reward is
+  ``-min(risk(BG), 100) / 100`` in ``[-1, 0]`` (Kovatchev risk, see
+  :mod:`metamed.dosing.metrics`), and a termination by severe hypo/hyperglycaemia adds a
+  penalty of ``-1`` per remaining step of the horizon, the worst possible reward of the
+  rest of the episode.  (A negative per-step reward without that penalty rewards a
+  policy for killing the patient early.)
+* Termination when blood glucose leaves ``[40, 600]`` mg/dL (the G2P2C thresholds);
+  truncation at the horizon.  "Blood glucose" here is the model's noise-free
+  subcutaneous glucose, the quantity simglucose and G2P2C report and score; the CGM
+  adds sensor noise to it.
+
+Observation (float32): the last ``history`` CGM readings (oldest first, mg/dL), insulin
+on board (U, two-compartment decay with peak action at 75 min), and, with meal
+announcement, the carbohydrate (g) of meals starting within the coming sample period.
+``reset(seed=...)`` seeds the meal scenario, the initial glucose and the sensor noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from metamed.dosing.metrics import FAILURE_HIGH_MG_DL, FAILURE_LOW_MG_DL, bg_risk
+from metamed.dosing.patient import UVAPadova, VirtualPatients, load_virtual_patients
+from metamed.errors import MetamedValueError
+
+__all__ = [
+    "ENV_ID",
+    "GlucoseDosingEnv",
+    "GlucoseVectorEnv",
+    "IOB_PEAK_MIN",
+    "MAX_RATE_U_PER_H",
+    "RISK_REWARD_CAP",
+]
+
+ENV_ID = "metamed/GlucoseDosing-v0"
+
+# Peak of rapid-acting insulin action after a subcutaneous dose, ~75 min (the adult
+# rapid-acting curve of the Loop / OpenAPS exponential insulin model).  Used only for the
+# insulin-on-board observation; the patient model has its own insulin kinetics.
+IOB_PEAK_MIN: float = 75.0
+# Upper bound of the action (U/h).  Insulet OmniPod limits in simglucose's pump table:
+# max bolus 30 U, max basal 30 U/h; a 30 U bolus over a 5-minute period is 360 U/h.
+MAX_BOLUS_U: float = 30.0
+MAX_BASAL_U_PER_H: float = 30.0
+MAX_RATE_U_PER_H: float = MAX_BASAL_U_PER_H + MAX_BOLUS_U * 60.0 / 5.0
+# Risk saturates at 100 at BG = 600 mg/dL (by construction of Kovatchev's scale); capping
+# there keeps the per-step reward in [-1, 0] even for sub-physiological sensor values.
+RISK_REWARD_CAP: float = 100.0
+
+
+def _resolve_patients(patients: VirtualPatients | str | list[str] | None) -> VirtualPatients:
+    if isinstance(patients, VirtualPatients):
+        return patients
+    return load_virtual_patients(patients)
+
+
+class GlucoseVectorEnv(VectorEnv):
+    """All virtual patients as one batched Gymnasium vector environment.
+
+    Parameters
+    ----------
+    patients : VirtualPatients, str, list of str or None
+        Patients (one sub-environment each); names, an age group or None for all 30.
+    num_envs : int, optional
+        If given and different from the number of selected patients, the selection is
+        cycled to this many sub-environments (``gymnasium.make_vec`` passes it).
+    days : float
+        Episode horizon in days (truncation).
+    sample_time_min : int
+        CGM sample period = environment step, minutes (a whole number of model minutes).
+    history : int
+        Number of CGM readings in the observation.
+    meal_announcement : bool
+        Whether the observation contains the carbohydrate of upcoming meals.
+    scenario : str
+        ``"random"`` (G2P2C-style randomised meals, a new day plan per reset) or
+        ``"fixed"``.
+    sensor_noise : bool
+        Whether the CGM adds sensor noise.
+    random_init_bg : bool
+        Whether the initial glucose is randomised around each patient's steady state.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        patients: VirtualPatients | str | list[str] | None = None,
+        days: float = 1.0,
+        sample_time_min: int = 5,
+        history: int = 12,
+        meal_announcement: bool = True,
+        scenario: str = "random",
+        sensor_noise: bool = True,
+        random_init_bg: bool = True,
+        num_envs: int | None = None,
+    ) -> None:
+        if not isinstance(sample_time_min, (int, np.integer)) or sample_time_min < 1:
+            raise MetamedValueError(
+                f"sample_time_min must be a positive whole number of minutes; received "
+                f"{sample_time_min!r}. The patient model runs at 1-minute steps."
+            )
+        if days <= 0 or history < 1:
+            raise MetamedValueError(
+                f"days must be > 0 and history >= 1; received days={days}, history={history}."
+            )
+        if scenario not in ("random", "fixed"):
+            raise MetamedValueError(
+                f"Unknown scenario '{scenario}'. Known scenarios: fixed, random."
+            )
+        self.patients = _resolve_patients(patients)
+        if num_envs is not None and num_envs != len(self.patients):
+            # gymnasium.make_vec passes num_envs: cycle through the selected patients
+            if num_envs < 1:
+                raise MetamedValueError(f"num_envs must be >= 1; received {num_envs}.")
+            names = self.patients.names
+            self.patients = self.patients.select([names[i % len(names)] for i in range(num_envs)])
+        self.model = UVAPadova(self.patients)
+        self.num_envs = len(self.patients)
+        self.sample_time_min = int(sample_time_min)
+        self.horizon_min = int(round(days * 1440))
+        self.horizon_steps = self.horizon_min // self.sample_time_min
+        self.history = int(history)
+        self.meal_announcement = bool(meal_announcement)
+        self.scenario = scenario
+        self.sensor_noise = bool(sensor_noise)
+        self.random_init_bg = bool(random_init_bg)
+        obs_dim = self.history + 1 + int(self.meal_announcement)
+        high = np.full(obs_dim, np.inf, dtype=np.float32)
+        self.single_observation_space = spaces.Box(0.0, high, shape=(obs_dim,), dtype=np.float32)
+        self.single_action_space = spaces.Box(0.0, MAX_RATE_U_PER_H, shape=(1,), dtype=np.float32)
+        self.observation_space = spaces.Box(
+            0.0, np.tile(high, (self.num_envs, 1)), dtype=np.float32
+        )
+        self.action_space = spaces.Box(
+            0.0, MAX_RATE_U_PER_H, shape=(self.num_envs, 1), dtype=np.float32
+        )
+        self._rng = np.random.default_rng()
+        self._state = None
+        self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def age_groups(self) -> tuple[str, ...]:
+        return self.patients.age_group
+
+    def _new_meals(self, idx: np.ndarray) -> None:
+        self._meals_g[idx] = sample_meal_schedule(
+            self.scenario, self._rng, len(idx), self.horizon_min + self.sample_time_min
+        )
+
+    def _reset_patients(self, idx: np.ndarray) -> None:
+        init = self.model.initial_state(self._rng if self.random_init_bg else None)
+        mask = np.zeros(self.num_envs, dtype=bool)
+        mask[idx] = True
+        if self._state is None:
+            self._state = init
+        else:
+            s = self._state
+            self._state = type(s)(
+                x=np.where(mask[None, :], init.x, s.x),
+                planned_carbs_g=np.where(mask, init.planned_carbs_g, s.planned_carbs_g),
+                last_eaten_g=np.where(mask, init.last_eaten_g, s.last_eaten_g),
+                meal_start_qsto_mg=np.where(mask, init.meal_start_qsto_mg, s.meal_start_qsto_mg),
+                meal_eaten_g=np.where(mask, init.meal_eaten_g, s.meal_eaten_g),
+                is_eating=np.where(mask, init.is_eating, s.is_eating),
+                t_min=s.t_min,
+            )
+        self._new_meals(idx)
+        self._t_min[idx] = 0
+        self._iob[:, idx] = 0.0
+        self._sensor.reset(idx, self._rng)
+        bg = self.model.subcutaneous_glucose_mg_dl(self._state)
+        reading = self._sensor.read(bg, self._rng)
+        self._cgm_hist[idx] = reading[idx, None]
+        self._needs_reset[idx] = False
+
+    def _observe(self) -> np.ndarray:
+        parts = [self._cgm_hist, self._iob.sum(axis=0)[:, None]]
+        if self.meal_announcement:
+            parts.append(self.upcoming_carbs_g()[:, None])
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def upcoming_carbs_g(self) -> np.ndarray:
+        """Carbohydrate of meals starting within the coming sample period, g, per patient."""
+        cols = self._t_min[:, None] + np.arange(self.sample_time_min)[None, :]
+        return np.take_along_axis(self._meals_g, cols, axis=1).sum(axis=1)
+
+    def blood_glucose_mg_dl(self) -> np.ndarray:
+        """Noise-free glucose of every patient now (what metrics and termination use)."""
+        return self.model.subcutaneous_glucose_mg_dl(self._state)
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "bg_mg_dl": self.blood_glucose_mg_dl().copy(),
+            "cgm_mg_dl": self._cgm_hist[:, -1].copy(),
+            "upcoming_carbs_g": self.upcoming_carbs_g(),
+            "t_min": self._t_min.copy(),
+        }
+
+    # ------------------------------------------------------------------ API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start new episodes for every patient; ``seed`` seeds meals, initial BG and noise."""
+        if seed is not None or self._state is None:
+            self._rng = np.random.default_rng(seed)
+        n = self.num_envs
+        self._state = None
+        self._meals_g = np.zeros((n, self.horizon_min + self.sample_time_min))
+        self._t_min = np.zeros(n, dtype=int)
+        self._iob = np.zeros((2, n))
+        self._cgm_hist = np.zeros((n, self.history))
+        self._sensor = make_sensor(n, self.sample_time_min, self.sensor_noise)
+        self._reset_patients(np.arange(n))
+        return self._observe(), self._info()
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Hold each patient's insulin rate (U/h) for one sample period of 1-minute steps."""
+        if self._state is None:
+            raise MetamedValueError("Call reset() before step().")
+        rate = np.asarray(actions, dtype=float).reshape(self.num_envs, -1)[:, 0]
+        if not np.all(np.isfinite(rate)):
+            raise MetamedValueError(
+                f"Actions must be finite insulin rates in U/h; received {actions!r}."
+            )
+        rate = np.clip(rate, 0.0, MAX_RATE_U_PER_H)
+        resetting = np.flatnonzero(self._needs_reset)
+        active = ~self._needs_reset
+        u_per_min = np.where(active, rate / 60.0, 0.0)
+        iob_decay = 1.0 / IOB_PEAK_MIN
+        for _ in range(self.sample_time_min):
+            carbs = np.where(active, self._meals_g[np.arange(self.num_envs), self._t_min], 0.0)
+            self._state = self.model._step_unchecked(self._state, carbs, u_per_min)
+            # two-compartment insulin-on-board; remaining fraction (1 + t/tau) e^(-t/tau)
+            flow = self._iob * iob_decay
+            self._iob = self._iob + np.stack([u_per_min - flow[0], flow[0] - flow[1]])
+            self._t_min = self._t_min + active
+        bg = self.blood_glucose_mg_dl()
+        reading = self._sensor.read(bg, self._rng)
+        self._cgm_hist = np.where(
+            active[:, None],
+            np.concatenate([self._cgm_hist[:, 1:], reading[:, None]], axis=1),
+            self._cgm_hist,
+        )
+        low, high = bg_risk(bg)
+        reward = -np.minimum(low + high, RISK_REWARD_CAP) / RISK_REWARD_CAP
+        terminated = active & ((bg < FAILURE_LOW_MG_DL) | (bg > FAILURE_HIGH_MG_DL))
+        steps_done = self._t_min // self.sample_time_min
+        truncated = active & ~terminated & (steps_done >= self.horizon_steps)
+        # worst-case reward of the remaining horizon: ending early can never pay
+        remaining = np.maximum(self.horizon_steps - steps_done, 0)
+        reward = np.where(terminated, reward - remaining, reward)
+        reward = np.where(active, reward, 0.0)
+        info = self._info()
+        info["failure"] = terminated.copy()
+        if resetting.size:
+            self._reset_patients(resetting)
+            info = self._info()
+            info["failure"] = terminated.copy()
+        self._needs_reset = terminated | truncated
+        return self._observe(), reward, terminated, truncated, info
+
+
+class GlucoseDosingEnv(gym.Env):
+    """One virtual patient as a ``gymnasium.Env`` (``metamed/GlucoseDosing-v0``).
+
+    Parameters are those of :class:`GlucoseVectorEnv`, with ``patient`` a single name
+    (default ``"adult#001"``).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, patient: str = "adult#001", **kwargs: Any) -> None:
+        self._vec = GlucoseVectorEnv(load_virtual_patients([patient]), **kwargs)
+        self.observation_space = self._vec.single_observation_space
+        self.action_space = self._vec.single_action_space
+        self.patient = patient
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        obs, info = self._vec.reset(seed=seed)
+        return obs[0], {k: v[0] for k, v in info.items()}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self._vec.step(
+            np.asarray(action, dtype=float).reshape(1, 1)
+        )
+        return (
+            obs[0],
+            float(reward[0]),
+            bool(terminated[0]),
+            bool(truncated[0]),
+            {k: v[0] for k, v in info.items()},
+        )
+
+
+def register_envs() -> None:
+    """Register ``metamed/GlucoseDosing-v0`` with Gymnasium (idempotent)."""
+    if ENV_ID not in gym.registry:
+        gym.register(
+            id=ENV_ID,
+            entry_point="metamed.dosing.env:GlucoseDosingEnv",
+            vector_entry_point="metamed.dosing.env:GlucoseVectorEnv",
+        )
+
+
+register_envs()
+
+
+# ---------------------------------------------------------------------------------------
+# Meal scenario and CGM adapters.  TEMPORARY private fallbacks until dosing/scenario.py and
+# dosing/devices.py (owned by the simulator engineer) land; then these delegate to them.
+class _ARSensor:
+    """CGM with AR(1) Gaussian noise (fallback; replaced by dosing.devices)."""
+
+    def __init__(self, n: int, sample_time_min: int, noisy: bool) -> None:
+        self.noisy = noisy
+        self.e = np.zeros(n)
+        self.phi = 0.7 ** (sample_time_min / 3.0)
+
+    def reset(self, idx: np.ndarray, rng: np.random.Generator) -> None:
+        self.e[idx] = rng.normal(0.0, 10.0, len(idx)) if self.noisy else 0.0
+
+    def read(self, bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.noisy:
+            self.e = self.phi * self.e + np.sqrt(1 - self.phi**2) * rng.normal(
+                0.0, 10.0, self.e.shape
+            )
+        return np.clip(bg + self.e, 39.0, 400.0)
+
+
+def make_sensor(n: int, sample_time_min: int, noisy: bool) -> _ARSensor:
+    return _ARSensor(n, sample_time_min, noisy)
+
+
+def sample_meal_schedule(
+    kind: str, rng: np.random.Generator, n_patients: int, n_min: int
+) -> np.ndarray:
+    """Carbs (g) announced at each minute, shape (n_patients, n_min)."""
+    meals = np.zeros((n_patients, n_min))
+    # (time h, sd min, carbs g, sd g, probability)
+    plan = [
+        (8, 30, 45, 10, 0.95),
+        (11, 15, 10, 3, 0.3),
+        (13, 30, 70, 10, 0.95),
+        (16, 15, 15, 3, 0.3),
+        (20, 30, 80, 10, 0.95),
+        (23, 15, 10, 3, 0.3),
+    ]
+    for day in range(int(np.ceil(n_min / 1440))):
+        for t_h, sd_t, g, sd_g, p in plan:
+            if kind == "fixed":
+                t = np.full(n_patients, day * 1440 + t_h * 60)
+                amount = np.full(n_patients, float(g)) * (p > 0.5)
+            else:
+                t = (day * 1440 + t_h * 60 + rng.normal(0, sd_t, n_patients)).astype(int)
+                amount = np.maximum(rng.normal(g, sd_g, n_patients), 0) * (
+                    rng.random(n_patients) < p
+                )
+            ok = (t >= 0) & (t < n_min)
+            meals[np.flatnonzero(ok), t[ok]] += amount[ok]
+    return meals
