@@ -2,6 +2,7 @@
 
 # cohort first: metamed.tasks imports metamed.data.cohort while this package initialises.
 from metamed.data.cohort import CODESET_SEPARATOR, Cohort, Schema
+from metamed.data.fetch import fetch_dataset
 from metamed.data.preprocess import Preprocessor, make_tasks, outcome_array
 from metamed.data.sources import (
     DATA_DIR_ENV,
@@ -30,6 +31,7 @@ __all__ = [
     "Schema",
     "cohort_from_table",
     "dataset_names",
+    "fetch_dataset",
     "get_source",
     "infer_schema",
     "load_dataset",
