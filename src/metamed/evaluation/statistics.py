@@ -471,9 +471,11 @@ def best_baseline(
     for order, name in enumerate(baselines):
         if name not in per_task.index.get_level_values("method"):
             continue
-        mean = float(np.nanmean(per_task.loc[name].to_numpy(dtype=float)))
-        if not np.isfinite(mean):
-            continue
+        task_values = per_task.loc[name].to_numpy(dtype=float)
+        task_values = task_values[np.isfinite(task_values)]
+        if len(task_values) == 0:
+            continue  # metric undefined on every task for this baseline
+        mean = float(task_values.mean())
         if metric in TARGET_VALUE:
             loss = abs(mean - TARGET_VALUE[metric])
         else:
@@ -491,6 +493,9 @@ def best_baseline(
 def _fmt(x: float, signed: bool = False) -> str:
     if not np.isfinite(x):
         return "n/a"
+    if x != 0.0 and abs(x) < 0.0005:
+        # Would print as +-0.000 and hide which side of 0 a CI bound lies on.
+        return f"{x:+.1e}" if signed else f"{x:.1e}"
     return f"{x:+.3f}" if signed else f"{x:.3f}"
 
 

@@ -1,1 +1,22 @@
-"""metamed.report"""
+"""metamed.report: self-contained HTML evaluation reports and their figures."""
+
+from metamed.report.html import render_report, write_report
+from metamed.report.plots import (
+    figure_to_png,
+    kshot_curve_png,
+    kshot_panels_png,
+    method_colors,
+    predicted_vs_observed_png,
+    reliability_png,
+)
+
+__all__ = [
+    "write_report",
+    "render_report",
+    "figure_to_png",
+    "kshot_curve_png",
+    "kshot_panels_png",
+    "method_colors",
+    "predicted_vs_observed_png",
+    "reliability_png",
+]

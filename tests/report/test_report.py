@@ -1,0 +1,232 @@
+"""HTML report: sections present, self-contained, escaped, robust to one method and NaN metrics."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metamed.errors import MetamedValueError
+from metamed.evaluation.metrics import binary_metrics, numeric_metrics
+from metamed.evaluation.statistics import summarise
+from metamed.report import (
+    kshot_curve_png,
+    predicted_vs_observed_png,
+    reliability_png,
+    render_report,
+    write_report,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EVIL_TASK = "<script>alert('x')</script>"
+
+
+def synth(
+    methods: dict[str, float],
+    *,
+    tasks: tuple[str, ...] = ("site A", "site B", "site C"),
+    ks: tuple[int, ...] = (2, 10),
+    n_draws: int = 2,
+    n_query: int = 40,
+    numeric: bool = False,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Small tidy results + predictions; each method's skill scales the signal it sees."""
+    rng = np.random.default_rng(seed)
+    res, preds = [], []
+    for task in tasks:
+        for k in ks:
+            for draw in range(n_draws):
+                x = rng.normal(size=n_query)
+                if numeric:
+                    y = 100 + 20 * x + rng.normal(0, 10, n_query)
+                else:
+                    y = (rng.random(n_query) < 1 / (1 + np.exp(-1.5 * x))).astype(float)
+                    y[:2] = [0, 1]  # both classes in every query set
+                for method, skill in methods.items():
+                    noise = rng.normal(0, 1, n_query) * (1.5 - skill)
+                    if numeric:
+                        p = 100 + 20 * skill * x + 10 * noise
+                        scores = numeric_metrics(y, p)
+                    else:
+                        p = 1 / (1 + np.exp(-(1.5 * skill * x + noise)))
+                        scores = binary_metrics(y, p)
+                    res += [(method, "sim", task, k, draw, m, v) for m, v in scores.items()]
+                    preds += [
+                        (method, "sim", task, k, draw, a, b) for a, b in zip(y, p, strict=True)
+                    ]
+    results = pd.DataFrame(
+        res, columns=["method", "dataset", "task", "k", "draw", "metric", "value"]
+    )
+    predictions = pd.DataFrame(
+        preds, columns=["method", "dataset", "task", "k", "draw", "y_true", "y_prob"]
+    )
+    return results, predictions
+
+
+PROVENANCE = {
+    "dataset": "sim",
+    "simulated": True,
+    "source": "metamed built-in simulator",
+    "checksums": {"cohort.parquet": "sha256:0123abcd"},
+    "config": {"inner_lr": 0.1, "shots": [2, 10]},
+    "seeds": [0, 1],
+    "versions": {"numpy": np.__version__},
+    "metamed_version": "0.1.0",
+    "command": "metamed evaluate --dataset sim",
+    "timestamp": "2026-01-01T00:00:00+00:00",
+}
+
+
+@pytest.fixture(scope="module")
+def binary_data() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return synth({"maml": 1.2, "pooled": 0.8, "local": 0.4})
+
+
+def _images(text: str) -> list[bytes]:
+    return [base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([^"]+)"', text)]
+
+
+def test_report_has_expected_sections_and_valid_images(
+    binary_data: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    results, predictions = binary_data
+    out = write_report(
+        results, predictions, PROVENANCE, tmp_path / "sub" / "report.html",
+        title="Few-shot test", baselines=["pooled", "local"], n_boot=200,
+    )  # fmt: skip
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    for section in (
+        "Few-shot test",
+        "Summary",
+        "K-shot curves",
+        "Reliability diagrams",
+        "Verdicts against the best baseline",
+        "Per-task AUROC",
+        "Model card",
+        "Intended use",
+        "Limitations",
+        "Provenance",
+    ):
+        assert section in text, section
+    # Verdict sentence for the meta-learner against the best baseline at each K.
+    assert "K=2: maml vs pooled:" in text and "K=10: maml vs pooled:" in text
+    assert "Simulated data." in text and "simulated data</span>" in text
+    # Provenance details are shown.
+    for item in ("sha256:0123abcd", "config.inner_lr", "metamed evaluate --dataset sim", "site B"):
+        assert item in text, item
+    images = _images(text)
+    # AUROC curve, AUPRC/Brier/ECE panels, calibration panels, reliability at K=2 and K=10.
+    assert len(images) == 5
+    assert all(img.startswith(PNG_MAGIC) and len(img) > 2000 for img in images)
+
+
+def test_report_is_self_contained(
+    binary_data: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    results, predictions = binary_data
+    prov = {**PROVENANCE, "source": "https://example.org/data"}  # a URL as text is fine
+    text = render_report(
+        results, predictions, prov, baselines=["pooled"], n_boot=100, reliability_ks=[10]
+    )
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.I)
+    assert "<link" not in text.lower() and "@import" not in text.lower()
+    assert "url(" not in text.lower()
+    assert "<script" not in text.lower()
+
+
+def test_text_is_html_escaped(tmp_path: Path) -> None:
+    results, predictions = synth(
+        {"maml & co": 1.2, "pooled": 0.8}, tasks=(EVIL_TASK, "site <b>2</b>", "site 3")
+    )
+    prov = {**PROVENANCE, "note": "<img src=x onerror=alert(1)>"}
+    out = write_report(
+        results, predictions, prov, tmp_path / "r.html", title="<i>T</i>",
+        baselines=["pooled"], n_boot=100, reliability_ks=[2],
+    )  # fmt: skip
+    text = out.read_text(encoding="utf-8")
+    assert "<script>" not in text
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
+    assert "<b>2</b>" not in text and "site &lt;b&gt;2&lt;/b&gt;" in text
+    assert "<img src=x" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "<i>T</i>" not in text and "&lt;i&gt;T&lt;/i&gt;" in text
+    assert "maml &amp; co" in text
+
+
+def test_one_method_only_and_no_predictions(tmp_path: Path) -> None:
+    results, _ = synth({"maml": 1.0}, tasks=("s1", "s2"))
+    out = write_report(results, None, None, tmp_path / "one.html", n_boot=100)
+    text = out.read_text(encoding="utf-8")
+    assert "No baselines were declared" in text
+    assert "No query-set predictions were provided" in text
+    assert "No provenance was recorded" in text
+    assert "Data origin not stated" in text
+    assert len(_images(text)) == 3  # curve + two panel figures, no reliability
+
+
+def test_nan_metrics_are_reported_not_fatal(
+    binary_data: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    results, predictions = binary_data
+    results = results.copy()
+    # The local baseline's AUROC undefined everywhere; some slopes undefined.
+    results.loc[(results["method"] == "local") & (results["metric"] == "auroc"), "value"] = np.nan
+    slope_rows = results.index[results["metric"] == "calibration_slope"][::3]
+    results.loc[slope_rows, "value"] = np.nan
+    predictions = predictions.copy()
+    predictions.loc[predictions.index[:5], "y_prob"] = np.nan
+    text = render_report(
+        results, predictions, PROVENANCE, baselines=["pooled", "local"], n_boot=100,
+        reliability_ks=[2],
+    )  # fmt: skip
+    assert "n/a" in text
+    assert "of AUROC values are undefined" in text
+    assert "of calibration slope values are undefined" in text
+    assert "K=10: maml vs pooled:" in text  # local cannot be the best baseline with no AUROC
+
+
+def test_numeric_outcome_report(tmp_path: Path) -> None:
+    results, predictions = synth({"maml": 1.2, "pooled": 0.6}, numeric=True)
+    text = render_report(
+        results, predictions, {"data_kind": "real"}, baselines=["pooled"], n_boot=100
+    )
+    assert "Per-task RMSE" in text
+    assert "Predicted vs observed" in text and "Reliability diagrams" not in text
+    assert "RMSE [" in text  # verdict sentence on RMSE
+    assert "lower is better" in text
+    assert "Real data." in text
+    assert len(_images(text)) >= 3
+
+
+def test_report_is_deterministic(binary_data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    results, predictions = binary_data
+    kwargs = {"baselines": ["pooled"], "n_boot": 100, "reliability_ks": [10]}
+    a = render_report(results, predictions, PROVENANCE, **kwargs)
+    b = render_report(results, predictions, PROVENANCE, **kwargs)
+    assert a == b
+
+
+def test_report_input_errors(binary_data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    results, predictions = binary_data
+    with pytest.raises(MetamedValueError, match="missing column"):
+        render_report(results.drop(columns=["draw"]), predictions, PROVENANCE)
+    with pytest.raises(MetamedValueError, match="empty"):
+        render_report(results.iloc[:0], predictions, PROVENANCE)
+    with pytest.raises(MetamedValueError, match="no rows in results"):
+        render_report(results, predictions, PROVENANCE, methods=["mammal"])
+
+
+def test_plot_functions_return_png(binary_data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    results, predictions = binary_data
+    summary = summarise(results, n_boot=50)
+    assert kshot_curve_png(summary, "auroc").startswith(PNG_MAGIC)
+    assert reliability_png(predictions, 2, methods=["maml"]).startswith(PNG_MAGIC)
+    num_res, num_pred = synth({"m": 1.0}, numeric=True, tasks=("a", "b"), ks=(5,))
+    assert predicted_vs_observed_png(num_pred, 5).startswith(PNG_MAGIC)
+    with pytest.raises(MetamedValueError, match="summarise"):
+        kshot_curve_png(summary.drop(columns=["ci_low"]), "auroc")
