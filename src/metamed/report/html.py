@@ -684,12 +684,13 @@ def render_report(
     if version:
         subtitle += f" · metamed {version}"
     headline_html = (
-        f"<p>At the largest K:</p><ul class='verdicts'>{''.join(headlines)}</ul>"
+        "<h2 id='key-findings'>Key findings</h2><p>Each method against the best baseline "
+        f"at the largest K:</p><ul class='verdicts'>{''.join(headlines)}</ul>"
         if headlines
         else ""
     )
     toc = (
-        '<nav class="toc"><a href="#top">Summary</a><a href="#model-card">Model card</a>'
+        '<nav class="toc"><a href="#top">Top</a><a href="#model-card">Model card</a>'
         '<a href="#provenance">Provenance</a></nav>'
     )
     doc = [
