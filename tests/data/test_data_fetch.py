@@ -41,9 +41,9 @@ def _leftovers(dest: Path) -> list[str]:
     return sorted(str(p.relative_to(dest)) for p in dest.rglob("*")) if dest.exists() else []
 
 
-def test_fetch_real_files_from_loopback(data_dir: Path, tmp_path: Path) -> None:
+def test_fetch_real_files_from_loopback(uci_heart_dir: Path, tmp_path: Path) -> None:
     calls: list[tuple[str, int, int]] = []
-    with serve(data_dir) as url:
+    with serve(uci_heart_dir.parent) as url:
         folder = fetch_dataset(
             "uci-heart",
             tmp_path,
@@ -72,9 +72,9 @@ def test_fetch_real_files_from_loopback(data_dir: Path, tmp_path: Path) -> None:
         assert calls == []
 
 
-def test_one_corrupted_file_installs_nothing(data_dir: Path, tmp_path: Path) -> None:
+def test_one_corrupted_file_installs_nothing(uci_heart_dir: Path, tmp_path: Path) -> None:
     served = tmp_path / "served"
-    shutil.copytree(data_dir / "uci-heart-disease", served)
+    shutil.copytree(uci_heart_dir, served)
     served.chmod(0o755)
     bad = served / "processed.va.data"
     bad.chmod(0o644)

@@ -183,3 +183,11 @@ def test_make_tasks_uses_train_fit_only() -> None:
     np.testing.assert_array_equal(tasks[0].y, [0, 1, 0, 1])
     with pytest.raises(MetamedTypeError, match="list"):
         make_tasks(taskset, "s1", pre)
+
+
+def test_make_tasks_rejects_preprocessor_of_another_schema() -> None:
+    cohort = Cohort("toy", _frame(), SCHEMA)
+    other = Schema(outcome="y", numeric=("age",), group=("site",))
+    pre = Preprocessor(other).fit(_frame())
+    with pytest.raises(MetamedValueError, match="fit a Preprocessor on this cohort"):
+        make_tasks(TaskSet(cohort), ["s1"], pre)

@@ -367,6 +367,12 @@ def make_tasks(taskset: TaskSet, names: Sequence[str], preprocessor: Preprocesso
             "make_tasks builds binary or numeric tasks; a survival outcome needs a fixed-horizon "
             "binary outcome (event before horizon) first."
         )
+    if tuple(preprocessor.schema.features) != tuple(schema.features):
+        raise MetamedValueError(
+            f"The preprocessor was built for features {list(preprocessor.schema.features)[:5]}... "
+            f"but cohort '{taskset.cohort.name}' has {list(schema.features)[:5]}...; fit a "
+            "Preprocessor on this cohort's schema."
+        )
     if isinstance(names, str):
         raise MetamedTypeError(
             f"names must be a list of task names, got the string {names!r}; wrap it: [{names!r}]."

@@ -23,14 +23,13 @@ What this loader does to the raw values, and why:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from metamed.data.cohort import Cohort, Schema
-from metamed.errors import ChecksumError, DataNotFoundError, MetamedValueError
+from metamed.errors import ChecksumError, MetamedValueError
 
 __all__ = [
     "UCI_HEART_FOLDER",
@@ -158,23 +157,6 @@ def read_uci_heart_file(path: str | Path, site: str) -> pd.DataFrame:
     return frame
 
 
-def _resolve_folder(data_dir: str | Path | None) -> Path:
-    if data_dir is None:
-        env = os.environ.get("METAMED_DATA_DIR")
-        if not env:
-            raise DataNotFoundError(
-                "No data directory given for uci-heart and METAMED_DATA_DIR is not set. "
-                "Download the files with `metamed data fetch uci-heart --dest DIR` and pass "
-                "data_dir=DIR or set METAMED_DATA_DIR=DIR."
-            )
-        data_dir = env
-    root = Path(data_dir).expanduser()
-    # Accept either the data directory or the dataset folder itself.
-    if (root / UCI_HEART_FOLDER).is_dir():
-        return root / UCI_HEART_FOLDER
-    return root
-
-
 def load_uci_heart(data_dir: str | Path | None = None) -> Cohort:
     """Load the four-site UCI Heart Disease cohort (920 patients, 4 tasks).
 
@@ -197,9 +179,10 @@ def load_uci_heart(data_dir: str | Path | None = None) -> Cohort:
     ChecksumError
         A file differs from the published one.
     """
-    from metamed.data.sources import get_source, sha256_file  # late: sources imports us
+    # Late import: sources imports this module to register the loader.
+    from metamed.data.sources import dataset_folder, get_source, sha256_file
 
-    folder = _resolve_folder(data_dir)
+    folder = dataset_folder("uci-heart", data_dir)  # clear error if anything is missing
     source = get_source("uci-heart")
     expected = {f.name: f.sha256 for f in source.files}
     frames = []
@@ -207,12 +190,6 @@ def load_uci_heart(data_dir: str | Path | None = None) -> Cohort:
     for site in UCI_HEART_SITES:
         name = f"processed.{site}.data"
         path = folder / name
-        if not path.is_file():
-            raise DataNotFoundError(
-                f"uci-heart: file '{name}' not found in {folder}. Download the dataset with "
-                f"`metamed data fetch uci-heart --dest DIR` and point data_dir (or "
-                f"METAMED_DATA_DIR) at DIR."
-            )
         digest = sha256_file(path)
         _check_digest(path, digest, expected[name])
         checksums[name] = digest
