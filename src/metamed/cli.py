@@ -13,7 +13,6 @@ import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -34,7 +33,9 @@ app.add_typer(data_app, name="data")
 console = Console()
 err_console = Console(stderr=True)
 
-DEFAULT_METHODS = "maml,fomaml,anil,metasgd,reptile,protonet,pooled,pooled-finetune,local-logreg,local-gbm"
+DEFAULT_METHODS = (
+    "maml,fomaml,anil,metasgd,reptile,protonet,pooled,pooled-finetune,local-logreg,local-gbm"
+)
 
 
 @contextlib.contextmanager
@@ -158,20 +159,30 @@ def _load_cohort(
 
 @app.command()
 def benchmark(
-    dataset: Optional[str] = typer.Option(None, help="Known dataset name (see `metamed datasets`)."),
-    table: Optional[Path] = typer.Option(None, help="Your own patient table (CSV or Parquet)."),
-    data_dir: Optional[Path] = typer.Option(None, help="Folder holding the datasets (default: $METAMED_DATA_DIR)."),
-    task_col: Optional[str] = typer.Option(None, help="Column that defines tasks (site, condition, patient)."),
-    outcome_col: Optional[str] = typer.Option(None, help="Outcome column (--table only)."),
-    feature_cols: Optional[str] = typer.Option(None, help="Comma-separated input columns (--table only; default: all others)."),
-    categorical_cols: Optional[str] = typer.Option(None, help="Columns to treat as categorical (--table only)."),
-    drop_cols: Optional[str] = typer.Option(None, help="Columns to ignore (--table only)."),
+    dataset: str | None = typer.Option(None, help="Known dataset name (see `metamed datasets`)."),
+    table: Path | None = typer.Option(None, help="Your own patient table (CSV or Parquet)."),
+    data_dir: Path | None = typer.Option(
+        None, help="Folder holding the datasets (default: $METAMED_DATA_DIR)."
+    ),
+    task_col: str | None = typer.Option(
+        None, help="Column that defines tasks (site, condition, patient)."
+    ),
+    outcome_col: str | None = typer.Option(None, help="Outcome column (--table only)."),
+    feature_cols: str | None = typer.Option(
+        None, help="Comma-separated input columns (--table only; default: all others)."
+    ),
+    categorical_cols: str | None = typer.Option(
+        None, help="Columns to treat as categorical (--table only)."
+    ),
+    drop_cols: str | None = typer.Option(None, help="Columns to ignore (--table only)."),
     methods: str = typer.Option(DEFAULT_METHODS, help="Comma-separated method names."),
     shots: str = typer.Option("5,10,20,40", help="Support sizes K, comma-separated."),
     draws: int = typer.Option(20, min=1, help="Random support draws per held-out task and K."),
     seed: int = typer.Option(0, help="Master seed (episodes, initialisation)."),
     split: str = typer.Option("auto", help="auto | loso (leave one task out) | random."),
-    meta_iterations: Optional[int] = typer.Option(None, min=1, help="Override meta-training iterations."),
+    meta_iterations: int | None = typer.Option(
+        None, min=1, help="Override meta-training iterations."
+    ),
     out: Path = typer.Option(Path("runs/benchmark"), help="Output folder."),
 ) -> None:
     """Meta-train on all but the held-out tasks, adapt from K examples, score the rest."""
@@ -186,13 +197,26 @@ def benchmark(
                 make_learner(name)
         config = ProtocolConfig(shots=_parse_shots(shots), draws=draws, seed=seed)
         cohort = _load_cohort(
-            dataset, table, data_dir, task_col, outcome_col, feature_cols, categorical_cols, drop_cols
+            dataset,
+            table,
+            data_dir,
+            task_col,
+            outcome_col,
+            feature_cols,
+            categorical_cols,
+            drop_cols,
         )
         overrides = {"meta_iterations": meta_iterations} if meta_iterations else None
         with progress_bar(f"benchmark {cohort.name}") as update:
             outputs = run_benchmark(
-                cohort, method_names, out, config, task_col=task_col, split=split,
-                overrides=overrides, progress=update,
+                cohort,
+                method_names,
+                out,
+                config,
+                task_col=task_col,
+                split=split,
+                overrides=overrides,
+                progress=update,
             )
         _print_summary(outputs)
 
@@ -244,14 +268,16 @@ def demo(
 
 @app.command()
 def datasets(
-    data_dir: Optional[Path] = typer.Option(None, help="Folder holding the datasets (default: $METAMED_DATA_DIR)."),
+    data_dir: Path | None = typer.Option(
+        None, help="Folder holding the datasets (default: $METAMED_DATA_DIR)."
+    ),
 ) -> None:
     """List known datasets with size, licence and whether they are present."""
     with user_errors():
-        from metamed.data import DATASETS, dataset_status
+        from metamed.data import DATASETS
 
         table = Table(title="metamed datasets")
-        for col in ("name", "title", "patients", "tasks", "licence", "present", "loader"):
+        for col in ("name", "title", "patients", "tasks", "size", "licence", "present", "loader"):
             table.add_column(col)
         for name, source in DATASETS.items():
             table.add_row(
@@ -259,24 +285,44 @@ def datasets(
                 source.title,
                 str(source.n_patients or "-"),
                 str(source.n_tasks or "-"),
+                f"{source.size_bytes / 1e6:.1f} MB" if source.files else "built-in",
                 source.licence,
-                dataset_status(name, data_dir),
+                _dataset_status(name, data_dir),
                 "yes" if source.loader is not None else "not yet",
             )
         console.print(table)
 
 
+def _dataset_status(name: str, data_dir: Path | None) -> str:
+    from metamed.data import get_source
+    from metamed.data.sources import dataset_folder
+    from metamed.errors import DataNotFoundError
+
+    if not get_source(name).files:
+        return "built-in"
+    try:
+        dataset_folder(name, data_dir)
+    except DataNotFoundError:
+        return "no"
+    return "yes"
+
+
 @data_app.command("fetch")
 def data_fetch(
     name: str = typer.Argument(..., help="Dataset name (see `metamed datasets`)."),
-    dest: Path = typer.Option(..., help="Folder to download into (use it as --data-dir / METAMED_DATA_DIR)."),
-    base_url: Optional[str] = typer.Option(None, help="Mirror to download from instead of the public origin."),
+    dest: Path = typer.Option(
+        ..., help="Folder to download into (use it as --data-dir / METAMED_DATA_DIR)."
+    ),
+    base_url: str | None = typer.Option(
+        None, help="Mirror to download from instead of the public origin."
+    ),
 ) -> None:
     """Download a dataset from its public origin and verify its checksums."""
     with user_errors():
         from metamed.data import fetch_dataset
 
-        path = fetch_dataset(name, dest, base_url=base_url, progress=lambda msg: err_console.print(msg))
+        with progress_bar(f"fetch {name}") as update:
+            path = fetch_dataset(name, dest, base_url=base_url, progress=update)
         console.print(f"{name}: downloaded and verified in {path}")
 
 

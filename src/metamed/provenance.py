@@ -14,7 +14,16 @@ import metamed
 
 __all__ = ["package_versions", "provenance_record"]
 
-_PACKAGES = ("numpy", "pandas", "torch", "scikit-learn", "lightgbm", "scipy", "gymnasium", "matplotlib")
+_PACKAGES = (
+    "numpy",
+    "pandas",
+    "torch",
+    "scikit-learn",
+    "lightgbm",
+    "scipy",
+    "gymnasium",
+    "matplotlib",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -42,12 +51,22 @@ def provenance_record(data: dict[str, Any], config: dict[str, Any]) -> dict[str,
     """Everything needed to reproduce a run, as one JSON-serialisable dict."""
     import torch
 
+    versions = package_versions()
+    source = str(data.get("source", ""))
     return {
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
-        "data": data,
+        "dataset": config.get("dataset"),
+        "source": source,
+        "licence": data.get("licence"),
+        "citation": data.get("citation"),
+        "checksums": data.get("checksums", {}),
+        "simulated": "simulated" in source.lower() or "synthetic" in source.lower(),
+        "seeds": {"seed": config.get("protocol", {}).get("seed")},
+        "data": {k: v for k, v in data.items() if k != "truth"},  # ground truth can be large
         "config": config,
-        "versions": package_versions(),
+        "metamed_version": versions["metamed"],
+        "versions": versions,
         "git_commit": _git_commit(),
         "machine": {
             "platform": platform.platform(),

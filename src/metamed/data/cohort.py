@@ -140,7 +140,9 @@ def validate_frame(frame: pd.DataFrame, schema: Schema, name: str = "cohort") ->
             f"Table columns: {', '.join(map(str, frame.columns))}."
         )
     for col in schema.numeric:
-        if not pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(frame[col]):
+        if not pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(
+            frame[col]
+        ):
             bad = _first_non_numeric(frame[col])
             raise MetamedTypeError(
                 f"{name}: numeric column '{col}' holds non-numeric values (e.g. {bad!r}). "
@@ -162,7 +164,7 @@ def validate_frame(frame: pd.DataFrame, schema: Schema, name: str = "cohort") ->
         )
     if schema.outcome_type == "binary":
         values = set(pd.unique(y))
-        if not values <= {0, 1, True, False}:
+        if not values <= {0, 1}:  # True == 1 and False == 0 in a set
             raise MetamedValueError(
                 f"{name}: binary outcome '{schema.outcome}' must hold 0/1, got values "
                 f"{sorted(map(str, values))[:6]}. Recode it to 0/1 or declare the outcome numeric."

@@ -92,7 +92,7 @@ def run_benchmark(
         "tasks": taskset.summary().to_dict(orient="records"),
         "splits": [{"train": s.train, "val": s.val, "test": s.test} for s in splits],
         "protocol": result.config,
-        "methods": {name: _jsonable(l.get_params()) for name, l in learners.items()},
+        "methods": {name: _jsonable(learner.get_params()) for name, learner in learners.items()},
         "fit_seconds": result.fit_seconds,
     }
     provenance = provenance_record(data=cohort.provenance, config=run_config)
@@ -130,4 +130,7 @@ def run_benchmark(
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v if isinstance(v, (int, float, str, bool, type(None), list, tuple)) else repr(v)) for k, v in params.items()}
+    return {
+        k: (v if isinstance(v, (int, float, str, bool, type(None), list, tuple)) else repr(v))
+        for k, v in params.items()
+    }

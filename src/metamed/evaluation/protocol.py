@@ -82,9 +82,7 @@ def check_shots(tasks: Iterable[Task], shots: Sequence[int]) -> None:
                 f"patients, at least one must be left to score). Use --shots with values <= {limit}."
             )
         if task.outcome_type == "binary" and min(shots) < 2:
-            raise MetamedValueError(
-                "K=1 cannot hold both classes of a binary outcome; use K >= 2."
-            )
+            raise MetamedValueError("K=1 cannot hold both classes of a binary outcome; use K >= 2.")
 
 
 def _score(task: Task, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -139,7 +137,9 @@ def run_protocol(
                         model = learner.adapt(task.subset(support_idx))
                         query = task.subset(query_idx)
                         # binary: P(y=1); numeric: the predicted value
-                        predict = model.predict_proba if task.outcome_type == "binary" else model.predict
+                        predict = (
+                            model.predict_proba if task.outcome_type == "binary" else model.predict
+                        )
                         p = np.asarray(predict(query.X), dtype=float)
                         for metric, value in _score(task, query.y, p).items():
                             rows.append(

@@ -110,7 +110,9 @@ class Episode:
         return self.task.subset(self.query_idx)
 
 
-def make_episode(task: Task, k_support: int, rng: np.random.Generator, n_query: int | None = None) -> Episode:
+def make_episode(
+    task: Task, k_support: int, rng: np.random.Generator, n_query: int | None = None
+) -> Episode:
     support, query = sample_support_query(task, k_support, rng, n_query)
     return Episode(task, support, query)
 
@@ -148,7 +150,9 @@ class EpisodeBatch:
         )
 
 
-def _pad(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _pad(
+    parts: list[tuple[np.ndarray, np.ndarray]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     n_max = max(len(y) for _, y in parts)
     d = parts[0][0].shape[1]
     x = np.zeros((len(parts), n_max, d), dtype=np.float32)
@@ -202,5 +206,7 @@ class EpisodeSampler:
 
     def sample(self, meta_batch_size: int) -> EpisodeBatch:
         idx = self.rng.integers(len(self.tasks), size=meta_batch_size)
-        episodes = [make_episode(self.tasks[i], self.k_support, self.rng, self.n_query) for i in idx]
+        episodes = [
+            make_episode(self.tasks[i], self.k_support, self.rng, self.n_query) for i in idx
+        ]
         return stack_episodes(episodes)
