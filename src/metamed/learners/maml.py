@@ -1,0 +1,663 @@
+"""MAML, first-order MAML, ANIL and Meta-SGD: gradient-based meta-learners on one MLP.
+
+All four meta-learn an initialisation of the same MLP (:mod:`metamed.learners.mlp`)
+such that a few gradient steps on a new task's support set give a good model for
+that task; they differ only in what the inner loop adapts and how the meta-gradient
+is taken, which is why they share one engine (:mod:`metamed.learners.engine`):
+
+==========  ===========================  ==================  ==========================
+learner     adapts in the inner loop     meta-gradient       reference
+==========  ===========================  ==================  ==========================
+MAML        all layers                   second order        Finn et al. (2017)
+FOMAML      all layers                   first order         Finn et al. (2017), §5.2
+ANIL        output layer only            second order        Raghu et al. (2020)
+MetaSGD     all layers, learned step     second order        Li et al. (2017)
+            size per parameter
+==========  ===========================  ==================  ==========================
+
+Meta-training samples meta-batches of K-shot episodes with
+:class:`~metamed.tasks.EpisodeSampler`, updates the initialisation with Adam, and, when
+validation tasks are given, keeps the parameters with the lowest query loss on a fixed
+set of validation episodes (early stopping).  The shared scaffolding
+(:class:`GradientMetaLearner`, :class:`AdaptedMLP`) is reused by Reptile.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from metamed.errors import MetamedTypeError, MetamedValueError, unknown_name
+from metamed.learners.base import AdaptedModel, MetaLearner, register
+from metamed.learners.engine import (
+    BACKENDS,
+    InnerLoopConfig,
+    LearningRate,
+    Params,
+    adapt_params,
+    forward,
+    meta_gradient,
+    meta_loss,
+)
+from metamed.learners.mlp import init_mlp
+from metamed.tasks.episodes import (
+    EpisodeBatch,
+    EpisodeSampler,
+    make_episode,
+    max_support_size,
+    stack_episodes,
+)
+from metamed.tasks.task import Task
+
+__all__ = [
+    "AdaptedMLP",
+    "GradientMetaLearner",
+    "MAML",
+    "FOMAML",
+    "ANIL",
+    "MetaSGD",
+    "ProgressCallback",
+]
+
+#: ``progress(iteration, total_iterations, train_loss)``, called after each meta-iteration.
+ProgressCallback = Callable[[int, int, float], None]
+
+#: Validation episodes drawn per validation task (fixed once per ``meta_fit``): several
+#: draws per task make the early-stopping signal less dependent on one lucky support set.
+VAL_DRAWS_PER_TASK = 3
+
+
+class AdaptedMLP(AdaptedModel):
+    """An MLP adapted to one task.
+
+    ``predict_proba`` returns sigmoid probabilities (binary outcomes); ``predict``
+    returns class labels (binary) or predictions in the outcome's own units (numeric).
+    """
+
+    def __init__(
+        self,
+        params: Params,
+        outcome_type: str,
+        n_features: int,
+        target_mean: float = 0.0,
+        target_std: float = 1.0,
+    ) -> None:
+        self.params = {k: v.detach().clone() for k, v in params.items()}
+        self.outcome_type = outcome_type
+        self.n_features = n_features
+        self.target_mean = target_mean
+        self.target_std = target_std
+
+    def _outputs(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise MetamedValueError(
+                f"X must have shape (n, {self.n_features}) (preprocessed like the support set), "
+                f"got {X.shape}."
+            )
+        with torch.no_grad():
+            out = forward(self.params, torch.from_numpy(X))
+        return out.double().numpy().reshape(-1)
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Logits (binary) or standardised predictions (numeric), shape (n,)."""
+        return self._outputs(X)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(y = 1) per row, shape (n,)."""
+        if self.outcome_type != "binary":
+            raise MetamedValueError(
+                "predict_proba needs a binary outcome; this model predicts a numeric one. "
+                "Use predict(X) for predictions in the outcome's units."
+            )
+        logits = self._outputs(X)
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class labels (binary, 0.5 threshold) or numeric predictions."""
+        if self.outcome_type == "binary":
+            return super().predict(X)
+        return self._outputs(X) * self.target_std + self.target_mean
+
+
+# -- hyperparameter checks -------------------------------------------------------------------
+def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        hint = " or None" if allow_none else ""
+        raise MetamedTypeError(f"{name} must be an integer{hint}, got {value!r}.")
+    if value < minimum:
+        raise MetamedValueError(f"{name} must be >= {minimum}, got {value}.")
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise MetamedTypeError(f"{name} must be a number, got {value!r}.")
+    if not math.isfinite(value) or value <= 0:
+        raise MetamedValueError(f"{name} must be a finite number > 0, got {value}.")
+
+
+def _check_hidden_sizes(value: Any, min_layers: int) -> None:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise MetamedTypeError(
+            f"hidden_sizes must be a sequence of layer widths such as (64, 64), got {value!r}."
+        )
+    sizes = list(value)
+    for width in sizes:
+        _check_int("each hidden layer width in hidden_sizes", width, 1)
+    if len(sizes) < min_layers:
+        raise MetamedValueError(
+            f"hidden_sizes needs at least {min_layers} hidden layer(s) for this learner "
+            f"(its inner loop adapts only the output layer on top of them), got {tuple(sizes)}."
+        )
+
+
+class GradientMetaLearner(MetaLearner):
+    """Shared scaffolding of the MLP meta-learners (MAML family and Reptile).
+
+    Subclasses implement :meth:`_init_state`, :meth:`_train_step`, :meth:`_inner_lr`
+    and say whether they adapt the head only.  Everything else (hyperparameter checks,
+    seeding, episode sampling, target scaling, early stopping, adaptation, progress
+    reporting) lives here so the learners differ only in their algorithm.
+
+    Attributes set by ``meta_fit``
+    -------------------------------
+    params_ : dict of str to Tensor
+        Meta-learned MLP parameters (the best ones on validation episodes if given).
+    n_features_ : int
+    outcome_type_ : {"binary", "numeric"}
+    target_mean_, target_std_ : float
+        Standardisation of numeric outcomes, fitted on the training tasks (0 and 1 for
+        binary outcomes).
+    history_ : dict
+        ``train_loss`` (one value per iteration), ``val_loss`` (list of
+        ``(iteration, loss)``), ``best_iteration``, ``n_iterations``, ``stopped_early``.
+    skipped_tasks_ : dict of str to str
+        Training tasks too small for a K-shot episode, with the reason.
+    """
+
+    #: Set to a ``ProgressCallback`` on an instance to follow meta-training (not saved).
+    progress: ProgressCallback | None = None
+    #: Adapt only the output layer (ANIL).
+    _head_only: ClassVar[bool] = False
+    #: Keys of the state dict built by ``_init_state``; each is published as ``<stem>_``.
+    _state_stems: ClassVar[tuple[str, ...]] = ("params",)
+
+    def __init__(
+        self,
+        hidden_sizes: tuple[int, ...] = (64, 64),
+        inner_steps: int = 5,
+        inner_lr: float = 0.1,
+        outer_lr: float = 1e-3,
+        meta_batch_size: int = 16,
+        meta_iterations: int = 500,
+        k_support: int = 10,
+        n_query: int | None = 20,
+        chunk_size: int | None = None,
+        adapt_steps: int | None = None,
+        eval_every: int = 25,
+        patience: int | None = 5,
+        backend: str = "manual",
+        random_state: int | None = 0,
+    ) -> None:
+        self.hidden_sizes = hidden_sizes
+        self.inner_steps = inner_steps
+        self.inner_lr = inner_lr
+        self.outer_lr = outer_lr
+        self.meta_batch_size = meta_batch_size
+        self.meta_iterations = meta_iterations
+        self.k_support = k_support
+        self.n_query = n_query
+        self.chunk_size = chunk_size
+        self.adapt_steps = adapt_steps
+        self.eval_every = eval_every
+        self.patience = patience
+        self.backend = backend
+        self.random_state = random_state
+
+    # -- hooks for subclasses ------------------------------------------------------------
+    def _init_state(self, params: Params) -> dict[str, Params]:
+        """Tensors that meta-training updates, keyed by attribute stem (``params``, ...)."""
+        return {"params": params}
+
+    def _inner_lr(self, state: dict[str, Params]) -> LearningRate:
+        return float(self.inner_lr)
+
+    def _first_order(self) -> bool:
+        return False
+
+    def _train_step(self, state: dict[str, Params], batch: EpisodeBatch, iteration: int) -> float:
+        raise NotImplementedError
+
+    def _make_optimizer(self, state: dict[str, Params]) -> torch.optim.Optimizer | None:
+        return None
+
+    # -- validation ----------------------------------------------------------------------
+    def _validate_params(self) -> None:
+        _check_hidden_sizes(self.hidden_sizes, 1 if self._head_only else 0)
+        _check_int("inner_steps", self.inner_steps, 1)
+        _check_positive("inner_lr", self.inner_lr)
+        _check_positive("outer_lr", self.outer_lr)
+        _check_int("meta_batch_size", self.meta_batch_size, 1)
+        _check_int("meta_iterations", self.meta_iterations, 1)
+        _check_int("k_support", self.k_support, 1)
+        _check_int("n_query", self.n_query, 1, allow_none=True)
+        _check_int("chunk_size", self.chunk_size, 1, allow_none=True)
+        _check_int("adapt_steps", self.adapt_steps, 0, allow_none=True)
+        _check_int("eval_every", self.eval_every, 1)
+        _check_int("patience", self.patience, 1, allow_none=True)
+        if self.backend not in BACKENDS:
+            raise unknown_name("backend", self.backend, BACKENDS)
+        if self.random_state is not None:
+            _check_int("random_state", self.random_state, 0)
+
+    def _check_outcome(self, tasks: list[Task], what: str) -> str:
+        kinds = {t.outcome_type for t in tasks}
+        if len(kinds) != 1:
+            raise MetamedValueError(
+                f"{what} mix outcome types {sorted(kinds)}; meta-train on tasks with one outcome "
+                "type (all binary or all numeric)."
+            )
+        kind = kinds.pop()
+        if kind not in ("binary", "numeric"):
+            raise unknown_name("outcome type", kind, ("binary", "numeric"))
+        return kind
+
+    # -- episodes ------------------------------------------------------------------------
+    def _scaled(self, batch: EpisodeBatch) -> EpisodeBatch:
+        """Standardise numeric targets (inner_lr then means the same on every dataset)."""
+        if self.outcome_type_ == "binary":
+            return batch
+        mean, std = self.target_mean_, self.target_std_
+        return replace(
+            batch, support_y=(batch.support_y - mean) / std, query_y=(batch.query_y - mean) / std
+        )
+
+    def _val_batch(self, val_tasks: list[Task], rng: np.random.Generator) -> EpisodeBatch:
+        usable = [t for t in val_tasks if max_support_size(t) >= self.k_support]
+        if not usable:
+            raise MetamedValueError(
+                f"No validation task can provide a K={self.k_support} support set plus a query "
+                f"set (tasks: {', '.join(t.name for t in val_tasks)}). Lower k_support, pass "
+                "larger validation tasks, or pass val_tasks=None to train without early stopping."
+            )
+        episodes = [
+            make_episode(t, self.k_support, rng, self.n_query)
+            for t in usable
+            for _ in range(VAL_DRAWS_PER_TASK)
+        ]
+        return self._scaled(stack_episodes(episodes))
+
+    def _val_loss(self, state: dict[str, Params], batch: EpisodeBatch) -> float:
+        """Query loss after the test-time adaptation (``adapt_steps``, no outer graph)."""
+        config = InnerLoopConfig(
+            self._adapt_steps(), self.outcome_type_, True, self._head_only, self.backend
+        )
+        return meta_loss(state["params"], batch, config, self._inner_lr(state), self.chunk_size)
+
+    def _adapt_steps(self) -> int:
+        return self.inner_steps if self.adapt_steps is None else int(self.adapt_steps)
+
+    # -- the contract --------------------------------------------------------------------
+    def meta_fit(
+        self, train_tasks: list[Task], val_tasks: list[Task] | None = None
+    ) -> GradientMetaLearner:
+        """Meta-train on ``train_tasks``; early-stop on ``val_tasks`` when given.
+
+        Returns ``self``.  Raises :class:`~metamed.errors.MetamedValueError` /
+        :class:`~metamed.errors.MetamedTypeError` for bad hyperparameters or tasks.
+        """
+        self._validate_params()
+        n_features = self._check_tasks(list(train_tasks), "train_tasks")
+        outcome_type = self._check_outcome(list(train_tasks), "train_tasks")
+        if val_tasks is not None:
+            val_tasks = list(val_tasks)
+            if self._check_tasks(val_tasks, "val_tasks") != n_features:
+                raise MetamedValueError(
+                    "val_tasks have a different feature count from train_tasks; preprocess both "
+                    "with the same fitted Preprocessor."
+                )
+            if self._check_outcome(val_tasks, "val_tasks") != outcome_type:
+                raise MetamedValueError(
+                    f"val_tasks have a different outcome type from train_tasks ({outcome_type})."
+                )
+        # Fitted state is assembled in locals and published at the end, so a failed
+        # meta_fit does not leave a half-fitted learner behind.
+        self.outcome_type_ = outcome_type
+        if outcome_type == "numeric":
+            y_all = np.concatenate([t.y for t in train_tasks]).astype(np.float64)
+            self.target_mean_ = float(y_all.mean())
+            std = float(y_all.std())
+            self.target_std_ = std if std > 0 else 1.0
+        else:
+            self.target_mean_, self.target_std_ = 0.0, 1.0
+        try:
+            self._fit(list(train_tasks), val_tasks, n_features)
+        except BaseException:
+            for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+                delattr(self, key)
+            raise
+        return self
+
+    def _fit(self, train_tasks: list[Task], val_tasks: list[Task] | None, n_features: int) -> None:
+        seeds = np.random.SeedSequence(self.random_state)
+        train_seed, val_seed, init_seed = seeds.spawn(3)
+        sampler = EpisodeSampler(
+            train_tasks, self.k_support, self.n_query, np.random.default_rng(train_seed)
+        )
+        generator = torch.Generator().manual_seed(int(init_seed.generate_state(1)[0]))
+        sizes = [n_features, *[int(h) for h in self.hidden_sizes], 1]
+        state = self._init_state(init_mlp(sizes, generator))
+        val_batch = (
+            self._val_batch(val_tasks, np.random.default_rng(val_seed)) if val_tasks else None
+        )
+        self._optimizer = self._make_optimizer(state)
+        try:
+            history, best_state = self._loop(state, sampler, val_batch)
+        finally:
+            del self._optimizer
+        for stem, tensors in best_state.items():
+            setattr(self, f"{stem}_", tensors)
+        self.n_features_ = n_features
+        self.skipped_tasks_ = dict(sampler.skipped)
+        self.history_ = history
+
+    def _loop(
+        self, state: dict[str, Params], sampler: EpisodeSampler, val_batch: EpisodeBatch | None
+    ) -> tuple[dict[str, Any], dict[str, Params]]:
+        """The meta-training loop with early stopping; returns (history, best state)."""
+
+        history: dict[str, Any] = {"train_loss": [], "val_loss": [], "stopped_early": False}
+        best_state = _copy_state(state)
+        best_loss, best_iteration, bad_evals = math.inf, 0, 0
+        if val_batch is not None:
+            best_loss = self._val_loss(state, val_batch)
+            history["val_loss"].append((0, best_loss))
+        total = int(self.meta_iterations)
+        iteration = 0
+        for iteration in range(1, total + 1):
+            batch = self._scaled(sampler.sample(int(self.meta_batch_size)))
+            loss = self._train_step(state, batch, iteration)
+            if not math.isfinite(loss):
+                raise MetamedValueError(
+                    f"{type(self).__name__} meta-training diverged at iteration {iteration} "
+                    f"(loss {loss}); lower inner_lr (now {self.inner_lr}) or outer_lr "
+                    f"(now {self.outer_lr})."
+                )
+            history["train_loss"].append(loss)
+            if self.progress is not None:
+                self.progress(iteration, total, loss)
+            if val_batch is not None and (iteration % self.eval_every == 0 or iteration == total):
+                val = self._val_loss(state, val_batch)
+                history["val_loss"].append((iteration, val))
+                if val < best_loss:
+                    best_loss, best_iteration, bad_evals = val, iteration, 0
+                    best_state = _copy_state(state)
+                else:
+                    bad_evals += 1
+                    if self.patience is not None and bad_evals >= self.patience:
+                        history["stopped_early"] = True
+                        break
+        if val_batch is None:
+            best_state, best_iteration = _copy_state(state), iteration
+        history["best_iteration"] = best_iteration
+        history["n_iterations"] = iteration
+        return history, best_state
+
+    def adapt(self, support: Task) -> AdaptedMLP:
+        """Fine-tune the meta-learned parameters on ``support``; the learner is unchanged."""
+        self._check_fitted()
+        self._check_support(support, self.n_features_)
+        if support.outcome_type != self.outcome_type_:
+            raise MetamedValueError(
+                f"The support set's outcome is {support.outcome_type}, the learner was "
+                f"meta-trained on {self.outcome_type_} outcomes."
+            )
+        state = self._fitted_state()
+        y = (support.y - self.target_mean_) / self.target_std_
+        with torch.no_grad():
+            adapted = adapt_params(
+                state["params"],
+                torch.from_numpy(support.X),
+                torch.from_numpy(y.astype(np.float32)),
+                inner_lr=self._inner_lr(state),
+                inner_steps=self._adapt_steps(),
+                outcome_type=self.outcome_type_,
+                head_only=self._head_only,
+                backend=self.backend,
+            )
+        return AdaptedMLP(
+            adapted, self.outcome_type_, self.n_features_, self.target_mean_, self.target_std_
+        )
+
+    def _fitted_state(self) -> dict[str, Params]:
+        return {stem: getattr(self, f"{stem}_") for stem in self._state_stems}
+
+
+def _copy_state(state: dict[str, Params]) -> dict[str, Params]:
+    return {s: {k: v.detach().clone() for k, v in t.items()} for s, t in state.items()}
+
+
+class _MAMLFamily(GradientMetaLearner):
+    """Outer loop shared by MAML, FOMAML, ANIL and Meta-SGD: Adam on the meta-gradient."""
+
+    def _first_order(self) -> bool:
+        return bool(getattr(self, "first_order", False))
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        first_order = getattr(self, "first_order", False)
+        if not isinstance(first_order, (bool, np.bool_)):
+            raise MetamedTypeError(f"first_order must be True or False, got {first_order!r}.")
+
+    def _make_optimizer(self, state: dict[str, Params]) -> torch.optim.Optimizer:
+        leaves = [t.requires_grad_(True) for tensors in state.values() for t in tensors.values()]
+        # foreach=False: the per-tensor loop is exact and these tensors are few and small.
+        return torch.optim.Adam(leaves, lr=float(self.outer_lr), foreach=False)
+
+    def _train_step(self, state: dict[str, Params], batch: EpisodeBatch, iteration: int) -> float:
+        config = InnerLoopConfig(
+            int(self.inner_steps),
+            self.outcome_type_,
+            self._first_order(),
+            self._head_only,
+            self.backend,
+        )
+        out = meta_gradient(state["params"], batch, config, self._inner_lr(state), self.chunk_size)
+        for key, g in out.grads.items():
+            state["params"][key].grad = g
+        if out.lr_grads is not None:
+            for key, g in out.lr_grads.items():
+                state["lrs"][key].grad = g
+        self._optimizer.step()
+        return out.loss
+
+
+_FAMILY_DOC = """
+    Parameters
+    ----------
+    hidden_sizes : tuple of int, default (64, 64)
+        Hidden layer widths of the MLP (input and 1-unit output layers are added).
+    inner_steps : int, default 5
+        SGD steps on each task's support set during meta-training.
+    inner_lr : float, default 0.1
+        Inner-loop SGD step size{lr_note}.
+    outer_lr : float, default 1e-3
+        Adam learning rate of the meta-update.
+    meta_batch_size : int, default 16
+        Tasks (episodes) per meta-update.
+    meta_iterations : int, default 500
+        Maximum number of meta-updates.
+    k_support : int, default 10
+        Support-set size of training and validation episodes.
+    n_query : int or None, default 20
+        Query rows per episode (None: all rows not in the support set).
+    chunk_size : int or None, default None
+        Tasks processed per vectorised call; lower it to bound memory (same result).
+    adapt_steps : int or None, default None
+        SGD steps at adaptation time (None: ``inner_steps``).
+    eval_every : int, default 25
+        Meta-iterations between evaluations on the validation episodes.
+    patience : int or None, default 5
+        Stop after this many evaluations without improvement (None: never stop early).
+    backend : {{"manual", "func"}}, default "manual"
+        Inner-gradient implementation (see :mod:`metamed.learners.engine`); same result.
+    random_state : int or None, default 0
+        Seeds episode sampling and initialisation; the same seed gives identical results.
+"""
+
+
+@register("maml")
+class MAML(_MAMLFamily):
+    """Model-Agnostic Meta-Learning (Finn et al., 2017).
+
+    Learns an MLP initialisation from which ``inner_steps`` SGD steps on a task's
+    support set minimise the loss on its query set; the meta-gradient is taken through
+    the inner loop (second order unless ``first_order=True``).
+    {doc}
+    first_order : bool, default False
+        Drop the second-order terms (equivalent to :class:`FOMAML`).
+    """
+
+    def __init__(
+        self,
+        hidden_sizes: tuple[int, ...] = (64, 64),
+        inner_steps: int = 5,
+        inner_lr: float = 0.1,
+        outer_lr: float = 1e-3,
+        meta_batch_size: int = 16,
+        meta_iterations: int = 500,
+        k_support: int = 10,
+        n_query: int | None = 20,
+        chunk_size: int | None = None,
+        adapt_steps: int | None = None,
+        eval_every: int = 25,
+        patience: int | None = 5,
+        backend: str = "manual",
+        first_order: bool = False,
+        random_state: int | None = 0,
+    ) -> None:
+        super().__init__(
+            hidden_sizes, inner_steps, inner_lr, outer_lr, meta_batch_size, meta_iterations,
+            k_support, n_query, chunk_size, adapt_steps, eval_every, patience, backend,
+            random_state,
+        )  # fmt: skip
+        self.first_order = first_order
+
+
+@register("fomaml")
+class FOMAML(_MAMLFamily):
+    """First-order MAML (Finn et al., 2017, section 5.2).
+
+    MAML with the inner-loop gradients treated as constants: the meta-gradient is the
+    query-loss gradient at the adapted parameters.  Cheaper per iteration than MAML and
+    often about as accurate.
+    {doc}
+    """
+
+    def _first_order(self) -> bool:
+        return True
+
+
+@register("anil")
+class ANIL(_MAMLFamily):
+    """Almost No Inner Loop (Raghu et al., 2020).
+
+    MAML in which the inner loop adapts only the output layer; the hidden layers (the
+    "body") are meta-learned but shared by all tasks.  Needs at least one hidden layer.
+    {doc}
+    first_order : bool, default False
+        Drop the second-order terms of the head's inner loop.
+    """
+
+    _head_only = True
+
+    def __init__(
+        self,
+        hidden_sizes: tuple[int, ...] = (64, 64),
+        inner_steps: int = 5,
+        inner_lr: float = 0.1,
+        outer_lr: float = 1e-3,
+        meta_batch_size: int = 16,
+        meta_iterations: int = 500,
+        k_support: int = 10,
+        n_query: int | None = 20,
+        chunk_size: int | None = None,
+        adapt_steps: int | None = None,
+        eval_every: int = 25,
+        patience: int | None = 5,
+        backend: str = "manual",
+        first_order: bool = False,
+        random_state: int | None = 0,
+    ) -> None:
+        super().__init__(
+            hidden_sizes, inner_steps, inner_lr, outer_lr, meta_batch_size, meta_iterations,
+            k_support, n_query, chunk_size, adapt_steps, eval_every, patience, backend,
+            random_state,
+        )  # fmt: skip
+        self.first_order = first_order
+
+
+@register("metasgd")
+class MetaSGD(_MAMLFamily):
+    """Meta-SGD (Li et al., 2017).
+
+    MAML with a learned inner-loop step size for every parameter entry (``lrs_``,
+    same shapes as ``params_``), meta-trained by the same Adam update.  ``inner_lr`` is
+    their starting value.
+    {doc}
+    first_order : bool, default False
+        Drop the second-order terms (the step sizes still receive a gradient).
+
+    Attributes
+    ----------
+    lrs_ : dict of str to Tensor
+        Learned per-parameter inner-loop step sizes.
+    """
+
+    def __init__(
+        self,
+        hidden_sizes: tuple[int, ...] = (64, 64),
+        inner_steps: int = 5,
+        inner_lr: float = 0.1,
+        outer_lr: float = 1e-3,
+        meta_batch_size: int = 16,
+        meta_iterations: int = 500,
+        k_support: int = 10,
+        n_query: int | None = 20,
+        chunk_size: int | None = None,
+        adapt_steps: int | None = None,
+        eval_every: int = 25,
+        patience: int | None = 5,
+        backend: str = "manual",
+        first_order: bool = False,
+        random_state: int | None = 0,
+    ) -> None:
+        super().__init__(
+            hidden_sizes, inner_steps, inner_lr, outer_lr, meta_batch_size, meta_iterations,
+            k_support, n_query, chunk_size, adapt_steps, eval_every, patience, backend,
+            random_state,
+        )  # fmt: skip
+        self.first_order = first_order
+
+    _state_stems = ("params", "lrs")
+
+    def _init_state(self, params: Params) -> dict[str, Params]:
+        lrs = {k: torch.full_like(v, float(self.inner_lr)) for k, v in params.items()}
+        return {"params": params, "lrs": lrs}
+
+    def _inner_lr(self, state: dict[str, Params]) -> LearningRate:
+        return state["lrs"]
+
+
+_LR_NOTES = {MetaSGD: " (starting value of the learned per-parameter step sizes)"}
+for _cls in (MAML, FOMAML, ANIL, MetaSGD):
+    _cls.__doc__ = (_cls.__doc__ or "").replace(
+        "{doc}", _FAMILY_DOC.format(lr_note=_LR_NOTES.get(_cls, ""))
+    )
