@@ -87,3 +87,15 @@ def test_batched_equals_looped() -> None:
         joint = batch.act(_inp(cgm))
         looped = [singles[i].act(_inp(cgm[i : i + 1]))[0] for i in range(5)]
         np.testing.assert_allclose(joint, looped)
+
+
+def test_stacked_controller_slices_and_hides_announcement() -> None:
+    from metamed.dosing.controllers import StackedController
+
+    bb = BasalBolusController([1.0, 1.0], 10.0, 50.0)
+    pid = PIDController([1.0], [50.0], kp_per_h=0.0, ki_per_h2=0.0, kd_h=0.0)
+    stacked = StackedController([bb, pid])
+    rate = stacked.act(_inp([120.0, 120.0, 120.0], [50.0, 0.0, 50.0]))
+    assert rate[0] == pytest.approx(1.0 + 5.0 * 12.0)  # 5 U over 5 min = 60 U/h
+    assert rate[1] == pytest.approx(1.0)
+    assert rate[2] == pytest.approx(1.0)  # PID never sees the announcement

@@ -26,6 +26,7 @@ __all__ = [
     "Controller",
     "BasalBolusController",
     "PIDController",
+    "StackedController",
     "BOLUS_TARGET_MG_DL",
     "CORRECTION_THRESHOLD_MG_DL",
     "PID_TARGET_MG_DL",
@@ -243,3 +244,40 @@ class PIDController(Controller):
         # anti-windup: accept the new integral only where the output is not saturated at zero
         self._integral_mg_dl_h = np.where(raw > 0, candidate, self._integral_mg_dl_h)
         return np.maximum(raw, 0.0)
+
+
+class StackedController(Controller):
+    """Several controllers side by side on consecutive slices of one patient batch.
+
+    Lets different controllers (and therapy settings) share one batched simulation:
+    rows ``[0, n_0)`` go to the first controller, the next ``n_1`` rows to the second,
+    and so on.  A part that does not use meal announcement receives zero announced
+    carbohydrate even when the environment announces meals.
+    """
+
+    name = "stacked"
+    uses_meal_announcement = True
+
+    def __init__(self, parts: list[Controller]) -> None:
+        if not parts:
+            raise MetamedValueError("StackedController needs at least one controller.")
+        self.parts = list(parts)
+        self._bounds = np.cumsum([0] + [p.n_patients for p in self.parts])
+
+    @property
+    def n_patients(self) -> int:
+        return int(self._bounds[-1])
+
+    def reset(self) -> None:
+        for part in self.parts:
+            part.reset()
+
+    def act(self, inp: ControlInput) -> np.ndarray:
+        self._check(inp)
+        out = np.empty(self.n_patients)
+        for part, lo, hi in zip(self.parts, self._bounds[:-1], self._bounds[1:], strict=True):
+            carbs = inp.announced_carbs_g[lo:hi]
+            if not part.uses_meal_announcement:
+                carbs = np.zeros_like(carbs)
+            out[lo:hi] = part.act(ControlInput(inp.cgm_mg_dl[lo:hi], carbs, inp.sample_time_min))
+        return out

@@ -38,6 +38,7 @@ announcement, the carbohydrate (g) of meals starting within the coming sample pe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -45,7 +46,13 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from metamed.dosing.metrics import FAILURE_HIGH_MG_DL, FAILURE_LOW_MG_DL, bg_risk
+from metamed.dosing.controllers import ControlInput, Controller
+from metamed.dosing.metrics import (
+    FAILURE_HIGH_MG_DL,
+    FAILURE_LOW_MG_DL,
+    bg_risk,
+    glycaemic_metrics,
+)
 from metamed.dosing.patient import UVAPadova, VirtualPatients, load_virtual_patients
 from metamed.errors import MetamedValueError
 
@@ -56,6 +63,8 @@ __all__ = [
     "IOB_PEAK_MIN",
     "MAX_RATE_U_PER_H",
     "RISK_REWARD_CAP",
+    "SimulationResult",
+    "simulate",
 ]
 
 ENV_ID = "metamed/GlucoseDosing-v0"
@@ -336,6 +345,77 @@ def register_envs() -> None:
 
 
 register_envs()
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Traces of one closed-loop run, shape ``(n_patients, horizon_steps)`` each.
+
+    ``bg_mg_dl`` and ``cgm_mg_dl`` are NaN after a patient's episode failed (metrics pad
+    them with the terminal value, see :mod:`metamed.dosing.metrics`).
+    """
+
+    names: tuple[str, ...]
+    age_groups: tuple[str, ...]
+    bg_mg_dl: np.ndarray
+    cgm_mg_dl: np.ndarray
+    insulin_u: np.ndarray
+    carbs_g: np.ndarray
+    failed: np.ndarray
+    sample_time_min: float
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        """Per-patient glycaemic metrics over the full horizon."""
+        return glycaemic_metrics(self.bg_mg_dl, failed=self.failed)
+
+
+def simulate(controller: Controller, env: GlucoseVectorEnv, seed: int) -> SimulationResult:
+    """Run ``controller`` on every patient of ``env`` for one episode (the env's horizon).
+
+    The controller sees the latest CGM reading and, if it uses meal announcement and
+    the env announces meals, the carbohydrate of meals starting in the coming period.
+    """
+    if controller.n_patients != env.num_envs:
+        raise MetamedValueError(
+            f"Controller '{controller.name}' is set up for {controller.n_patients} patients but "
+            f"the environment has {env.num_envs}; build both from the same patient batch."
+        )
+    _, info = env.reset(seed=seed)
+    controller.reset()
+    n, h = env.num_envs, env.horizon_steps
+    bg = np.full((n, h), np.nan)
+    cgm = np.full((n, h), np.nan)
+    insulin = np.zeros((n, h))
+    carbs = np.zeros((n, h))
+    alive = np.ones(n, dtype=bool)
+    announce = controller.uses_meal_announcement and env.meal_announcement
+    dt_h = env.sample_time_min / 60.0
+    for k in range(h):
+        upcoming = info["upcoming_carbs_g"]
+        inp = ControlInput(
+            cgm_mg_dl=info["cgm_mg_dl"],
+            announced_carbs_g=upcoming if announce else np.zeros(n),
+            sample_time_min=float(env.sample_time_min),
+        )
+        rate = np.clip(
+            controller.act(inp), env.single_action_space.low[0], env.single_action_space.high[0]
+        )
+        insulin[:, k] = np.where(alive, rate * dt_h, 0.0)
+        carbs[:, k] = np.where(alive, upcoming, 0.0)
+        _, _, terminated, _, info = env.step(rate[:, None])
+        bg[:, k] = np.where(alive, info["bg_mg_dl"], np.nan)
+        cgm[:, k] = np.where(alive, info["cgm_mg_dl"], np.nan)
+        alive &= ~terminated
+    return SimulationResult(
+        names=env.patients.names,
+        age_groups=env.patients.age_group,
+        bg_mg_dl=bg,
+        cgm_mg_dl=cgm,
+        insulin_u=insulin,
+        carbs_g=carbs,
+        failed=~alive,
+        sample_time_min=float(env.sample_time_min),
+    )
 
 
 # ---------------------------------------------------------------------------------------

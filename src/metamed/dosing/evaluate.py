@@ -1,0 +1,521 @@
+"""The dosing evaluation protocol, its tables and its HTML report.
+
+Protocol (:class:`DoseProtocol`): every controller runs every selected virtual patient
+for ``days`` one-day episodes (seeds ``seed, seed + 1, ...``) of the randomised meal
+scenario with CGM noise, 5-minute CGM / control steps and the 1-minute patient model.
+All controllers and patients of an episode are one batched simulation (the same meals
+and sensor noise draws per row position are *not* shared between controllers, each row
+draws its own).  Metrics (:mod:`metamed.dosing.metrics`) are per patient-day over the
+full day; a failure is a day ended by severe hypo- or hyperglycaemia, and failure rates
+are the percentage of patient-days that failed.
+
+Controllers:
+
+``basal_bolus``
+    Clinical basal-bolus with meal announcement and each patient's own (Quest) basal,
+    carbohydrate ratio and correction factor: the oracle therapy.
+``pid``
+    PID feedback without meal announcement (:class:`~metamed.dosing.controllers.PIDController`).
+``population``
+    Basal-bolus with the age group's population-average parameters (0 days of data).
+``personalised``
+    Basal-bolus with parameters adapted from ``record_days`` days of the patient's own
+    records by the meta-trained :class:`~metamed.dosing.personalise.TherapyPersonaliser`,
+    leave-patients-out (the patient's fold never enters meta-training).  With it, the
+    adaptation curve (1 .. ``record_days`` - 1 days) is evaluated as well.
+
+All patients are simulated (UVA/Padova / simglucose virtual patients), not real people.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from metamed.dosing.controllers import (
+    BasalBolusController,
+    Controller,
+    PIDController,
+    StackedController,
+)
+from metamed.dosing.env import GlucoseVectorEnv, simulate
+from metamed.dosing.metrics import (
+    HYPO_LEVEL2_MG_DL,
+    METRIC_NAMES,
+    TARGET_HIGH_MG_DL,
+    TARGET_LOW_MG_DL,
+    glycaemic_metrics,
+)
+from metamed.dosing.patient import AGE_GROUPS, VirtualPatients, load_virtual_patients
+from metamed.dosing.personalise import (
+    LeavePatientsOutResult,
+    TherapyParameters,
+    leave_patients_out,
+)
+from metamed.errors import MetamedValueError, unknown_name
+
+__all__ = [
+    "CONTROLLER_NAMES",
+    "ANCHORS",
+    "DoseProtocol",
+    "DoseResults",
+    "evaluate_controllers",
+    "summary_table",
+    "adaptation_table",
+    "render_html",
+    "run_dose",
+]
+
+CONTROLLER_NAMES: tuple[str, ...] = ("basal_bolus", "pid", "population", "personalised")
+
+# Published anchors (UVA/Padova simglucose patients, each paper's own protocol):
+# G2P2C, Hettiarachchi et al., Biomedical Signal Processing and Control 2024 (RL without
+# meal announcement), and the clinical basal-bolus with meal announcement reported there.
+ANCHORS: pd.DataFrame = pd.DataFrame(
+    [
+        ("G2P2C (Hettiarachchi et al. 2024)", "adult", "no", 72.7, 0.22, 1.6),
+        ("G2P2C (Hettiarachchi et al. 2024)", "adolescent", "no", 64.3, np.nan, np.nan),
+        ("G2P2C (Hettiarachchi et al. 2024)", "child", "no", 63.6, np.nan, np.nan),
+        ("Basal-bolus (in Hettiarachchi et al. 2024)", "adult", "yes", 71.0, np.nan, np.nan),
+    ],
+    columns=[
+        "source",
+        "age_group",
+        "meal_announcement",
+        "tir_pct",
+        "below_54_pct",
+        "failure_pct",
+    ],
+)
+
+_MEAL_ANNOUNCED = {"basal_bolus": "yes", "pid": "no", "population": "yes", "personalised": "yes"}
+_SUMMARY_METRICS = (
+    "tir_pct",
+    "below_70_pct",
+    "below_54_pct",
+    "above_180_pct",
+    "above_250_pct",
+    "lbgi",
+    "hbgi",
+    "risk_index",
+    "failure_pct",
+)
+
+
+@dataclass(frozen=True)
+class DoseProtocol:
+    """Settings of a dosing evaluation (all stated in the results).
+
+    Attributes
+    ----------
+    days : int
+        One-day evaluation episodes per patient and controller.
+    seed : int
+        Seed of the first episode; episode ``i`` uses ``seed + i``.
+    sample_time_min : int
+        CGM sample period = control step.
+    scenario : str
+        Meal scenario (``"random"``: G2P2C-style randomised meals).
+    sensor_noise : bool
+    record_days : int
+        Days of the new patient's own records for ``personalised`` (adaptation curve
+        evaluated at 0 .. record_days days).
+    n_folds : int
+        Leave-patients-out folds (stratified by age group).
+    record_seed : int
+        Seed of the record-collection simulation.
+    """
+
+    days: int = 10
+    seed: int = 0
+    sample_time_min: int = 5
+    scenario: str = "random"
+    sensor_noise: bool = True
+    record_days: int = 3
+    n_folds: int = 5
+    record_seed: int = 1000
+
+
+@dataclass
+class DoseResults:
+    """Output of :func:`evaluate_controllers`.
+
+    Attributes
+    ----------
+    per_patient_day : pandas.DataFrame
+        One row per (controller, patient, episode): metrics of that patient-day.
+    bg_mg_dl : dict of str to numpy.ndarray
+        Noise-free glucose traces per controller, shape (n_patient_days, steps)
+        (NaN after a failure), for the percentile bands.
+    protocol : DoseProtocol
+    personalisation : LeavePatientsOutResult or None
+    """
+
+    per_patient_day: pd.DataFrame
+    bg_mg_dl: dict[str, np.ndarray]
+    protocol: DoseProtocol
+    personalisation: LeavePatientsOutResult | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def _check_controllers(controllers: Sequence[str]) -> list[str]:
+    names = list(dict.fromkeys(controllers))
+    if not names:
+        raise MetamedValueError(
+            f"No controller selected; choose from {', '.join(CONTROLLER_NAMES)}."
+        )
+    for name in names:
+        if name not in CONTROLLER_NAMES:
+            raise unknown_name("controller", name, CONTROLLER_NAMES)
+    return names
+
+
+def _resolve(patients: VirtualPatients | str | Sequence[str] | None) -> VirtualPatients:
+    if isinstance(patients, VirtualPatients):
+        return patients
+    if isinstance(patients, str) or patients is None:
+        return load_virtual_patients(patients)
+    return load_virtual_patients(list(patients))
+
+
+def _take(tp: TherapyParameters, names: Sequence[str], order: Sequence[str]) -> TherapyParameters:
+    idx = [list(order).index(n) for n in names]
+    return TherapyParameters(
+        np.asarray(tp.basal_u_per_h)[idx],
+        np.asarray(tp.carb_ratio_g_per_u)[idx],
+        np.asarray(tp.correction_factor_mg_dl_per_u)[idx],
+    )
+
+
+def _bb(tp: TherapyParameters) -> BasalBolusController:
+    return BasalBolusController(
+        tp.basal_u_per_h, tp.carb_ratio_g_per_u, tp.correction_factor_mg_dl_per_u
+    )
+
+
+def evaluate_controllers(
+    controllers: Sequence[str] = CONTROLLER_NAMES,
+    patients: VirtualPatients | str | Sequence[str] | None = None,
+    protocol: DoseProtocol | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> DoseResults:
+    """Run the dosing protocol for the named controllers on the selected patients."""
+    import time
+
+    protocol = protocol or DoseProtocol()
+    if protocol.days < 1 or protocol.record_days < 1:
+        raise MetamedValueError(
+            f"days and record_days must be >= 1; received {protocol.days}, {protocol.record_days}."
+        )
+    names = _check_controllers(controllers)
+    vp = _resolve(patients)
+    say = progress or (lambda _msg: None)
+    timings: dict[str, float] = {}
+    settings: list[tuple[str, Controller]] = []
+    lpo = None
+    if "population" in names or "personalised" in names:
+        say(
+            f"personalisation: meta-training on held-out folds, {protocol.record_days} "
+            "record days per patient"
+        )
+        t0 = time.perf_counter()
+        lpo = leave_patients_out(
+            days_of_data=tuple(range(protocol.record_days + 1)),
+            n_folds=protocol.n_folds,
+            seed=protocol.record_seed,
+            sample_time_min=protocol.sample_time_min,
+        )
+        timings["personalisation_s"] = time.perf_counter() - t0
+    for name in names:
+        if name == "basal_bolus":
+            settings.append(
+                (
+                    name,
+                    BasalBolusController(
+                        vp.basal_u_per_h, vp.carb_ratio_g_per_u, vp.correction_factor_mg_dl_per_u
+                    ),
+                )
+            )
+        elif name == "pid":
+            settings.append(
+                (name, PIDController(vp.basal_u_per_h, vp.correction_factor_mg_dl_per_u))
+            )
+        elif name == "population":
+            settings.append((name, _bb(_take(lpo.parameters["0d"], vp.names, lpo.names))))
+        elif name == "personalised":
+            for d in range(1, protocol.record_days):
+                tp = _take(lpo.parameters[f"{d}d"], vp.names, lpo.names)
+                settings.append((f"personalised_{d}d", _bb(tp)))
+            tp = _take(lpo.parameters[f"{protocol.record_days}d"], vp.names, lpo.names)
+            settings.append((name, _bb(tp)))
+    n = len(vp)
+    batch = vp.select(list(vp.names) * len(settings))
+    env = GlucoseVectorEnv(
+        batch,
+        days=1.0,
+        sample_time_min=protocol.sample_time_min,
+        scenario=protocol.scenario,
+        sensor_noise=protocol.sensor_noise,
+    )
+    stacked = StackedController([c for _, c in settings])
+    rows = []
+    traces: dict[str, list[np.ndarray]] = {label: [] for label, _ in settings}
+    t0 = time.perf_counter()
+    for episode in range(protocol.days):
+        say(f"episode {episode + 1}/{protocol.days}: {len(settings)} settings x {n} patients")
+        sim = simulate(stacked, env, seed=protocol.seed + episode)
+        m = glycaemic_metrics(sim.bg_mg_dl, failed=sim.failed)
+        for s, (label, _) in enumerate(settings):
+            sl = slice(s * n, (s + 1) * n)
+            traces[label].append(sim.bg_mg_dl[sl])
+            for i in range(n):
+                row = {
+                    "controller": label,
+                    "patient": vp.names[i],
+                    "age_group": vp.age_group[i],
+                    "episode": episode,
+                }
+                row.update({k: float(m[k][sl][i]) for k in METRIC_NAMES})
+                rows.append(row)
+    timings["evaluation_s"] = time.perf_counter() - t0
+    timings["patient_days"] = float(protocol.days * len(batch))
+    frame = pd.DataFrame(rows)
+    frame["failure_pct"] = 100.0 * frame.pop("failure")
+    return DoseResults(
+        per_patient_day=frame,
+        bg_mg_dl={k: np.concatenate(v, axis=0) for k, v in traces.items()},
+        protocol=protocol,
+        personalisation=lpo,
+        timings_s=timings,
+    )
+
+
+def summary_table(results: DoseResults, include_curve: bool = False) -> pd.DataFrame:
+    """Mean metrics per controller and age group (over patients and days), plus 'all'."""
+    df = results.per_patient_day
+    if not include_curve:
+        df = df[~df["controller"].str.startswith("personalised_")]
+    by_group = df.groupby(["controller", "age_group"], sort=False)[list(_SUMMARY_METRICS)].mean()
+    overall = df.groupby("controller", sort=False)[list(_SUMMARY_METRICS)].mean()
+    overall["age_group"] = "all"
+    out = pd.concat([by_group.reset_index(), overall.reset_index()], ignore_index=True)
+    order = {g: i for i, g in enumerate((*AGE_GROUPS, "all"))}
+    ctrl_order = {c: i for i, c in enumerate(dict.fromkeys(df["controller"]))}
+    out = out.sort_values(
+        ["controller", "age_group"],
+        key=lambda s: s.map(ctrl_order if s.name == "controller" else order),
+    )
+    out.insert(
+        2, "meal_announcement", out["controller"].map(lambda c: _MEAL_ANNOUNCED.get(c, "yes"))
+    )
+    n_days = df.groupby(["controller", "age_group"]).size()
+    out.insert(
+        3,
+        "patient_days",
+        [
+            int(n_days.loc[c].sum()) if g == "all" else int(n_days.loc[(c, g)])
+            for c, g in zip(out["controller"], out["age_group"], strict=True)
+        ],
+    )
+    return out.reset_index(drop=True)
+
+
+def adaptation_table(results: DoseResults) -> pd.DataFrame:
+    """Adaptation curve: metrics per age group after 0 .. record_days days, and oracle."""
+    df = results.per_patient_day
+    rd = results.protocol.record_days
+    label = {"population": 0, "personalised": rd, "basal_bolus": "oracle (Quest)"}
+    label.update({f"personalised_{d}d": d for d in range(1, rd)})
+    df = df[df["controller"].isin(label)].copy()
+    if df.empty:
+        return pd.DataFrame()
+    df["days_of_data"] = df["controller"].map(label).astype(str)
+    metrics = ["tir_pct", "below_54_pct", "above_250_pct", "risk_index", "failure_pct"]
+    by_group = df.groupby(["days_of_data", "age_group"])[metrics].mean().reset_index()
+    overall = df.groupby("days_of_data")[metrics].mean().reset_index()
+    overall["age_group"] = "all"
+    out = pd.concat([by_group, overall], ignore_index=True)
+    order = {str(d): d for d in range(rd + 1)}
+    out["_o"] = out["days_of_data"].map(lambda d: order.get(d, rd + 1))
+    out["_g"] = out["age_group"].map({g: i for i, g in enumerate((*AGE_GROUPS, "all"))})
+    return out.sort_values(["_g", "_o"]).drop(columns=["_o", "_g"]).reset_index(drop=True)
+
+
+def parameter_error_table(results: DoseResults) -> pd.DataFrame:
+    """Root-mean-square log error of the estimated therapy parameters vs Quest, per days."""
+    lpo = results.personalisation
+    if lpo is None:
+        return pd.DataFrame()
+    oracle = lpo.parameters["oracle"]
+    rows = []
+    groups = np.asarray(lpo.age_groups)
+    for key, tp in lpo.parameters.items():
+        if key == "oracle":
+            continue
+        for g in (*AGE_GROUPS, "all"):
+            sel = np.ones(groups.size, bool) if g == "all" else groups == g
+            row = {"days_of_data": key.rstrip("d"), "age_group": g}
+            for attr, short in (
+                ("carb_ratio_g_per_u", "cr"),
+                ("correction_factor_mg_dl_per_u", "cf"),
+                ("basal_u_per_h", "basal"),
+            ):
+                err = np.log(
+                    np.asarray(getattr(tp, attr))[sel] / np.asarray(getattr(oracle, attr))[sel]
+                )
+                row[f"{short}_rmse_log"] = float(np.sqrt(np.mean(err**2)))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------
+# report
+def _percentile_png(results: DoseResults, controllers: Sequence[str]) -> bytes:
+    from metamed.report.plots import figure_to_png
+
+    n = len(controllers)
+    cols = min(n, 2)
+    rows_ = int(np.ceil(n / cols))
+    fig = Figure(figsize=(5.2 * cols, 3.2 * rows_), layout="constrained")
+    dt_h = results.protocol.sample_time_min / 60.0
+    for k, name in enumerate(controllers):
+        ax = fig.add_subplot(rows_, cols, k + 1)
+        from metamed.dosing.metrics import pad_to_horizon
+
+        bg, _ = pad_to_horizon(results.bg_mg_dl[name])
+        hours = (np.arange(bg.shape[1]) + 1) * dt_h
+        q = np.percentile(bg, [5, 25, 50, 75, 95], axis=0)
+        ax.axhspan(TARGET_LOW_MG_DL, TARGET_HIGH_MG_DL, color="#2a9d8f", alpha=0.12, lw=0)
+        ax.axhline(HYPO_LEVEL2_MG_DL, color="#d62828", lw=0.8, ls="--")
+        ax.fill_between(hours, q[0], q[4], color="#457b9d", alpha=0.25, lw=0, label="5-95 %")
+        ax.fill_between(hours, q[1], q[3], color="#457b9d", alpha=0.5, lw=0, label="25-75 %")
+        ax.plot(hours, q[2], color="#1d3557", lw=1.4, label="median")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlim(0, 24)
+        ax.set_ylim(30, 400)
+        ax.set_xlabel("time of day (h)")
+        ax.set_ylabel("glucose (mg/dL)")
+        if k == 0:
+            ax.legend(fontsize=7, loc="upper right")
+    return figure_to_png(fig)
+
+
+def _adaptation_png(curve: pd.DataFrame) -> bytes:
+    from metamed.report.plots import figure_to_png
+
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    for k, metric in enumerate(("tir_pct", "below_54_pct", "failure_pct")):
+        ax = fig.add_subplot(1, 3, k + 1)
+        for g in (*AGE_GROUPS, "all"):
+            sub = curve[(curve["age_group"] == g) & (curve["days_of_data"] != "oracle (Quest)")]
+            if sub.empty:
+                continue
+            line = ax.plot(sub["days_of_data"].astype(int), sub[metric], marker="o", label=g)
+            oracle = curve[(curve["age_group"] == g) & (curve["days_of_data"] == "oracle (Quest)")]
+            if not oracle.empty:
+                ax.axhline(float(oracle[metric].iloc[0]), color=line[0].get_color(), ls=":", lw=1)
+        ax.set_xlabel("days of the patient's own data")
+        ax.set_title(metric + " (dotted: oracle)", fontsize=9)
+        if k == 0:
+            ax.legend(fontsize=7)
+    return figure_to_png(fig)
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}" style="max-width:100%">'
+    )
+
+
+def render_html(results: DoseResults) -> str:
+    """Self-contained HTML report (inline PNG figures, metric tables per age group)."""
+    summary = summary_table(results)
+    controllers = list(dict.fromkeys(summary["controller"]))
+    curve = adaptation_table(results)
+    p = results.protocol
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>metamed dosing report</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;"
+        "text-align:right}th{background:#f0f0f0}.note{background:#fff3cd;padding:.6em}</style>",
+        "</head><body><h1>metamed insulin dosing report</h1>",
+        "<p class='note'><b>All patients are simulated</b> (UVA/Padova model, the 30 simglucose "
+        "virtual patients); these results are not clinical evidence.</p>",
+        "<h2>Protocol</h2><pre>" + html.escape(json.dumps(asdict(p), indent=1)) + "</pre>",
+        "<p>Each patient-day is a separate one-day episode (randomised meals, CGM noise); "
+        "metrics are computed over the full day (a failed day is padded with its terminal "
+        "glucose); failure = day ended by BG &lt; 40 or &gt; 600 mg/dL.</p>",
+        "<h2>Glucose over the day</h2>",
+        _img(_percentile_png(results, controllers), "glucose percentile bands per controller"),
+        "<h2>Metrics per age group</h2>",
+        summary.to_html(index=False, float_format=lambda x: f"{x:.2f}"),
+    ]
+    if not curve.empty:
+        parts += [
+            "<h2>Personalisation: adaptation curve (leave-patients-out)</h2>",
+            _img(_adaptation_png(curve), "adaptation curve"),
+            curve.to_html(index=False, float_format=lambda x: f"{x:.2f}"),
+            "<h3>Therapy-parameter error vs the oracle (RMS log ratio)</h3>",
+            parameter_error_table(results).to_html(index=False, float_format=lambda x: f"{x:.3f}"),
+        ]
+    parts += [
+        "<h2>Published anchors (their own protocols)</h2>",
+        ANCHORS.to_html(index=False, float_format=lambda x: f"{x:.2f}", na_rep="-"),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def run_dose(
+    controllers: Sequence[str] = CONTROLLER_NAMES,
+    patients: str | Sequence[str] | None = None,
+    days: int = 10,
+    seed: int = 0,
+    out_dir: str | Path = "dose_report",
+    progress: Callable[[str], None] | None = None,
+    quick: bool = False,
+) -> Path:
+    """Evaluate controllers and write ``report.html`` + ``per_patient_day.csv``.
+
+    Parameters
+    ----------
+    controllers : sequence of str
+        Any of :data:`CONTROLLER_NAMES`.
+    patients : str, sequence of str or None
+        Age group, names, or None for all 30 virtual patients.
+    days : int
+        One-day evaluation episodes per patient and controller.
+    seed : int
+        Seed of the first evaluation episode.
+    out_dir : path
+        Output folder (created).
+    progress : callable, optional
+        Receives one-line progress messages.
+    quick : bool
+        Demo mode: 1 evaluation day and 1 record day (seconds instead of a minute);
+        overrides ``days``.
+
+    Returns
+    -------
+    pathlib.Path
+        Path of the HTML report.
+    """
+    protocol = DoseProtocol(
+        days=1 if quick else int(days), seed=int(seed), record_days=1 if quick else 3
+    )
+    results = evaluate_controllers(controllers, patients, protocol, progress)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results.per_patient_day.to_csv(out / "per_patient_day.csv", index=False)
+    path = out / "report.html"
+    path.write_text(render_html(results), encoding="utf-8")
+    return path
