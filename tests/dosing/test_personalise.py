@@ -1,0 +1,155 @@
+"""Meta-learned therapy personalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metamed.dosing.controllers import BasalBolusController
+from metamed.dosing.env import GlucoseVectorEnv, simulate
+from metamed.dosing.patient import load_virtual_patients
+from metamed.dosing.personalise import (
+    PatientRecords,
+    TherapyParameters,
+    TherapyPersonaliser,
+    action_curve,
+    design_matrix,
+    quest_parameters,
+    records_from_simulation,
+    stratified_folds,
+)
+from metamed.errors import MetamedValueError, NotFittedError
+
+DT = 5.0
+
+
+def _synthetic(n: int, days: float, rng: np.random.Generator):
+    """Records from the model family itself, with known per-patient coefficients."""
+    isf = rng.lognormal(np.log(40.0), 0.35, n)
+    csf = rng.lognormal(np.log(4.0), 0.3, n)
+    basal = rng.lognormal(np.log(1.0), 0.3, n)  # U/h that holds glucose flat
+    c = isf * basal  # drift balanced by the basal insulin effect
+    k = np.full(n, 0.3)
+    steps = int(days * 1440 / DT)
+    carbs = np.zeros((n, steps))
+    for day in range(int(np.ceil(days))):
+        for hour, grams in ((8, 50), (13, 70), (19, 80)):
+            idx = int((day * 24 + hour + rng.uniform(-1, 1)) * 60 / DT)
+            if idx < steps:
+                carbs[:, idx] = grams * rng.uniform(0.6, 1.4, n)
+    # the recording therapy: a fixed population basal and a rough bolus (varied carb counting)
+    insulin = np.full((n, steps), 1.0 * DT / 60)
+    insulin += carbs / 10.0 * rng.uniform(0.6, 1.4, (n, steps))
+    ins_eff = np.zeros((n, steps))
+    carb_eff = np.zeros((n, steps))
+    a_i, a_c = action_curve(100.0, DT), action_curve(50.0, DT)
+    for j in range(min(len(a_i), steps)):
+        ins_eff[:, j:] += a_i[j] * insulin[:, : steps - j]
+    for j in range(min(len(a_c), steps)):
+        carb_eff[:, j:] += a_c[j] * carbs[:, : steps - j]
+    g = np.empty((n, steps))
+    level = np.full(n, 130.0)
+    for t in range(steps):
+        rate = (
+            -isf * (level / 120.0) * ins_eff[:, t] / (DT / 60)
+            + csf * carb_eff[:, t] / (DT / 60)
+            + c
+            - k * (level - 120.0)
+        )
+        level = np.clip(level + rate * DT / 60 + rng.normal(0, 1.0, n), 40, 400)
+        g[:, t] = level
+    therapy = TherapyParameters(basal, isf / csf, isf)  # CR = ISF / CSF, CF = ISF
+    return PatientRecords(g, insulin, carbs, DT), therapy
+
+
+def _rmse_log(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.log(np.asarray(a) / np.asarray(b)) ** 2)))
+
+
+def test_action_curve_normalised_with_peak() -> None:
+    w = action_curve(75.0, DT)
+    assert w.sum() == pytest.approx(1.0)
+    assert abs((np.argmax(w) + 0.5) * DT - 75.0) <= DT
+
+
+def test_adaptation_beats_population_on_model_family() -> None:
+    rng = np.random.default_rng(0)
+    train, train_tp = _synthetic(24, 3, rng)
+    test, test_tp = _synthetic(12, 3, rng)
+    groups_tr, groups_te = ["adult"] * 24, ["adult"] * 12
+    model = TherapyPersonaliser(insulin_peaks_min=(100.0,), carb_peaks_min=(50.0,))
+    model.meta_fit(train, groups_tr, train_tp)
+    pop = model.population(groups_te)
+    adapted = model.adapt(test, groups_te)
+    for attr in ("carb_ratio_g_per_u", "correction_factor_mg_dl_per_u", "basal_u_per_h"):
+        err_pop = _rmse_log(getattr(pop, attr), getattr(test_tp, attr))
+        err_ad = _rmse_log(getattr(adapted, attr), getattr(test_tp, attr))
+        assert err_ad < 0.8 * err_pop, attr
+
+
+def test_zero_days_is_group_geometric_mean() -> None:
+    rng = np.random.default_rng(1)
+    rec, tp = _synthetic(12, 1, rng)
+    groups = ["adult"] * 6 + ["child"] * 6
+    model = TherapyPersonaliser(insulin_peaks_min=(100.0,), carb_peaks_min=(50.0,))
+    model.meta_fit(rec, groups, tp)
+    pop = model.adapt(rec.subset([6, 0]).first_days(0), ["child", "adult"])
+    assert pop.carb_ratio_g_per_u[0] == pytest.approx(
+        np.exp(np.log(tp.carb_ratio_g_per_u[6:]).mean())
+    )
+    assert pop.basal_u_per_h[1] == pytest.approx(np.exp(np.log(tp.basal_u_per_h[:6]).mean()))
+
+
+def test_errors_unfitted_and_unknown_group() -> None:
+    with pytest.raises(NotFittedError):
+        TherapyPersonaliser().adapt(None, ["adult"])
+    rng = np.random.default_rng(2)
+    rec, tp = _synthetic(6, 1, rng)
+    model = TherapyPersonaliser(insulin_peaks_min=(100.0,), carb_peaks_min=(50.0,))
+    model.meta_fit(rec, ["adult"] * 6, tp)
+    with pytest.raises(MetamedValueError, match="not seen in meta-training"):
+        model.adapt(None, ["child"])
+    with pytest.raises(MetamedValueError, match="shape"):
+        PatientRecords(np.zeros((2, 5)), np.zeros((2, 4)), np.zeros((2, 5)), 5.0)
+
+
+def test_missing_tail_windows_are_ignored() -> None:
+    rng = np.random.default_rng(3)
+    rec, _ = _synthetic(2, 1, rng)
+    cgm = rec.cgm_mg_dl.copy()
+    cgm[0, 150:] = np.nan  # the episode ended early
+    X, y = design_matrix(PatientRecords(cgm, rec.insulin_u, rec.carbs_g, DT), 100.0, 50.0)
+    assert np.all(np.isfinite(X)) and np.all(np.isfinite(y))
+    n_used = np.count_nonzero(np.any(X[0] != 0, axis=1))
+    assert 0 < n_used < np.count_nonzero(np.any(X[1] != 0, axis=1))
+
+
+def test_stratified_folds_balanced() -> None:
+    groups = ("adult",) * 10 + ("child",) * 10
+    fold = stratified_folds(groups, 5)
+    for f in range(5):
+        assert np.sum((fold == f)[:10]) == 2 and np.sum((fold == f)[10:]) == 2
+    with pytest.raises(MetamedValueError):
+        stratified_folds(groups, 11)
+
+
+def test_runs_on_simulator_records() -> None:
+    vp = load_virtual_patients(["adult#001", "adult#002", "adult#003", "adult#004", "adult#005"])
+    env = GlucoseVectorEnv(vp, days=0.5)
+    quest = quest_parameters(vp)
+    sim = simulate(BasalBolusController(vp.basal_u_per_h, 12.0, 40.0), env, seed=0)
+    rec = records_from_simulation(sim)
+    model = TherapyPersonaliser(insulin_peaks_min=(100.0,), carb_peaks_min=(50.0,), window_min=30)
+    train = [0, 1, 2, 3]
+    model.meta_fit(
+        rec.subset(train),
+        ["adult"] * 4,
+        TherapyParameters(
+            quest.basal_u_per_h[train],
+            quest.carb_ratio_g_per_u[train],
+            quest.correction_factor_mg_dl_per_u[train],
+        ),
+    )
+    tp = model.adapt(rec.subset([4]), ["adult"])
+    for value in (tp.basal_u_per_h, tp.carb_ratio_g_per_u, tp.correction_factor_mg_dl_per_u):
+        assert np.all(np.isfinite(value)) and np.all(value > 0)
