@@ -277,18 +277,19 @@ def datasets(
         from metamed.data import DATASETS
 
         table = Table(title="metamed datasets")
-        for col in ("name", "title", "patients", "tasks", "size", "licence", "present", "loader"):
-            table.add_column(col)
+        for col in ("name", "patients", "tasks", "size", "licence", "present", "loader"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("title")
         for name, source in DATASETS.items():
             table.add_row(
                 name,
-                source.title,
                 str(source.n_patients or "-"),
                 str(source.n_tasks or "-"),
-                f"{source.size_bytes / 1e6:.1f} MB" if source.files else "built-in",
+                f"{source.size_bytes / 1e6:.2f} MB" if source.files else "built-in",
                 source.licence,
                 _dataset_status(name, data_dir),
                 "yes" if source.loader is not None else "not yet",
+                source.title,
             )
         console.print(table)
 

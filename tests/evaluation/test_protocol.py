@@ -49,7 +49,9 @@ class SpyLearner(MetaLearner):
         self.random_state = random_state
 
     def meta_fit(self, train_tasks, val_tasks=None):
-        self.LOG.append(("meta_fit", [t.name for t in train_tasks], [t.X.copy() for t in train_tasks]))
+        self.LOG.append(
+            ("meta_fit", [t.name for t in train_tasks], [t.X.copy() for t in train_tasks])
+        )
         self.n_features_ = train_tasks[0].n_features
         return self
 
@@ -112,7 +114,13 @@ def test_same_episodes_for_every_method():
     taskset = TaskSet(cohort, "site")
     splits = list(taskset.leave_one_out())[:1]
     SpyLearner.LOG.clear()
-    run_protocol(taskset, {"a": SpyLearner(), "b": SpyLearner()}, splits, ProtocolConfig(shots=(4,), draws=2), "toy")
+    run_protocol(
+        taskset,
+        {"a": SpyLearner(), "b": SpyLearner()},
+        splits,
+        ProtocolConfig(shots=(4,), draws=2),
+        "toy",
+    )
     adapts = [e for e in SpyLearner.LOG if e[0] == "adapt"]
     first, second = adapts[:2], adapts[2:]
     for a, b in zip(first, second):
@@ -125,6 +133,10 @@ def test_k_too_large_fails_before_any_training():
     SpyLearner.LOG.clear()
     with pytest.raises(MetamedValueError, match="K=50 is larger than held-out task"):
         run_protocol(
-            taskset, {"spy": SpyLearner()}, list(taskset.leave_one_out()), ProtocolConfig(shots=(50,)), "toy"
+            taskset,
+            {"spy": SpyLearner()},
+            list(taskset.leave_one_out()),
+            ProtocolConfig(shots=(50,)),
+            "toy",
         )
     assert not [e for e in SpyLearner.LOG if e[0] == "meta_fit"]

@@ -113,6 +113,14 @@ def run_protocol(
         if progress is not None:
             progress(what, done, total)
 
+    # Every held-out task must fit every K before anything is trained; only labels and
+    # row counts are needed for that, not features.
+    outcome = taskset.cohort.schema.outcome
+    outcome_type = taskset.cohort.schema.outcome_type
+    for name in sorted({name for split in splits for name in split.test}):
+        y = taskset.frame(name)[outcome].to_numpy(dtype=np.float32)
+        check_shots([Task(name, np.zeros((len(y), 0), np.float32), y, outcome_type)], config.shots)
+
     rows: list[dict] = []
     preds: list[pd.DataFrame] = []
     fit_seconds: dict[str, float] = {}
@@ -121,7 +129,6 @@ def run_protocol(
         train = make_tasks(taskset, split.train, prep)
         val = make_tasks(taskset, split.val, prep) if split.val else None
         test = make_tasks(taskset, split.test, prep)
-        check_shots(test, config.shots)
         for name, template in methods.items():
             learner = template.clone()
             start = time.perf_counter()

@@ -1,0 +1,183 @@
+"""The `metamed` command: results on disk, and one clear line (exit 2) for every bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from metamed.cli import app
+
+runner = CliRunner()
+FAST = ["--methods", "local-logreg,local-gbm", "--draws", "2"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def assert_clean_error(result, *fragments: str) -> None:
+    """Exit code 2, the message present, and no traceback."""
+    text = result.output
+    assert result.exit_code == 2, text
+    assert "Traceback" not in text
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+def hospital_table(tmp_path, n_sites: int = 4, n: int = 40, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    frames = []
+    for s in range(n_sites):
+        x = rng.normal(size=(n, 3))
+        y = (rng.random(n) < 1 / (1 + np.exp(-(x[:, 0] - x[:, 1])))).astype(int)
+        y[:2] = [0, 1]
+        frame = pd.DataFrame({"age": 60 + 10 * x[:, 0], "lactate": 2 + x[:, 1], "sofa": x[:, 2]})
+        frame["ward"] = rng.choice(["icu", "medical"], n)
+        frame["hospital"] = f"h{s}"
+        frame["died"] = y
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    path = tmp_path / "patients.csv"
+    table.to_csv(path, index=False)
+    return path, table
+
+
+def test_benchmark_on_own_table_writes_everything(tmp_path):
+    path, _ = hospital_table(tmp_path)
+    out = tmp_path / "run"
+    result = invoke(
+        "benchmark",
+        "--table",
+        str(path),
+        "--task-col",
+        "hospital",
+        "--outcome-col",
+        "died",
+        "--shots",
+        "4,8",
+        "--out",
+        str(out),
+        *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    for name in (
+        "results.csv",
+        "results.parquet",
+        "predictions.parquet",
+        "config.json",
+        "report.html",
+    ):
+        assert (out / name).is_file(), name
+    results = pd.read_parquet(out / "results.parquet")
+    assert list(results.columns) == ["method", "dataset", "task", "k", "draw", "metric", "value"]
+    # one row per method x held-out site x K x draw x metric
+    per_cell = results.groupby(["method", "task", "k", "draw", "metric"]).size()
+    assert (per_cell == 1).all()
+    assert set(results["task"]) == {"h0", "h1", "h2", "h3"}
+    assert set(results["k"]) == {4, 8}
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["protocol"]["seed"] == 0
+    assert "versions" in config and "torch" in config["versions"]
+    assert "ward" in result.output  # the inferred schema is shown
+
+
+def test_unknown_method_and_dataset_get_did_you_mean(tmp_path):
+    assert_clean_error(
+        invoke("benchmark", "--methods", "mamll", "--out", str(tmp_path / "x")), "maml"
+    )
+    assert_clean_error(
+        invoke("benchmark", "--dataset", "uci-hart", "--out", str(tmp_path / "x"), *FAST),
+        "uci-heart",
+    )
+    assert not (tmp_path / "x").exists()
+
+
+def test_missing_data_folder_names_fetch_command(tmp_path):
+    result = invoke("benchmark", "--dataset", "uci-heart", "--data-dir", str(tmp_path), *FAST)
+    assert_clean_error(result, "metamed data fetch uci-heart")
+
+
+def test_k_too_large_writes_nothing(tmp_path):
+    path, _ = hospital_table(tmp_path)
+    out = tmp_path / "run"
+    result = invoke(
+        "benchmark",
+        "--table",
+        str(path),
+        "--task-col",
+        "hospital",
+        "--outcome-col",
+        "died",
+        "--shots",
+        "4,500",
+        "--out",
+        str(out),
+        *FAST,
+    )
+    assert_clean_error(result, "K=500")
+    assert not out.exists()
+    assert not list(tmp_path.glob(".run-*"))  # no staging folder left behind
+
+
+@pytest.mark.parametrize(
+    "corrupt, fragment",
+    [
+        (lambda t: t.assign(lactate=t["lactate"].where(t.index != 5, np.inf)), "infinite"),
+        (lambda t: t.assign(died=t["died"].astype(float).where(t.index != 3, np.nan)), "missing"),
+        (lambda t: t.assign(died=t["died"].where(t["hospital"] != "h2", 0)), "h2"),
+        (
+            lambda t: t.assign(lactate=t["lactate"].astype(str).where(t.index != 7, "high")),
+            "lactate",
+        ),
+    ],
+    ids=["inf-feature", "nan-outcome", "one-class-site", "text-in-numeric"],
+)
+def test_bad_tables_get_one_clear_line(tmp_path, corrupt, fragment):
+    path, table = hospital_table(tmp_path)
+    corrupt(table).to_csv(path, index=False)
+    out = tmp_path / "run"
+    result = invoke(
+        "benchmark",
+        "--table",
+        str(path),
+        "--task-col",
+        "hospital",
+        "--outcome-col",
+        "died",
+        "--shots",
+        "4",
+        "--out",
+        str(out),
+        *FAST,
+    )
+    assert_clean_error(result, fragment)
+    assert not out.exists()
+
+
+def test_bad_shots_and_unknown_columns(tmp_path):
+    path, _ = hospital_table(tmp_path)
+    base = [
+        "benchmark",
+        "--table",
+        str(path),
+        "--task-col",
+        "hospital",
+        "--out",
+        str(tmp_path / "o"),
+        *FAST,
+    ]
+    assert_clean_error(invoke(*base, "--outcome-col", "died", "--shots", "five"), "--shots")
+    assert_clean_error(invoke(*base, "--outcome-col", "dead"), "died")
+    assert_clean_error(invoke(*base, "--outcome-col", "died", "--drop-cols", "agee"), "age")
+
+
+def test_datasets_lists_known_datasets(tmp_path):
+    result = invoke("datasets", "--data-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "uci-heart" in result.output and "synthetic" in result.output
+    assert "CC BY" in result.output
