@@ -22,15 +22,24 @@ Meta-training on the training patients' records learns what is shared:
 1. the curve peaks ``tau_I``, ``tau_C`` (grid search on the pooled fit),
 2. a Gaussian prior over ``theta`` (mean per age group, pooled covariance, residual
    noise variance): empirical Bayes,
-3. a calibration from model quantities to therapy parameters, per age group in log
-   space: ``log CF ~ log ISF``, ``log CR ~ log(ISF / CSF)``, ``log basal ~ log(c / ISF)``
-   (the steady-state insulin need), fitted against the training patients' clinical
-   (Quest) values.
+3. a calibration from a patient's evidence to therapy parameters: ridge regression
+   (penalty chosen by exact leave-one-out error) of ``log(Quest parameter) - age-group
+   mean`` on the patient's within-group-standardised features: the model quantities
+   ``log ISF`` (CF-like), ``log(ISF / CSF)`` (CR-like) and ``log(c / ISF)`` (the
+   steady-state insulin need, basal-like) from the MAP fit, plus five record summaries
+   (:func:`record_summary`: mean CGM, time below 70, post-meal excursion per gram,
+   fasting drift, insulin per day).
 
 Adapting to a new patient is closed form: the posterior mean (MAP) of ``theta`` given
 the patient's own 1-3 days of CGM, insulin and meal records under the learned prior,
-then the calibration.  With no data the posterior is the prior, so 0 days gives the age
-group's population values (geometric mean of the training patients' parameters).
+then the calibration.  With no data every feature sits at its group mean, so 0 days
+gives the age group's population values (geometric mean of the training patients'
+parameters).  The record summaries depend on the therapy that produced the records:
+meta-training and adaptation records must come from the same starting therapy (in
+:func:`leave_patients_out`, the population therapy).  Using the model quantities alone
+(``summary_features=False``) removes that dependence but estimated the carbohydrate ratio
+no better than the population average in our leave-patients-out runs (see
+``docs/dosing/personalisation.md``).
 Windows are non-overlapping so the likelihood does not over-count correlated changes.
 """
 
@@ -58,6 +67,7 @@ __all__ = [
     "quest_parameters",
     "records_from_simulation",
     "stratified_folds",
+    "record_summary",
 ]
 
 # Centre of the glucose-effectiveness term, mg/dL (the middle of the 70-180 target range
@@ -246,6 +256,10 @@ class TherapyPersonaliser:
     prior_scale : float
         Multiplies the learned prior covariance (1 = empirical Bayes; larger trusts the
         patient's own data more).
+    summary_features : bool
+        Whether the calibration also uses :func:`record_summary` statistics.
+    ridge_alphas : tuple of float
+        Ridge penalties tried for the calibration (chosen by leave-one-out).
 
     Attributes (after :meth:`meta_fit`)
     -----------------------------------
@@ -254,8 +268,10 @@ class TherapyPersonaliser:
     prior_cov_ : numpy.ndarray (4, 4)
     noise_var_ : float
         Residual variance of a window's glucose change, (mg/dL)^2.
-    calib_ : dict of age group to numpy.ndarray (3, 2)
-        Per therapy parameter (CF, CR, basal): intercept and slope in log space.
+    pop_log_ : dict of age group to numpy.ndarray (3,)
+        Log geometric-mean (CF, CR, basal) of the group's training patients.
+    coef_ : numpy.ndarray (n_features, 3)
+        Calibration ridge coefficients on standardised features.
     """
 
     insulin_peaks_min: tuple[float, ...] = (50.0, 75.0, 100.0, 130.0, 160.0)
@@ -267,8 +283,14 @@ class TherapyPersonaliser:
     prior_mean_: dict[str, np.ndarray] = field(default_factory=dict, init=False)
     prior_cov_: np.ndarray | None = field(default=None, init=False)
     noise_var_: float | None = field(default=None, init=False)
-    calib_: dict[str, np.ndarray] = field(default_factory=dict, init=False)
+    summary_features: bool = True
+    ridge_alphas: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
     floor_: np.ndarray | None = field(default=None, init=False)
+    feature_mean_: dict[str, np.ndarray] = field(default_factory=dict, init=False)
+    feature_scale_: np.ndarray | None = field(default=None, init=False)
+    pop_log_: dict[str, np.ndarray] = field(default_factory=dict, init=False)
+    coef_: np.ndarray | None = field(default=None, init=False)
+    ridge_alpha_: np.ndarray | None = field(default=None, init=False)
 
     # ------------------------------------------------------------------ meta-training
     def meta_fit(
@@ -307,7 +329,7 @@ class TherapyPersonaliser:
         theta_map = self._posterior_mean(X, y, groups)
         pos = np.stack(list(self.prior_mean_.values()))
         self.floor_ = np.array([0.2 * pos[:, 0].min(), 1.0, 0.05])
-        raw = _therapy_quantities(theta_map, self.floor_)
+        features = self._features(records, theta_map)
         target = np.log(
             np.stack(
                 [
@@ -318,25 +340,30 @@ class TherapyPersonaliser:
                 axis=1,
             )
         )
-        # pooled within-group slope (how much a patient's estimate moves the parameter),
-        # group-specific intercept anchored so the prior mean maps to the group's
-        # geometric-mean parameter (0 days of data = population average)
-        slopes = np.zeros(3)
-        for j in range(3):
-            dx = np.concatenate(
-                [raw[groups == g, j] - raw[groups == g, j].mean() for g in self.prior_mean_]
-            )
-            dy = np.concatenate(
-                [target[groups == g, j] - target[groups == g, j].mean() for g in self.prior_mean_]
-            )
-            denom = float(dx @ dx)
-            slopes[j] = float(np.clip(dx @ dy / denom, 0.0, 1.5)) if denom > 0 else 0.0
-        self.calib_ = {}
-        for g, mean in self.prior_mean_.items():
-            raw0 = _therapy_quantities(mean[None, :], self.floor_)[0]
-            pop = target[groups == g].mean(axis=0)
-            self.calib_[g] = np.stack([pop - slopes * raw0, slopes], axis=1)
+        # Within-group centring: the intercept of each age group is its geometric-mean
+        # parameter (0 days of data = population average); the pooled ridge slopes say how
+        # far a patient's own evidence moves it.
+        self.feature_mean_ = {}
+        self.pop_log_ = {}
+        dF = np.empty_like(features)
+        dY = np.empty_like(target)
+        for g in self.prior_mean_:
+            sel = groups == g
+            self.feature_mean_[g] = np.nanmean(features[sel], axis=0)
+            self.pop_log_[g] = target[sel].mean(axis=0)
+            dF[sel] = features[sel] - self.feature_mean_[g]
+            dY[sel] = target[sel] - self.pop_log_[g]
+        dF = np.nan_to_num(dF, nan=0.0)
+        self.feature_scale_ = np.maximum(dF.std(axis=0), 1e-9)
+        Z = dF / self.feature_scale_
+        self.coef_, self.ridge_alpha_ = _ridge_loo(Z, dY, self.ridge_alphas)
         return self
+
+    def _features(self, records: PatientRecords, theta: np.ndarray) -> np.ndarray:
+        raw = _therapy_quantities(theta, self.floor_)
+        if not self.summary_features:
+            return raw
+        return np.concatenate([raw, record_summary(records)], axis=1)
 
     @staticmethod
     def _per_patient_ols(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -390,11 +417,16 @@ class TherapyPersonaliser:
                 records, self.insulin_peak_min_, self.carb_peak_min_, self.window_min
             )
         theta = self._posterior_mean(X, y, groups)
-        raw = _therapy_quantities(theta, self.floor_)
-        params = np.empty_like(raw)
+        features = self._features(records, theta) if records is not None else None
+        params = np.empty((groups.shape[0], 3))
         for i, g in enumerate(groups):
-            c = self.calib_[str(g)]
-            params[i] = np.exp(c[:, 0] + c[:, 1] * raw[i])
+            g = str(g)
+            dev = np.zeros(self.coef_.shape[0])
+            if features is not None:
+                dev = np.nan_to_num((features[i] - self.feature_mean_[g]) / self.feature_scale_)
+                # evidence beyond the training range is not extrapolated
+                dev = np.clip(dev, -3.0, 3.0)
+            params[i] = np.exp(self.pop_log_[g] + dev @ self.coef_)
         return TherapyParameters(
             basal_u_per_h=params[:, 2],
             carb_ratio_g_per_u=params[:, 1],
@@ -416,10 +448,85 @@ class TherapyPersonaliser:
             "prior_mean": {g: v.tolist() for g, v in self.prior_mean_.items()},
             "prior_cov": self.prior_cov_.tolist(),
             "noise_var": self.noise_var_,
-            "calib": {g: v.tolist() for g, v in self.calib_.items()},
+            "summary_features": self.summary_features,
             "floor": self.floor_.tolist(),
+            "feature_mean": {g: v.tolist() for g, v in self.feature_mean_.items()},
+            "feature_scale": self.feature_scale_.tolist(),
+            "pop_log": {g: v.tolist() for g, v in self.pop_log_.items()},
+            "coef": self.coef_.tolist(),
+            "ridge_alpha": self.ridge_alpha_.tolist(),
         }
         Path(path).write_text(json.dumps(state, indent=1))
+
+
+def _ridge_loo(
+    Z: np.ndarray, Y: np.ndarray, alphas: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge coefficients per target column, alpha chosen by exact leave-one-out error."""
+    n, m = Z.shape
+    coef = np.zeros((m, Y.shape[1]))
+    chosen = np.zeros(Y.shape[1])
+    for j in range(Y.shape[1]):
+        best = None
+        for alpha in alphas:
+            a = Z.T @ Z + alpha * np.eye(m)
+            hat = Z @ np.linalg.solve(a, Z.T)
+            beta = np.linalg.solve(a, Z.T @ Y[:, j])
+            resid = (Y[:, j] - Z @ beta) / np.maximum(1.0 - np.diag(hat), 1e-6)
+            err = float(np.mean(resid**2))
+            if best is None or err < best[0]:
+                best = (err, alpha, beta)
+        assert best is not None
+        _, chosen[j], coef[:, j] = best
+    return coef, chosen
+
+
+# Meals of at least this size enter the post-meal excursion statistic (smaller snacks
+# give a noisy per-gram ratio).
+_MIN_MEAL_G = 20.0
+
+
+def record_summary(records: PatientRecords) -> np.ndarray:
+    """Five summary statistics of each patient's records, shape (n_patients, 5).
+
+    Mean CGM (mg/dL); fraction of readings below 70 mg/dL; mean 4-hour glucose change
+    after meals of >= 20 g, per gram (mg/dL per g); fasting drift (mg/dL per h, mean
+    30-minute change in windows with no carbohydrate in the previous 5 hours); log of
+    mean insulin delivered per day (U).  NaN where a statistic has no data.
+    """
+    cgm = np.asarray(records.cgm_mg_dl, float)
+    carbs = np.asarray(records.carbs_g, float)
+    ins = np.asarray(records.insulin_u, float)
+    dt = records.sample_time_min
+    n, t_len = cgm.shape
+    out = np.full((n, 5), np.nan)
+    after = int(round(240 / dt))
+    fast = int(round(300 / dt))
+    w = int(round(30 / dt))
+    for i in range(n):
+        c = cgm[i]
+        ok = np.isfinite(c)
+        if ok.sum() < 2:
+            continue
+        out[i, 0] = float(np.nanmean(c))
+        out[i, 1] = float(np.mean(c[ok] < 70.0))
+        ratios = [
+            (c[t + after] - c[t]) / carbs[i, t]
+            for t in np.flatnonzero(carbs[i] >= _MIN_MEAL_G)
+            if t + after < t_len and ok[t] and ok[t + after]
+        ]
+        if ratios:
+            out[i, 2] = float(np.mean(ratios))
+        recent = np.convolve(carbs[i] > 0, np.ones(fast), mode="full")[:t_len] > 0
+        drifts = [
+            (c[t + w] - c[t]) * 60.0 / (w * dt)
+            for t in range(fast, t_len - w, w)
+            if not recent[t + w] and ok[t] and ok[t + w]
+        ]
+        if drifts:
+            out[i, 3] = float(np.mean(drifts))
+        out[i, 4] = float(np.log(max(ins[i, ok].sum() / (ok.sum() * dt / 1440.0), 1e-3)))
+    return out
 
 
 # ---------------------------------------------------------------------------------------
