@@ -422,7 +422,8 @@ class TherapyPersonaliser:
         for i, g in enumerate(groups):
             g = str(g)
             dev = np.zeros(self.coef_.shape[0])
-            if features is not None:
+            # a patient without a single usable window has no evidence: population values
+            if features is not None and np.any(X[i] != 0):
                 dev = np.nan_to_num((features[i] - self.feature_mean_[g]) / self.feature_scale_)
                 # evidence beyond the training range is not extrapolated
                 dev = np.clip(dev, -3.0, 3.0)
