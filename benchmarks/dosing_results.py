@@ -23,11 +23,13 @@ import pandas as pd
 from metamed.dosing.evaluate import (
     ANCHORS,
     DoseProtocol,
+    DoseResults,
     adaptation_table,
     evaluate_controllers,
     parameter_error_table,
     summary_table,
 )
+from metamed.dosing.personalise import TherapyPersonaliser, leave_patients_out
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "results" / "dosing.md"
@@ -62,7 +64,21 @@ def throughput_section() -> str:
     )
 
 
-def build_page(results, wall_s: float, quick: bool) -> str:
+def ablation_errors(protocol: DoseProtocol) -> pd.DataFrame:
+    """Parameter error of the personaliser without the record summaries (same records)."""
+    lpo = leave_patients_out(
+        days_of_data=tuple(range(protocol.record_days + 1)),
+        n_folds=protocol.n_folds,
+        seed=protocol.record_seed,
+        sample_time_min=protocol.sample_time_min,
+        personaliser=TherapyPersonaliser(summary_features=False),
+    )
+    shell = DoseResults(pd.DataFrame(), {}, protocol, personalisation=lpo)
+    table = parameter_error_table(shell)
+    return table[table["age_group"] == "all"].reset_index(drop=True)
+
+
+def build_page(results, wall_s: float, quick: bool, ablation: pd.DataFrame | None = None) -> str:
     p = results.protocol
     summary = summary_table(results)
     cols = [
@@ -131,6 +147,14 @@ def build_page(results, wall_s: float, quick: bool) -> str:
             md_table(errors, digits=3),
             "",
         ]
+    if ablation is not None and not ablation.empty:
+        lines += [
+            "Ablation, same records and folds: calibration on the model quantities only "
+            "(`TherapyPersonaliser(summary_features=False)`), all age groups:",
+            "",
+            md_table(ablation, digits=3),
+            "",
+        ]
     lines += [
         "## Cost",
         "",
@@ -156,7 +180,8 @@ def main() -> None:
     t0 = time.perf_counter()
     results = evaluate_controllers(protocol=protocol, progress=lambda m: print("  ..", m))
     wall = time.perf_counter() - t0
-    page = build_page(results, wall, args.quick)
+    ablation = ablation_errors(protocol)
+    page = build_page(results, wall, args.quick, ablation)
     print(page)
     if not args.no_write and not args.quick:
         PAGE.parent.mkdir(parents=True, exist_ok=True)

@@ -115,3 +115,16 @@ def test_bad_configuration_raises() -> None:
         GlucoseVectorEnv("adult", sample_time_min=0)
     with pytest.raises(MetamedValueError, match="scenario"):
         GlucoseVectorEnv("adult", scenario="weekend")
+
+
+def test_one_patients_failure_does_not_change_the_others() -> None:
+    def run(overdose: float) -> np.ndarray:
+        env = GlucoseVectorEnv(["adult#001", "adult#001"], days=0.5)
+        env.reset(seed=4)
+        out = []
+        for _ in range(env.horizon_steps):
+            obs, *_ = env.step(np.array([[1.0], [overdose]]))
+            out.append(obs[0])
+        return np.array(out)
+
+    np.testing.assert_array_equal(run(1.0), run(300.0))

@@ -171,6 +171,7 @@ class GlucoseVectorEnv(VectorEnv):
             0.0, MAX_RATE_U_PER_H, shape=(self.num_envs, 1), dtype=np.float32
         )
         self._rng = np.random.default_rng()
+        self._autoreset_rng = np.random.default_rng()
         self._state = None
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
 
@@ -179,13 +180,13 @@ class GlucoseVectorEnv(VectorEnv):
     def age_groups(self) -> tuple[str, ...]:
         return self.patients.age_group
 
-    def _new_meals(self, idx: np.ndarray) -> None:
+    def _new_meals(self, idx: np.ndarray, rng: np.random.Generator) -> None:
         self._meals_g[idx] = sample_meal_schedule(
-            self.scenario, self._rng, len(idx), self.horizon_min + self.sample_time_min
+            self.scenario, rng, len(idx), self.horizon_min + self.sample_time_min
         )
 
-    def _reset_patients(self, idx: np.ndarray) -> None:
-        init = self.model.initial_state(self._rng if self.random_init_bg else None)
+    def _reset_patients(self, idx: np.ndarray, rng: np.random.Generator) -> None:
+        init = self.model.initial_state(rng if self.random_init_bg else None)
         mask = np.zeros(self.num_envs, dtype=bool)
         mask[idx] = True
         if self._state is None:
@@ -201,12 +202,13 @@ class GlucoseVectorEnv(VectorEnv):
                 is_eating=np.where(mask, init.is_eating, s.is_eating),
                 t_min=s.t_min,
             )
-        self._new_meals(idx)
+        self._new_meals(idx, rng)
         self._t_min[idx] = 0
         self._iob[:, idx] = 0.0
-        self._sensor.reset(idx, self._rng)
+        self._sensor.reset(idx, rng)
         bg = self.model.subcutaneous_glucose_mg_dl(self._state)
-        reading = self._sensor.read(bg, self._rng)
+        # first reading of the reset patients only; the others' sensors are not advanced
+        reading = self._sensor.current(bg)
         self._cgm_hist[idx] = reading[idx, None]
         self._needs_reset[idx] = False
 
@@ -239,7 +241,11 @@ class GlucoseVectorEnv(VectorEnv):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start new episodes for every patient; ``seed`` seeds meals, initial BG and noise."""
         if seed is not None or self._state is None:
-            self._rng = np.random.default_rng(seed)
+            # autoresets of single patients draw from their own stream, so one patient's
+            # failure never shifts the random numbers (meals, noise) of the others
+            main, auto = np.random.SeedSequence(seed).spawn(2)
+            self._rng = np.random.default_rng(main)
+            self._autoreset_rng = np.random.default_rng(auto)
         n = self.num_envs
         self._state = None
         self._meals_g = np.zeros((n, self.horizon_min + self.sample_time_min))
@@ -247,7 +253,7 @@ class GlucoseVectorEnv(VectorEnv):
         self._iob = np.zeros((2, n))
         self._cgm_hist = np.zeros((n, self.history))
         self._sensor = make_sensor(n, self.sample_time_min, self.sensor_noise)
-        self._reset_patients(np.arange(n))
+        self._reset_patients(np.arange(n), self._rng)
         return self._observe(), self._info()
 
     def step(
@@ -292,7 +298,7 @@ class GlucoseVectorEnv(VectorEnv):
         info = self._info()
         info["failure"] = terminated.copy()
         if resetting.size:
-            self._reset_patients(resetting)
+            self._reset_patients(resetting, self._autoreset_rng)
             info = self._info()
             info["failure"] = terminated.copy()
         self._needs_reset = terminated | truncated
@@ -431,6 +437,10 @@ class _ARSensor:
 
     def reset(self, idx: np.ndarray, rng: np.random.Generator) -> None:
         self.e[idx] = rng.normal(0.0, 10.0, len(idx)) if self.noisy else 0.0
+
+    def current(self, bg: np.ndarray) -> np.ndarray:
+        """Readings with the present noise state, without advancing it."""
+        return np.clip(bg + self.e, 39.0, 400.0)
 
     def read(self, bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.noisy:

@@ -70,6 +70,7 @@ __all__ = [
     "evaluate_controllers",
     "summary_table",
     "adaptation_table",
+    "parameter_error_table",
     "render_html",
     "run_dose",
 ]

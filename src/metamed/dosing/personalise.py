@@ -46,7 +46,7 @@ Windows are non-overlapping so the likelihood does not over-count correlated cha
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -661,11 +661,9 @@ def leave_patients_out(
         test_rows = np.flatnonzero((fold_of_row == f) & (fold[patient_of_row] == f))
         train_pat = patient_of_row[train_rows]
         test_pat = patient_of_row[test_rows]
+        # a fresh, unfitted copy of the prototype's hyperparameters for each fold
         model = TherapyPersonaliser(
-            insulin_peaks_min=proto.insulin_peaks_min,
-            carb_peaks_min=proto.carb_peaks_min,
-            window_min=proto.window_min,
-            prior_scale=proto.prior_scale,
+            **{f.name: getattr(proto, f.name) for f in fields(proto) if f.init}
         ).meta_fit(records.subset(train_rows), tuple(groups[train_pat]), _take(oracle, train_pat))
         fitted.append(model)
         test_records = records.subset(test_rows)
