@@ -1,0 +1,629 @@
+"""Baselines under the learner contract: pooled MLP, pooled + fine-tune, local-only models.
+
+Every meta-learner is compared with these on the same episodes, so they follow the same
+contract (:mod:`metamed.learners.base`) and the neural ones use the same functional MLP
+(:mod:`metamed.learners.mlp`) as the MAML family.
+
+- ``pooled`` (:class:`PooledMLP`): one MLP trained on all rows of all training tasks; no
+  adaptation.
+- ``pooled-finetune`` (:class:`PooledFineTune`): the pooled MLP, then a few full-batch
+  gradient steps on the support set, pulled toward the pooled weights (L2-SP).
+- ``local-logreg`` (:class:`LocalLogisticRegression`): L2 logistic regression (ridge
+  regression for numeric outcomes) on the support set only.
+- ``local-gbm`` (:class:`LocalGBM`): LightGBM on the support set only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from lightgbm import LGBMClassifier, LGBMRegressor
+from sklearn.linear_model import LogisticRegression, Ridge
+
+from metamed.errors import MetamedTypeError, MetamedValueError
+from metamed.learners.base import AdaptedModel, MetaLearner, register
+from metamed.learners.mlp import Params, init_mlp, mlp_forward
+from metamed.tasks.task import Task
+
+__all__ = [
+    "LocalGBM",
+    "LocalLogisticRegression",
+    "MLPModel",
+    "PooledFineTune",
+    "PooledMLP",
+    "SupportModel",
+]
+
+#: Signature of the optional ``progress`` hook: (iteration, total, loss) -> None.
+ProgressFn = Callable[[int, int, float], None]
+
+OUTCOME_TYPES = ("binary", "numeric")
+
+
+# -- hyperparameter and data checks shared by the learners in this package ------------------
+def check_int(name: str, value: Any, minimum: int, owner: str) -> int:
+    """Return ``value`` if it is an integer >= ``minimum``; raise a clear error otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise MetamedValueError(
+            f"{owner}: {name} must be an integer >= {minimum}, got {value!r}. "
+            f"Pass e.g. {name}={max(minimum, 1)}."
+        )
+    return int(value)
+
+
+def check_float(
+    name: str,
+    value: Any,
+    owner: str,
+    minimum: float = 0.0,
+    inclusive: bool = False,
+) -> float:
+    """Return ``value`` as float if finite and > ``minimum`` (>= when ``inclusive``)."""
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float, np.integer, np.floating))
+        and math.isfinite(float(value))
+        and (float(value) >= minimum if inclusive else float(value) > minimum)
+    )
+    if not ok:
+        bound = f">= {minimum}" if inclusive else f"> {minimum}"
+        raise MetamedValueError(f"{owner}: {name} must be a finite number {bound}, got {value!r}.")
+    return float(value)
+
+
+def check_random_state(value: Any, owner: str) -> int:
+    """Seeds are explicit non-negative integers (no global RNG, no ``None``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise MetamedValueError(
+            f"{owner}: random_state must be a non-negative integer seed, got {value!r}. "
+            "Pass e.g. random_state=0; results are reproducible only with a fixed seed."
+        )
+    return int(value)
+
+
+def check_hidden_sizes(value: Any, owner: str) -> tuple[int, ...]:
+    """Hidden layer widths: a sequence of positive integers (empty = linear model)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise MetamedValueError(
+            f"{owner}: hidden_sizes must be a sequence of positive integers such as (64, 64), "
+            f"got {value!r}."
+        )
+    for width in value:
+        if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+            raise MetamedValueError(
+                f"{owner}: hidden_sizes must hold positive integers such as (64, 64), got {value!r}."
+            )
+    return tuple(int(w) for w in value)
+
+
+def check_progress(value: Any, owner: str) -> ProgressFn | None:
+    if value is not None and not callable(value):
+        raise MetamedTypeError(
+            f"{owner}: progress must be None or a callable(iteration, total, loss), got {value!r}."
+        )
+    return value
+
+
+def check_outcome_type(tasks: list[Task], what: str) -> str:
+    """The one outcome type shared by ``tasks`` ("binary" or "numeric")."""
+    kinds = {t.outcome_type for t in tasks}
+    if len(kinds) != 1:
+        raise MetamedValueError(
+            f"{what}: tasks mix outcome types {sorted(kinds)}; a learner models one outcome type."
+        )
+    kind = kinds.pop()
+    if kind not in OUTCOME_TYPES:
+        raise MetamedValueError(
+            f"{what}: outcome type '{kind}' is not supported; expected one of {OUTCOME_TYPES}."
+        )
+    return kind
+
+
+def check_val_tasks(val_tasks: list[Task] | None, n_features: int, outcome_type: str) -> list[Task]:
+    """Validation tasks must match the training tasks' features and outcome type."""
+    if not val_tasks:
+        return []
+    dims = {t.n_features for t in val_tasks}
+    if dims != {n_features}:
+        raise MetamedValueError(
+            f"val_tasks have {sorted(dims)} features, train_tasks have {n_features}; preprocess "
+            "both with the same fitted Preprocessor."
+        )
+    kind = check_outcome_type(val_tasks, "val_tasks")
+    if kind != outcome_type:
+        raise MetamedValueError(
+            f"val_tasks have outcome type '{kind}', train_tasks have '{outcome_type}'."
+        )
+    return list(val_tasks)
+
+
+def check_support_outcome(support: Task, outcome_type: str, owner: str) -> None:
+    if support.outcome_type != outcome_type:
+        raise MetamedValueError(
+            f"{owner} was meta-trained on a {outcome_type} outcome but the support set of task "
+            f"'{support.name}' has outcome type '{support.outcome_type}'."
+        )
+
+
+def as_features(X: Any, n_features: int) -> np.ndarray:
+    """Query features as a float32 (n, d) array, checked against the training width."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise MetamedValueError(
+            f"Expected features of shape (n_rows, {n_features}), got {X.shape}. Preprocess the "
+            "rows with the Preprocessor fitted at meta-training."
+        )
+    if not np.isfinite(X).all():
+        raise MetamedValueError("Features contain NaN or inf; impute them before predicting.")
+    return X
+
+
+def stack_tasks(tasks: list[Task]) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([t.X for t in tasks]), np.concatenate([t.y for t in tasks])
+
+
+def detach_params(params: Params) -> Params:
+    return {k: v.detach().clone() for k, v in params.items()}
+
+
+# -- adapted models ------------------------------------------------------------------------
+class MLPModel(AdaptedModel):
+    """An adapted functional MLP: logits for binary outcomes, values for numeric ones.
+
+    Parameters
+    ----------
+    params : dict of str to Tensor
+        MLP parameters (copied; the model never shares tensors with a learner).
+    n_features : int
+        Expected input width.
+    outcome_type : {"binary", "numeric"}
+    y_mean, y_std : float
+        Numeric outcomes are modelled standardised; predictions are mapped back with these.
+    """
+
+    def __init__(
+        self,
+        params: Params,
+        n_features: int,
+        outcome_type: str = "binary",
+        y_mean: float = 0.0,
+        y_std: float = 1.0,
+    ) -> None:
+        self.params = detach_params(params)
+        self.n_features = n_features
+        self.outcome_type = outcome_type
+        self.y_mean = y_mean
+        self.y_std = y_std
+
+    def _raw(self, X: Any) -> torch.Tensor:
+        x = torch.from_numpy(as_features(X, self.n_features))
+        with torch.no_grad():
+            return mlp_forward(self.params, x)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(y = 1) per row, shape (n,); binary outcomes only."""
+        if self.outcome_type != "binary":
+            raise MetamedValueError(
+                "predict_proba is defined for binary outcomes; this model predicts a numeric "
+                "outcome, use predict(X)."
+            )
+        return torch.sigmoid(self._raw(X)).double().numpy()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class labels (binary, 0.5 threshold) or predicted values (numeric), shape (n,)."""
+        if self.outcome_type == "binary":
+            return super().predict(X)
+        return (self._raw(X).double().numpy() * self.y_std) + self.y_mean
+
+
+class SupportModel(AdaptedModel):
+    """A scikit-learn style estimator fitted on one support set."""
+
+    def __init__(self, estimator: Any, n_features: int, outcome_type: str = "binary") -> None:
+        self.estimator = estimator
+        self.n_features = n_features
+        self.outcome_type = outcome_type
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(y = 1) per row, shape (n,); binary outcomes only."""
+        if self.outcome_type != "binary":
+            raise MetamedValueError(
+                "predict_proba is defined for binary outcomes; this model predicts a numeric "
+                "outcome, use predict(X)."
+            )
+        proba = self.estimator.predict_proba(as_features(X, self.n_features))
+        # Column of class 1: the support set always holds both classes, so classes_ == [0, 1].
+        col = int(np.flatnonzero(np.asarray(self.estimator.classes_) == 1)[0])
+        return np.asarray(proba[:, col], dtype=np.float64)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if self.outcome_type == "binary":
+            return super().predict(X)
+        return np.asarray(self.estimator.predict(as_features(X, self.n_features)), dtype=np.float64)
+
+
+# -- pooled MLP ------------------------------------------------------------------------------
+def _loss(outcome_type: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy on logits, or mean squared error on standardised values."""
+    if outcome_type == "binary":
+        return torch.nn.functional.binary_cross_entropy_with_logits(out, y)
+    return torch.mean((out - y) ** 2)
+
+
+@register("pooled")
+class PooledMLP(MetaLearner):
+    """One MLP trained on all training tasks' rows pooled; ``adapt`` does not adapt.
+
+    Parameters
+    ----------
+    hidden_sizes : sequence of int, default (64, 64)
+        Hidden layer widths (the same default as the meta-learners).
+    lr : float, default 1e-3
+        Adam learning rate.
+    weight_decay : float, default 0.0
+        Adam L2 penalty.
+    batch_size : int, default 128
+        Rows per minibatch.
+    max_epochs : int, default 100
+        Passes over the pooled rows.
+    patience : int, default 10
+        Early stopping: stop after this many epochs without a lower loss on ``val_tasks``
+        and keep the best epoch's weights.  Unused when no ``val_tasks`` are given.
+    random_state : int, default 0
+        Seed for initial weights and minibatch order.
+    progress : callable(epoch, max_epochs, train_loss) or None
+        Called after every epoch.
+
+    Notes
+    -----
+    Binary outcomes use binary cross-entropy without class weights (so probabilities stay
+    calibrated to the pooled prevalence); numeric outcomes use mean squared error on the
+    outcome standardised with the training rows' mean and standard deviation.
+    """
+
+    def __init__(
+        self,
+        hidden_sizes: Sequence[int] = (64, 64),
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 128,
+        max_epochs: int = 100,
+        patience: int = 10,
+        random_state: int = 0,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.hidden_sizes = hidden_sizes
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.random_state = random_state
+        self.progress = progress
+
+    def _validate_params(self) -> None:
+        owner = type(self).__name__
+        check_hidden_sizes(self.hidden_sizes, owner)
+        check_float("lr", self.lr, owner)
+        check_float("weight_decay", self.weight_decay, owner, inclusive=True)
+        check_int("batch_size", self.batch_size, 1, owner)
+        check_int("max_epochs", self.max_epochs, 1, owner)
+        check_int("patience", self.patience, 1, owner)
+        check_random_state(self.random_state, owner)
+        check_progress(self.progress, owner)
+
+    def meta_fit(self, train_tasks: list[Task], val_tasks: list[Task] | None = None) -> PooledMLP:
+        """Train the MLP on all rows of ``train_tasks``; early-stop on ``val_tasks`` if given."""
+        self._validate_params()
+        n_features = self._check_tasks(train_tasks)
+        outcome_type = check_outcome_type(train_tasks, "train_tasks")
+        val_tasks = check_val_tasks(val_tasks, n_features, outcome_type)
+        X, y = stack_tasks(train_tasks)
+        if outcome_type == "binary" and len(np.unique(y)) < 2:
+            raise MetamedValueError(
+                f"train_tasks hold one outcome class only (all y = {int(y[0])}); the pooled "
+                "model needs patients of both classes."
+            )
+        y_mean, y_std = 0.0, 1.0
+        if outcome_type == "numeric":
+            y_mean = float(y.mean())
+            # A constant outcome gives std 0; dividing by 1 keeps it finite.
+            y_std = float(y.std()) or 1.0
+        x_t = torch.from_numpy(X)
+        y_t = torch.from_numpy((y - y_mean) / y_std).float()
+        if val_tasks:
+            xv, yv = stack_tasks(val_tasks)
+            xv_t = torch.from_numpy(xv)
+            yv_t = torch.from_numpy((yv - y_mean) / y_std).float()
+
+        gen = torch.Generator().manual_seed(int(self.random_state))
+        sizes = [n_features, *check_hidden_sizes(self.hidden_sizes, ""), 1]
+        params = {k: v.requires_grad_(True) for k, v in init_mlp(sizes, gen).items()}
+        opt = torch.optim.Adam(params.values(), lr=self.lr, weight_decay=self.weight_decay)
+
+        history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+        best, best_loss, best_epoch, stale = detach_params(params), math.inf, 0, 0
+        n = len(y_t)
+        for epoch in range(1, int(self.max_epochs) + 1):
+            order = torch.randperm(n, generator=gen)
+            total = 0.0
+            for start in range(0, n, int(self.batch_size)):
+                idx = order[start : start + int(self.batch_size)]
+                loss = _loss(outcome_type, mlp_forward(params, x_t[idx]), y_t[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            history["train_loss"].append(total / n)
+            if self.progress is not None:
+                self.progress(epoch, int(self.max_epochs), total / n)
+            if not val_tasks:
+                continue
+            with torch.no_grad():
+                val_loss = float(_loss(outcome_type, mlp_forward(params, xv_t), yv_t))
+            history["val_loss"].append(val_loss)
+            if val_loss < best_loss:
+                best, best_loss, best_epoch, stale = detach_params(params), val_loss, epoch, 0
+            else:
+                stale += 1
+                if stale >= int(self.patience):
+                    break
+
+        if not val_tasks:
+            best, best_epoch = detach_params(params), len(history["train_loss"])
+        self.params_ = best
+        self.n_features_ = n_features
+        self.outcome_type_ = outcome_type
+        self.y_mean_ = y_mean
+        self.y_std_ = y_std
+        self.best_epoch_ = best_epoch
+        self.history_ = history
+        return self
+
+    def _check_adapt(self, support: Task) -> None:
+        self._check_fitted()
+        self._check_support(support, self.n_features_)
+        check_support_outcome(support, self.outcome_type_, type(self).__name__)
+
+    def adapt(self, support: Task) -> MLPModel:
+        """Return the pooled model unchanged (the support set is only validated)."""
+        self._check_adapt(support)
+        return MLPModel(
+            self.params_, self.n_features_, self.outcome_type_, self.y_mean_, self.y_std_
+        )
+
+
+@register("pooled-finetune")
+class PooledFineTune(PooledMLP):
+    """The pooled MLP fine-tuned on each support set.
+
+    ``adapt`` runs ``finetune_steps`` full-batch gradient-descent steps on the support
+    loss plus an L2 pull toward the pooled weights θ₀ (L2-SP; Li, Grandvalet & Davoine,
+    ICML 2018)::
+
+        loss(θ) = task_loss(support; θ) + anchor_strength / 2 · ‖θ − θ₀‖²
+
+    With K = 2 the support loss alone can be driven to zero by moving far from θ₀; the
+    anchor keeps the adapted model near the pooled one.
+
+    Parameters
+    ----------
+    finetune_steps : int, default 20
+        Gradient steps at adaptation (0 gives the pooled model back).
+    finetune_lr : float, default 0.05
+        Step size of plain gradient descent (as in the MAML inner loop).
+    anchor_strength : float, default 1.0
+        Weight of the L2 pull toward the pooled weights (0 disables it).
+    **pooled parameters
+        As :class:`PooledMLP`.
+    """
+
+    def __init__(
+        self,
+        hidden_sizes: Sequence[int] = (64, 64),
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 128,
+        max_epochs: int = 100,
+        patience: int = 10,
+        finetune_steps: int = 20,
+        finetune_lr: float = 0.05,
+        anchor_strength: float = 1.0,
+        random_state: int = 0,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        super().__init__(
+            hidden_sizes=hidden_sizes,
+            lr=lr,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            patience=patience,
+            random_state=random_state,
+            progress=progress,
+        )
+        self.finetune_steps = finetune_steps
+        self.finetune_lr = finetune_lr
+        self.anchor_strength = anchor_strength
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        owner = type(self).__name__
+        check_int("finetune_steps", self.finetune_steps, 0, owner)
+        check_float("finetune_lr", self.finetune_lr, owner)
+        check_float("anchor_strength", self.anchor_strength, owner, inclusive=True)
+
+    def adapt(self, support: Task) -> MLPModel:
+        """Fine-tune a copy of the pooled weights on ``support`` (full batch, deterministic)."""
+        self._check_adapt(support)
+        x = torch.from_numpy(support.X)
+        y = torch.from_numpy((support.y - self.y_mean_) / self.y_std_).float()
+        anchor = self.params_
+        params = {k: v.clone().requires_grad_(True) for k, v in anchor.items()}
+        for _ in range(int(self.finetune_steps)):
+            loss = _loss(self.outcome_type_, mlp_forward(params, x), y)
+            if self.anchor_strength > 0:
+                pull = sum(((params[k] - anchor[k]) ** 2).sum() for k in params)
+                loss = loss + 0.5 * self.anchor_strength * pull
+            grads = torch.autograd.grad(loss, list(params.values()))
+            with torch.no_grad():
+                params = {
+                    k: (p - self.finetune_lr * g).requires_grad_(True)
+                    for (k, p), g in zip(params.items(), grads, strict=True)
+                }
+        return MLPModel(params, self.n_features_, self.outcome_type_, self.y_mean_, self.y_std_)
+
+
+# -- local-only models -------------------------------------------------------------------------
+class _LocalLearner(MetaLearner):
+    """Shared part of the support-only baselines: meta_fit only records the data's shape."""
+
+    uses_meta_training = False
+
+    def _validate_params(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def meta_fit(
+        self, train_tasks: list[Task], val_tasks: list[Task] | None = None
+    ) -> _LocalLearner:
+        """Record the feature count and outcome type; the tasks themselves are not used."""
+        self._validate_params()
+        n_features = self._check_tasks(train_tasks)
+        outcome_type = check_outcome_type(train_tasks, "train_tasks")
+        check_val_tasks(val_tasks, n_features, outcome_type)
+        self.n_features_ = n_features
+        self.outcome_type_ = outcome_type
+        return self
+
+    def _check_adapt(self, support: Task) -> None:
+        self._check_fitted()
+        self._check_support(support, self.n_features_)
+        check_support_outcome(support, self.outcome_type_, type(self).__name__)
+
+
+@register("local-logreg")
+class LocalLogisticRegression(_LocalLearner):
+    """L2-penalised logistic regression fitted on the support set alone.
+
+    Numeric outcomes get ridge regression with ``alpha = 1 / C``, the same penalty as
+    the logistic model's (scikit-learn minimises ½‖w‖² + C·Σ loss in both cases when the
+    squared loss is halved), so one hyperparameter controls both.
+
+    Parameters
+    ----------
+    C : float, default 1.0
+        Inverse L2 strength.  With K of 2 to 20 the penalty, not the data, sets the scale of
+        the coefficients; C = 1 on standardised features keeps probabilities moderate.
+    max_iter : int, default 1000
+        Solver iterations (lbfgs).
+    random_state : int, default 0
+        Kept for a uniform contract; lbfgs is deterministic.
+    """
+
+    def __init__(self, C: float = 1.0, max_iter: int = 1000, random_state: int = 0) -> None:
+        self.C = C
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def _validate_params(self) -> None:
+        owner = type(self).__name__
+        check_float("C", self.C, owner)
+        check_int("max_iter", self.max_iter, 1, owner)
+        check_random_state(self.random_state, owner)
+
+    def adapt(self, support: Task) -> SupportModel:
+        """Fit a fresh logistic (or ridge) regression on ``support``."""
+        self._check_adapt(support)
+        if self.outcome_type_ == "binary":
+            est: Any = LogisticRegression(
+                C=self.C, max_iter=int(self.max_iter), random_state=int(self.random_state)
+            )
+            est.fit(support.X, support.y.astype(np.int64))
+        else:
+            est = Ridge(alpha=1.0 / self.C)
+            est.fit(support.X, support.y)
+        return SupportModel(est, self.n_features_, self.outcome_type_)
+
+
+@register("local-gbm")
+class LocalGBM(_LocalLearner):
+    """LightGBM gradient boosting fitted on the support set alone.
+
+    The defaults are set for tiny support sets: leaves may hold 2 rows and bins 1 row
+    (LightGBM's defaults of 20 and 3 would forbid every split below K = 40), and an L2
+    penalty on leaf values (``reg_lambda``) keeps the few leaves from extreme values.
+    When no split is possible (K = 2 or 3 with ``min_child_samples = 2``) the model
+    predicts the support prevalence for every row.
+
+    Parameters
+    ----------
+    n_estimators : int, default 100
+    learning_rate : float, default 0.1
+    num_leaves : int, default 7
+    min_child_samples : int, default 2
+        Fewest support rows in a leaf.
+    reg_lambda : float, default 1.0
+        L2 penalty on leaf values.
+    n_jobs : int, default 1
+        Threads; one thread keeps fits deterministic and avoids oversubscription when
+        many episodes run in parallel.
+    random_state : int, default 0
+    """
+
+    def __init__(
+        self,
+        n_estimators: int = 100,
+        learning_rate: float = 0.1,
+        num_leaves: int = 7,
+        min_child_samples: int = 2,
+        reg_lambda: float = 1.0,
+        n_jobs: int = 1,
+        random_state: int = 0,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.reg_lambda = reg_lambda
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _validate_params(self) -> None:
+        owner = type(self).__name__
+        check_int("n_estimators", self.n_estimators, 1, owner)
+        check_float("learning_rate", self.learning_rate, owner)
+        check_int("num_leaves", self.num_leaves, 2, owner)
+        check_int("min_child_samples", self.min_child_samples, 1, owner)
+        check_float("reg_lambda", self.reg_lambda, owner, inclusive=True)
+        check_int("n_jobs", self.n_jobs, 1, owner)
+        check_random_state(self.random_state, owner)
+
+    def _estimator(self) -> Any:
+        kwargs: dict[str, Any] = dict(
+            n_estimators=int(self.n_estimators),
+            learning_rate=float(self.learning_rate),
+            num_leaves=int(self.num_leaves),
+            min_child_samples=int(self.min_child_samples),
+            min_data_in_bin=1,
+            reg_lambda=float(self.reg_lambda),
+            n_jobs=int(self.n_jobs),
+            random_state=int(self.random_state),
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+        )
+        if self.outcome_type_ == "binary":
+            return LGBMClassifier(**kwargs)
+        return LGBMRegressor(**kwargs)
+
+    def adapt(self, support: Task) -> SupportModel:
+        """Fit a fresh LightGBM model on ``support``."""
+        self._check_adapt(support)
+        est = self._estimator()
+        y = support.y.astype(np.int64) if self.outcome_type_ == "binary" else support.y
+        est.fit(support.X, y)
+        return SupportModel(est, self.n_features_, self.outcome_type_)
