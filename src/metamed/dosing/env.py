@@ -47,6 +47,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from metamed.dosing.controllers import ControlInput, Controller
+from metamed.dosing.devices import CGMSensor, InsulinPump
 from metamed.dosing.metrics import (
     FAILURE_HIGH_MG_DL,
     FAILURE_LOW_MG_DL,
@@ -54,6 +55,7 @@ from metamed.dosing.metrics import (
     glycaemic_metrics,
 )
 from metamed.dosing.patient import UVAPadova, VirtualPatients, load_virtual_patients
+from metamed.dosing.scenario import FixedMealScenario, G2P2CMealScenario
 from metamed.errors import MetamedValueError
 
 __all__ = [
@@ -73,11 +75,16 @@ ENV_ID = "metamed/GlucoseDosing-v0"
 # rapid-acting curve of the Loop / OpenAPS exponential insulin model).  Used only for the
 # insulin-on-board observation; the patient model has its own insulin kinetics.
 IOB_PEAK_MIN: float = 75.0
-# Upper bound of the action (U/h).  Insulet OmniPod limits in simglucose's pump table:
-# max bolus 30 U, max basal 30 U/h; a 30 U bolus over a 5-minute period is 360 U/h.
+# Upper bound of the action (U/h), our safety bound: a 30 U/h basal plus a 30 U bolus
+# delivered within one 5-minute period (360 U/h).  30 U is the largest bolus and 30 U/h the
+# largest basal rate commercial patch pumps accept (e.g. Omnipod).  simglucose's pump table
+# quotes its limits per *minute* (30 U/min), which never binds; the pump model
+# (metamed.dosing.devices.InsulinPump) still quantises and clips every minute.
 MAX_BOLUS_U: float = 30.0
 MAX_BASAL_U_PER_H: float = 30.0
 MAX_RATE_U_PER_H: float = MAX_BASAL_U_PER_H + MAX_BOLUS_U * 60.0 / 5.0
+# CGM model whose native sample time matches the environment step (simglucose's sensors).
+_SENSOR_FOR_SAMPLE_TIME_MIN = {1: "Navigator", 3: "Dexcom", 5: "GuardianRT"}
 # Risk saturates at 100 at BG = 600 mg/dL (by construction of Kovatchev's scale); capping
 # there keeps the per-step reward in [-1, 0] even for sub-physiological sensor values.
 RISK_REWARD_CAP: float = 100.0
@@ -108,10 +115,13 @@ class GlucoseVectorEnv(VectorEnv):
     meal_announcement : bool
         Whether the observation contains the carbohydrate of upcoming meals.
     scenario : str
-        ``"random"`` (G2P2C-style randomised meals, a new day plan per reset) or
-        ``"fixed"``.
+        ``"random"``: :class:`~metamed.dosing.scenario.G2P2CMealScenario` (the G2P2C
+        randomised daily meals, age-group sized, new draws per reset); ``"fixed"``:
+        :class:`~metamed.dosing.scenario.FixedMealScenario` (50, 70, 80 g at 7, 12, 18 h).
     sensor_noise : bool
-        Whether the CGM adds sensor noise.
+        Whether the CGM adds sensor noise (:class:`~metamed.dosing.devices.CGMSensor`,
+        simglucose's Johnson/AR(1) model; the sensor type whose sample time equals
+        ``sample_time_min``: Navigator 1 min, Dexcom 3 min, GuardianRT 5 min).
     random_init_bg : bool
         Whether the initial glucose is randomised around each patient's steady state.
     """
@@ -172,6 +182,9 @@ class GlucoseVectorEnv(VectorEnv):
         )
         self._rng = np.random.default_rng()
         self._autoreset_rng = np.random.default_rng()
+        self._sensor_rng = np.random.default_rng()
+        self._scenario = G2P2CMealScenario() if scenario == "random" else FixedMealScenario()
+        self._pump = InsulinPump("Insulet")
         self._state = None
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
 
@@ -181,9 +194,10 @@ class GlucoseVectorEnv(VectorEnv):
         return self.patients.age_group
 
     def _new_meals(self, idx: np.ndarray, rng: np.random.Generator) -> None:
-        self._meals_g[idx] = sample_meal_schedule(
-            self.scenario, rng, len(idx), self.horizon_min + self.sample_time_min
-        )
+        sub = self.patients.select([self.patients.names[i] for i in idx])
+        self._meals_g[idx] = self._scenario.schedule(
+            sub, self.horizon_min + self.sample_time_min, rng
+        ).T
 
     def _reset_patients(self, idx: np.ndarray, rng: np.random.Generator) -> None:
         init = self.model.initial_state(rng if self.random_init_bg else None)
@@ -205,12 +219,18 @@ class GlucoseVectorEnv(VectorEnv):
         self._new_meals(idx, rng)
         self._t_min[idx] = 0
         self._iob[:, idx] = 0.0
-        self._sensor.reset(idx, rng)
         bg = self.model.subcutaneous_glucose_mg_dl(self._state)
-        # first reading of the reset patients only; the others' sensors are not advanced
-        reading = self._sensor.current(bg)
+        # first reading of the reset patients with the sensor's current noise value; the
+        # noise process (a property of the sensor) is not advanced for anyone
+        reading = self._read(bg, advance=False)
         self._cgm_hist[idx] = reading[idx, None]
         self._needs_reset[idx] = False
+
+    def _read(self, bg: np.ndarray, advance: bool) -> np.ndarray:
+        if advance:
+            self._noise_mg_dl = self._sensor.noise_mg_dl()
+        p = self._sensor.params
+        return np.clip(bg + self._noise_mg_dl, p.min_mg_dl, p.max_mg_dl)
 
     def _observe(self) -> np.ndarray:
         parts = [self._cgm_hist, self._iob.sum(axis=0)[:, None]]
@@ -243,16 +263,23 @@ class GlucoseVectorEnv(VectorEnv):
         if seed is not None or self._state is None:
             # autoresets of single patients draw from their own stream, so one patient's
             # failure never shifts the random numbers (meals, noise) of the others
-            main, auto = np.random.SeedSequence(seed).spawn(2)
+            main, auto, sensor = np.random.SeedSequence(seed).spawn(3)
             self._rng = np.random.default_rng(main)
             self._autoreset_rng = np.random.default_rng(auto)
+            self._sensor_rng = np.random.default_rng(sensor)
         n = self.num_envs
         self._state = None
         self._meals_g = np.zeros((n, self.horizon_min + self.sample_time_min))
         self._t_min = np.zeros(n, dtype=int)
         self._iob = np.zeros((2, n))
         self._cgm_hist = np.zeros((n, self.history))
-        self._sensor = make_sensor(n, self.sample_time_min, self.sensor_noise)
+        self._sensor = CGMSensor(
+            _SENSOR_FOR_SAMPLE_TIME_MIN.get(self.sample_time_min, "GuardianRT"),
+            n_patients=n,
+            rng=self._sensor_rng,
+            noise=self.sensor_noise,
+        )
+        self._noise_mg_dl = self._sensor.noise_mg_dl()
         self._reset_patients(np.arange(n), self._rng)
         return self._observe(), self._info()
 
@@ -270,7 +297,7 @@ class GlucoseVectorEnv(VectorEnv):
         rate = np.clip(rate, 0.0, MAX_RATE_U_PER_H)
         resetting = np.flatnonzero(self._needs_reset)
         active = ~self._needs_reset
-        u_per_min = np.where(active, rate / 60.0, 0.0)
+        u_per_min = self._pump.deliver(np.where(active, rate / 60.0, 0.0))
         iob_decay = 1.0 / IOB_PEAK_MIN
         for _ in range(self.sample_time_min):
             carbs = np.where(active, self._meals_g[np.arange(self.num_envs), self._t_min], 0.0)
@@ -280,7 +307,7 @@ class GlucoseVectorEnv(VectorEnv):
             self._iob = self._iob + np.stack([u_per_min - flow[0], flow[0] - flow[1]])
             self._t_min = self._t_min + active
         bg = self.blood_glucose_mg_dl()
-        reading = self._sensor.read(bg, self._rng)
+        reading = self._read(bg, advance=True)
         self._cgm_hist = np.where(
             active[:, None],
             np.concatenate([self._cgm_hist[:, 1:], reading[:, None]], axis=1),
@@ -422,62 +449,3 @@ def simulate(controller: Controller, env: GlucoseVectorEnv, seed: int) -> Simula
         failed=~alive,
         sample_time_min=float(env.sample_time_min),
     )
-
-
-# ---------------------------------------------------------------------------------------
-# Meal scenario and CGM adapters.  TEMPORARY private fallbacks until dosing/scenario.py and
-# dosing/devices.py (owned by the simulator engineer) land; then these delegate to them.
-class _ARSensor:
-    """CGM with AR(1) Gaussian noise (fallback; replaced by dosing.devices)."""
-
-    def __init__(self, n: int, sample_time_min: int, noisy: bool) -> None:
-        self.noisy = noisy
-        self.e = np.zeros(n)
-        self.phi = 0.7 ** (sample_time_min / 3.0)
-
-    def reset(self, idx: np.ndarray, rng: np.random.Generator) -> None:
-        self.e[idx] = rng.normal(0.0, 10.0, len(idx)) if self.noisy else 0.0
-
-    def current(self, bg: np.ndarray) -> np.ndarray:
-        """Readings with the present noise state, without advancing it."""
-        return np.clip(bg + self.e, 39.0, 400.0)
-
-    def read(self, bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if self.noisy:
-            self.e = self.phi * self.e + np.sqrt(1 - self.phi**2) * rng.normal(
-                0.0, 10.0, self.e.shape
-            )
-        return np.clip(bg + self.e, 39.0, 400.0)
-
-
-def make_sensor(n: int, sample_time_min: int, noisy: bool) -> _ARSensor:
-    return _ARSensor(n, sample_time_min, noisy)
-
-
-def sample_meal_schedule(
-    kind: str, rng: np.random.Generator, n_patients: int, n_min: int
-) -> np.ndarray:
-    """Carbs (g) announced at each minute, shape (n_patients, n_min)."""
-    meals = np.zeros((n_patients, n_min))
-    # (time h, sd min, carbs g, sd g, probability)
-    plan = [
-        (8, 30, 45, 10, 0.95),
-        (11, 15, 10, 3, 0.3),
-        (13, 30, 70, 10, 0.95),
-        (16, 15, 15, 3, 0.3),
-        (20, 30, 80, 10, 0.95),
-        (23, 15, 10, 3, 0.3),
-    ]
-    for day in range(int(np.ceil(n_min / 1440))):
-        for t_h, sd_t, g, sd_g, p in plan:
-            if kind == "fixed":
-                t = np.full(n_patients, day * 1440 + t_h * 60)
-                amount = np.full(n_patients, float(g)) * (p > 0.5)
-            else:
-                t = (day * 1440 + t_h * 60 + rng.normal(0, sd_t, n_patients)).astype(int)
-                amount = np.maximum(rng.normal(g, sd_g, n_patients), 0) * (
-                    rng.random(n_patients) < p
-                )
-            ok = (t >= 0) & (t < n_min)
-            meals[np.flatnonzero(ok), t[ok]] += amount[ok]
-    return meals
