@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from metamed.dosing.controllers import BasalBolusController
-from metamed.dosing.env import GlucoseVectorEnv, simulate
+from metamed.dosing.env import GlucoseVectorEnv, rollout
 from metamed.dosing.patient import load_virtual_patients
 from metamed.dosing.personalise import (
     PatientRecords,
@@ -137,7 +137,7 @@ def test_runs_on_simulator_records() -> None:
     vp = load_virtual_patients(["adult#001", "adult#002", "adult#003", "adult#004", "adult#005"])
     env = GlucoseVectorEnv(vp, days=0.5)
     quest = quest_parameters(vp)
-    sim = simulate(BasalBolusController(vp.basal_u_per_h, 12.0, 40.0), env, seed=0)
+    sim = rollout(BasalBolusController(vp.basal_u_per_h, 12.0, 40.0), env, seed=0)
     rec = records_from_simulation(sim)
     model = TherapyPersonaliser(insulin_peaks_min=(100.0,), carb_peaks_min=(50.0,), window_min=30)
     train = [0, 1, 2, 3]

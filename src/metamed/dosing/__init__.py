@@ -21,7 +21,7 @@ from metamed.dosing.env import (
     GlucoseDosingEnv,
     GlucoseVectorEnv,
     SimulationResult,
-    simulate,
+    rollout,
 )
 from metamed.dosing.evaluate import (
     CONTROLLER_NAMES,
@@ -65,5 +65,5 @@ __all__ = [
     "load_virtual_patients",
     "metrics_frame",
     "run_dose",
-    "simulate",
+    "rollout",
 ]

@@ -66,7 +66,7 @@ __all__ = [
     "MAX_RATE_U_PER_H",
     "RISK_REWARD_CAP",
     "SimulationResult",
-    "simulate",
+    "rollout",
 ]
 
 ENV_ID = "metamed/GlucoseDosing-v0"
@@ -402,7 +402,7 @@ class SimulationResult:
         return glycaemic_metrics(self.bg_mg_dl, failed=self.failed)
 
 
-def simulate(controller: Controller, env: GlucoseVectorEnv, seed: int) -> SimulationResult:
+def rollout(controller: Controller, env: GlucoseVectorEnv, seed: int) -> SimulationResult:
     """Run ``controller`` on every patient of ``env`` for one episode (the env's horizon).
 
     The controller sees the latest CGM reading and, if it uses meal announcement and

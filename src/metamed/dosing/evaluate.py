@@ -46,7 +46,7 @@ from metamed.dosing.controllers import (
     PIDController,
     StackedController,
 )
-from metamed.dosing.env import GlucoseVectorEnv, simulate
+from metamed.dosing.env import GlucoseVectorEnv, rollout
 from metamed.dosing.metrics import (
     HYPO_LEVEL2_MG_DL,
     METRIC_NAMES,
@@ -272,7 +272,7 @@ def evaluate_controllers(
     t0 = time.perf_counter()
     for episode in range(protocol.days):
         say(f"episode {episode + 1}/{protocol.days}: {len(settings)} settings x {n} patients")
-        sim = simulate(stacked, env, seed=protocol.seed + episode)
+        sim = rollout(stacked, env, seed=protocol.seed + episode)
         m = glycaemic_metrics(sim.bg_mg_dl, failed=sim.failed)
         for s, (label, _) in enumerate(settings):
             sl = slice(s * n, (s + 1) * n)

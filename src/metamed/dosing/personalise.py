@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from metamed.dosing.controllers import BasalBolusController
-from metamed.dosing.env import GlucoseVectorEnv, SimulationResult, simulate
+from metamed.dosing.env import GlucoseVectorEnv, SimulationResult, rollout
 from metamed.dosing.patient import VirtualPatients, load_virtual_patients
 from metamed.errors import MetamedValueError, NotFittedError
 
@@ -646,7 +646,7 @@ def leave_patients_out(
                     pop_rows[r] = pop
     env = GlucoseVectorEnv(batch, days=record_days, sample_time_min=sample_time_min)
     ctrl = BasalBolusController(pop_rows[:, 0], pop_rows[:, 1], pop_rows[:, 2])
-    sim = simulate(ctrl, env, seed=seed)
+    sim = rollout(ctrl, env, seed=seed)
     records = records_from_simulation(sim)
     rec_metrics_all = sim.metrics()
     fold_of_row = np.array([f for f, _ in rows])
