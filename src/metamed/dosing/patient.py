@@ -140,6 +140,12 @@ _MODEL_PARAMS = (
 )
 
 
+def _describe_bad(arr: np.ndarray) -> str:
+    finite = arr[np.isfinite(arr)]
+    low = f"{finite.min():g}" if finite.size else "none finite"
+    return f"min={low}, non-finite values={int(arr.size - finite.size)}"
+
+
 def _expm_batch(a: np.ndarray) -> np.ndarray:
     """Matrix exponential of each matrix in a stack, shape (N, k, k)."""
     from scipy.linalg import expm
@@ -445,8 +451,7 @@ class UVAPadova:
         if not np.all(np.isfinite(arr)) or np.any(arr < 0):
             raise MetamedValueError(
                 f"{name} must be finite and >= 0 ({unit}) for each of the {self.n_patients} "
-                f"patients; received min={np.nanmin(arr)!r}, "
-                f"non-finite={int(np.sum(~np.isfinite(arr)))}. Clip or fix the input."
+                f"patients; received {_describe_bad(arr)}. Clip or fix the input."
             )
         return arr
 
@@ -705,8 +710,7 @@ class UVAPadova:
         for arr, name in ((carbs, "carbs_g"), (insulin, "insulin_u_per_min")):
             if not np.all(np.isfinite(arr)) or np.any(arr < 0):
                 raise MetamedValueError(
-                    f"{name} must be finite and >= 0 everywhere; received min="
-                    f"{np.nanmin(arr)!r}, non-finite={int(np.sum(~np.isfinite(arr)))}."
+                    f"{name} must be finite and >= 0 everywhere; received {_describe_bad(arr)}."
                 )
         n_min = carbs.shape[0]
         bg = np.empty((n_min + 1, n))
