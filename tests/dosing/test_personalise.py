@@ -87,17 +87,23 @@ def test_adaptation_beats_population_on_model_family() -> None:
         assert err_ad < 0.8 * err_pop, attr
 
 
-def test_zero_days_is_group_geometric_mean() -> None:
+@pytest.mark.parametrize("summaries", [False, True])
+def test_zero_days_is_group_geometric_mean(summaries: bool) -> None:
     rng = np.random.default_rng(1)
     rec, tp = _synthetic(12, 1, rng)
     groups = ["adult"] * 6 + ["child"] * 6
-    model = TherapyPersonaliser(insulin_peaks_min=(100.0,), carb_peaks_min=(50.0,))
+    model = TherapyPersonaliser(
+        insulin_peaks_min=(100.0,), carb_peaks_min=(50.0,), summary_features=summaries
+    )
     model.meta_fit(rec, groups, tp)
     pop = model.adapt(rec.subset([6, 0]).first_days(0), ["child", "adult"])
     assert pop.carb_ratio_g_per_u[0] == pytest.approx(
         np.exp(np.log(tp.carb_ratio_g_per_u[6:]).mean())
     )
     assert pop.basal_u_per_h[1] == pytest.approx(np.exp(np.log(tp.basal_u_per_h[:6]).mean()))
+    # with data the estimate moves away from the population value
+    adapted = model.adapt(rec.subset([6]), ["child"])
+    assert adapted.carb_ratio_g_per_u[0] != pytest.approx(pop.carb_ratio_g_per_u[0])
 
 
 def test_errors_unfitted_and_unknown_group() -> None:

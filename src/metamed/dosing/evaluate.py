@@ -58,6 +58,7 @@ from metamed.dosing.patient import AGE_GROUPS, VirtualPatients, load_virtual_pat
 from metamed.dosing.personalise import (
     LeavePatientsOutResult,
     TherapyParameters,
+    TherapyPersonaliser,
     leave_patients_out,
 )
 from metamed.errors import MetamedValueError, unknown_name
@@ -207,8 +208,13 @@ def evaluate_controllers(
     patients: VirtualPatients | str | Sequence[str] | None = None,
     protocol: DoseProtocol | None = None,
     progress: Callable[[str], None] | None = None,
+    personaliser: TherapyPersonaliser | None = None,
 ) -> DoseResults:
-    """Run the dosing protocol for the named controllers on the selected patients."""
+    """Run the dosing protocol for the named controllers on the selected patients.
+
+    ``personaliser`` (unfitted) sets the personalisation hyperparameters; default
+    :class:`~metamed.dosing.personalise.TherapyPersonaliser()`.
+    """
     import time
 
     protocol = protocol or DoseProtocol()
@@ -233,6 +239,7 @@ def evaluate_controllers(
             n_folds=protocol.n_folds,
             seed=protocol.record_seed,
             sample_time_min=protocol.sample_time_min,
+            personaliser=personaliser,
         )
         timings["personalisation_s"] = time.perf_counter() - t0
     for name in names:

@@ -26,20 +26,21 @@ Meta-training on the training patients' records learns what is shared:
    (penalty chosen by exact leave-one-out error) of ``log(Quest parameter) - age-group
    mean`` on the patient's within-group-standardised features: the model quantities
    ``log ISF`` (CF-like), ``log(ISF / CSF)`` (CR-like) and ``log(c / ISF)`` (the
-   steady-state insulin need, basal-like) from the MAP fit, plus five record summaries
-   (:func:`record_summary`: mean CGM, time below 70, post-meal excursion per gram,
-   fasting drift, insulin per day).
+   steady-state insulin need, basal-like) from the MAP fit (optionally also record
+   summaries, see below).
 
 Adapting to a new patient is closed form: the posterior mean (MAP) of ``theta`` given
 the patient's own 1-3 days of CGM, insulin and meal records under the learned prior,
 then the calibration.  With no data every feature sits at its group mean, so 0 days
 gives the age group's population values (geometric mean of the training patients'
-parameters).  The record summaries depend on the therapy that produced the records:
-meta-training and adaptation records must come from the same starting therapy (in
-:func:`leave_patients_out`, the population therapy).  Using the model quantities alone
-(``summary_features=False``) removes that dependence but estimated the carbohydrate ratio
-no better than the population average in our leave-patients-out runs (see
-``docs/dosing/personalisation.md``).
+parameters).  By default the calibration uses the three model quantities only: they
+describe the patient, not the therapy that produced the records.  Optionally
+(``summary_features=True``) five record summaries (:func:`record_summary`: mean CGM, time
+below 70, post-meal excursion per gram, fasting drift, insulin per day) are added; they
+depend on the therapy that produced the records, so meta-training and adaptation records
+must then come from the same starting therapy.  In the leave-patients-out benchmark the
+summaries raised time in range slightly but also hypoglycaemia and failures, so they are
+off by default (``docs/results/dosing.md``, ablation).
 Windows are non-overlapping so the likelihood does not over-count correlated changes.
 """
 
@@ -283,7 +284,7 @@ class TherapyPersonaliser:
     prior_mean_: dict[str, np.ndarray] = field(default_factory=dict, init=False)
     prior_cov_: np.ndarray | None = field(default=None, init=False)
     noise_var_: float | None = field(default=None, init=False)
-    summary_features: bool = True
+    summary_features: bool = False
     ridge_alphas: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
     floor_: np.ndarray | None = field(default=None, init=False)
     feature_mean_: dict[str, np.ndarray] = field(default_factory=dict, init=False)
