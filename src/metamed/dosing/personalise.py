@@ -39,8 +39,8 @@ describe the patient, not the therapy that produced the records.  Optionally
 below 70, post-meal excursion per gram, fasting drift, insulin per day) are added; they
 depend on the therapy that produced the records, so meta-training and adaptation records
 must then come from the same starting therapy.  In the leave-patients-out benchmark the
-summaries raised time in range slightly but also hypoglycaemia and failures, so they are
-off by default (``docs/results/dosing.md``, ablation).
+two variants were within run-to-run noise of each other (``docs/results/dosing.md``,
+ablation), so the default is the variant that does not depend on the recording therapy.
 Windows are non-overlapping so the likelihood does not over-count correlated changes.
 """
 
