@@ -159,3 +159,31 @@ def test_runs_on_simulator_records() -> None:
     tp = model.adapt(rec.subset([4]), ["adult"])
     for value in (tp.basal_u_per_h, tp.carb_ratio_g_per_u, tp.correction_factor_mg_dl_per_u):
         assert np.all(np.isfinite(value)) and np.all(value > 0)
+
+
+def test_run_dose_quick_writes_self_contained_report(tmp_path) -> None:
+    from metamed.dosing.evaluate import run_dose
+
+    messages: list[str] = []
+    path = run_dose(
+        ["basal_bolus", "personalised"],
+        patients="adult",
+        seed=3,
+        out_dir=tmp_path,
+        progress=messages.append,
+        quick=True,
+    )
+    text = path.read_text()
+    assert "All patients are simulated" in text
+    assert text.count("data:image/png;base64,") == 2  # percentile bands + adaptation curve
+    assert "personalised" in text and "oracle (Quest)" in text
+    assert 'src="http' not in text  # self-contained
+    assert (tmp_path / "per_patient_day.csv").exists() and messages
+
+
+def test_run_dose_rejects_unknown_controller(tmp_path) -> None:
+    from metamed.dosing.evaluate import run_dose
+    from metamed.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="Did you mean 'pid'"):
+        run_dose(["pdi"], out_dir=tmp_path, quick=True)
