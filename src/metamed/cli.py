@@ -267,6 +267,41 @@ def demo(
 
 
 @app.command()
+def dose(
+    controllers: str = typer.Option(
+        "basal_bolus,pid,population,personalised", help="Comma-separated controller names."
+    ),
+    patients: str = typer.Option(
+        "all", help="all | adult | adolescent | child | comma-separated names (adult#001,...)."
+    ),
+    days: int = typer.Option(
+        10, min=1, help="One-day evaluation episodes per patient and controller."
+    ),
+    seed: int = typer.Option(0, help="Seed of the first evaluation day."),
+    quick: bool = typer.Option(False, help="1 evaluation day and 1 record day (seconds)."),
+    out: Path = typer.Option(Path("runs/dose"), help="Output folder."),
+) -> None:
+    """Simulate insulin-dosing controllers on virtual (simulated) type-1-diabetes patients."""
+    with user_errors():
+        from metamed.dosing import run_dose
+
+        names = _parse_list(controllers, "controllers")
+        chosen = None if patients == "all" else _parse_list(patients, "patients")
+        if chosen is not None and len(chosen) == 1:
+            chosen = chosen[0]  # an age group or one patient name
+        report = run_dose(
+            names,
+            chosen,
+            days=days,
+            seed=seed,
+            out_dir=out,
+            quick=quick,
+            progress=lambda msg: err_console.print(msg, highlight=False),
+        )
+        console.print(f"dosing report: {report}")
+
+
+@app.command()
 def datasets(
     data_dir: Path | None = typer.Option(
         None, help="Folder holding the datasets (default: $METAMED_DATA_DIR)."
