@@ -147,10 +147,25 @@ def _describe_bad(arr: np.ndarray) -> str:
 
 
 def _expm_batch(a: np.ndarray) -> np.ndarray:
-    """Matrix exponential of each matrix in a stack, shape (N, k, k)."""
-    from scipy.linalg import expm
+    """Matrix exponential of a stack of small matrices, shape (N, k, k).
 
-    return np.stack([expm(m) for m in a])
+    Scaling and squaring with a degree-18 Taylor polynomial, batched in numpy (scipy's
+    expm is called per matrix and is slow to set up for many patients).  After scaling,
+    every matrix has 1-norm <= 0.5, so the truncation error is below 1e-22 relative.
+    """
+    norms = np.abs(a).sum(axis=1).max(axis=1)  # 1-norm of each matrix
+    squarings = np.maximum(0, np.ceil(np.log2(np.maximum(norms, 1e-300) / 0.5))).astype(int)
+    scaled = a / (2.0**squarings)[:, None, None]
+    eye = np.broadcast_to(np.eye(a.shape[1]), a.shape)
+    result = eye.copy()
+    term = eye.copy()
+    for k in range(1, 19):
+        term = term @ scaled / k
+        result = result + term
+    for i, n_sq in enumerate(squarings):
+        for _ in range(n_sq):
+            result[i] = result[i] @ result[i]
+    return result
 
 
 def _read_packaged_csv(filename: str) -> pd.DataFrame:
@@ -484,23 +499,31 @@ class UVAPadova:
     def _step_unchecked(
         self, state: PatientState, carbs: np.ndarray, insulin: np.ndarray
     ) -> PatientState:
-        # Meal bookkeeping, in simglucose's order: announce -> eat at most EAT_RATE ->
-        # detect meal start (reset Dbar's pieces) -> accumulate -> detect meal end.
-        planned = state.planned_carbs_g + carbs
-        to_eat = np.where(planned > 0, np.minimum(EAT_RATE_G_PER_MIN, planned), 0.0)
-        planned = np.maximum(planned - to_eat, 0.0)
-        starts = (to_eat > 0) & (state.last_eaten_g <= 0)
         x = state.x
-        meal_start_qsto = np.where(starts, x[0] + x[1], state.meal_start_qsto_mg)
-        meal_eaten = np.where(starts, 0.0, state.meal_eaten_g)
-        is_eating = state.is_eating | starts
-        meal_eaten = np.where(is_eating, meal_eaten + to_eat, meal_eaten)
-        is_eating = is_eating & ~((to_eat <= 0) & (state.last_eaten_g > 0))
+        if not (carbs.any() or state.planned_carbs_g.any() or state.last_eaten_g.any()):
+            # Nobody is eating or about to: the meal bookkeeping is unchanged (fast path;
+            # the same arrays are passed on, which also keeps the Dbar cache valid).
+            planned = state.planned_carbs_g
+            to_eat = state.last_eaten_g  # all zeros
+            meal_start_qsto = state.meal_start_qsto_mg
+            meal_eaten = state.meal_eaten_g
+            is_eating = state.is_eating
+        else:
+            # Meal bookkeeping, in simglucose's order: announce -> eat at most EAT_RATE
+            # -> detect meal start (reset Dbar's pieces) -> accumulate -> detect meal end.
+            planned = state.planned_carbs_g + carbs
+            to_eat = np.where(planned > 0, np.minimum(EAT_RATE_G_PER_MIN, planned), 0.0)
+            planned = np.maximum(planned - to_eat, 0.0)
+            starts = (to_eat > 0) & (state.last_eaten_g <= 0)
+            meal_start_qsto = np.where(starts, x[0] + x[1], state.meal_start_qsto_mg)
+            meal_eaten = np.where(starts, 0.0, state.meal_eaten_g)
+            is_eating = state.is_eating | starts
+            meal_eaten = np.where(is_eating, meal_eaten + to_eat, meal_eaten)
+            is_eating = is_eating & ~((to_eat <= 0) & (state.last_eaten_g > 0))
 
-        d_mg_per_min = to_eat * 1000.0
-        insulin_pmol_kg_min = insulin * PMOL_PER_U / self._p["BW"]
-        dbar_mg = meal_start_qsto + meal_eaten * 1000.0
-        x_new = self._integrate_minute(x, d_mg_per_min, insulin_pmol_kg_min, dbar_mg)
+        insulin_pmol_kg_min = insulin * self._pmol_per_kg_per_u
+        gut = self._gut_constants(meal_start_qsto, meal_eaten)
+        x_new = self._integrate_minute(x, to_eat * 1000.0, insulin_pmol_kg_min, gut)
         return PatientState(
             x=x_new,
             planned_carbs_g=planned,
@@ -510,6 +533,33 @@ class UVAPadova:
             is_eating=is_eating,
             t_min=state.t_min + 1,
         )
+
+    def _gut_constants(
+        self, meal_start_qsto: np.ndarray, meal_eaten: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Gastric-emptying constants (aa, cc, b*Dbar, d*Dbar), fixed within a minute.
+
+        They change only while someone eats, so they are cached on the identity of the
+        (never mutated) bookkeeping arrays; the cache holds references, so an identity
+        match cannot be a recycled id.
+        """
+        cache = self._gut_cache
+        if cache is not None and cache[0] is meal_start_qsto and cache[1] is meal_eaten:
+            return cache[2]
+        dbar = meal_start_qsto + meal_eaten * 1000.0
+        consts = self._gut_constants_from_dbar(dbar)
+        self._gut_cache = (meal_start_qsto, meal_eaten, consts)
+        return consts
+
+    def _gut_constants_from_dbar(
+        self, dbar: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        # With Dbar <= 0 simglucose uses kgut = kmax; aa = cc = 0 gives exactly that.
+        has_meal = dbar > 0
+        safe_dbar = np.where(has_meal, dbar, 1.0)
+        aa = np.where(has_meal, 2.5 / (safe_dbar * (1.0 - self._p["b"])), 0.0)
+        cc = np.where(has_meal, 2.5 / (safe_dbar * self._p["d"]), 0.0)
+        return aa, cc, self._p["b"] * dbar, self._p["d"] * dbar
 
     # Integration scheme (why it is split): states 5-11 (plasma/liver/subcutaneous insulin
     # and the insulin-action filters) obey a LINEAR system with constant coefficients,
@@ -521,6 +571,7 @@ class UVAPadova:
     # from the exact insulin solution at the RK4 stage times t, t+h/2, t+h.
     _LIN = (5, 6, 7, 8, 9, 10, 11)
     _NONLIN = (0, 1, 2, 3, 4, 12)
+    _NONLIN_IDX = np.array(_NONLIN)
 
     def _precompute(self) -> None:
         p = self._p
@@ -564,20 +615,32 @@ class UVAPadova:
         self._k1, self._k2 = p["k1"], p["k2"]
         self._vm0, self._vmx, self._km0 = p["Vm0"], p["Vmx"], p["Km0"]
         self._ksc = p["ksc"]
+        self._pmol_per_kg_per_u = PMOL_PER_U / p["BW"]
+        # Linear couplings among the nonlinear-block states (rows/cols: Qsto1, Qsto2,
+        # Qgut, Gp, Gt, Gs), shape (N, 6, 6).
+        lin = np.zeros((n, 6, 6))
+        lin[:, 0, 0] = -p["kmax"]
+        lin[:, 1, 0] = p["kmax"]
+        lin[:, 2, 2] = -p["kabs"]
+        lin[:, 3, 2] = self._ra_coef
+        lin[:, 3, 3] = -p["k1"]
+        lin[:, 3, 4] = p["k2"]
+        lin[:, 4, 3] = p["k1"]
+        lin[:, 4, 4] = -p["k2"]
+        lin[:, 5, 3] = p["ksc"]
+        lin[:, 5, 5] = -p["ksc"]
+        self._nl_lin = lin
+        self._gut_cache: tuple | None = None
 
     def _integrate_minute(
-        self, x: np.ndarray, d: np.ndarray, ins: np.ndarray, dbar: np.ndarray
+        self,
+        x: np.ndarray,
+        d: np.ndarray,
+        ins: np.ndarray,
+        gut: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     ) -> np.ndarray:
-        # Gastric-emptying shape constants depend only on Dbar, fixed within the minute.
-        # With Dbar <= 0 simglucose uses kgut = kmax; aa = cc = 0 gives exactly that.
-        has_meal = dbar > 0
-        safe_dbar = np.where(has_meal, dbar, 1.0)
-        aa = np.where(has_meal, 2.5 / (safe_dbar * (1.0 - self._p["b"])), 0.0)
-        cc = np.where(has_meal, 2.5 / (safe_dbar * self._p["d"]), 0.0)
-        b_dbar = self._p["b"] * dbar
-        d_dbar = self._p["d"] * dbar
         h = self._h
-        y = x[list(self._NONLIN)]
+        y = x[self._NONLIN_IDX]
         z = x[5:12]
         aug = np.empty((9, self.n_patients))
         aug[7] = ins
@@ -586,15 +649,14 @@ class UVAPadova:
             aug[:7] = z
             zz = np.einsum("nij,jn->in", self._lin_prop, aug)
             z_half, z_full = zz[:7], zz[7:]
-            args = (d, aa, cc, b_dbar, d_dbar)
-            k1 = self._rhs_nonlinear(y, z[1], z[3], *args)
-            k2 = self._rhs_nonlinear(y + (0.5 * h) * k1, z_half[1], z_half[3], *args)
-            k3 = self._rhs_nonlinear(y + (0.5 * h) * k2, z_half[1], z_half[3], *args)
-            k4 = self._rhs_nonlinear(y + h * k3, z_full[1], z_full[3], *args)
+            k1 = self._rhs_nonlinear(y, z[1], z[3], d, *gut)
+            k2 = self._rhs_nonlinear(y + (0.5 * h) * k1, z_half[1], z_half[3], d, *gut)
+            k3 = self._rhs_nonlinear(y + (0.5 * h) * k2, z_half[1], z_half[3], d, *gut)
+            k4 = self._rhs_nonlinear(y + h * k3, z_full[1], z_full[3], d, *gut)
             y = y + (h / 6.0) * (k1 + 2.0 * (k2 + k3) + k4)
             z = z_full
         out = np.empty_like(x)
-        out[list(self._NONLIN)] = y
+        out[self._NONLIN_IDX] = y
         out[5:12] = z
         return out
 
@@ -609,24 +671,23 @@ class UVAPadova:
         b_dbar: np.ndarray,
         d_dbar: np.ndarray,
     ) -> np.ndarray:
-        # y rows: Qsto1, Qsto2, Qgut, Gp, Gt, Gs (states 0, 1, 2, 3, 4, 12).
-        qsto1, qsto2, qgut, gp, gt, gs = y
-        qsto = qsto1 + qsto2
+        # y rows: Qsto1, Qsto2, Qgut, Gp, Gt, Gs (states 0, 1, 2, 3, 4, 12).  The linear
+        # couplings (kmax, kabs, f*kabs/BW, k1, k2, ksc) are one batched matrix product;
+        # the nonlinear terms are added row by row.
+        qsto2, gp, gt = y[1], y[3], y[4]
+        qsto = y[0] + qsto2
         kgut = self._kmin + self._half_dk * (
             np.tanh(aa * (qsto - b_dbar)) - np.tanh(cc * (qsto - d_dbar)) + 2.0
         )
-        dy = np.empty_like(y)
-        dy[0] = d - self._kmax * qsto1
-        dy[1] = self._kmax * qsto1 - kgut * qsto2
-        dy[2] = kgut * qsto2 - self._kabs * qgut
+        dy = np.einsum("nij,jn->in", self._nl_lin, y)
+        dy[0] += d
+        flow = kgut * qsto2
+        dy[1] -= flow
+        dy[2] += flow
         egp = np.maximum(self._kp1 - self._kp2 * gp - self._kp3 * id_action, 0.0)
         renal = self._ke1 * np.maximum(gp - self._ke2, 0.0)
-        k1gp = self._k1 * gp
-        k2gt = self._k2 * gt
-        dy[3] = egp + self._ra_coef * qgut - self._fsnc - renal - k1gp + k2gt
-        uid = (self._vm0 + self._vmx * x_action) * gt / (self._km0 + gt)
-        dy[4] = k1gp - k2gt - uid
-        dy[5] = self._ksc * (gp - gs)
+        dy[3] += egp - renal - self._fsnc
+        dy[4] -= (self._vm0 + self._vmx * x_action) * gt / (self._km0 + gt)
         # simglucose freezes a glucose state that has gone negative.
         dy[3:] *= y[3:] >= 0
         return dy
@@ -656,20 +717,13 @@ class UVAPadova:
         x = np.asarray(x, dtype=float)
         ins = np.asarray(insulin_u_per_min, dtype=float) * PMOL_PER_U / self._p["BW"]
         dbar = np.asarray(dbar_mg, dtype=float)
-        has_meal = dbar > 0
-        safe_dbar = np.where(has_meal, dbar, 1.0)
-        aa = np.where(has_meal, 2.5 / (safe_dbar * (1.0 - self._p["b"])), 0.0)
-        cc = np.where(has_meal, 2.5 / (safe_dbar * self._p["d"]), 0.0)
         out = np.empty_like(x)
-        out[list(self._NONLIN)] = self._rhs_nonlinear(
-            x[list(self._NONLIN)],
+        out[self._NONLIN_IDX] = self._rhs_nonlinear(
+            x[self._NONLIN_IDX],
             x[6],
             x[8],
             np.asarray(eaten_g_per_min, dtype=float) * 1000.0,
-            aa,
-            cc,
-            self._p["b"] * dbar,
-            self._p["d"] * dbar,
+            *self._gut_constants_from_dbar(dbar),
         )
         aug = np.concatenate([x[5:12], ins[None], np.ones((1, x.shape[1]))])
         lin = np.einsum("nij,jn->in", self._lin_matrix, aug)[:7]
