@@ -1,0 +1,329 @@
+"""Prototypical networks (Snell, Swersky & Zemel, NeurIPS 2017) for binary clinical tasks.
+
+An MLP embeds each patient; a task's class *prototype* is the mean embedding of its
+support patients of that class, and a query patient is classified by a softmax over
+negative squared distances to the two prototypes.  Meta-training draws episodes from
+the training tasks and minimises the query cross-entropy, so the embedding learns a
+space in which "nearest class mean" works from a handful of examples.
+
+With two classes the softmax reduces to a logistic function of the distance gap::
+
+    logit P(y = 1 | x) = s · (d₀(x) − d₁(x)) + b,   d_c(x) = ‖f(x) − c_c‖² / E
+
+- ``d_c`` is the squared Euclidean distance divided by the embedding width ``E``, so the
+  scale of the logit does not grow with ``embedding_dim``.
+- ``s = exp(log_scale)`` is a meta-learned inverse temperature (metric scaling, Oreshkin,
+  Rodríguez & Lacoste, NeurIPS 2018).  Plain ProtoNets fix ``s = 1``; their
+  probabilities are then only as calibrated as the embedding's distance scale happens to
+  be.  Learning ``s`` on the query log-loss is a one-parameter calibration that is fitted
+  during meta-training, not on the test task.
+- ``b = log(n₁ / n₀)`` of the support set (``prior_correction``): with class-conditional
+  Gaussians of shared isotropic covariance the posterior has exactly this form, with the
+  class prior in ``b``.  Plain ProtoNets assume balanced classes (b = 0), which inflates
+  risk for rare outcomes.  Support sets are stratified by prevalence, so ``n₁ / n₀``
+  estimates the task's odds (coarsely at tiny K).
+
+The whole meta-batch is processed in one call: episodes are padded into an
+:class:`~metamed.tasks.EpisodeBatch` and masks remove padding from prototypes and losses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from metamed.errors import MetamedValueError
+from metamed.learners.base import AdaptedModel, MetaLearner, register
+from metamed.learners.baselines import (
+    ProgressFn,
+    as_features,
+    check_float,
+    check_hidden_sizes,
+    check_int,
+    check_outcome_type,
+    check_progress,
+    check_random_state,
+    check_support_outcome,
+    check_val_tasks,
+    detach_params,
+)
+from metamed.learners.mlp import Params, init_mlp, mlp_features, n_layers
+from metamed.tasks.episodes import EpisodeBatch, EpisodeSampler
+from metamed.tasks.task import Task
+
+__all__ = ["ProtoNet", "ProtoModel", "embed", "prototypes", "proto_logits"]
+
+#: Episodes drawn once from the validation tasks and reused at every evaluation, so that
+#: early stopping compares iterations on the same episodes.
+VAL_EPISODES = 64
+
+
+def embed(params: Params, x: torch.Tensor) -> torch.Tensor:
+    """Embedding of shape ``x.shape[:-1] + (E,)``: ReLU hidden layers, then a linear layer."""
+    last = n_layers(params) - 1
+    return mlp_features(params, x) @ params[f"w{last}"].T + params[f"b{last}"]
+
+
+def prototypes(
+    emb: torch.Tensor, y: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Class-0 and class-1 mean embeddings and the log support odds log(n₁ / n₀).
+
+    ``emb`` is [..., S, E], ``y`` and ``mask`` are [..., S]; padded rows (mask 0) are left
+    out.  Returns tensors of shape [..., E], [..., E] and [...].
+    """
+    w1 = mask * y
+    w0 = mask * (1.0 - y)
+    n1 = w1.sum(-1)
+    n0 = w0.sum(-1)
+    c1 = (w1.unsqueeze(-1) * emb).sum(-2) / n1.unsqueeze(-1)
+    c0 = (w0.unsqueeze(-1) * emb).sum(-2) / n0.unsqueeze(-1)
+    return c0, c1, torch.log(n1) - torch.log(n0)
+
+
+def proto_logits(
+    query_emb: torch.Tensor,
+    c0: torch.Tensor,
+    c1: torch.Tensor,
+    log_scale: torch.Tensor,
+    log_odds: torch.Tensor | None,
+) -> torch.Tensor:
+    """Logits of class 1 for query embeddings [..., Q, E] given prototypes [..., E]."""
+    width = query_emb.shape[-1]
+    d0 = ((query_emb - c0.unsqueeze(-2)) ** 2).sum(-1) / width
+    d1 = ((query_emb - c1.unsqueeze(-2)) ** 2).sum(-1) / width
+    logits = torch.exp(log_scale) * (d0 - d1)
+    if log_odds is not None:
+        logits = logits + log_odds.unsqueeze(-1)
+    return logits
+
+
+def _batch_loss(
+    params: Params, log_scale: torch.Tensor, batch: EpisodeBatch, prior_correction: bool
+) -> torch.Tensor:
+    """Mean query cross-entropy over all real query rows of a meta-batch (one call)."""
+    c0, c1, log_odds = prototypes(
+        embed(params, batch.support_x), batch.support_y, batch.support_mask
+    )
+    logits = proto_logits(
+        embed(params, batch.query_x), c0, c1, log_scale, log_odds if prior_correction else None
+    )
+    per_row = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, batch.query_y, reduction="none"
+    )
+    return (per_row * batch.query_mask).sum() / batch.query_mask.sum()
+
+
+class ProtoModel(AdaptedModel):
+    """A ProtoNet adapted to one task: the embedding plus that task's two prototypes."""
+
+    outcome_type = "binary"
+
+    def __init__(
+        self,
+        params: Params,
+        c0: torch.Tensor,
+        c1: torch.Tensor,
+        log_scale: float,
+        log_odds: float | None,
+        n_features: int,
+    ) -> None:
+        self.params = detach_params(params)
+        self.c0 = c0.detach().clone()
+        self.c1 = c1.detach().clone()
+        self.log_scale = log_scale
+        self.log_odds = log_odds
+        self.n_features = n_features
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(y = 1) per row, shape (n,)."""
+        x = torch.from_numpy(as_features(X, self.n_features))
+        with torch.no_grad():
+            log_odds = None if self.log_odds is None else torch.tensor(self.log_odds)
+            logits = proto_logits(
+                embed(self.params, x), self.c0, self.c1, torch.tensor(self.log_scale), log_odds
+            )
+        return torch.sigmoid(logits).double().numpy()
+
+
+@register("protonet")
+class ProtoNet(MetaLearner):
+    """Prototypical network meta-trained on episodes; binary outcomes only.
+
+    Parameters
+    ----------
+    hidden_sizes : sequence of int, default (64, 64)
+        Hidden ReLU layers of the embedding MLP (the meta-learners' default body).
+    embedding_dim : int, default 32
+        Width of the final linear embedding layer.
+    k_support : int, default 10
+        Support size of meta-training episodes (stratified, both classes present).
+        Snell et al. found training shot close to test shot works best.
+    n_query : int or None, default 32
+        Query rows per training episode (None: all rows not in the support set).
+    meta_batch_size : int, default 16
+        Episodes per meta-training step.
+    n_iterations : int, default 1000
+        Meta-training steps (Adam).
+    lr : float, default 1e-3
+        Adam learning rate for the embedding and the temperature.
+    learn_temperature : bool, default True
+        Meta-learn the inverse temperature ``s`` (else ``s = 1``).
+    prior_correction : bool, default True
+        Add the support set's log odds to every logit (see the module docstring).
+    eval_every : int, default 50
+        Iterations between evaluations on the validation episodes.
+    patience : int, default 10
+        Early stopping: evaluations without a lower validation loss before stopping; the
+        best iteration's weights are kept.  Unused without ``val_tasks``.
+    random_state : int, default 0
+        Seed of initial weights and episode draws.
+    progress : callable(iteration, n_iterations, loss) or None
+        Called after every meta-training step.
+    """
+
+    def __init__(
+        self,
+        hidden_sizes: Sequence[int] = (64, 64),
+        embedding_dim: int = 32,
+        k_support: int = 10,
+        n_query: int | None = 32,
+        meta_batch_size: int = 16,
+        n_iterations: int = 1000,
+        lr: float = 1e-3,
+        learn_temperature: bool = True,
+        prior_correction: bool = True,
+        eval_every: int = 50,
+        patience: int = 10,
+        random_state: int = 0,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.hidden_sizes = hidden_sizes
+        self.embedding_dim = embedding_dim
+        self.k_support = k_support
+        self.n_query = n_query
+        self.meta_batch_size = meta_batch_size
+        self.n_iterations = n_iterations
+        self.lr = lr
+        self.learn_temperature = learn_temperature
+        self.prior_correction = prior_correction
+        self.eval_every = eval_every
+        self.patience = patience
+        self.random_state = random_state
+        self.progress = progress
+
+    def _validate_params(self) -> None:
+        owner = type(self).__name__
+        check_hidden_sizes(self.hidden_sizes, owner)
+        check_int("embedding_dim", self.embedding_dim, 1, owner)
+        check_int("k_support", self.k_support, 2, owner)
+        if self.n_query is not None:
+            check_int("n_query", self.n_query, 1, owner)
+        check_int("meta_batch_size", self.meta_batch_size, 1, owner)
+        check_int("n_iterations", self.n_iterations, 1, owner)
+        check_float("lr", self.lr, owner)
+        for name in ("learn_temperature", "prior_correction"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise MetamedValueError(
+                    f"{owner}: {name} must be True or False, got {getattr(self, name)!r}."
+                )
+        check_int("eval_every", self.eval_every, 1, owner)
+        check_int("patience", self.patience, 1, owner)
+        check_random_state(self.random_state, owner)
+        check_progress(self.progress, owner)
+
+    @staticmethod
+    def _require_binary(outcome_type: str) -> None:
+        if outcome_type != "binary":
+            raise MetamedValueError(
+                f"ProtoNet classifies by class prototypes and needs a binary outcome; the tasks "
+                f"have a {outcome_type} outcome. Use 'pooled', 'pooled-finetune' or a MAML-family "
+                "learner for numeric outcomes."
+            )
+
+    def meta_fit(self, train_tasks: list[Task], val_tasks: list[Task] | None = None) -> ProtoNet:
+        """Meta-train the embedding (and temperature) on episodes from ``train_tasks``."""
+        self._validate_params()
+        n_features = self._check_tasks(train_tasks)
+        outcome_type = check_outcome_type(train_tasks, "train_tasks")
+        self._require_binary(outcome_type)
+        val_tasks = check_val_tasks(val_tasks, n_features, outcome_type)
+
+        seeds = np.random.SeedSequence(int(self.random_state)).spawn(2)
+        k, n_query = int(self.k_support), self.n_query
+        sampler = EpisodeSampler(train_tasks, k, n_query, np.random.default_rng(seeds[0]))
+        val_batch: EpisodeBatch | None = None
+        if val_tasks:
+            try:
+                val_sampler = EpisodeSampler(val_tasks, k, n_query, np.random.default_rng(seeds[1]))
+            except MetamedValueError as error:
+                raise MetamedValueError(f"val_tasks: {error}") from error
+            val_batch = val_sampler.sample(VAL_EPISODES)
+
+        gen = torch.Generator().manual_seed(int(self.random_state))
+        sizes = [n_features, *check_hidden_sizes(self.hidden_sizes, ""), int(self.embedding_dim)]
+        params = {name: p.requires_grad_(True) for name, p in init_mlp(sizes, gen).items()}
+        log_scale = torch.zeros((), requires_grad=bool(self.learn_temperature))
+        trainable = [*params.values(), *([log_scale] if self.learn_temperature else [])]
+        opt = torch.optim.Adam(trainable, lr=self.lr)
+        prior = bool(self.prior_correction)
+
+        history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+        best = (detach_params(params), float(log_scale.detach()))
+        best_loss, best_iteration, stale = math.inf, 0, 0
+        total = int(self.n_iterations)
+        for iteration in range(1, total + 1):
+            loss = _batch_loss(params, log_scale, sampler.sample(int(self.meta_batch_size)), prior)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            history["train_loss"].append(float(loss.detach()))
+            if self.progress is not None:
+                self.progress(iteration, total, float(loss.detach()))
+            if val_batch is None or (iteration % int(self.eval_every) and iteration != total):
+                continue
+            with torch.no_grad():
+                val_loss = float(_batch_loss(params, log_scale, val_batch, prior))
+            history["val_loss"].append(val_loss)
+            if val_loss < best_loss:
+                best, best_loss, best_iteration, stale = (
+                    (detach_params(params), float(log_scale.detach())),
+                    val_loss,
+                    iteration,
+                    0,
+                )
+            else:
+                stale += 1
+                if stale >= int(self.patience):
+                    break
+
+        if val_batch is None:
+            best, best_iteration = (detach_params(params), float(log_scale.detach())), total
+        self.params_, self.log_scale_ = best
+        self.n_features_ = n_features
+        self.best_iteration_ = best_iteration
+        self.history_ = history
+        self.skipped_tasks_ = dict(sampler.skipped)
+        return self
+
+    def adapt(self, support: Task) -> ProtoModel:
+        """Prototypes of ``support``'s two classes in the meta-learned embedding."""
+        self._check_fitted()
+        self._check_support(support, self.n_features_)
+        self._require_binary(support.outcome_type)
+        check_support_outcome(support, "binary", type(self).__name__)
+        with torch.no_grad():
+            emb = embed(self.params_, torch.from_numpy(support.X))
+            y = torch.from_numpy(support.y)
+            c0, c1, log_odds = prototypes(emb, y, torch.ones_like(y))
+        return ProtoModel(
+            self.params_,
+            c0,
+            c1,
+            self.log_scale_,
+            float(log_odds) if self.prior_correction else None,
+            self.n_features_,
+        )

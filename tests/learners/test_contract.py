@@ -1,0 +1,250 @@
+"""The generic learner check suite: every registered learner against the shared contract.
+
+Each learner in :data:`metamed.learners.base.LEARNERS` is run on one small seeded
+synthetic problem (6 tasks, 8 features: a shared logistic model plus task-specific
+shifts of weights and intercept) with fast hyperparameters, and checked for:
+seeding determinism, adapt leaving the learner unchanged, probability shape and range,
+save/load round trip, bad hyperparameters rejected in ``meta_fit``, use before
+``meta_fit``, one-class support sets and support sets of the wrong width.
+
+A new learner must add its fast hyperparameters to ``FAST_PARAMS`` and one invalid
+setting to ``BAD_PARAMS``; until it does, its tests fail saying so.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from metamed.errors import MetamedValueError, NotFittedError
+from metamed.learners.base import LEARNERS, AdaptedModel, MetaLearner, make_learner
+from metamed.tasks import Task, sample_support_query
+
+importlib.import_module("metamed.learners.baselines")
+importlib.import_module("metamed.learners.protonet")
+# The MAML family and Reptile are written in parallel: check them once they exist.
+for _module in ("metamed.learners.maml", "metamed.learners.reptile"):
+    try:
+        importlib.import_module(_module)
+    except ModuleNotFoundError as error:
+        if error.name != _module:
+            raise
+
+_MAML_FAST: dict[str, Any] = dict(
+    hidden_sizes=(16,),
+    inner_steps=2,
+    meta_batch_size=4,
+    meta_iterations=12,
+    k_support=6,
+    n_query=10,
+    eval_every=6,
+)
+
+#: Small, fast hyperparameters per learner: a fit must take well under a second.
+FAST_PARAMS: dict[str, dict[str, Any]] = {
+    "pooled": dict(hidden_sizes=(16,), max_epochs=5, batch_size=64),
+    "pooled-finetune": dict(hidden_sizes=(16,), max_epochs=5, batch_size=64, finetune_steps=3),
+    "local-logreg": {},
+    "local-gbm": dict(n_estimators=20),
+    "protonet": dict(
+        hidden_sizes=(16,),
+        embedding_dim=8,
+        k_support=6,
+        n_query=10,
+        meta_batch_size=4,
+        n_iterations=20,
+        eval_every=10,
+    ),
+    "maml": _MAML_FAST,
+    "fomaml": _MAML_FAST,
+    "anil": _MAML_FAST,
+    "metasgd": _MAML_FAST,
+    "reptile": _MAML_FAST,
+}
+
+#: One invalid hyperparameter setting per learner; meta_fit must reject it.
+BAD_PARAMS: dict[str, dict[str, Any]] = {
+    "pooled": dict(lr=-1.0),
+    "pooled-finetune": dict(anchor_strength=-1.0),
+    "local-logreg": dict(C=0.0),
+    "local-gbm": dict(min_child_samples=0),
+    "protonet": dict(k_support=1),
+    "maml": dict(inner_lr=-0.1),
+    "fomaml": dict(inner_steps=0),
+    "anil": dict(inner_lr=0.0),
+    "metasgd": dict(meta_batch_size=0),
+    "reptile": dict(outer_lr=-1.0),
+}
+
+NAMES = sorted(LEARNERS)
+N_FEATURES = 8
+
+
+def synthetic_tasks(seed: int = 0, n_tasks: int = 6, n_rows: int = 60) -> list[Task]:
+    """Tasks sharing a logistic model, each with its own weight and intercept shift."""
+    rng = np.random.default_rng(seed)
+    w_shared = rng.normal(size=N_FEATURES)
+    tasks = []
+    for t in range(n_tasks):
+        w = w_shared + 0.5 * rng.normal(size=N_FEATURES)
+        b = rng.normal(scale=0.5)
+        X = rng.normal(size=(n_rows, N_FEATURES)) + rng.normal(scale=0.3, size=N_FEATURES)
+        y = (rng.random(n_rows) < 1.0 / (1.0 + np.exp(-(X @ w + b)))).astype(np.float32)
+        tasks.append(Task(f"task{t}", X, y))
+    return tasks
+
+
+TASKS = synthetic_tasks()
+TRAIN, VAL, TEST = TASKS[:4], TASKS[4:5], TASKS[5]
+_SUPPORT_IDX, _QUERY_IDX = sample_support_query(TEST, 8, np.random.default_rng(1))
+SUPPORT, QUERY = TEST.subset(_SUPPORT_IDX), TEST.subset(_QUERY_IDX)
+
+
+def fast_params(name: str) -> dict[str, Any]:
+    if name not in FAST_PARAMS or name not in BAD_PARAMS:
+        pytest.fail(
+            f"Learner '{name}' is registered but has no entry in FAST_PARAMS and BAD_PARAMS of "
+            f"{__file__}; add its fast test hyperparameters and one invalid setting there."
+        )
+    return dict(FAST_PARAMS[name])
+
+
+def fit(name: str, **overrides: Any) -> MetaLearner:
+    return make_learner(name, **{**fast_params(name), **overrides}).meta_fit(TRAIN, val_tasks=VAL)
+
+
+_FITTED: dict[str, MetaLearner] = {}
+
+
+def fitted(name: str) -> MetaLearner:
+    """One fitted learner per name, shared by the read-only checks (keeps the suite fast)."""
+    if name not in _FITTED:
+        _FITTED[name] = fit(name)
+    return _FITTED[name]
+
+
+def assert_same(a: Any, b: Any, where: str = "state") -> None:
+    """Recursive exact equality for tensors, arrays, containers and plain objects."""
+    assert type(a) is type(b), f"{where}: type changed from {type(a)} to {type(b)}"
+    if isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape, f"{where}: tensor dtype/shape changed"
+        assert torch.equal(a, b), f"{where}: tensor values changed"
+    elif isinstance(a, np.ndarray):
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{where}: keys changed"
+        for key in a:
+            assert_same(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: length changed"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and np.isnan(a):
+        assert np.isnan(b), f"{where}: NaN became {b}"
+    elif hasattr(a, "__dict__") and not callable(a):
+        assert_same(vars(a), vars(b), f"{where}.__dict__")
+    else:
+        assert a == b, f"{where}: {a!r} became {b!r}"
+
+
+def test_every_learner_has_test_params() -> None:
+    missing = [n for n in NAMES if n not in FAST_PARAMS or n not in BAD_PARAMS]
+    assert not missing, (
+        f"Learners {missing} have no FAST_PARAMS/BAD_PARAMS entry in {__file__}; add them."
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_gives_same_probabilities(name: str) -> None:
+    first = fitted(name).adapt(SUPPORT).predict_proba(QUERY.X)
+    second = fit(name).adapt(SUPPORT).predict_proba(QUERY.X)
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_adapt_does_not_mutate_learner(name: str) -> None:
+    learner = fitted(name)
+    before = copy.deepcopy(vars(learner))
+    model = learner.adapt(SUPPORT)
+    p_first = model.predict_proba(QUERY.X)
+    # A second adaptation to other patients must neither touch the learner nor the
+    # first model (no shared tensors updated in place).
+    other_support = TEST.subset(_QUERY_IDX[:10])
+    assert len(np.unique(other_support.y)) == 2
+    other = learner.adapt(other_support)
+    other.predict_proba(QUERY.X)
+    assert other is not model
+    assert_same(before, vars(learner), f"{name} learner")
+    np.testing.assert_array_equal(p_first, model.predict_proba(QUERY.X))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_predict_proba_shape_and_range(name: str) -> None:
+    model = fitted(name).adapt(SUPPORT)
+    assert isinstance(model, AdaptedModel)
+    p = model.predict_proba(QUERY.X)
+    assert isinstance(p, np.ndarray) and p.shape == (len(QUERY),)
+    assert np.issubdtype(p.dtype, np.floating)
+    assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
+    labels = model.predict(QUERY.X)
+    assert set(np.unique(labels)) <= {0, 1}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_round_trip(name: str, tmp_path) -> None:
+    learner = fitted(name)
+    path = tmp_path / f"{name}.pt"
+    learner.save(path)
+    for loader in (MetaLearner, type(learner)):
+        loaded = loader.load(path)
+        assert type(loaded) is type(learner)
+        assert loaded.get_params() == learner.get_params()
+        np.testing.assert_array_equal(
+            loaded.adapt(SUPPORT).predict_proba(QUERY.X),
+            learner.adapt(SUPPORT).predict_proba(QUERY.X),
+        )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_hyperparameters_raise_in_meta_fit(name: str) -> None:
+    params = {**fast_params(name), **BAD_PARAMS[name]}
+    learner = make_learner(name, **params)  # __init__ only stores, never validates
+    assert not learner.is_fitted()
+    with pytest.raises(MetamedValueError):
+        learner.meta_fit(TRAIN, val_tasks=VAL)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_adapt_before_meta_fit_raises(name: str) -> None:
+    learner = make_learner(name, **fast_params(name))
+    with pytest.raises(NotFittedError):
+        learner.adapt(SUPPORT)
+    with pytest.raises(NotFittedError):
+        learner.save("never-written.pt")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_class_support_raises(name: str) -> None:
+    negatives = np.flatnonzero(TEST.y == 0)[:5]
+    with pytest.raises(MetamedValueError, match="one class"):
+        fitted(name).adapt(TEST.subset(negatives))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_support_with_wrong_feature_count_raises(name: str) -> None:
+    narrow = Task(SUPPORT.name, SUPPORT.X[:, :-1], SUPPORT.y)
+    with pytest.raises(MetamedValueError, match="features"):
+        fitted(name).adapt(narrow)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_clone_is_unfitted_with_same_params(name: str) -> None:
+    learner = fitted(name)
+    twin = learner.clone()
+    assert type(twin) is type(learner) and not twin.is_fitted()
+    assert twin.get_params() == learner.get_params()
