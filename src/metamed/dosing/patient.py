@@ -22,7 +22,7 @@ Public API
     ``age_years``, ``age_group``).
 ``UVAPadova(patients, substeps=...)``
     The batched model.  Time step is always one minute (``UVAPadova.DT_MIN``), as in
-    simglucose; ``substeps`` Runge-Kutta-4 sub-steps are taken inside each minute.
+    simglucose; ``substeps`` third-order Runge-Kutta sub-steps are taken inside each minute.
 
     - ``initial_state(rng=None)`` -> :class:`PatientState` (simglucose's steady state;
       with ``rng`` the glucose states are randomised as simglucose's ``random_init_bg``).
@@ -376,7 +376,7 @@ class UVAPadova:
     patients : VirtualPatients
         The batch of ``N`` patients.
     substeps : int, default 1
-        Runge-Kutta-4 sub-steps per minute.  The meal and insulin inputs are held
+        Runge-Kutta sub-steps per minute.  The meal and insulin inputs are held
         constant over each minute, as in simglucose.  One sub-step matches simglucose's
         adaptive Dormand-Prince solution to well within 2 mg/dL (see
         ``tests/dosing/test_fidelity.py``); more sub-steps only cost time.
@@ -402,7 +402,7 @@ class UVAPadova:
             )
         if not isinstance(substeps, (int, np.integer)) or substeps < 1:
             raise MetamedValueError(
-                f"substeps must be a positive integer (Runge-Kutta-4 steps per minute); "
+                f"substeps must be a positive integer (Runge-Kutta steps per minute); "
                 f"received {substeps!r}. Use 1 (default) or more for extra accuracy."
             )
         self.patients = patients
@@ -536,8 +536,8 @@ class UVAPadova:
 
     def _gut_constants(
         self, meal_start_qsto: np.ndarray, meal_eaten: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Gastric-emptying constants (aa, cc, b*Dbar, d*Dbar), fixed within a minute.
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gastric-emptying constants (slopes, centres), fixed within a minute.
 
         They change only while someone eats, so they are cached on the identity of the
         (never mutated) bookkeeping arrays; the cache holds references, so an identity
@@ -551,15 +551,14 @@ class UVAPadova:
         self._gut_cache = (meal_start_qsto, meal_eaten, consts)
         return consts
 
-    def _gut_constants_from_dbar(
-        self, dbar: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        # With Dbar <= 0 simglucose uses kgut = kmax; aa = cc = 0 gives exactly that.
+    def _gut_constants_from_dbar(self, dbar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Returns slopes (a, c) and centres (b Dbar, d Dbar), each stacked as (2, N).
+        # With Dbar <= 0 simglucose uses kgut = kmax; a = c = 0 gives exactly that.
         has_meal = dbar > 0
         safe_dbar = np.where(has_meal, dbar, 1.0)
         aa = np.where(has_meal, 2.5 / (safe_dbar * (1.0 - self._p["b"])), 0.0)
         cc = np.where(has_meal, 2.5 / (safe_dbar * self._p["d"]), 0.0)
-        return aa, cc, self._p["b"] * dbar, self._p["d"] * dbar
+        return np.stack((aa, cc)), np.stack((self._p["b"] * dbar, self._p["d"] * dbar))
 
     # Integration scheme (why it is split): states 5-11 (plasma/liver/subcutaneous insulin
     # and the insulin-action filters) obey a LINEAR system with constant coefficients,
@@ -567,8 +566,8 @@ class UVAPadova:
     # and the input is held constant over the minute.  They are advanced with the exact
     # matrix-exponential propagator (precomputed per patient), which is both faster and
     # more accurate than Runge-Kutta.  The remaining states (stomach, gut, plasma/tissue
-    # glucose, subcutaneous glucose) are nonlinear and use classical RK4, reading X and Id
-    # from the exact insulin solution at the RK4 stage times t, t+h/2, t+h.
+    # glucose, subcutaneous glucose) are nonlinear and use Kutta's RK3, reading X and Id
+    # from the exact insulin solution at the stage times t, t+h/2, t+h.
     _LIN = (5, 6, 7, 8, 9, 10, 11)
     _NONLIN = (0, 1, 2, 3, 4, 12)
     _NONLIN_IDX = np.array(_NONLIN)
@@ -637,8 +636,12 @@ class UVAPadova:
         x: np.ndarray,
         d: np.ndarray,
         ins: np.ndarray,
-        gut: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        gut: tuple[np.ndarray, np.ndarray],
     ) -> np.ndarray:
+        # Kutta's third-order method for the nonlinear block: its stages sit at t, t+h/2
+        # and t+h, where the exact insulin solution is available.  Against simglucose it
+        # is as accurate as classical RK4 (worst-patient error 0.015 vs 0.016 mg/dL, see
+        # docs/dosing/simulator.md) with three instead of four evaluations.
         h = self._h
         y = x[self._NONLIN_IDX]
         z = x[5:12]
@@ -648,13 +651,14 @@ class UVAPadova:
         for _ in range(self.substeps):
             aug[:7] = z
             zz = np.einsum("nij,jn->in", self._lin_prop, aug)
-            z_half, z_full = zz[:7], zz[7:]
-            k1 = self._rhs_nonlinear(y, z[1], z[3], d, *gut)
-            k2 = self._rhs_nonlinear(y + (0.5 * h) * k1, z_half[1], z_half[3], d, *gut)
-            k3 = self._rhs_nonlinear(y + (0.5 * h) * k2, z_half[1], z_half[3], d, *gut)
-            k4 = self._rhs_nonlinear(y + h * k3, z_full[1], z_full[3], d, *gut)
-            y = y + (h / 6.0) * (k1 + 2.0 * (k2 + k3) + k4)
-            z = z_full
+            # X and Id at t, t+h/2, t+h (rows 1, 3 of z; 1, 3 and 8, 10 of zz).
+            vm = self._vm0 + self._vmx * np.stack((z[1], zz[1], zz[8]))
+            egp_base = self._kp1 - self._kp3 * np.stack((z[3], zz[3], zz[10]))
+            k1 = self._rhs_nonlinear(y, vm[0], egp_base[0], d, gut)
+            k2 = self._rhs_nonlinear(y + (0.5 * h) * k1, vm[1], egp_base[1], d, gut)
+            k3 = self._rhs_nonlinear(y + h * (2.0 * k2 - k1), vm[2], egp_base[2], d, gut)
+            y = y + (h / 6.0) * (k1 + 4.0 * k2 + k3)
+            z = zz[7:]
         out = np.empty_like(x)
         out[self._NONLIN_IDX] = y
         out[5:12] = z
@@ -663,31 +667,28 @@ class UVAPadova:
     def _rhs_nonlinear(
         self,
         y: np.ndarray,
-        x_action: np.ndarray,
-        id_action: np.ndarray,
+        vm: np.ndarray,
+        egp_base: np.ndarray,
         d: np.ndarray,
-        aa: np.ndarray,
-        cc: np.ndarray,
-        b_dbar: np.ndarray,
-        d_dbar: np.ndarray,
+        gut: tuple[np.ndarray, np.ndarray],
     ) -> np.ndarray:
-        # y rows: Qsto1, Qsto2, Qgut, Gp, Gt, Gs (states 0, 1, 2, 3, 4, 12).  The linear
-        # couplings (kmax, kabs, f*kabs/BW, k1, k2, ksc) are one batched matrix product;
-        # the nonlinear terms are added row by row.
+        # y rows: Qsto1, Qsto2, Qgut, Gp, Gt, Gs (states 0, 1, 2, 3, 4, 12).
+        # vm = Vm0 + Vmx * X and egp_base = kp1 - kp3 * Id at this stage's time.
+        # The linear couplings (kmax, kabs, f*kabs/BW, k1, k2, ksc) are one batched
+        # matrix product; the nonlinear terms are added row by row.
+        slopes, centres = gut  # (2, N): (a, c) and (b * Dbar, d * Dbar)
         qsto2, gp, gt = y[1], y[3], y[4]
-        qsto = y[0] + qsto2
-        kgut = self._kmin + self._half_dk * (
-            np.tanh(aa * (qsto - b_dbar)) - np.tanh(cc * (qsto - d_dbar)) + 2.0
-        )
+        th = np.tanh(slopes * ((y[0] + qsto2) - centres))
+        kgut = self._kmax + self._half_dk * (th[0] - th[1])  # = kmin + dk/2 (... + 2)
         dy = np.einsum("nij,jn->in", self._nl_lin, y)
         dy[0] += d
         flow = kgut * qsto2
         dy[1] -= flow
         dy[2] += flow
-        egp = np.maximum(self._kp1 - self._kp2 * gp - self._kp3 * id_action, 0.0)
+        egp = np.maximum(egp_base - self._kp2 * gp, 0.0)
         renal = self._ke1 * np.maximum(gp - self._ke2, 0.0)
         dy[3] += egp - renal - self._fsnc
-        dy[4] -= (self._vm0 + self._vmx * x_action) * gt / (self._km0 + gt)
+        dy[4] -= vm * gt / (self._km0 + gt)
         # simglucose freezes a glucose state that has gone negative.
         dy[3:] *= y[3:] >= 0
         return dy
@@ -720,10 +721,10 @@ class UVAPadova:
         out = np.empty_like(x)
         out[self._NONLIN_IDX] = self._rhs_nonlinear(
             x[self._NONLIN_IDX],
-            x[6],
-            x[8],
+            self._vm0 + self._vmx * x[6],
+            self._kp1 - self._kp3 * x[8],
             np.asarray(eaten_g_per_min, dtype=float) * 1000.0,
-            *self._gut_constants_from_dbar(dbar),
+            self._gut_constants_from_dbar(dbar),
         )
         aug = np.concatenate([x[5:12], ins[None], np.ones((1, x.shape[1]))])
         lin = np.einsum("nij,jn->in", self._lin_matrix, aug)[:7]
