@@ -185,12 +185,9 @@ def loss_grad(
     """
     n = _n_layers(params)
     inputs = [x]
-    active: list[torch.Tensor] = []
     h = x
     for i in range(n - 1):
-        a = _linear(h, params[f"w{i}"], params[f"b{i}"])
-        active.append((a > 0).to(a.dtype))
-        h = torch.relu(a)
+        h = torch.relu(_linear(h, params[f"w{i}"], params[f"b{i}"]))
         inputs.append(h)
     z = _linear(h, params[f"w{n - 1}"], params[f"b{n - 1}"]).squeeze(-1)
     weight = mask / mask.sum(-1, keepdim=True).clamp_min(1.0)
@@ -204,7 +201,11 @@ def loss_grad(
         grads[f"w{i}"] = torch.matmul(delta.transpose(-1, -2), inputs[i])
         grads[f"b{i}"] = delta.sum(-2)
         if i > 0:
-            delta = torch.matmul(delta, params[f"w{i}"]) * active[i - 1]
+            # ReLU's derivative as one op: zero where the unit was inactive (h = 0).  Its
+            # own derivative with respect to h is zero, as for autograd's ReLU backward.
+            delta = torch.ops.aten.threshold_backward(
+                torch.matmul(delta, params[f"w{i}"]), inputs[i], 0.0
+            )
     return grads
 
 
@@ -248,10 +249,11 @@ def _sgd_steps(
             g = _func_loss_grad(adapted, x, y, mask, config.outcome_type)
             if config.first_order:
                 g = {k: v.detach() for k, v in g.items()}
+        # Fused update ops (one node each in the outer graph instead of two).
         if isinstance(lr, dict):
-            adapted = {k: adapted[k] - lr[k] * g[k] for k in adapted}
+            adapted = {k: torch.addcmul(adapted[k], lr[k], g[k], value=-1.0) for k in adapted}
         else:
-            adapted = {k: adapted[k] - lr * g[k] for k in adapted}
+            adapted = {k: torch.add(adapted[k], g[k], alpha=-lr) for k in adapted}
     return adapted
 
 
