@@ -83,8 +83,8 @@ def test_closed_loop_basal_bolus_matches_simglucose(ref):
     mad = _assert_close(
         "plasma glucose", res.plasma_glucose_mg_dl, ref["plasma_glucose_mg_dl"], patients.names
     )
-    # Regression guard, far inside the requirement: measured worst patient 0.016 mg/dL
-    # (max pointwise 0.28 mg/dL) with one RK4 sub-step per minute.
+    # Regression guard, far inside the requirement: measured worst patient 0.015 mg/dL
+    # (max pointwise 0.26 mg/dL) with one Runge-Kutta sub-step per minute.
     assert mad.max() < 0.1
     # identical controller inputs give the same insulin (same bolus decisions)
     np.testing.assert_allclose(

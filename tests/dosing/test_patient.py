@@ -89,7 +89,7 @@ def test_meal_is_eaten_at_five_grams_per_minute(patients):
 
 
 def test_integrator_matches_tight_ode_solution(patients):
-    """One minute of the split exact/RK4 integrator vs scipy's Radau at rtol 1e-10."""
+    """One minute of the split exact/Runge-Kutta integrator vs scipy's Radau at rtol 1e-10."""
     model = UVAPadova(patients)
     state = model.initial_state()
     carbs = np.full(30, 40.0)
