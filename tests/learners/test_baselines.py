@@ -1,0 +1,250 @@
+"""Baseline learners: behaviour beyond the generic contract (see test_contract.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from metamed.errors import MetamedTypeError, MetamedValueError
+from metamed.learners.base import make_learner
+from metamed.learners.baselines import (
+    LocalGBM,
+    LocalLogisticRegression,
+    PooledFineTune,
+    PooledMLP,
+)
+from metamed.tasks import Task, sample_support_query
+
+N_FEATURES = 8
+FAST = dict(hidden_sizes=(16,), max_epochs=5, batch_size=64)
+
+
+def synthetic_tasks(
+    seed: int = 0, n_tasks: int = 6, n_rows: int = 60, outcome_type: str = "binary"
+) -> list[Task]:
+    """Tasks sharing a linear model with task shifts (the contract suite's problem).
+
+    Binary tasks draw y from the logistic model; numeric tasks use the linear predictor
+    plus unit Gaussian noise.
+    """
+    rng = np.random.default_rng(seed)
+    w_shared = rng.normal(size=N_FEATURES)
+    tasks = []
+    for t in range(n_tasks):
+        w = w_shared + 0.5 * rng.normal(size=N_FEATURES)
+        b = rng.normal(scale=0.5)
+        X = rng.normal(size=(n_rows, N_FEATURES)) + rng.normal(scale=0.3, size=N_FEATURES)
+        eta = X @ w + b
+        if outcome_type == "binary":
+            y = (rng.random(n_rows) < 1.0 / (1.0 + np.exp(-eta))).astype(np.float32)
+        else:
+            y = eta + rng.normal(size=n_rows)
+        tasks.append(Task(f"task{t}", X, y, outcome_type))
+    return tasks
+
+
+TASKS = synthetic_tasks()
+
+
+def _support_query(task: Task, k: int, seed: int) -> tuple[Task, Task]:
+    support, query = sample_support_query(task, k, np.random.default_rng(seed))
+    return task.subset(support), task.subset(query)
+
+
+# -- better than chance ----------------------------------------------------------------------
+# K per method: the local GBM needs more rows than the others before it finds splits
+# (measured on this problem: mean AUROC about 0.60 at K = 10, 0.68-0.76 at K = 30).
+@pytest.mark.parametrize(
+    ("name", "k"),
+    [("pooled", 10), ("pooled-finetune", 10), ("local-logreg", 10), ("local-gbm", 30)],
+)
+def test_each_baseline_beats_chance_on_synthetic_tasks(name: str, k: int) -> None:
+    tasks = synthetic_tasks(seed=0, n_rows=100)
+    aucs = []
+    for held_out in (3, 4, 5):
+        rest = [t for i, t in enumerate(tasks) if i != held_out]
+        # Default hyperparameters apart from a shorter epoch budget (early stopping on the
+        # validation task ends pooled training before epoch 40 on these splits anyway).
+        params = {"max_epochs": 40} if name.startswith("pooled") else {}
+        learner = make_learner(name, random_state=0, **params)
+        learner.meta_fit(rest[:-1], val_tasks=rest[-1:])
+        for draw in range(5):
+            support, query = _support_query(tasks[held_out], k, seed=100 * held_out + draw)
+            p = learner.adapt(support).predict_proba(query.X)
+            aucs.append(roc_auc_score(query.y, p))
+    assert np.mean(aucs) > 0.6, f"{name}: mean AUROC {np.mean(aucs):.3f} over {len(aucs)} episodes"
+
+
+# -- pooled ----------------------------------------------------------------------------------
+def test_pooled_ignores_the_support_set() -> None:
+    learner = PooledMLP(**FAST).meta_fit(TASKS[:4])
+    a, _ = _support_query(TASKS[5], 6, seed=0)
+    b, _ = _support_query(TASKS[5], 20, seed=1)
+    np.testing.assert_array_equal(
+        learner.adapt(a).predict_proba(TASKS[5].X), learner.adapt(b).predict_proba(TASKS[5].X)
+    )
+
+
+def test_pooled_early_stopping_keeps_best_epoch() -> None:
+    learner = PooledMLP(hidden_sizes=(32,), max_epochs=200, patience=3, lr=1e-2).meta_fit(
+        TASKS[:2], val_tasks=TASKS[2:4]
+    )
+    val = learner.history_["val_loss"]
+    assert len(val) < 200, "a small model on 120 rows should overfit and stop early"
+    assert learner.best_epoch_ == int(np.argmin(val)) + 1
+    # Stopped exactly `patience` epochs after the best one.
+    assert len(val) == learner.best_epoch_ + 3
+
+
+def test_pooled_without_val_runs_all_epochs() -> None:
+    learner = PooledMLP(**FAST).meta_fit(TASKS[:4])
+    assert learner.best_epoch_ == FAST["max_epochs"]
+    assert len(learner.history_["train_loss"]) == FAST["max_epochs"]
+    assert learner.history_["val_loss"] == []
+
+
+def test_pooled_training_loss_decreases() -> None:
+    learner = PooledMLP(hidden_sizes=(16,), max_epochs=30, lr=1e-2).meta_fit(TASKS[:4])
+    losses = learner.history_["train_loss"]
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_progress_is_called_once_per_epoch() -> None:
+    calls: list[tuple[int, int, float]] = []
+    PooledMLP(**FAST, progress=lambda i, n, loss: calls.append((i, n, loss))).meta_fit(TASKS[:4])
+    assert [c[:2] for c in calls] == [(i, 5) for i in range(1, 6)]
+    assert all(np.isfinite(c[2]) for c in calls)
+
+
+def test_progress_must_be_callable() -> None:
+    with pytest.raises(MetamedTypeError, match="progress"):
+        PooledMLP(**FAST, progress="yes").meta_fit(TASKS[:4])
+
+
+def test_mixed_outcome_types_are_rejected() -> None:
+    numeric = synthetic_tasks(outcome_type="numeric")
+    with pytest.raises(MetamedValueError, match="mix outcome types"):
+        PooledMLP(**FAST).meta_fit([TASKS[0], numeric[1]])
+    with pytest.raises(MetamedValueError, match="outcome type"):
+        PooledMLP(**FAST).meta_fit(TASKS[:2], val_tasks=numeric[2:3])
+
+
+def test_val_tasks_with_other_width_are_rejected() -> None:
+    narrow = Task("narrow", TASKS[4].X[:, :3], TASKS[4].y)
+    with pytest.raises(MetamedValueError, match="features"):
+        PooledMLP(**FAST).meta_fit(TASKS[:2], val_tasks=[narrow])
+
+
+def test_predict_with_wrong_width_raises() -> None:
+    model = PooledMLP(**FAST).meta_fit(TASKS[:4]).adapt(_support_query(TASKS[5], 6, 0)[0])
+    with pytest.raises(MetamedValueError, match=r"shape \(n_rows, 8\)"):
+        model.predict_proba(TASKS[5].X[:, :4])
+
+
+def test_single_class_training_data_is_rejected() -> None:
+    zeros = [Task(t.name, t.X, np.zeros(len(t))) for t in TASKS[:2]]
+    with pytest.raises(MetamedValueError, match="one outcome class"):
+        PooledMLP(**FAST).meta_fit(zeros)
+
+
+# -- pooled + fine-tune ------------------------------------------------------------------------
+def _weight_distance(model, anchor: dict[str, torch.Tensor]) -> float:
+    return float(sum(((model.params[k] - anchor[k]) ** 2).sum() for k in anchor))
+
+
+def test_finetune_with_zero_steps_is_the_pooled_model() -> None:
+    support, query = _support_query(TASKS[5], 6, seed=0)
+    pooled = PooledMLP(**FAST).meta_fit(TASKS[:4])
+    tuned = PooledFineTune(**FAST, finetune_steps=0).meta_fit(TASKS[:4])
+    np.testing.assert_array_equal(
+        pooled.adapt(support).predict_proba(query.X), tuned.adapt(support).predict_proba(query.X)
+    )
+
+
+def test_finetune_moves_toward_support_and_anchor_limits_it() -> None:
+    support, _ = _support_query(TASKS[5], 10, seed=0)
+    free = PooledFineTune(**FAST, finetune_steps=30, anchor_strength=0.0).meta_fit(TASKS[:4])
+    held = free.clone()
+    held.anchor_strength = 10.0
+    held.meta_fit(TASKS[:4])
+    anchor = free.params_
+    x, y = torch.from_numpy(support.X), torch.from_numpy(support.y)
+
+    def support_loss(model) -> float:
+        with torch.no_grad():
+            logits = torch.logit(torch.from_numpy(model.predict_proba(support.X)).float(), 1e-7)
+            return float(torch.nn.functional.binary_cross_entropy_with_logits(logits, y))
+
+    pooled_model = PooledMLP.adapt(free, support)
+    free_model, held_model = free.adapt(support), held.adapt(support)
+    assert x.shape[0] == 10
+    assert support_loss(free_model) < support_loss(pooled_model)
+    assert 0 < _weight_distance(held_model, anchor) < _weight_distance(free_model, anchor)
+
+
+# -- local models ------------------------------------------------------------------------------
+def test_local_logreg_uses_only_the_support_set() -> None:
+    support, query = _support_query(TASKS[5], 10, seed=3)
+    a = LocalLogisticRegression().meta_fit(TASKS[:2])
+    b = LocalLogisticRegression().meta_fit(TASKS[2:5])
+    assert LocalLogisticRegression.uses_meta_training is False
+    p = a.adapt(support).predict_proba(query.X)
+    np.testing.assert_array_equal(p, b.adapt(support).predict_proba(query.X))
+    direct = LogisticRegression(C=1.0, max_iter=1000).fit(support.X, support.y.astype(int))
+    np.testing.assert_allclose(p, direct.predict_proba(query.X)[:, 1], rtol=1e-10)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_local_gbm_gives_valid_probabilities_for_tiny_support(k: int) -> None:
+    support, query = _support_query(TASKS[5], k, seed=k)
+    p = LocalGBM().meta_fit(TASKS[:4]).adapt(support).predict_proba(query.X)
+    assert p.shape == (len(query),) and np.all((p > 0) & (p < 1))
+    if k < 4:
+        # No split can leave 2 rows on each side: every patient gets the support prevalence.
+        np.testing.assert_allclose(p, support.y.mean(), atol=1e-6)
+
+
+# -- numeric outcomes --------------------------------------------------------------------------
+NUMERIC = synthetic_tasks(seed=1, n_rows=80, outcome_type="numeric")
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "k"),
+    [
+        ("pooled", dict(hidden_sizes=(16,), max_epochs=60), 10),
+        ("pooled-finetune", dict(hidden_sizes=(16,), max_epochs=60), 10),
+        ("local-logreg", {}, 20),
+        ("local-gbm", {}, 40),
+    ],
+)
+def test_numeric_outcomes_are_predicted_better_than_the_mean(name, params, k) -> None:
+    learner = make_learner(name, **params).meta_fit(NUMERIC[:4], val_tasks=NUMERIC[4:5])
+    support, query = _support_query(NUMERIC[5], k, seed=0)
+    model = learner.adapt(support)
+    assert model.outcome_type == "numeric"
+    pred = model.predict(query.X)
+    assert pred.shape == (len(query),) and pred.dtype == np.float64
+    mse = float(np.mean((pred - query.y) ** 2))
+    mse_mean = float(np.mean((support.y.mean() - query.y) ** 2))
+    assert mse < 0.8 * mse_mean, f"{name}: MSE {mse:.2f} vs support-mean MSE {mse_mean:.2f}"
+    with pytest.raises(MetamedValueError, match="use predict"):
+        model.predict_proba(query.X)
+
+
+def test_numeric_local_logreg_is_ridge_with_alpha_one_over_c() -> None:
+    from sklearn.linear_model import Ridge
+
+    support, query = _support_query(NUMERIC[5], 12, seed=0)
+    pred = LocalLogisticRegression(C=0.5).meta_fit(NUMERIC[:2]).adapt(support).predict(query.X)
+    direct = Ridge(alpha=2.0).fit(support.X, support.y).predict(query.X)
+    np.testing.assert_allclose(pred, direct, rtol=1e-6)
+
+
+def test_support_outcome_type_must_match_training() -> None:
+    learner = PooledMLP(**FAST).meta_fit(TASKS[:2])
+    support, _ = _support_query(NUMERIC[5], 6, seed=0)
+    with pytest.raises(MetamedValueError, match="binary outcome"):
+        learner.adapt(support)
