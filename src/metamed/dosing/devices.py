@@ -21,6 +21,7 @@ that behaviour so closed-loop results match simglucose.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +90,16 @@ INSULIN_PUMPS: dict[str, InsulinPumpParams] = {
 }
 
 
+def _valid_rng(rng: object, n_patients: int) -> bool:
+    if isinstance(rng, np.random.Generator):
+        return True
+    return (
+        isinstance(rng, Sequence)
+        and len(rng) == n_patients
+        and all(isinstance(g, np.random.Generator) for g in rng)
+    )
+
+
 def _interp_matrix(sample_time_min: float) -> np.ndarray:
     """Linear map from one block of 15-min noise points to the sensor-time samples."""
     t15 = np.arange(_NOISE_BLOCK + 1) * _NOISE_MODEL_STEP_MIN
@@ -107,8 +118,11 @@ class CGMSensor:
     name : {"Dexcom", "GuardianRT", "Navigator"}, default "GuardianRT"
         Sensor type; sets the sample time (3, 5, 1 min) and the clipping range.
     n_patients : int
-    rng : numpy.random.Generator, optional
-        Source of the noise; required unless ``noise=False``.
+    rng : numpy.random.Generator or sequence of them, optional
+        Source of the noise; required unless ``noise=False``.  One generator per patient
+        (a sequence of length ``n_patients``) gives every patient its own noise stream,
+        so a patient's readings do not depend on which other patients share the batch
+        (used for paired comparisons, see :class:`~metamed.dosing.env.GlucoseVectorEnv`).
     noise : bool, default True
         ``False`` gives a noise-free sensor (clipped subcutaneous glucose).
 
@@ -122,7 +136,7 @@ class CGMSensor:
         self,
         name: str = "GuardianRT",
         n_patients: int = 1,
-        rng: np.random.Generator | None = None,
+        rng: np.random.Generator | Sequence[np.random.Generator] | None = None,
         noise: bool = True,
     ) -> None:
         if name not in CGM_SENSORS:
@@ -131,10 +145,11 @@ class CGMSensor:
             raise MetamedValueError(
                 f"n_patients must be a positive integer; received {n_patients!r}."
             )
-        if noise and not isinstance(rng, np.random.Generator):
+        if noise and not _valid_rng(rng, int(n_patients)):
             raise MetamedTypeError(
-                "A noisy CGMSensor needs rng=np.random.default_rng(seed) (numpy Generator); "
-                f"received {type(rng).__name__}. Pass noise=False for a noise-free sensor."
+                "A noisy CGMSensor needs rng=np.random.default_rng(seed) (numpy Generator) or "
+                f"one Generator per patient ({n_patients}); received {type(rng).__name__}. "
+                "Pass noise=False for a noise-free sensor."
             )
         self.params = CGM_SENSORS[name]
         self.n_patients = int(n_patients)
@@ -148,7 +163,7 @@ class CGMSensor:
         """Minutes between readings."""
         return self.params.sample_time_min
 
-    def reset(self, rng: np.random.Generator | None = None) -> None:
+    def reset(self, rng: np.random.Generator | Sequence[np.random.Generator] | None = None) -> None:
         """Restart the noise process (optionally with a new generator)."""
         if rng is not None:
             self._rng = rng
@@ -160,17 +175,28 @@ class CGMSensor:
         p = self.params
         return p.xi + p.lam * np.sinh((e - p.gamma) / p.delta)
 
+    def _normals(self, k: int) -> np.ndarray:
+        """``k`` standard normals per patient, shape ``(k, N)``."""
+        rng = self._rng
+        assert rng is not None
+        if isinstance(rng, np.random.Generator):
+            return rng.standard_normal((k, self.n_patients))
+        # one stream per patient: its draws never depend on the rest of the batch
+        return np.stack([g.standard_normal(k) for g in rng], axis=1)
+
     def _next_block(self) -> np.ndarray:
-        assert self._rng is not None
         p = self.params
-        if self._e is None:
-            self._e = self._rng.standard_normal(self.n_patients)
+        first = self._e is None
+        z = self._normals(_NOISE_BLOCK + int(first))
+        if first:
+            self._e = z[0]
             self._last_eps = self._johnson(self._e)
+            z = z[1:]
         e15 = np.empty((_NOISE_BLOCK + 1, self.n_patients))
         e15[0] = self._last_eps
         e = self._e
         for k in range(1, _NOISE_BLOCK + 1):
-            e = p.pacf * (e + self._rng.standard_normal(self.n_patients))
+            e = p.pacf * (e + z[k - 1])
             e15[k] = self._johnson(e)
         self._e = e
         self._last_eps = e15[-1]

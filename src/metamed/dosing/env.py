@@ -38,6 +38,7 @@ announcement, the carbohydrate (g) of meals starting within the coming sample pe
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +125,23 @@ class GlucoseVectorEnv(VectorEnv):
         ``sample_time_min``: Navigator 1 min, Dexcom 3 min, GuardianRT 5 min).
     random_init_bg : bool
         Whether the initial glucose is randomised around each patient's steady state.
+    paired_copies : bool
+        Random streams are per patient row: ``reset(seed)`` derives each row's meals,
+        initial glucose, sensor noise and autoresets from ``(seed, patient name, copy)``,
+        so a row's draws never depend on the other rows of the batch.  With
+        ``paired_copies=True`` every copy of the same patient gets the *same* streams
+        (copy index 0), which makes controllers run side by side on copies of a patient
+        a paired comparison (identical meals and CGM noise per patient-day).  Default
+        ``False``: copies are independent draws (e.g. for training).
+    announce_ahead_min : int
+        Meal announcement lead time: ``upcoming_carbs_g`` (and the observation) report
+        meals starting ``announce_ahead_min`` minutes after the coming sample period
+        begins, e.g. 20 for the G2P2C protocol's pre-meal bolus (default 0: meals
+        starting within the coming period).
+    failure_signal : {"bg", "cgm"}
+        Glucose signal that ends an episode outside [40, 600] mg/dL: the noise-free
+        glucose (default) or the CGM reading, with inclusive bounds (``<= 40`` or
+        ``>= 600``, as the G2P2C evaluation scripts do).
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
@@ -139,6 +157,9 @@ class GlucoseVectorEnv(VectorEnv):
         sensor_noise: bool = True,
         random_init_bg: bool = True,
         num_envs: int | None = None,
+        paired_copies: bool = False,
+        announce_ahead_min: int = 0,
+        failure_signal: str = "bg",
     ) -> None:
         if not isinstance(sample_time_min, (int, np.integer)) or sample_time_min < 1:
             raise MetamedValueError(
@@ -148,6 +169,15 @@ class GlucoseVectorEnv(VectorEnv):
         if days <= 0 or history < 1:
             raise MetamedValueError(
                 f"days must be > 0 and history >= 1; received days={days}, history={history}."
+            )
+        if not isinstance(announce_ahead_min, (int, np.integer)) or announce_ahead_min < 0:
+            raise MetamedValueError(
+                f"announce_ahead_min must be a whole number of minutes >= 0; received "
+                f"{announce_ahead_min!r}."
+            )
+        if failure_signal not in ("bg", "cgm"):
+            raise MetamedValueError(
+                f"failure_signal must be 'bg' or 'cgm'; received {failure_signal!r}."
             )
         if scenario not in ("random", "fixed"):
             raise MetamedValueError(
@@ -170,6 +200,17 @@ class GlucoseVectorEnv(VectorEnv):
         self.scenario = scenario
         self.sensor_noise = bool(sensor_noise)
         self.random_init_bg = bool(random_init_bg)
+        self.paired_copies = bool(paired_copies)
+        self.announce_ahead_min = int(announce_ahead_min)
+        self.failure_signal = failure_signal
+        # per-row stream key (patient name, copy index): stable across batch compositions
+        seen: dict[str, int] = {}
+        keys = []
+        for name in self.patients.names:
+            copy = 0 if self.paired_copies else seen.get(name, 0)
+            seen[name] = seen.get(name, 0) + 1
+            keys.append((zlib.crc32(name.encode("utf-8")), copy))
+        self._stream_keys = keys
         obs_dim = self.history + 1 + int(self.meal_announcement)
         high = np.full(obs_dim, np.inf, dtype=np.float32)
         self.single_observation_space = spaces.Box(0.0, high, shape=(obs_dim,), dtype=np.float32)
@@ -180,9 +221,9 @@ class GlucoseVectorEnv(VectorEnv):
         self.action_space = spaces.Box(
             0.0, MAX_RATE_U_PER_H, shape=(self.num_envs, 1), dtype=np.float32
         )
-        self._rng = np.random.default_rng()
-        self._autoreset_rng = np.random.default_rng()
-        self._sensor_rng = np.random.default_rng()
+        self._rngs: list[np.random.Generator] = []
+        self._autoreset_rngs: list[np.random.Generator] = []
+        self._sensor_rngs: list[np.random.Generator] = []
         self._scenario = G2P2CMealScenario() if scenario == "random" else FixedMealScenario()
         self._pump = InsulinPump("Insulet")
         self._state = None
@@ -193,14 +234,19 @@ class GlucoseVectorEnv(VectorEnv):
     def age_groups(self) -> tuple[str, ...]:
         return self.patients.age_group
 
-    def _new_meals(self, idx: np.ndarray, rng: np.random.Generator) -> None:
+    def _new_meals(self, idx: np.ndarray, rngs: list[np.random.Generator]) -> None:
         sub = self.patients.select([self.patients.names[i] for i in idx])
         self._meals_g[idx] = self._scenario.schedule(
-            sub, self.horizon_min + self.sample_time_min, rng
+            sub, self._meals_g.shape[1], [rngs[i] for i in idx]
         ).T
 
-    def _reset_patients(self, idx: np.ndarray, rng: np.random.Generator) -> None:
-        init = self.model.initial_state(rng if self.random_init_bg else None)
+    def _reset_patients(self, idx: np.ndarray, rngs: list[np.random.Generator]) -> None:
+        chosen = set(idx.tolist())
+        init = self.model.initial_state(
+            [rngs[i] if i in chosen else None for i in range(self.num_envs)]
+            if self.random_init_bg
+            else None
+        )
         mask = np.zeros(self.num_envs, dtype=bool)
         mask[idx] = True
         if self._state is None:
@@ -216,7 +262,7 @@ class GlucoseVectorEnv(VectorEnv):
                 is_eating=np.where(mask, init.is_eating, s.is_eating),
                 t_min=s.t_min,
             )
-        self._new_meals(idx, rng)
+        self._new_meals(idx, rngs)
         self._t_min[idx] = 0
         self._iob[:, idx] = 0.0
         bg = self.model.subcutaneous_glucose_mg_dl(self._state)
@@ -240,7 +286,11 @@ class GlucoseVectorEnv(VectorEnv):
 
     def upcoming_carbs_g(self) -> np.ndarray:
         """Carbohydrate of meals starting within the coming sample period, g, per patient."""
-        cols = self._t_min[:, None] + np.arange(self.sample_time_min)[None, :]
+        cols = (
+            self._t_min[:, None]
+            + self.announce_ahead_min
+            + np.arange(self.sample_time_min)[None, :]
+        )
         return np.take_along_axis(self._meals_g, cols, axis=1).sum(axis=1)
 
     def blood_glucose_mg_dl(self) -> np.ndarray:
@@ -261,26 +311,33 @@ class GlucoseVectorEnv(VectorEnv):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start new episodes for every patient; ``seed`` seeds meals, initial BG and noise."""
         if seed is not None or self._state is None:
-            # autoresets of single patients draw from their own stream, so one patient's
-            # failure never shifts the random numbers (meals, noise) of the others
-            main, auto, sensor = np.random.SeedSequence(seed).spawn(3)
-            self._rng = np.random.default_rng(main)
-            self._autoreset_rng = np.random.default_rng(auto)
-            self._sensor_rng = np.random.default_rng(sensor)
+            # One set of streams per row, keyed by (seed, patient, copy): a row's meals,
+            # initial glucose and noise never depend on the other rows, and autoresets
+            # draw from their own stream, so one patient's failure never shifts the
+            # random numbers of the others.
+            entropy = np.random.SeedSequence(seed).entropy
+            streams = [
+                np.random.SeedSequence(entropy, spawn_key=key).spawn(3) for key in self._stream_keys
+            ]
+            self._rngs = [np.random.default_rng(s[0]) for s in streams]
+            self._autoreset_rngs = [np.random.default_rng(s[1]) for s in streams]
+            self._sensor_rngs = [np.random.default_rng(s[2]) for s in streams]
         n = self.num_envs
         self._state = None
-        self._meals_g = np.zeros((n, self.horizon_min + self.sample_time_min))
+        self._meals_g = np.zeros(
+            (n, self.horizon_min + self.announce_ahead_min + self.sample_time_min)
+        )
         self._t_min = np.zeros(n, dtype=int)
         self._iob = np.zeros((2, n))
         self._cgm_hist = np.zeros((n, self.history))
         self._sensor = CGMSensor(
             _SENSOR_FOR_SAMPLE_TIME_MIN.get(self.sample_time_min, "GuardianRT"),
             n_patients=n,
-            rng=self._sensor_rng,
+            rng=self._sensor_rngs,
             noise=self.sensor_noise,
         )
         self._noise_mg_dl = self._sensor.noise_mg_dl()
-        self._reset_patients(np.arange(n), self._rng)
+        self._reset_patients(np.arange(n), self._rngs)
         return self._observe(), self._info()
 
     def step(
@@ -315,7 +372,12 @@ class GlucoseVectorEnv(VectorEnv):
         )
         low, high = bg_risk(bg)
         reward = -np.minimum(low + high, RISK_REWARD_CAP) / RISK_REWARD_CAP
-        terminated = active & ((bg < FAILURE_LOW_MG_DL) | (bg > FAILURE_HIGH_MG_DL))
+        if self.failure_signal == "bg":
+            out_of_range = (bg < FAILURE_LOW_MG_DL) | (bg > FAILURE_HIGH_MG_DL)
+        else:
+            # inclusive bounds: the sensor clips at 600, so "> 600" could never trigger
+            out_of_range = (reading <= FAILURE_LOW_MG_DL) | (reading >= FAILURE_HIGH_MG_DL)
+        terminated = active & out_of_range
         steps_done = self._t_min // self.sample_time_min
         truncated = active & ~terminated & (steps_done >= self.horizon_steps)
         # worst-case reward of the remaining horizon: ending early can never pay
@@ -325,7 +387,7 @@ class GlucoseVectorEnv(VectorEnv):
         info = self._info()
         info["failure"] = terminated.copy()
         if resetting.size:
-            self._reset_patients(resetting, self._autoreset_rng)
+            self._reset_patients(resetting, self._autoreset_rngs)
             info = self._info()
             info["failure"] = terminated.copy()
         self._needs_reset = terminated | truncated

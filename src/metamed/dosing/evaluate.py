@@ -3,9 +3,13 @@
 Protocol (:class:`DoseProtocol`): every controller runs every selected virtual patient
 for ``days`` one-day episodes (seeds ``seed, seed + 1, ...``) of the randomised meal
 scenario with CGM noise, 5-minute CGM / control steps and the 1-minute patient model.
-All controllers and patients of an episode are one batched simulation (the same meals
-and sensor noise draws per row position are *not* shared between controllers, each row
-draws its own).  Metrics (:mod:`metamed.dosing.metrics`) are per patient-day over the
+All controllers and patients of an episode are one batched simulation, and the
+comparison is **paired**: for each patient and evaluation day every controller sees the
+identical meal scenario, initial glucose and CGM-noise stream, drawn from streams keyed by
+``(seed + day, patient)`` (:class:`~metamed.dosing.env.GlucoseVectorEnv` with
+``paired_copies=True``), independent of the controller and of the other patients in the
+batch.  Differences between controllers are therefore reported per patient with a
+bootstrap confidence interval over patients (:func:`paired_difference_table`).  Metrics (:mod:`metamed.dosing.metrics`) are per patient-day over the
 full day; a failure is a day ended by severe hypo- or hyperglycaemia, and failure rates
 are the percentage of patient-days that failed.
 
@@ -72,6 +76,7 @@ __all__ = [
     "summary_table",
     "adaptation_table",
     "parameter_error_table",
+    "paired_difference_table",
     "render_html",
     "run_dose",
 ]
@@ -272,6 +277,7 @@ def evaluate_controllers(
         sample_time_min=protocol.sample_time_min,
         scenario=protocol.scenario,
         sensor_noise=protocol.sensor_noise,
+        paired_copies=True,
     )
     stacked = StackedController([c for _, c in settings])
     rows = []
@@ -386,6 +392,69 @@ def parameter_error_table(results: DoseResults) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------
 # report
+def paired_difference_table(
+    results: DoseResults,
+    pairs: Sequence[tuple[str, str]] = (
+        ("personalised", "population"),
+        ("basal_bolus", "personalised"),
+        ("personalised", "pid"),
+    ),
+    metrics: Sequence[str] = ("tir_pct", "below_54_pct", "failure_pct"),
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Paired differences ``a - b`` between controllers, with a bootstrap CI over patients.
+
+    Each patient's metric is averaged over its evaluation days for both controllers (the
+    days are paired: identical meals and CGM noise), the per-patient differences are
+    averaged, and a percentile 95 % interval is taken over ``n_boot`` resamples of the
+    patients (with replacement; a patient's days stay together, so the interval reflects
+    between-patient variation, the unit of generalisation).  Pairs whose controllers were
+    not evaluated are skipped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``comparison, age_group, metric, n_patients, mean_difference, ci_low,
+        ci_high, patients_a_better`` (``a`` better = higher TIR, lower everything else).
+    """
+    df = results.per_patient_day
+    present = set(df["controller"])
+    rng = np.random.default_rng(seed)
+    rows = []
+    for a, b in pairs:
+        if a not in present or b not in present:
+            continue
+        per_patient = (
+            df[df["controller"].isin([a, b])]
+            .groupby(["controller", "patient", "age_group"])[list(metrics)]
+            .mean()
+        )
+        for group in (*AGE_GROUPS, "all"):
+            for metric in metrics:
+                wide = per_patient[metric].unstack("controller")
+                if group != "all":
+                    wide = wide[wide.index.get_level_values("age_group") == group]
+                diff = (wide[a] - wide[b]).to_numpy()
+                if diff.size == 0:
+                    continue
+                boot = diff[rng.integers(0, diff.size, size=(n_boot, diff.size))].mean(axis=1)
+                better = diff > 0 if metric == "tir_pct" else diff < 0
+                rows.append(
+                    {
+                        "comparison": f"{a} - {b}",
+                        "age_group": group,
+                        "metric": metric,
+                        "n_patients": int(diff.size),
+                        "mean_difference": float(diff.mean()),
+                        "ci_low": float(np.percentile(boot, 2.5)),
+                        "ci_high": float(np.percentile(boot, 97.5)),
+                        "patients_a_better": int(better.sum()),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
 def _percentile_png(results: DoseResults, controllers: Sequence[str]) -> bytes:
     from metamed.report.plots import figure_to_png
 

@@ -430,25 +430,38 @@ class UVAPadova:
         return state.x[12] / self._p["Vg"]
 
     # ------------------------------------------------------------------ state
-    def initial_state(self, rng: np.random.Generator | None = None) -> PatientState:
+    def initial_state(
+        self,
+        rng: np.random.Generator | Sequence[np.random.Generator | None] | None = None,
+    ) -> PatientState:
         """Steady-state initial condition of every patient.
 
         Parameters
         ----------
-        rng : numpy.random.Generator, optional
+        rng : numpy.random.Generator or sequence of (Generator or None), optional
             When given, ``Gp``, ``Gt`` and ``Gs`` are drawn from independent normals with
             mean equal to the steady-state value and variance ``0.1 * value`` (the
-            ``random_init_bg`` option of simglucose), one draw per patient.
+            ``random_init_bg`` option of simglucose), one draw per patient.  A sequence
+            holds one generator per patient (``None``: that patient keeps its steady
+            state), so each patient's draw is independent of the rest of the batch.
         """
         x = self.patients.initial_state_x.astype(float).copy()
-        if rng is not None:
-            if not isinstance(rng, np.random.Generator):
-                raise MetamedTypeError(
-                    "rng must be a numpy.random.Generator (np.random.default_rng(seed)); "
-                    f"received {type(rng).__name__}."
-                )
-            for i in (3, 4, 12):
+        glucose_rows = (3, 4, 12)
+        if isinstance(rng, np.random.Generator):
+            for i in glucose_rows:
                 x[i] = rng.normal(x[i], np.sqrt(0.1 * x[i]))
+        elif rng is not None:
+            ok = isinstance(rng, Sequence) and len(rng) == self.n_patients
+            if not ok or not all(g is None or isinstance(g, np.random.Generator) for g in rng):
+                raise MetamedTypeError(
+                    "rng must be a numpy.random.Generator (np.random.default_rng(seed)) or one "
+                    f"Generator (or None) per patient ({self.n_patients}); received "
+                    f"{type(rng).__name__}."
+                )
+            rows = list(glucose_rows)
+            for j, g in enumerate(rng):
+                if g is not None:
+                    x[rows, j] += np.sqrt(0.1 * x[rows, j]) * g.standard_normal(3)
         n = self.n_patients
         return PatientState(
             x=x,

@@ -215,18 +215,34 @@ class G2P2CMealScenario(MealScenario):
         self,
         patients: VirtualPatients,
         n_minutes: int,
-        rng: np.random.Generator | None = None,
+        rng: np.random.Generator | Sequence[np.random.Generator] | None = None,
         start_minute: int = 0,
     ) -> np.ndarray:
         """Announced carbohydrate per minute, grams, shape ``(n_minutes, N)``.
 
-        Days are drawn in order from day 0 (the day containing ``start_minute``), so
-        the same ``rng`` state gives the same meals whatever the horizon.
+        ``rng`` is one generator for the batch or one per patient (a patient's meals then
+        do not depend on the other patients in the batch).  Days are drawn in order from
+        day 0 (the day containing ``start_minute``), so the same ``rng`` state gives the
+        same meals whatever the horizon.
         """
         _check_horizon(n_minutes, start_minute)
         if rng is None:
             raise MetamedValueError(
                 "G2P2CMealScenario is random: pass rng=np.random.default_rng(seed)."
+            )
+        if not isinstance(rng, np.random.Generator):
+            # one generator per patient: each patient's meals are independent of the batch
+            if not isinstance(rng, Sequence) or len(rng) != len(patients):
+                raise MetamedTypeError(
+                    "rng must be a numpy Generator or one Generator per patient "
+                    f"({len(patients)}); received {type(rng).__name__}."
+                )
+            return np.concatenate(
+                [
+                    self.schedule(patients.select([name]), n_minutes, g, start_minute)
+                    for name, g in zip(patients.names, rng, strict=True)
+                ],
+                axis=1,
             )
         first_day = start_minute // MINUTES_PER_DAY
         last_day = (start_minute + n_minutes - 1) // MINUTES_PER_DAY
