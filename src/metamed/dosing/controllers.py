@@ -30,6 +30,8 @@ __all__ = [
     "BOLUS_TARGET_MG_DL",
     "CORRECTION_THRESHOLD_MG_DL",
     "PID_TARGET_MG_DL",
+    "G2P2C_CORRECTION_COOLDOWN_MIN",
+    "tdi_rule_therapy",
 ]
 
 # Basal-bolus parameters of the clinical standard controller shipped with simglucose (Xie,
@@ -37,6 +39,14 @@ __all__ = [
 # correcting towards 140 mg/dL.
 BOLUS_TARGET_MG_DL: float = 140.0
 CORRECTION_THRESHOLD_MG_DL: float = 150.0
+# G2P2C's clinical basal-bolus (Hettiarachchi et al. 2024; public code RL4H/G2P2C,
+# agents/std_bb/BBController.py): therapy from total daily insulin (TDI) by the clinical
+# "500 rule" (CR = 500 / TDI g/U) and "1800 rule" (CF = 1800 / TDI mg/dL/U), basal = 48 % of
+# TDI spread over 24 h, and no correction bolus within 3 h after a previous meal bolus.
+TDI_RULE_CR_NUMERATOR_G: float = 500.0
+TDI_RULE_CF_NUMERATOR_MG_DL: float = 1800.0
+TDI_RULE_BASAL_FRACTION: float = 0.48
+G2P2C_CORRECTION_COOLDOWN_MIN: float = 180.0
 # PID set point: middle of the lower half of the 70-180 target range, the usual closed-loop
 # target (e.g. Steil et al., Diabetes 2006;55:3344-3350 used 120 mg/dL).
 PID_TARGET_MG_DL: float = 120.0
@@ -101,6 +111,26 @@ class Controller:
             )
 
 
+def tdi_rule_therapy(
+    total_daily_insulin_u: np.ndarray | float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rule-of-thumb therapy from total daily insulin, as G2P2C's clinical basal-bolus.
+
+    Returns ``(basal_u_per_h, carb_ratio_g_per_u, correction_factor_mg_dl_per_u)`` =
+    ``(0.48 TDI / 24, 500 / TDI, 1800 / TDI)`` (the "500" and "1800" rules; source:
+    RL4H/G2P2C ``agents/std_bb/BBController.py``, ``adjust_parameters``).  Unlike the
+    Quest values these do not hold a virtual patient at its steady state.
+    """
+    tdi = _per_patient("total_daily_insulin_u", total_daily_insulin_u)
+    if np.any(tdi <= 0):
+        raise MetamedValueError(f"total_daily_insulin_u must be > 0; received {tdi!r}.")
+    return (
+        TDI_RULE_BASAL_FRACTION * tdi / 24.0,
+        TDI_RULE_CR_NUMERATOR_G / tdi,
+        TDI_RULE_CF_NUMERATOR_MG_DL / tdi,
+    )
+
+
 class BasalBolusController(Controller):
     """Clinical basal-bolus therapy with meal announcement.
 
@@ -114,6 +144,11 @@ class BasalBolusController(Controller):
         personalised estimates from :mod:`metamed.dosing.personalise`).
     target_mg_dl, correction_threshold_mg_dl : float
         Correction target and the glucose above which a correction is added.
+    correction_cooldown_min : float, default 0
+        No correction bolus if a meal was announced within this many minutes before the
+        current decision (G2P2C's controller uses 180, see
+        :data:`G2P2C_CORRECTION_COOLDOWN_MIN`, to avoid stacking corrections on a meal
+        bolus still acting); 0 disables the rule.
     """
 
     name = "basal_bolus"
@@ -126,6 +161,7 @@ class BasalBolusController(Controller):
         correction_factor_mg_dl_per_u: np.ndarray | float,
         target_mg_dl: float = BOLUS_TARGET_MG_DL,
         correction_threshold_mg_dl: float = CORRECTION_THRESHOLD_MG_DL,
+        correction_cooldown_min: float = 0.0,
     ) -> None:
         self.basal_u_per_h = _per_patient("basal_u_per_h", basal_u_per_h)
         n = self.basal_u_per_h.shape[0]
@@ -143,16 +179,31 @@ class BasalBolusController(Controller):
             raise MetamedValueError("carb ratios and correction factors must be > 0.")
         self.target_mg_dl = float(target_mg_dl)
         self.correction_threshold_mg_dl = float(correction_threshold_mg_dl)
+        if not np.isfinite(correction_cooldown_min) or correction_cooldown_min < 0:
+            raise MetamedValueError(
+                f"correction_cooldown_min must be >= 0 minutes; received {correction_cooldown_min}."
+            )
+        self.correction_cooldown_min = float(correction_cooldown_min)
+        self.reset()
 
     @property
     def n_patients(self) -> int:
         return self.basal_u_per_h.shape[0]
 
-    def bolus_u(self, cgm_mg_dl: np.ndarray, announced_carbs_g: np.ndarray) -> np.ndarray:
+    def reset(self) -> None:
+        # minutes since the last decision with an announced meal (inf: none yet)
+        self._since_meal_min = np.full(self.n_patients, np.inf)
+
+    def bolus_u(
+        self,
+        cgm_mg_dl: np.ndarray,
+        announced_carbs_g: np.ndarray,
+        allow_correction: np.ndarray | bool = True,
+    ) -> np.ndarray:
         """Meal bolus in units (zero where no carbohydrate is announced)."""
         meal = announced_carbs_g > 0
         correction = np.where(
-            cgm_mg_dl > self.correction_threshold_mg_dl,
+            (cgm_mg_dl > self.correction_threshold_mg_dl) & allow_correction,
             (cgm_mg_dl - self.target_mg_dl) / self.correction_factor_mg_dl_per_u,
             0.0,
         )
@@ -160,7 +211,11 @@ class BasalBolusController(Controller):
 
     def act(self, inp: ControlInput) -> np.ndarray:
         self._check(inp)
-        bolus = self.bolus_u(inp.cgm_mg_dl, np.asarray(inp.announced_carbs_g, dtype=float))
+        carbs = np.asarray(inp.announced_carbs_g, dtype=float)
+        self._since_meal_min = self._since_meal_min + inp.sample_time_min
+        allow = self._since_meal_min > self.correction_cooldown_min
+        bolus = self.bolus_u(inp.cgm_mg_dl, carbs, allow)
+        self._since_meal_min = np.where(carbs > 0, 0.0, self._since_meal_min)
         return self.basal_u_per_h + bolus * 60.0 / inp.sample_time_min
 
 

@@ -27,6 +27,18 @@ Controllers:
     records by the meta-trained :class:`~metamed.dosing.personalise.TherapyPersonaliser`,
     leave-patients-out (the patient's fold never enters meta-training).  With it, the
     adaptation curve (1 .. ``record_days`` - 1 days) is evaluated as well.
+``basal_bolus_g2p2c``
+    The clinical basal-bolus of the G2P2C paper's code (RL4H/G2P2C): therapy from total
+    daily insulin by the 500/1800 rules (:func:`~metamed.dosing.controllers.tdi_rule_therapy`),
+    no correction within 3 h of a meal bolus, meals announced 20 min early, episodes ended
+    by the CGM leaving (40, 600).  Evaluated in a second batch with the G2P2C protocol
+    settings on the same per-patient-day meals and noise, together with
+    ``basal_bolus_quest_g2p2c`` (the same protocol with the Quest therapy), which separates
+    the effect of the therapy parameters from that of the protocol.
+
+Every row also carries ``cgm_tir_pct``: time in range scored as G2P2C does (CGM readings,
+70 < CGM <= 180, over the readings before a failure); G2P2C averages it over completed
+(non-failed) episodes only (:func:`g2p2c_scoring_table`).
 
 All patients are simulated (UVA/Padova / simglucose virtual patients), not real people.
 """
@@ -45,10 +57,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from metamed.dosing.controllers import (
+    G2P2C_CORRECTION_COOLDOWN_MIN,
     BasalBolusController,
     Controller,
     PIDController,
     StackedController,
+    tdi_rule_therapy,
 )
 from metamed.dosing.env import GlucoseVectorEnv, rollout
 from metamed.dosing.metrics import (
@@ -77,11 +91,25 @@ __all__ = [
     "adaptation_table",
     "parameter_error_table",
     "paired_difference_table",
+    "g2p2c_scoring_table",
     "render_html",
     "run_dose",
 ]
 
-CONTROLLER_NAMES: tuple[str, ...] = ("basal_bolus", "pid", "population", "personalised")
+CONTROLLER_NAMES: tuple[str, ...] = (
+    "basal_bolus",
+    "pid",
+    "population",
+    "personalised",
+    "basal_bolus_g2p2c",
+)
+#: Meal announcement lead time of the G2P2C protocol (``t_meal`` = 20 min in RL4H/G2P2C
+#: ``utils/options.py``): the basal-bolus controller boluses 20 min before the meal.
+G2P2C_ANNOUNCE_AHEAD_MIN = 20
+# G2P2C's scoring (RL4H/G2P2C utils/core.py ``time_in_range``): CGM readings with
+# 70 < CGM <= 180 mg/dL count as in range.
+G2P2C_TIR_LOW_MG_DL = 70.0
+G2P2C_TIR_HIGH_MG_DL = 180.0
 
 # Published anchors (UVA/Padova simglucose patients, each paper's own protocol):
 # G2P2C, Hettiarachchi et al., Biomedical Signal Processing and Control 2024 (RL without
@@ -103,7 +131,14 @@ ANCHORS: pd.DataFrame = pd.DataFrame(
     ],
 )
 
-_MEAL_ANNOUNCED = {"basal_bolus": "yes", "pid": "no", "population": "yes", "personalised": "yes"}
+_MEAL_ANNOUNCED = {
+    "basal_bolus": "yes",
+    "pid": "no",
+    "population": "yes",
+    "personalised": "yes",
+    "basal_bolus_g2p2c": "yes, 20 min early",
+    "basal_bolus_quest_g2p2c": "yes, 20 min early",
+}
 _SUMMARY_METRICS = (
     "tir_pct",
     "below_70_pct",
@@ -269,38 +304,72 @@ def evaluate_controllers(
                 settings.append((f"personalised_{d}d", _bb(tp)))
             tp = _take(lpo.parameters[f"{protocol.record_days}d"], vp.names, lpo.names)
             settings.append((name, _bb(tp)))
+    g2p2c_settings: list[tuple[str, Controller]] = []
+    if "basal_bolus_g2p2c" in names:
+        basal, cr, cf = tdi_rule_therapy(vp.total_daily_insulin_u)
+        for label, params in (
+            ("basal_bolus_g2p2c", (basal, cr, cf)),
+            (
+                "basal_bolus_quest_g2p2c",
+                (vp.basal_u_per_h, vp.carb_ratio_g_per_u, vp.correction_factor_mg_dl_per_u),
+            ),
+        ):
+            g2p2c_settings.append(
+                (
+                    label,
+                    BasalBolusController(
+                        *params, correction_cooldown_min=G2P2C_CORRECTION_COOLDOWN_MIN
+                    ),
+                )
+            )
     n = len(vp)
-    batch = vp.select(list(vp.names) * len(settings))
-    env = GlucoseVectorEnv(
-        batch,
-        days=1.0,
-        sample_time_min=protocol.sample_time_min,
-        scenario=protocol.scenario,
-        sensor_noise=protocol.sensor_noise,
-        paired_copies=True,
-    )
-    stacked = StackedController([c for _, c in settings])
+    groups: list[tuple[list[tuple[str, Controller]], GlucoseVectorEnv]] = []
+    for group_settings, extra in (
+        (settings, {}),
+        (
+            g2p2c_settings,
+            {"announce_ahead_min": G2P2C_ANNOUNCE_AHEAD_MIN, "failure_signal": "cgm"},
+        ),
+    ):
+        if not group_settings:
+            continue
+        env = GlucoseVectorEnv(
+            vp.select(list(vp.names) * len(group_settings)),
+            days=1.0,
+            sample_time_min=protocol.sample_time_min,
+            scenario=protocol.scenario,
+            sensor_noise=protocol.sensor_noise,
+            paired_copies=True,
+            **extra,
+        )
+        groups.append((group_settings, env))
+    all_settings = [label for group_settings, _ in groups for label, _ in group_settings]
     rows = []
-    traces: dict[str, list[np.ndarray]] = {label: [] for label, _ in settings}
+    traces: dict[str, list[np.ndarray]] = {label: [] for label in all_settings}
+    n_rows = 0
     t0 = time.perf_counter()
     for episode in range(protocol.days):
-        say(f"episode {episode + 1}/{protocol.days}: {len(settings)} settings x {n} patients")
-        sim = rollout(stacked, env, seed=protocol.seed + episode)
-        m = glycaemic_metrics(sim.bg_mg_dl, failed=sim.failed)
-        for s, (label, _) in enumerate(settings):
-            sl = slice(s * n, (s + 1) * n)
-            traces[label].append(sim.bg_mg_dl[sl])
-            for i in range(n):
-                row = {
-                    "controller": label,
-                    "patient": vp.names[i],
-                    "age_group": vp.age_group[i],
-                    "episode": episode,
-                }
-                row.update({k: float(m[k][sl][i]) for k in METRIC_NAMES})
-                rows.append(row)
+        say(f"episode {episode + 1}/{protocol.days}: {len(all_settings)} settings x {n} patients")
+        for group_settings, env in groups:
+            stacked = StackedController([c for _, c in group_settings])
+            sim = rollout(stacked, env, seed=protocol.seed + episode)
+            n_rows += env.num_envs
+            m = glycaemic_metrics(sim.bg_mg_dl, failed=sim.failed)
+            m["cgm_tir_pct"] = _g2p2c_tir_pct(sim.cgm_mg_dl)
+            for s_idx, (label, _) in enumerate(group_settings):
+                sl = slice(s_idx * n, (s_idx + 1) * n)
+                traces[label].append(sim.bg_mg_dl[sl])
+                for i in range(n):
+                    row = {
+                        "controller": label,
+                        "patient": vp.names[i],
+                        "age_group": vp.age_group[i],
+                        "episode": episode,
+                    }
+                    row.update({k: float(m[k][sl][i]) for k in (*METRIC_NAMES, "cgm_tir_pct")})
+                    rows.append(row)
     timings["evaluation_s"] = time.perf_counter() - t0
-    timings["patient_days"] = float(protocol.days * len(batch))
+    timings["patient_days"] = float(n_rows)
     frame = pd.DataFrame(rows)
     frame["failure_pct"] = 100.0 * frame.pop("failure")
     return DoseResults(
@@ -310,6 +379,47 @@ def evaluate_controllers(
         personalisation=lpo,
         timings_s=timings,
     )
+
+
+def _g2p2c_tir_pct(cgm_mg_dl: np.ndarray) -> np.ndarray:
+    """Percentage of the available CGM readings in (70, 180] mg/dL, per row (G2P2C)."""
+    valid = np.isfinite(cgm_mg_dl)
+    in_range = valid & (cgm_mg_dl > G2P2C_TIR_LOW_MG_DL) & (cgm_mg_dl <= G2P2C_TIR_HIGH_MG_DL)
+    return 100.0 * in_range.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+
+
+def g2p2c_scoring_table(results: DoseResults) -> pd.DataFrame:
+    """Metrics scored as the G2P2C code does, per controller and age group.
+
+    ``cgm_tir_completed_pct``: mean of ``cgm_tir_pct`` over patient-days that did *not*
+    fail (G2P2C's ``complete_results``); ``failure_pct`` over all patient-days;
+    ``tir_pct`` (ours: noise-free glucose, every day, failures padded) for comparison.
+    """
+    df = results.per_patient_day
+    df = df[~df["controller"].str.startswith("personalised_")].copy()
+    done = df[df["failure_pct"] == 0]
+    out = []
+    for group in (*AGE_GROUPS, "all"):
+        sel = df if group == "all" else df[df["age_group"] == group]
+        sel_done = done if group == "all" else done[done["age_group"] == group]
+        for ctrl in dict.fromkeys(df["controller"]):
+            rows = sel[sel["controller"] == ctrl]
+            if rows.empty:
+                continue
+            rows_done = sel_done[sel_done["controller"] == ctrl]
+            out.append(
+                {
+                    "controller": ctrl,
+                    "age_group": group,
+                    "meal_announcement": _MEAL_ANNOUNCED.get(ctrl, "yes"),
+                    "cgm_tir_completed_pct": float(rows_done["cgm_tir_pct"].mean())
+                    if len(rows_done)
+                    else float("nan"),
+                    "tir_pct": float(rows["tir_pct"].mean()),
+                    "failure_pct": float(rows["failure_pct"].mean()),
+                }
+            )
+    return pd.DataFrame(out)
 
 
 def summary_table(results: DoseResults, include_curve: bool = False) -> pd.DataFrame:
