@@ -238,3 +238,24 @@ def test_simulate_basal_bolus_runs_and_controls(patients):
     assert noisy.t_min[-1] == 720 and np.any(noisy.cgm_mg_dl != noisy.subcutaneous_glucose_mg_dl)
     with pytest.raises(MetamedValueError, match="multiple"):
         simulate(patients, SimglucoseBasalBolus(patients), FixedMealScenario(), days=1.001)
+
+
+def test_fused_advance_matches_minute_steps() -> None:
+    # advance_unchecked (one call per sensor period) must equal M single-minute steps,
+    # through a meal (bookkeeping inside the fused loop) and with 2 sub-steps
+    vp = load_virtual_patients(["adult#001", "child#003", "adolescent#007"])
+    rng = np.random.default_rng(0)
+    for substeps in (1, 2):
+        model = UVAPadova(vp, substeps=substeps)
+        fused = stepped = model.initial_state(rng)
+        carbs = np.zeros((60, 3))
+        carbs[7] = [60.0, 0.0, 25.0]
+        carbs[31] = [0.0, 40.0, 0.0]
+        for k in range(12):
+            ins = rng.uniform(0.0, 0.2, size=3)
+            fused = model.advance_unchecked(fused, carbs[5 * k : 5 * k + 5], ins)
+            for j in range(5):
+                stepped = model.step_unchecked(stepped, carbs[5 * k + j], ins)
+        np.testing.assert_allclose(fused.x, stepped.x, rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(fused.meal_eaten_g, stepped.meal_eaten_g)
+        assert fused.t_min == stepped.t_min == 60

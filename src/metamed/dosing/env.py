@@ -356,13 +356,16 @@ class GlucoseVectorEnv(VectorEnv):
         active = ~self._needs_reset
         u_per_min = self._pump.deliver(np.where(active, rate / 60.0, 0.0))
         iob_decay = 1.0 / IOB_PEAK_MIN
+        # meals announced in each minute of the period; the action is held over it, so
+        # the model advances the whole period in one fused call
+        cols = self._t_min[:, None] + np.arange(self.sample_time_min)[None, :]
+        carbs = np.take_along_axis(self._meals_g, cols, axis=1).T * active
+        self._state = self.model.advance_unchecked(self._state, carbs, u_per_min)
         for _ in range(self.sample_time_min):
-            carbs = np.where(active, self._meals_g[np.arange(self.num_envs), self._t_min], 0.0)
-            self._state = self.model._step_unchecked(self._state, carbs, u_per_min)
             # two-compartment insulin-on-board; remaining fraction (1 + t/tau) e^(-t/tau)
             flow = self._iob * iob_decay
             self._iob = self._iob + np.stack([u_per_min - flow[0], flow[0] - flow[1]])
-            self._t_min = self._t_min + active
+        self._t_min = self._t_min + active * self.sample_time_min
         bg = self.blood_glucose_mg_dl()
         reading = self._read(bg, advance=True)
         self._cgm_hist = np.where(

@@ -215,17 +215,18 @@ def simulate(
             insulin = pump.deliver(action[0], action[1])
         else:
             insulin = pump.basal(action)
-        insulin = np.broadcast_to(insulin, (n,))
-        cgm_sum = np.zeros(n)
+        insulin = np.broadcast_to(np.asarray(insulin, dtype=float), (n,))
         t0 = k * st_int
-        for j in range(st_int):
-            state = model._step_unchecked(state, carbs[t0 + j], insulin)
-            if j == st_int - 1:  # a new reading once per sample time
-                held = sensor.measure(model.subcutaneous_glucose_mg_dl(state))
-            cgm_sum += held
+        # the action is held for the whole sample period: one fused model call
+        state = model.advance_unchecked(state, carbs[t0 : t0 + st_int], insulin)
         plasma[k + 1] = model.plasma_glucose_mg_dl(state)
         subq[k + 1] = model.subcutaneous_glucose_mg_dl(state)
-        cgm_obs[k + 1] = cgm_sum / st_int
+        # simglucose averages the per-minute held readings over the step: the old
+        # reading for the first st - 1 minutes, the new one (read once per sample time)
+        # in the last minute
+        new_reading = sensor.measure(subq[k + 1])
+        cgm_obs[k + 1] = ((st_int - 1) * held + new_reading) / st_int
+        held = new_reading
         insulin_rec[k] = insulin
         carbs_rec[k] = carbs[t0 : t0 + st_int].sum(axis=0)
         obs = SimObservation(t0 + st_int, cgm_obs[k + 1].copy(), carbs_rec[k].copy(), st)
