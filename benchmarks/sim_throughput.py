@@ -17,6 +17,11 @@ Usage::
 
     .venv/bin/python benchmarks/sim_throughput.py            # writes benchmarks/results/
     .venv/bin/python benchmarks/sim_throughput.py --days 2 --simglucose-patients 3
+
+Before/after a change: run the script on the old source tree first (e.g. a
+``git worktree`` of the old commit) with ``PYTHONPATH=<old tree>/src ... --out /tmp/before``,
+then on the current tree with ``--before-json /tmp/before/sim_throughput.json``; both runs
+time simglucose too, so each ratio is measured under the load of its own run.
 """
 
 from __future__ import annotations
@@ -130,6 +135,13 @@ def main() -> None:
     ap.add_argument("--simglucose-patients", type=int, default=3)
     ap.add_argument("--simglucose-days", type=int, default=1)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--before-json",
+        type=Path,
+        default=None,
+        help="result of this script on the previous code, shown as 'before'",
+    )
+    ap.add_argument("--before-label", default="previous code", help="what 'before' was")
     args = ap.parse_args()
 
     load_before = os.getloadavg()
@@ -169,6 +181,18 @@ def main() -> None:
             "load_average_1min_before_after": [load_before[0], load_after[0]],
         },
     }
+    before = json.loads(args.before_json.read_text()) if args.before_json else None
+    if before is not None:
+        result["before"] = {
+            "label": args.before_label,
+            "command": before.get("command"),
+            "metamed_30_patients_per_s": before["metamed_30_patients"]["patient_days_per_s"],
+            "metamed_300_patients_per_s": before["metamed_300_patients"]["patient_days_per_s"],
+            "simglucose_per_s": (before.get("simglucose") or {}).get("patient_days_per_s"),
+            "speedup_30_patients": before.get("speedup_30_patients"),
+            "speedup_300_patients": before.get("speedup_300_patients"),
+            "load_average_1min_before_after": before["machine"]["load_average_1min_before_after"],
+        }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sim_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
@@ -200,6 +224,33 @@ def main() -> None:
         )
     else:
         lines.append("| simglucose | not available (no --simglucose-python) | - | - |")
+    if before is not None:
+        b = result["before"]
+
+        def fmt(v: float | None, spec: str) -> str:
+            return "n/a" if v is None else format(v, spec)
+
+        lines += [
+            "",
+            f"## Before / after ({b['label']})",
+            "",
+            "Each row is its own run of this script (metamed and simglucose timed in the same "
+            "run); the 'before' run used the previous source tree "
+            f"(1-min load average {b['load_average_1min_before_after'][0]:.1f} / "
+            f"{b['load_average_1min_before_after'][1]:.1f}).",
+            "",
+            "| code | 30 patients: patient-days/s | speed-up | 300 patients: patient-days/s "
+            "| speed-up | simglucose patient-days/s |",
+            "|---|---|---|---|---|---|",
+            f"| before | {b['metamed_30_patients_per_s']:.1f} | "
+            f"{fmt(b['speedup_30_patients'], '.0f')}x | {b['metamed_300_patients_per_s']:.1f} | "
+            f"{fmt(b['speedup_300_patients'], '.0f')}x | {fmt(b['simglucose_per_s'], '.3f')} |",
+            f"| after | {ours30['patient_days_per_s']:.1f} | "
+            f"{fmt(result['speedup_30_patients'], '.0f')}x | "
+            f"{ours300['patient_days_per_s']:.1f} | "
+            f"{fmt(result['speedup_300_patients'], '.0f')}x | "
+            f"{fmt(sg['patient_days_per_s'] if sg else None, '.3f')} |",
+        ]
     (args.out / "sim_throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

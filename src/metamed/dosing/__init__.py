@@ -6,7 +6,10 @@ environment ``metamed/GlucoseDosing-v0`` and its batched vector version
 (:mod:`~metamed.dosing.controllers`), glycaemic metrics (:mod:`~metamed.dosing.metrics`),
 meta-learned personalisation from a few days of records
 (:mod:`~metamed.dosing.personalise`) and the evaluation protocol / report
-(:mod:`~metamed.dosing.evaluate`).  All patients are simulated, not real people.
+(:mod:`~metamed.dosing.evaluate`).  The simulator's building blocks are re-exported:
+CGM sensor and pump (:mod:`~metamed.dosing.devices`), meal scenarios
+(:mod:`~metamed.dosing.scenario`) and the simglucose-style closed loop
+(:mod:`~metamed.dosing.sim`).  All patients are simulated, not real people.
 """
 
 from metamed.dosing.controllers import (
@@ -15,6 +18,15 @@ from metamed.dosing.controllers import (
     Controller,
     PIDController,
     StackedController,
+    tdi_rule_therapy,
+)
+from metamed.dosing.devices import (
+    CGM_SENSORS,
+    INSULIN_PUMPS,
+    CGMSensor,
+    CGMSensorParams,
+    InsulinPump,
+    InsulinPumpParams,
 )
 from metamed.dosing.env import (
     ENV_ID,
@@ -28,42 +40,78 @@ from metamed.dosing.evaluate import (
     DoseProtocol,
     DoseResults,
     evaluate_controllers,
+    g2p2c_scoring_table,
+    paired_difference_table,
     run_dose,
 )
 from metamed.dosing.metrics import METRIC_NAMES, bg_risk, glycaemic_metrics, metrics_frame
-from metamed.dosing.patient import UVAPadova, VirtualPatients, load_virtual_patients
+from metamed.dosing.patient import (
+    PatientState,
+    Trajectory,
+    UVAPadova,
+    VirtualPatients,
+    load_virtual_patients,
+)
 from metamed.dosing.personalise import (
     PatientRecords,
     TherapyParameters,
     TherapyPersonaliser,
     leave_patients_out,
 )
+from metamed.dosing.scenario import (
+    G2P2C_MEAL_SLOTS,
+    MINUTES_PER_DAY,
+    FixedMealScenario,
+    G2P2CMealScenario,
+    MealScenario,
+)
+from metamed.dosing.sim import SimglucoseBasalBolus, SimObservation, SimResult, simulate
 
 __all__ = [
     "BasalBolusController",
-    "CONTROLLER_NAMES",
+    "bg_risk",
+    "CGM_SENSORS",
+    "CGMSensor",
+    "CGMSensorParams",
     "ControlInput",
     "Controller",
+    "CONTROLLER_NAMES",
     "DoseProtocol",
     "DoseResults",
     "ENV_ID",
+    "evaluate_controllers",
+    "FixedMealScenario",
+    "G2P2C_MEAL_SLOTS",
+    "g2p2c_scoring_table",
+    "G2P2CMealScenario",
     "GlucoseDosingEnv",
     "GlucoseVectorEnv",
-    "METRIC_NAMES",
-    "PIDController",
-    "PatientRecords",
-    "SimulationResult",
-    "StackedController",
-    "TherapyParameters",
-    "TherapyPersonaliser",
-    "UVAPadova",
-    "VirtualPatients",
-    "bg_risk",
-    "evaluate_controllers",
     "glycaemic_metrics",
+    "INSULIN_PUMPS",
+    "InsulinPump",
+    "InsulinPumpParams",
     "leave_patients_out",
     "load_virtual_patients",
+    "MealScenario",
+    "METRIC_NAMES",
     "metrics_frame",
-    "run_dose",
+    "MINUTES_PER_DAY",
+    "paired_difference_table",
+    "PatientRecords",
+    "PatientState",
+    "PIDController",
     "rollout",
+    "run_dose",
+    "SimglucoseBasalBolus",
+    "SimObservation",
+    "SimResult",
+    "simulate",
+    "SimulationResult",
+    "StackedController",
+    "tdi_rule_therapy",
+    "TherapyParameters",
+    "TherapyPersonaliser",
+    "Trajectory",
+    "UVAPadova",
+    "VirtualPatients",
 ]
