@@ -93,7 +93,7 @@ class AdaptedMLP(AdaptedModel):
         self.target_mean = target_mean
         self.target_std = target_std
 
-    def _outputs(self, X: np.ndarray) -> np.ndarray:
+    def _outputs(self, X: np.ndarray) -> torch.Tensor:
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise MetamedValueError(
@@ -102,11 +102,11 @@ class AdaptedMLP(AdaptedModel):
             )
         with torch.no_grad():
             out = forward(self.params, torch.from_numpy(X))
-        return out.double().numpy().reshape(-1)
+        return out.double().reshape(-1)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Logits (binary) or standardised predictions (numeric), shape (n,)."""
-        return self._outputs(X)
+        return self._outputs(X).numpy()
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(y = 1) per row, shape (n,)."""
@@ -115,14 +115,13 @@ class AdaptedMLP(AdaptedModel):
                 "predict_proba needs a binary outcome; this model predicts a numeric one. "
                 "Use predict(X) for predictions in the outcome's units."
             )
-        logits = self._outputs(X)
-        return 1.0 / (1.0 + np.exp(-logits))
+        return torch.sigmoid(self._outputs(X)).numpy()
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Class labels (binary, 0.5 threshold) or numeric predictions."""
         if self.outcome_type == "binary":
             return super().predict(X)
-        return self._outputs(X) * self.target_std + self.target_mean
+        return self._outputs(X).numpy() * self.target_std + self.target_mean
 
 
 # -- hyperparameter checks -------------------------------------------------------------------
