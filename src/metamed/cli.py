@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,8 +86,23 @@ def _parse_shots(text: str) -> tuple[int, ...]:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str) -> Iterator:
-    """A rich progress bar fed by (what, done, total) callbacks."""
+def progress_bar(description: str, every_s: float = 5.0) -> Iterator:
+    """Progress fed by (what, done, total) callbacks.
+
+    A live bar on a terminal; in a log (CI, nohup) one plain line every ``every_s``
+    seconds, because a live bar writes nothing to a file until it ends.
+    """
+    if not err_console.is_terminal:
+        last = [0.0]
+
+        def log_line(what: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= every_s or done == total:
+                last[0] = now
+                err_console.print(f"{description}: {done}/{total} {what}", highlight=False)
+
+        yield log_line
+        return
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
