@@ -566,8 +566,12 @@ class LocalGBM(_LocalLearner):
     num_leaves : int, default 7
     min_child_samples : int, default 2
         Fewest support rows in a leaf.
-    reg_lambda : float, default 1.0
-        L2 penalty on leaf values.
+    reg_lambda : float, default 5.0
+        L2 penalty on leaf values.  A leaf's value is −G / (H + reg_lambda) and at tiny K
+        the Hessian sum H is small (0.25 per row at p = 0.5), so this penalty sets how
+        far probabilities move from the prevalence.  With 1.0, K = 4 gave a Brier score
+        (0.345) worse than a constant prediction; 5.0 gave 0.267 at the same AUROC
+        (docs/learners/local-gbm.md).
     n_jobs : int, default 1
         Threads; one thread keeps fits deterministic and avoids oversubscription when
         many episodes run in parallel.
@@ -580,7 +584,7 @@ class LocalGBM(_LocalLearner):
         learning_rate: float = 0.1,
         num_leaves: int = 7,
         min_child_samples: int = 2,
-        reg_lambda: float = 1.0,
+        reg_lambda: float = 5.0,
         n_jobs: int = 1,
         random_state: int = 0,
     ) -> None:
