@@ -48,6 +48,7 @@ from metamed.tasks.episodes import EpisodeBatch
 
 __all__ = [
     "Params",
+    "LearningRate",
     "InnerLoopConfig",
     "MetaGradient",
     "BACKENDS",
