@@ -3,15 +3,6 @@
 Importing this package registers every learner under its CLI name.
 """
 
-import importlib
-
-# TEMPORARY while learners land in parallel: import what exists.
-for _module in ("baselines", "maml", "protonet", "reptile"):
-    try:
-        importlib.import_module(f"metamed.learners.{_module}")
-    except ModuleNotFoundError as _error:
-        if _error.name != f"metamed.learners.{_module}":
-            raise
 from metamed.learners.base import (
     LEARNERS,
     AdaptedModel,
@@ -20,16 +11,37 @@ from metamed.learners.base import (
     make_learner,
     register,
 )
+from metamed.learners.baselines import (
+    LocalGBM,
+    LocalLogisticRegression,
+    PooledFineTune,
+    PooledMLP,
+)
+from metamed.learners.maml import ANIL, FOMAML, MAML, AdaptedMLP, GradientMetaLearner, MetaSGD
+from metamed.learners.protonet import ProtoNet
+from metamed.learners.reptile import Reptile
 
 #: Methods that are reference points rather than meta-learners: each meta-learner is
 #: compared with the best of these on the same episodes.
 BASELINES: tuple[str, ...] = ("pooled", "pooled-finetune", "local-logreg", "local-gbm")
 
 __all__ = [
-    "AdaptedModel",
+    "ANIL",
     "BASELINES",
+    "FOMAML",
     "LEARNERS",
+    "MAML",
+    "AdaptedMLP",
+    "AdaptedModel",
+    "GradientMetaLearner",
+    "LocalGBM",
+    "LocalLogisticRegression",
     "MetaLearner",
+    "MetaSGD",
+    "PooledFineTune",
+    "PooledMLP",
+    "ProtoNet",
+    "Reptile",
     "learner_names",
     "make_learner",
     "register",
