@@ -7,7 +7,12 @@ and the test *fails*, so that CI with data never passes silently by skipping.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -68,3 +73,29 @@ def need_dataset():
     Usage: ``def test_x(need_dataset): folder = need_dataset("support2")``.
     """
     return require_dataset
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # keep test output clean
+        pass
+
+
+@contextmanager
+def _serve(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` on 127.0.0.1 (free port) in a thread; yield the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def serve():
+    """A loopback HTTP server factory: ``with serve(folder) as base_url: ...``."""
+    return _serve

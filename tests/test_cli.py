@@ -181,3 +181,53 @@ def test_datasets_lists_known_datasets(tmp_path):
     assert result.exit_code == 0, result.output
     assert "uci-heart" in result.output and "synthetic" in result.output
     assert "CC BY" in result.output
+
+
+def test_uci_heart_leave_one_site_out(uci_heart_dir, tmp_path):
+    """The real four-hospital cohort end to end (small budget; full runs live in the README)."""
+    out = tmp_path / "heart"
+    result = invoke(
+        "benchmark",
+        "--dataset",
+        "uci-heart",
+        "--data-dir",
+        str(uci_heart_dir.parent),
+        "--methods",
+        "fomaml,local-logreg",
+        "--meta-iterations",
+        "20",
+        "--shots",
+        "5,10",
+        "--draws",
+        "2",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["task"]) == {"cleveland", "hungarian", "switzerland", "va"}
+    config = json.loads((out / "config.json").read_text())
+    assert config["checksums"]["processed.va.data"].startswith("e7c93d8d")
+    splits = config["config"]["splits"]
+    assert [s["test"] for s in splits] == [["cleveland"], ["hungarian"], ["switzerland"], ["va"]]
+
+
+def test_data_fetch_from_loopback_mirror(uci_heart_dir, tmp_path, serve):
+    with serve(uci_heart_dir.parent) as url:
+        result = invoke(
+            "data",
+            "fetch",
+            "uci-heart",
+            "--dest",
+            str(tmp_path),
+            "--base-url",
+            f"{url}/uci-heart-disease",
+        )
+    assert result.exit_code == 0, result.output
+    assert "verified" in result.output
+    listed = invoke("datasets", "--data-dir", str(tmp_path))
+    assert "uci-heart" in listed.output
+
+
+def test_data_fetch_unknown_name(tmp_path):
+    assert_clean_error(invoke("data", "fetch", "uci-hearts", "--dest", str(tmp_path)), "uci-heart")

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,31 +12,11 @@ from metamed.data.sources import get_source, load_dataset, verify
 from metamed.errors import ChecksumError, DataNotFoundError, MetamedValueError
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # keep test output clean
-        pass
-
-
-@contextmanager
-def serve(directory: Path) -> Iterator[str]:
-    """Serve ``directory`` on 127.0.0.1 (free port) in a thread; yield the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 def _leftovers(dest: Path) -> list[str]:
     return sorted(str(p.relative_to(dest)) for p in dest.rglob("*")) if dest.exists() else []
 
 
-def test_fetch_real_files_from_loopback(uci_heart_dir: Path, tmp_path: Path) -> None:
+def test_fetch_real_files_from_loopback(uci_heart_dir: Path, tmp_path: Path, serve) -> None:
     calls: list[tuple[str, int, int]] = []
     with serve(uci_heart_dir.parent) as url:
         folder = fetch_dataset(
@@ -72,7 +47,7 @@ def test_fetch_real_files_from_loopback(uci_heart_dir: Path, tmp_path: Path) -> 
         assert calls == []
 
 
-def test_one_corrupted_file_installs_nothing(uci_heart_dir: Path, tmp_path: Path) -> None:
+def test_one_corrupted_file_installs_nothing(uci_heart_dir: Path, tmp_path: Path, serve) -> None:
     served = tmp_path / "served"
     shutil.copytree(uci_heart_dir, served)
     served.chmod(0o755)
@@ -85,7 +60,7 @@ def test_one_corrupted_file_installs_nothing(uci_heart_dir: Path, tmp_path: Path
     assert _leftovers(dest) == []  # not even the three good files
 
 
-def test_corrupted_download_rejected_without_real_data(tmp_path: Path) -> None:
+def test_corrupted_download_rejected_without_real_data(tmp_path: Path, serve) -> None:
     served = tmp_path / "served"
     served.mkdir()
     for item in get_source("uci-heart").files:
@@ -96,7 +71,7 @@ def test_corrupted_download_rejected_without_real_data(tmp_path: Path) -> None:
     assert _leftovers(dest) == []
 
 
-def test_http_error_and_unusable_sources(tmp_path: Path) -> None:
+def test_http_error_and_unusable_sources(tmp_path: Path, serve) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     dest = tmp_path / "dest"

@@ -88,17 +88,17 @@ def test_no_query_row_or_label_reaches_adaptation(monkeypatch):
 
     # preprocessing of each split saw only that split's training sites
     assert len(fit_frames) == len(splits)
-    for frame, split in zip(fit_frames, splits):
+    for frame, split in zip(fit_frames, splits, strict=True):
         assert set(frame["site"]) == set(split.train)
 
     fits = [e for e in SpyLearner.LOG if e[0] == "meta_fit"]
-    for (_, names, _), split in zip(fits, splits):
+    for (_, names, _), split in zip(fits, splits, strict=True):
         assert set(names) == set(split.train) and not set(names) & set(split.test)
 
     adapts = [e for e in SpyLearner.LOG if e[0] == "adapt"]
     predicts = [e for e in SpyLearner.LOG if e[0] == "predict"]
     assert len(adapts) == len(drawn) == len(predicts) == 4 * 2 * 3
-    for (_, name, X, y), (_, Xq), (task, s, q) in zip(adapts, predicts, drawn):
+    for (_, name, X, y), (_, Xq), (task, s, q) in zip(adapts, predicts, drawn, strict=True):
         assert name == task.name
         assert not set(s) & set(q)
         np.testing.assert_array_equal(X, task.X[s])  # adapt got exactly the support rows...
@@ -123,7 +123,7 @@ def test_same_episodes_for_every_method():
     )
     adapts = [e for e in SpyLearner.LOG if e[0] == "adapt"]
     first, second = adapts[:2], adapts[2:]
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a[2], b[2])
 
 

@@ -131,6 +131,11 @@ def run_protocol(
         test = make_tasks(taskset, split.test, prep)
         for name, template in methods.items():
             learner = template.clone()
+            if progress is not None and hasattr(learner, "progress"):
+                # long meta-training shows its iterations inside the current step
+                learner.progress = lambda it, n_it, loss, name=name: progress(
+                    f"meta-training {name}: iteration {it}/{n_it}, loss {loss:.3f}", done, total
+                )
             start = time.perf_counter()
             learner.meta_fit(train, val_tasks=val)
             fit_seconds[f"{name}|{','.join(split.test)}"] = time.perf_counter() - start
