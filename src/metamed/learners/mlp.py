@@ -20,11 +20,12 @@ Params = dict[str, torch.Tensor]
 def init_mlp(sizes: list[int] | tuple[int, ...], generator: torch.Generator) -> Params:
     """Parameters of an MLP with layer widths ``sizes`` (input first, output last).
 
-    Weights use Kaiming-uniform scaling for ReLU layers (as ``nn.Linear`` does) and
-    biases start at zero; all randomness comes from ``generator``.
+    Weights are uniform with variance ``1 / fan_in`` (LeCun scaling, which keeps
+    logits of order one for standardised inputs) and biases start at zero; all
+    randomness comes from ``generator``.
     """
     params: Params = {}
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         bound = 1.0 / math.sqrt(n_in)
         w = (torch.rand(n_out, n_in, generator=generator) * 2 - 1) * bound * math.sqrt(3.0)
         params[f"w{i}"] = w
