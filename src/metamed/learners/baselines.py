@@ -25,6 +25,7 @@ from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from metamed.errors import MetamedTypeError, MetamedValueError
+from metamed.learners._training import EarlyStopping
 from metamed.learners.base import AdaptedModel, MetaLearner, register
 from metamed.learners.mlp import Params, init_mlp, mlp_forward
 from metamed.tasks.task import Task
@@ -346,7 +347,7 @@ class PooledMLP(MetaLearner):
         opt = torch.optim.Adam(params.values(), lr=self.lr, weight_decay=self.weight_decay)
 
         history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
-        best, best_loss, best_epoch, stale = detach_params(params), math.inf, 0, 0
+        stopper = EarlyStopping(detach_params(params), int(self.patience))
         n = len(y_t)
         for epoch in range(1, int(self.max_epochs) + 1):
             order = torch.randperm(n, generator=gen)
@@ -366,13 +367,10 @@ class PooledMLP(MetaLearner):
             with torch.no_grad():
                 val_loss = float(_loss(outcome_type, mlp_forward(params, xv_t), yv_t))
             history["val_loss"].append(val_loss)
-            if val_loss < best_loss:
-                best, best_loss, best_epoch, stale = detach_params(params), val_loss, epoch, 0
-            else:
-                stale += 1
-                if stale >= int(self.patience):
-                    break
+            if stopper.update(val_loss, epoch, lambda: detach_params(params)):
+                break
 
+        best, best_epoch = stopper.best_state, stopper.best_step
         if not val_tasks:
             best, best_epoch = detach_params(params), len(history["train_loss"])
         self.params_ = best

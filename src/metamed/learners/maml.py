@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from metamed.errors import MetamedTypeError, MetamedValueError, unknown_name
+from metamed.learners._training import EarlyStopping
 from metamed.learners.base import AdaptedModel, MetaLearner, register
 from metamed.learners.engine import (
     BACKENDS,
@@ -373,11 +374,12 @@ class GradientMetaLearner(MetaLearner):
         """The meta-training loop with early stopping; returns (history, best state)."""
 
         history: dict[str, Any] = {"train_loss": [], "val_loss": [], "stopped_early": False}
-        best_state = _copy_state(state)
-        best_loss, best_iteration, bad_evals = math.inf, 0, 0
+        initial_state = _copy_state(state)
+        initial_loss = math.inf
         if val_batch is not None:
-            best_loss = self._val_loss(state, val_batch)
-            history["val_loss"].append((0, best_loss))
+            initial_loss = self._val_loss(state, val_batch)
+            history["val_loss"].append((0, initial_loss))
+        stopper = EarlyStopping(initial_state, self.patience, best_loss=initial_loss)
         total = int(self.meta_iterations)
         iteration = 0
         for iteration in range(1, total + 1):
@@ -395,14 +397,10 @@ class GradientMetaLearner(MetaLearner):
             if val_batch is not None and (iteration % self.eval_every == 0 or iteration == total):
                 val = self._val_loss(state, val_batch)
                 history["val_loss"].append((iteration, val))
-                if val < best_loss:
-                    best_loss, best_iteration, bad_evals = val, iteration, 0
-                    best_state = _copy_state(state)
-                else:
-                    bad_evals += 1
-                    if self.patience is not None and bad_evals >= self.patience:
-                        history["stopped_early"] = True
-                        break
+                if stopper.update(val, iteration, lambda: _copy_state(state)):
+                    history["stopped_early"] = True
+                    break
+        best_state, best_iteration = stopper.best_state, stopper.best_step
         if val_batch is None:
             best_state, best_iteration = _copy_state(state), iteration
         history["best_iteration"] = best_iteration
@@ -478,6 +476,38 @@ class _MAMLFamily(GradientMetaLearner):
         return out.loss
 
 
+class _FirstOrderOption(_MAMLFamily):
+    """The MAML-family hyperparameters plus ``first_order`` (MAML, ANIL and Meta-SGD).
+
+    FOMAML is first order by definition and therefore takes no such parameter.
+    """
+
+    def __init__(
+        self,
+        hidden_sizes: tuple[int, ...] = (64, 64),
+        inner_steps: int = 5,
+        inner_lr: float = 0.1,
+        outer_lr: float = 1e-3,
+        meta_batch_size: int = 16,
+        meta_iterations: int = 500,
+        k_support: int = 10,
+        n_query: int | None = 20,
+        chunk_size: int | None = None,
+        adapt_steps: int | None = None,
+        eval_every: int = 25,
+        patience: int | None = 5,
+        backend: str = "manual",
+        first_order: bool = False,
+        random_state: int | None = 0,
+    ) -> None:
+        super().__init__(
+            hidden_sizes, inner_steps, inner_lr, outer_lr, meta_batch_size, meta_iterations,
+            k_support, n_query, chunk_size, adapt_steps, eval_every, patience, backend,
+            random_state,
+        )  # fmt: skip
+        self.first_order = first_order
+
+
 _FAMILY_DOC = """
     Parameters
     ----------
@@ -513,7 +543,7 @@ _FAMILY_DOC = """
 
 
 @register("maml")
-class MAML(_MAMLFamily):
+class MAML(_FirstOrderOption):
     """Model-Agnostic Meta-Learning (Finn et al., 2017).
 
     Learns an MLP initialisation from which ``inner_steps`` SGD steps on a task's
@@ -523,31 +553,6 @@ class MAML(_MAMLFamily):
     first_order : bool, default False
         Drop the second-order terms (equivalent to :class:`FOMAML`).
     """
-
-    def __init__(
-        self,
-        hidden_sizes: tuple[int, ...] = (64, 64),
-        inner_steps: int = 5,
-        inner_lr: float = 0.1,
-        outer_lr: float = 1e-3,
-        meta_batch_size: int = 16,
-        meta_iterations: int = 500,
-        k_support: int = 10,
-        n_query: int | None = 20,
-        chunk_size: int | None = None,
-        adapt_steps: int | None = None,
-        eval_every: int = 25,
-        patience: int | None = 5,
-        backend: str = "manual",
-        first_order: bool = False,
-        random_state: int | None = 0,
-    ) -> None:
-        super().__init__(
-            hidden_sizes, inner_steps, inner_lr, outer_lr, meta_batch_size, meta_iterations,
-            k_support, n_query, chunk_size, adapt_steps, eval_every, patience, backend,
-            random_state,
-        )  # fmt: skip
-        self.first_order = first_order
 
 
 @register("fomaml")
@@ -565,7 +570,7 @@ class FOMAML(_MAMLFamily):
 
 
 @register("anil")
-class ANIL(_MAMLFamily):
+class ANIL(_FirstOrderOption):
     """Almost No Inner Loop (Raghu et al., 2020).
 
     MAML in which the inner loop adapts only the output layer; the hidden layers (the
@@ -577,34 +582,9 @@ class ANIL(_MAMLFamily):
 
     _head_only = True
 
-    def __init__(
-        self,
-        hidden_sizes: tuple[int, ...] = (64, 64),
-        inner_steps: int = 5,
-        inner_lr: float = 0.1,
-        outer_lr: float = 1e-3,
-        meta_batch_size: int = 16,
-        meta_iterations: int = 500,
-        k_support: int = 10,
-        n_query: int | None = 20,
-        chunk_size: int | None = None,
-        adapt_steps: int | None = None,
-        eval_every: int = 25,
-        patience: int | None = 5,
-        backend: str = "manual",
-        first_order: bool = False,
-        random_state: int | None = 0,
-    ) -> None:
-        super().__init__(
-            hidden_sizes, inner_steps, inner_lr, outer_lr, meta_batch_size, meta_iterations,
-            k_support, n_query, chunk_size, adapt_steps, eval_every, patience, backend,
-            random_state,
-        )  # fmt: skip
-        self.first_order = first_order
-
 
 @register("metasgd")
-class MetaSGD(_MAMLFamily):
+class MetaSGD(_FirstOrderOption):
     """Meta-SGD (Li et al., 2017).
 
     MAML with a learned inner-loop step size for every parameter entry (``lrs_``,
@@ -619,31 +599,6 @@ class MetaSGD(_MAMLFamily):
     lrs_ : dict of str to Tensor
         Learned per-parameter inner-loop step sizes.
     """
-
-    def __init__(
-        self,
-        hidden_sizes: tuple[int, ...] = (64, 64),
-        inner_steps: int = 5,
-        inner_lr: float = 0.1,
-        outer_lr: float = 1e-3,
-        meta_batch_size: int = 16,
-        meta_iterations: int = 500,
-        k_support: int = 10,
-        n_query: int | None = 20,
-        chunk_size: int | None = None,
-        adapt_steps: int | None = None,
-        eval_every: int = 25,
-        patience: int | None = 5,
-        backend: str = "manual",
-        first_order: bool = False,
-        random_state: int | None = 0,
-    ) -> None:
-        super().__init__(
-            hidden_sizes, inner_steps, inner_lr, outer_lr, meta_batch_size, meta_iterations,
-            k_support, n_query, chunk_size, adapt_steps, eval_every, patience, backend,
-            random_state,
-        )  # fmt: skip
-        self.first_order = first_order
 
     _state_stems = ("params", "lrs")
 

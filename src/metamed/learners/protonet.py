@@ -29,13 +29,13 @@ The whole meta-batch is processed in one call: episodes are padded into an
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from metamed.errors import MetamedValueError
+from metamed.learners._training import EarlyStopping
 from metamed.learners.base import AdaptedModel, MetaLearner, register
 from metamed.learners.baselines import (
     ProgressFn,
@@ -272,8 +272,11 @@ class ProtoNet(MetaLearner):
         prior = bool(self.prior_correction)
 
         history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
-        best = (detach_params(params), float(log_scale.detach()))
-        best_loss, best_iteration, stale = math.inf, 0, 0
+
+        def snapshot() -> tuple[Params, float]:
+            return detach_params(params), float(log_scale.detach())
+
+        stopper = EarlyStopping(snapshot(), int(self.patience))
         total = int(self.n_iterations)
         for iteration in range(1, total + 1):
             loss = _batch_loss(params, log_scale, sampler.sample(int(self.meta_batch_size)), prior)
@@ -288,20 +291,12 @@ class ProtoNet(MetaLearner):
             with torch.no_grad():
                 val_loss = float(_batch_loss(params, log_scale, val_batch, prior))
             history["val_loss"].append(val_loss)
-            if val_loss < best_loss:
-                best, best_loss, best_iteration, stale = (
-                    (detach_params(params), float(log_scale.detach())),
-                    val_loss,
-                    iteration,
-                    0,
-                )
-            else:
-                stale += 1
-                if stale >= int(self.patience):
-                    break
+            if stopper.update(val_loss, iteration, snapshot):
+                break
 
+        best, best_iteration = stopper.best_state, stopper.best_step
         if val_batch is None:
-            best, best_iteration = (detach_params(params), float(log_scale.detach())), total
+            best, best_iteration = snapshot(), total
         self.params_, self.log_scale_ = best
         self.n_features_ = n_features
         self.best_iteration_ = best_iteration
