@@ -547,28 +547,24 @@ def _dataset_block(
         f'<p class="caption">Mean over held-out tasks; shaded band: {level * 100:g}% bootstrap '
         f"CI over tasks. Dashed lines are baselines.</p>"
     )
-    panels = _BINARY_PANELS if outcome == "binary" else _NUMERIC_PANELS
-    panels = tuple(m for m in panels if m in metrics)
-    if panels:
-        parts.append(
-            _img(
-                plots.kshot_panels_png(
-                    summary, panels, methods=order, baselines=base, colors=colors
-                ),
-                "secondary metrics versus K",
-            )
-        )
+
+    def panels_img(wanted: Sequence[str], alt: str) -> str | None:
+        """K-shot panels of the ``wanted`` metrics present here (None if there are none)."""
+        present = tuple(m for m in wanted if m in metrics)
+        if not present:
+            return None
+        png = plots.kshot_panels_png(summary, present, methods=order, baselines=base, colors=colors)
+        return _img(png, alt)
+
+    secondary = panels_img(
+        _BINARY_PANELS if outcome == "binary" else _NUMERIC_PANELS, "secondary metrics versus K"
+    )
+    if secondary is not None:
+        parts.append(secondary)
     if outcome == "binary":
-        calib = tuple(m for m in _CALIBRATION_PANELS if m in metrics)
-        if calib:
-            parts.append(
-                _img(
-                    plots.kshot_panels_png(
-                        summary, calib, methods=order, baselines=base, colors=colors
-                    ),
-                    "calibration slope and intercept versus K",
-                )
-            )
+        calib = panels_img(_CALIBRATION_PANELS, "calibration slope and intercept versus K")
+        if calib is not None:
+            parts.append(calib)
             parts.append(
                 '<p class="caption">Calibration slope (ideal 1; below 1 means predictions are '
                 "too extreme) and calibration-in-the-large intercept (ideal 0; below 0 means "

@@ -276,6 +276,46 @@ def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
     return rows, cols
 
 
+def _method_panels(
+    predictions: pd.DataFrame,
+    k: int,
+    methods: Sequence[str] | None,
+    colors: Mapping[str, str] | None,
+    panel_in: float,
+) -> tuple[pd.DataFrame, list[str], dict[str, str], Figure, np.ndarray]:
+    """Predictions at ``k`` and a grid of one panel per method.
+
+    Returns the rows at ``k``, the methods (default: all with predictions at ``k``), the
+    colour per method, the figure and its flat array of axes.
+    """
+    _check_predictions(predictions)
+    at_k = predictions[predictions["k"] == k]
+    if methods is None:
+        methods = sorted(map(str, at_k["method"].unique()))
+    methods = list(methods)
+    colors = dict(colors) if colors is not None else method_colors(methods)
+    n_rows, n_cols = _grid(max(len(methods), 1))
+    fig = _new_figure(panel_in * n_cols, panel_in * n_rows + 0.3)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).reshape(-1)
+    return at_k, methods, colors, fig, axes
+
+
+def _finite_outcomes(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Observed and predicted values of ``rows``, keeping rows where both are finite."""
+    y = rows["y_true"].to_numpy(dtype=float)
+    pred = rows["y_prob"].to_numpy(dtype=float)
+    keep = np.isfinite(y) & np.isfinite(pred)
+    return y[keep], pred[keep]
+
+
+def _finish_panels(fig: Figure, axes: np.ndarray, n_used: int, title: str) -> bytes:
+    """Hide the grid's unused panels, add the figure title and render to PNG."""
+    for ax in axes[n_used:]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=10)
+    return figure_to_png(fig)
+
+
 def reliability_png(
     predictions: pd.DataFrame,
     k: int,
@@ -314,22 +354,10 @@ def reliability_png(
     bytes
         PNG image.
     """
-    _check_predictions(predictions)
-    at_k = predictions[predictions["k"] == k]
-    if methods is None:
-        methods = sorted(map(str, at_k["method"].unique()))
-    methods = list(methods)
-    colors = dict(colors) if colors is not None else method_colors(methods)
-    n_rows, n_cols = _grid(max(len(methods), 1))
-    fig = _new_figure(panel_in * n_cols, panel_in * n_rows + 0.3)
-    axes = fig.subplots(n_rows, n_cols, squeeze=False).reshape(-1)
+    at_k, methods, colors, fig, axes = _method_panels(predictions, k, methods, colors, panel_in)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     for ax, method in zip(axes, methods, strict=False):
-        rows = at_k[at_k["method"] == method]
-        y = rows["y_true"].to_numpy(dtype=float)
-        p = rows["y_prob"].to_numpy(dtype=float)
-        keep = np.isfinite(y) & np.isfinite(p)
-        y, p = y[keep], p[keep]
+        y, p = _finite_outcomes(at_k[at_k["method"] == method])
         ax.plot([0, 1], [0, 1], color="#999999", lw=0.8, ls=":")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
@@ -355,10 +383,9 @@ def reliability_png(
         ax.set_xlabel("predicted risk", fontsize=8)
         ax.set_ylabel("observed rate", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in axes[len(methods) :]:
-        ax.set_visible(False)
-    fig.suptitle(f"Reliability at K={k} (pooled over held-out tasks and draws)", fontsize=10)
-    return figure_to_png(fig)
+    return _finish_panels(
+        fig, axes, len(methods), f"Reliability at K={k} (pooled over held-out tasks and draws)"
+    )
 
 
 def predicted_vs_observed_png(
@@ -393,21 +420,9 @@ def predicted_vs_observed_png(
     bytes
         PNG image.
     """
-    _check_predictions(predictions)
-    at_k = predictions[predictions["k"] == k]
-    if methods is None:
-        methods = sorted(map(str, at_k["method"].unique()))
-    methods = list(methods)
-    colors = dict(colors) if colors is not None else method_colors(methods)
-    n_rows, n_cols = _grid(max(len(methods), 1))
-    fig = _new_figure(panel_in * n_cols, panel_in * n_rows + 0.3)
-    axes = fig.subplots(n_rows, n_cols, squeeze=False).reshape(-1)
+    at_k, methods, colors, fig, axes = _method_panels(predictions, k, methods, colors, panel_in)
     for ax, method in zip(axes, methods, strict=False):
-        rows = at_k[at_k["method"] == method]
-        y = rows["y_true"].to_numpy(dtype=float)
-        pred = rows["y_prob"].to_numpy(dtype=float)
-        keep = np.isfinite(y) & np.isfinite(pred)
-        y, pred = y[keep], pred[keep]
+        y, pred = _finite_outcomes(at_k[at_k["method"] == method])
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         if len(y) == 0:
@@ -431,7 +446,6 @@ def predicted_vs_observed_png(
         ax.set_xlabel("predicted", fontsize=8)
         ax.set_ylabel("observed", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in axes[len(methods) :]:
-        ax.set_visible(False)
-    fig.suptitle(f"Predicted vs observed at K={k} (pooled over held-out tasks)", fontsize=10)
-    return figure_to_png(fig)
+    return _finish_panels(
+        fig, axes, len(methods), f"Predicted vs observed at K={k} (pooled over held-out tasks)"
+    )
