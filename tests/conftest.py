@@ -1,4 +1,5 @@
-"""Shared fixtures: where real datasets live, and the skip/fail rule for tests that need them.
+"""Shared fixtures: where real datasets live, the skip/fail rule for tests that need them,
+and the small synthetic task problem used by the learner tests.
 
 Rule: a test that needs real data is *skipped* only when ``METAMED_DATA_DIR`` is unset
 (a machine without data).  When the variable is set, missing data is a broken setup
@@ -15,8 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+
+from metamed.tasks import Task, sample_support_query
 
 # One torch thread: the tests use tiny models, where a second thread gains nothing and,
 # on a loaded 2-core machine, busy-waiting threads made the suite up to 10x slower.
@@ -99,3 +103,54 @@ def _serve(directory: Path) -> Iterator[str]:
 def serve():
     """A loopback HTTP server factory: ``with serve(folder) as base_url: ...``."""
     return _serve
+
+
+def _toy_tasks(
+    n_tasks: int = 6,
+    n_features: int = 8,
+    seed: int = 0,
+    n_rows: int = 60,
+    outcome_type: str = "binary",
+) -> list[Task]:
+    """Tasks sharing a linear model, each with its own weight and intercept shift.
+
+    Binary tasks draw y from the logistic model; numeric tasks use the linear predictor
+    plus unit Gaussian noise.  Each task's features also get their own mean shift, so
+    tasks differ in their inputs as well as in their outcome model.
+    """
+    rng = np.random.default_rng(seed)
+    w_shared = rng.normal(size=n_features)
+    tasks = []
+    for t in range(n_tasks):
+        w = w_shared + 0.5 * rng.normal(size=n_features)
+        b = rng.normal(scale=0.5)
+        X = rng.normal(size=(n_rows, n_features)) + rng.normal(scale=0.3, size=n_features)
+        eta = X @ w + b
+        if outcome_type == "binary":
+            y = (rng.random(n_rows) < 1.0 / (1.0 + np.exp(-eta))).astype(np.float32)
+        else:
+            y = eta + rng.normal(size=n_rows)
+        tasks.append(Task(f"task{t}", X, y, outcome_type))
+    return tasks
+
+
+@pytest.fixture(scope="session")
+def make_toy_tasks():
+    """Factory of the learner tests' synthetic problem (seeded, so calls are reproducible).
+
+    Usage: ``def test_x(make_toy_tasks): tasks = make_toy_tasks(n_rows=100)``; keyword
+    arguments ``n_tasks=6, n_features=8, seed=0, n_rows=60, outcome_type="binary"``.
+    """
+    return _toy_tasks
+
+
+def _support_query(task: Task, k: int, seed: int) -> tuple[Task, Task]:
+    """A K-shot support set of ``task`` and the disjoint query set (the remaining rows)."""
+    support, query = sample_support_query(task, k, np.random.default_rng(seed))
+    return task.subset(support), task.subset(query)
+
+
+@pytest.fixture(scope="session")
+def split_support_query():
+    """``split_support_query(task, k, seed) -> (support, query)`` as a fixture."""
+    return _support_query

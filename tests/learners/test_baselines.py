@@ -16,42 +16,19 @@ from metamed.learners.baselines import (
     PooledFineTune,
     PooledMLP,
 )
-from metamed.tasks import Task, sample_support_query
+from metamed.tasks import Task
 
-N_FEATURES = 8
 FAST = dict(hidden_sizes=(16,), max_epochs=5, batch_size=64)
 
 
-def synthetic_tasks(
-    seed: int = 0, n_tasks: int = 6, n_rows: int = 60, outcome_type: str = "binary"
-) -> list[Task]:
-    """Tasks sharing a linear model with task shifts (the contract suite's problem).
-
-    Binary tasks draw y from the logistic model; numeric tasks use the linear predictor
-    plus unit Gaussian noise.
-    """
-    rng = np.random.default_rng(seed)
-    w_shared = rng.normal(size=N_FEATURES)
-    tasks = []
-    for t in range(n_tasks):
-        w = w_shared + 0.5 * rng.normal(size=N_FEATURES)
-        b = rng.normal(scale=0.5)
-        X = rng.normal(size=(n_rows, N_FEATURES)) + rng.normal(scale=0.3, size=N_FEATURES)
-        eta = X @ w + b
-        if outcome_type == "binary":
-            y = (rng.random(n_rows) < 1.0 / (1.0 + np.exp(-eta))).astype(np.float32)
-        else:
-            y = eta + rng.normal(size=n_rows)
-        tasks.append(Task(f"task{t}", X, y, outcome_type))
-    return tasks
+@pytest.fixture(scope="module")
+def tasks(make_toy_tasks) -> list[Task]:
+    return make_toy_tasks()
 
 
-TASKS = synthetic_tasks()
-
-
-def _support_query(task: Task, k: int, seed: int) -> tuple[Task, Task]:
-    support, query = sample_support_query(task, k, np.random.default_rng(seed))
-    return task.subset(support), task.subset(query)
+@pytest.fixture(scope="module")
+def numeric_tasks(make_toy_tasks) -> list[Task]:
+    return make_toy_tasks(seed=1, n_rows=80, outcome_type="numeric")
 
 
 # -- better than chance ----------------------------------------------------------------------
@@ -61,8 +38,10 @@ def _support_query(task: Task, k: int, seed: int) -> tuple[Task, Task]:
     ("name", "k"),
     [("pooled", 10), ("pooled-finetune", 10), ("local-logreg", 10), ("local-gbm", 30)],
 )
-def test_each_baseline_beats_chance_on_synthetic_tasks(name: str, k: int) -> None:
-    tasks = synthetic_tasks(seed=0, n_rows=100)
+def test_each_baseline_beats_chance_on_synthetic_tasks(
+    name: str, k: int, make_toy_tasks, split_support_query
+) -> None:
+    tasks = make_toy_tasks(seed=0, n_rows=100)
     aucs = []
     for held_out in (3, 4, 5):
         rest = [t for i, t in enumerate(tasks) if i != held_out]
@@ -72,25 +51,25 @@ def test_each_baseline_beats_chance_on_synthetic_tasks(name: str, k: int) -> Non
         learner = make_learner(name, random_state=0, **params)
         learner.meta_fit(rest[:-1], val_tasks=rest[-1:])
         for draw in range(5):
-            support, query = _support_query(tasks[held_out], k, seed=100 * held_out + draw)
+            support, query = split_support_query(tasks[held_out], k, seed=100 * held_out + draw)
             p = learner.adapt(support).predict_proba(query.X)
             aucs.append(roc_auc_score(query.y, p))
     assert np.mean(aucs) > 0.6, f"{name}: mean AUROC {np.mean(aucs):.3f} over {len(aucs)} episodes"
 
 
 # -- pooled ----------------------------------------------------------------------------------
-def test_pooled_ignores_the_support_set() -> None:
-    learner = PooledMLP(**FAST).meta_fit(TASKS[:4])
-    a, _ = _support_query(TASKS[5], 6, seed=0)
-    b, _ = _support_query(TASKS[5], 20, seed=1)
+def test_pooled_ignores_the_support_set(tasks, split_support_query) -> None:
+    learner = PooledMLP(**FAST).meta_fit(tasks[:4])
+    a, _ = split_support_query(tasks[5], 6, seed=0)
+    b, _ = split_support_query(tasks[5], 20, seed=1)
     np.testing.assert_array_equal(
-        learner.adapt(a).predict_proba(TASKS[5].X), learner.adapt(b).predict_proba(TASKS[5].X)
+        learner.adapt(a).predict_proba(tasks[5].X), learner.adapt(b).predict_proba(tasks[5].X)
     )
 
 
-def test_pooled_early_stopping_keeps_best_epoch() -> None:
+def test_pooled_early_stopping_keeps_best_epoch(tasks) -> None:
     learner = PooledMLP(hidden_sizes=(32,), max_epochs=200, patience=3, lr=1e-2).meta_fit(
-        TASKS[:2], val_tasks=TASKS[2:4]
+        tasks[:2], val_tasks=tasks[2:4]
     )
     val = learner.history_["val_loss"]
     assert len(val) < 200, "a small model on 120 rows should overfit and stop early"
@@ -99,53 +78,53 @@ def test_pooled_early_stopping_keeps_best_epoch() -> None:
     assert len(val) == learner.best_epoch_ + 3
 
 
-def test_pooled_without_val_runs_all_epochs() -> None:
-    learner = PooledMLP(**FAST).meta_fit(TASKS[:4])
+def test_pooled_without_val_runs_all_epochs(tasks) -> None:
+    learner = PooledMLP(**FAST).meta_fit(tasks[:4])
     assert learner.best_epoch_ == FAST["max_epochs"]
     assert len(learner.history_["train_loss"]) == FAST["max_epochs"]
     assert learner.history_["val_loss"] == []
 
 
-def test_pooled_training_loss_decreases() -> None:
-    learner = PooledMLP(hidden_sizes=(16,), max_epochs=30, lr=1e-2).meta_fit(TASKS[:4])
+def test_pooled_training_loss_decreases(tasks) -> None:
+    learner = PooledMLP(hidden_sizes=(16,), max_epochs=30, lr=1e-2).meta_fit(tasks[:4])
     losses = learner.history_["train_loss"]
     assert losses[-1] < 0.7 * losses[0]
 
 
-def test_progress_is_called_once_per_epoch() -> None:
+def test_progress_is_called_once_per_epoch(tasks) -> None:
     calls: list[tuple[int, int, float]] = []
-    PooledMLP(**FAST, progress=lambda i, n, loss: calls.append((i, n, loss))).meta_fit(TASKS[:4])
+    PooledMLP(**FAST, progress=lambda i, n, loss: calls.append((i, n, loss))).meta_fit(tasks[:4])
     assert [c[:2] for c in calls] == [(i, 5) for i in range(1, 6)]
     assert all(np.isfinite(c[2]) for c in calls)
 
 
-def test_progress_must_be_callable() -> None:
+def test_progress_must_be_callable(tasks) -> None:
     with pytest.raises(MetamedTypeError, match="progress"):
-        PooledMLP(**FAST, progress="yes").meta_fit(TASKS[:4])
+        PooledMLP(**FAST, progress="yes").meta_fit(tasks[:4])
 
 
-def test_mixed_outcome_types_are_rejected() -> None:
-    numeric = synthetic_tasks(outcome_type="numeric")
+def test_mixed_outcome_types_are_rejected(tasks, make_toy_tasks) -> None:
+    numeric = make_toy_tasks(outcome_type="numeric")
     with pytest.raises(MetamedValueError, match="mix outcome types"):
-        PooledMLP(**FAST).meta_fit([TASKS[0], numeric[1]])
+        PooledMLP(**FAST).meta_fit([tasks[0], numeric[1]])
     with pytest.raises(MetamedValueError, match="outcome type"):
-        PooledMLP(**FAST).meta_fit(TASKS[:2], val_tasks=numeric[2:3])
+        PooledMLP(**FAST).meta_fit(tasks[:2], val_tasks=numeric[2:3])
 
 
-def test_val_tasks_with_other_width_are_rejected() -> None:
-    narrow = Task("narrow", TASKS[4].X[:, :3], TASKS[4].y)
+def test_val_tasks_with_other_width_are_rejected(tasks) -> None:
+    narrow = Task("narrow", tasks[4].X[:, :3], tasks[4].y)
     with pytest.raises(MetamedValueError, match="features"):
-        PooledMLP(**FAST).meta_fit(TASKS[:2], val_tasks=[narrow])
+        PooledMLP(**FAST).meta_fit(tasks[:2], val_tasks=[narrow])
 
 
-def test_predict_with_wrong_width_raises() -> None:
-    model = PooledMLP(**FAST).meta_fit(TASKS[:4]).adapt(_support_query(TASKS[5], 6, 0)[0])
+def test_predict_with_wrong_width_raises(tasks, split_support_query) -> None:
+    model = PooledMLP(**FAST).meta_fit(tasks[:4]).adapt(split_support_query(tasks[5], 6, 0)[0])
     with pytest.raises(MetamedValueError, match=r"shape \(n_rows, 8\)"):
-        model.predict_proba(TASKS[5].X[:, :4])
+        model.predict_proba(tasks[5].X[:, :4])
 
 
-def test_single_class_training_data_is_rejected() -> None:
-    zeros = [Task(t.name, t.X, np.zeros(len(t))) for t in TASKS[:2]]
+def test_single_class_training_data_is_rejected(tasks) -> None:
+    zeros = [Task(t.name, t.X, np.zeros(len(t))) for t in tasks[:2]]
     with pytest.raises(MetamedValueError, match="one outcome class"):
         PooledMLP(**FAST).meta_fit(zeros)
 
@@ -155,21 +134,21 @@ def _weight_distance(model, anchor: dict[str, torch.Tensor]) -> float:
     return float(sum(((model.params[k] - anchor[k]) ** 2).sum() for k in anchor))
 
 
-def test_finetune_with_zero_steps_is_the_pooled_model() -> None:
-    support, query = _support_query(TASKS[5], 6, seed=0)
-    pooled = PooledMLP(**FAST).meta_fit(TASKS[:4])
-    tuned = PooledFineTune(**FAST, finetune_steps=0).meta_fit(TASKS[:4])
+def test_finetune_with_zero_steps_is_the_pooled_model(tasks, split_support_query) -> None:
+    support, query = split_support_query(tasks[5], 6, seed=0)
+    pooled = PooledMLP(**FAST).meta_fit(tasks[:4])
+    tuned = PooledFineTune(**FAST, finetune_steps=0).meta_fit(tasks[:4])
     np.testing.assert_array_equal(
         pooled.adapt(support).predict_proba(query.X), tuned.adapt(support).predict_proba(query.X)
     )
 
 
-def test_finetune_moves_toward_support_and_anchor_limits_it() -> None:
-    support, _ = _support_query(TASKS[5], 10, seed=0)
-    free = PooledFineTune(**FAST, finetune_steps=30, anchor_strength=0.0).meta_fit(TASKS[:4])
+def test_finetune_moves_toward_support_and_anchor_limits_it(tasks, split_support_query) -> None:
+    support, _ = split_support_query(tasks[5], 10, seed=0)
+    free = PooledFineTune(**FAST, finetune_steps=30, anchor_strength=0.0).meta_fit(tasks[:4])
     held = free.clone()
     held.anchor_strength = 10.0
-    held.meta_fit(TASKS[:4])
+    held.meta_fit(tasks[:4])
     anchor = free.params_
     x, y = torch.from_numpy(support.X), torch.from_numpy(support.y)
 
@@ -186,10 +165,10 @@ def test_finetune_moves_toward_support_and_anchor_limits_it() -> None:
 
 
 # -- local models ------------------------------------------------------------------------------
-def test_local_logreg_uses_only_the_support_set() -> None:
-    support, query = _support_query(TASKS[5], 10, seed=3)
-    a = LocalLogisticRegression().meta_fit(TASKS[:2])
-    b = LocalLogisticRegression().meta_fit(TASKS[2:5])
+def test_local_logreg_uses_only_the_support_set(tasks, split_support_query) -> None:
+    support, query = split_support_query(tasks[5], 10, seed=3)
+    a = LocalLogisticRegression().meta_fit(tasks[:2])
+    b = LocalLogisticRegression().meta_fit(tasks[2:5])
     assert LocalLogisticRegression.uses_meta_training is False
     p = a.adapt(support).predict_proba(query.X)
     np.testing.assert_array_equal(p, b.adapt(support).predict_proba(query.X))
@@ -198,9 +177,11 @@ def test_local_logreg_uses_only_the_support_set() -> None:
 
 
 @pytest.mark.parametrize("k", [2, 3, 4])
-def test_local_gbm_gives_valid_probabilities_for_tiny_support(k: int) -> None:
-    support, query = _support_query(TASKS[5], k, seed=k)
-    p = LocalGBM().meta_fit(TASKS[:4]).adapt(support).predict_proba(query.X)
+def test_local_gbm_gives_valid_probabilities_for_tiny_support(
+    k: int, tasks, split_support_query
+) -> None:
+    support, query = split_support_query(tasks[5], k, seed=k)
+    p = LocalGBM().meta_fit(tasks[:4]).adapt(support).predict_proba(query.X)
     assert p.shape == (len(query),) and np.all((p > 0) & (p < 1))
     if k < 4:
         # No split can leave 2 rows on each side: every patient gets the support prevalence.
@@ -208,9 +189,6 @@ def test_local_gbm_gives_valid_probabilities_for_tiny_support(k: int) -> None:
 
 
 # -- numeric outcomes --------------------------------------------------------------------------
-NUMERIC = synthetic_tasks(seed=1, n_rows=80, outcome_type="numeric")
-
-
 @pytest.mark.parametrize(
     ("name", "params", "k"),
     [
@@ -220,9 +198,11 @@ NUMERIC = synthetic_tasks(seed=1, n_rows=80, outcome_type="numeric")
         ("local-gbm", {}, 40),
     ],
 )
-def test_numeric_outcomes_are_predicted_better_than_the_mean(name, params, k) -> None:
-    learner = make_learner(name, **params).meta_fit(NUMERIC[:4], val_tasks=NUMERIC[4:5])
-    support, query = _support_query(NUMERIC[5], k, seed=0)
+def test_numeric_outcomes_are_predicted_better_than_the_mean(
+    name, params, k, numeric_tasks, split_support_query
+) -> None:
+    learner = make_learner(name, **params).meta_fit(numeric_tasks[:4], val_tasks=numeric_tasks[4:5])
+    support, query = split_support_query(numeric_tasks[5], k, seed=0)
     model = learner.adapt(support)
     assert model.outcome_type == "numeric"
     pred = model.predict(query.X)
@@ -234,17 +214,23 @@ def test_numeric_outcomes_are_predicted_better_than_the_mean(name, params, k) ->
         model.predict_proba(query.X)
 
 
-def test_numeric_local_logreg_is_ridge_with_alpha_one_over_c() -> None:
+def test_numeric_local_logreg_is_ridge_with_alpha_one_over_c(
+    numeric_tasks, split_support_query
+) -> None:
     from sklearn.linear_model import Ridge
 
-    support, query = _support_query(NUMERIC[5], 12, seed=0)
-    pred = LocalLogisticRegression(C=0.5).meta_fit(NUMERIC[:2]).adapt(support).predict(query.X)
+    support, query = split_support_query(numeric_tasks[5], 12, seed=0)
+    pred = (
+        LocalLogisticRegression(C=0.5).meta_fit(numeric_tasks[:2]).adapt(support).predict(query.X)
+    )
     direct = Ridge(alpha=2.0).fit(support.X, support.y).predict(query.X)
     np.testing.assert_allclose(pred, direct, rtol=1e-6)
 
 
-def test_support_outcome_type_must_match_training() -> None:
-    learner = PooledMLP(**FAST).meta_fit(TASKS[:2])
-    support, _ = _support_query(NUMERIC[5], 6, seed=0)
+def test_support_outcome_type_must_match_training(
+    tasks, numeric_tasks, split_support_query
+) -> None:
+    learner = PooledMLP(**FAST).meta_fit(tasks[:2])
+    support, _ = split_support_query(numeric_tasks[5], 6, seed=0)
     with pytest.raises(MetamedValueError, match="binary outcome"):
         learner.adapt(support)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import copy
 import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -82,27 +84,28 @@ BAD_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 NAMES = sorted(LEARNERS)
-N_FEATURES = 8
 
 
-def synthetic_tasks(seed: int = 0, n_tasks: int = 6, n_rows: int = 60) -> list[Task]:
-    """Tasks sharing a logistic model, each with its own weight and intercept shift."""
-    rng = np.random.default_rng(seed)
-    w_shared = rng.normal(size=N_FEATURES)
-    tasks = []
-    for t in range(n_tasks):
-        w = w_shared + 0.5 * rng.normal(size=N_FEATURES)
-        b = rng.normal(scale=0.5)
-        X = rng.normal(size=(n_rows, N_FEATURES)) + rng.normal(scale=0.3, size=N_FEATURES)
-        y = (rng.random(n_rows) < 1.0 / (1.0 + np.exp(-(X @ w + b)))).astype(np.float32)
-        tasks.append(Task(f"task{t}", X, y))
-    return tasks
+@dataclass(frozen=True)
+class Problem:
+    """The suite's one problem: 4 training tasks, 1 validation task, a K = 8 test split."""
+
+    train: list[Task]
+    val: list[Task]
+    test: Task
+    query_idx: np.ndarray
+    support: Task
+    query: Task
 
 
-TASKS = synthetic_tasks()
-TRAIN, VAL, TEST = TASKS[:4], TASKS[4:5], TASKS[5]
-_SUPPORT_IDX, _QUERY_IDX = sample_support_query(TEST, 8, np.random.default_rng(1))
-SUPPORT, QUERY = TEST.subset(_SUPPORT_IDX), TEST.subset(_QUERY_IDX)
+@pytest.fixture(scope="module")
+def problem(make_toy_tasks) -> Problem:
+    tasks = make_toy_tasks()
+    test = tasks[5]
+    support_idx, query_idx = sample_support_query(test, 8, np.random.default_rng(1))
+    return Problem(
+        tasks[:4], tasks[4:5], test, query_idx, test.subset(support_idx), test.subset(query_idx)
+    )
 
 
 def fast_params(name: str) -> dict[str, Any]:
@@ -114,18 +117,22 @@ def fast_params(name: str) -> dict[str, Any]:
     return dict(FAST_PARAMS[name])
 
 
-def fit(name: str, **overrides: Any) -> MetaLearner:
-    return make_learner(name, **{**fast_params(name), **overrides}).meta_fit(TRAIN, val_tasks=VAL)
+def fit(problem: Problem, name: str, **overrides: Any) -> MetaLearner:
+    learner = make_learner(name, **{**fast_params(name), **overrides})
+    return learner.meta_fit(problem.train, val_tasks=problem.val)
 
 
-_FITTED: dict[str, MetaLearner] = {}
-
-
-def fitted(name: str) -> MetaLearner:
+@pytest.fixture(scope="module")
+def fitted(problem: Problem) -> Callable[[str], MetaLearner]:
     """One fitted learner per name, shared by the read-only checks (keeps the suite fast)."""
-    if name not in _FITTED:
-        _FITTED[name] = fit(name)
-    return _FITTED[name]
+    cache: dict[str, MetaLearner] = {}
+
+    def get(name: str) -> MetaLearner:
+        if name not in cache:
+            cache[name] = fit(problem, name)
+        return cache[name]
+
+    return get
 
 
 def assert_same(a: Any, b: Any, where: str = "state") -> None:
@@ -160,43 +167,43 @@ def test_every_learner_has_test_params() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_same_seed_gives_same_probabilities(name: str) -> None:
-    first = fitted(name).adapt(SUPPORT).predict_proba(QUERY.X)
-    second = fit(name).adapt(SUPPORT).predict_proba(QUERY.X)
+def test_same_seed_gives_same_probabilities(name: str, problem, fitted) -> None:
+    first = fitted(name).adapt(problem.support).predict_proba(problem.query.X)
+    second = fit(problem, name).adapt(problem.support).predict_proba(problem.query.X)
     np.testing.assert_array_equal(first, second)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_adapt_does_not_mutate_learner(name: str) -> None:
+def test_adapt_does_not_mutate_learner(name: str, problem, fitted) -> None:
     learner = fitted(name)
     before = copy.deepcopy(vars(learner))
-    model = learner.adapt(SUPPORT)
-    p_first = model.predict_proba(QUERY.X)
+    model = learner.adapt(problem.support)
+    p_first = model.predict_proba(problem.query.X)
     # A second adaptation to other patients must neither touch the learner nor the
     # first model (no shared tensors updated in place).
-    other_support = TEST.subset(_QUERY_IDX[:10])
+    other_support = problem.test.subset(problem.query_idx[:10])
     assert len(np.unique(other_support.y)) == 2
     other = learner.adapt(other_support)
-    other.predict_proba(QUERY.X)
+    other.predict_proba(problem.query.X)
     assert other is not model
     assert_same(before, vars(learner), f"{name} learner")
-    np.testing.assert_array_equal(p_first, model.predict_proba(QUERY.X))
+    np.testing.assert_array_equal(p_first, model.predict_proba(problem.query.X))
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_predict_proba_shape_and_range(name: str) -> None:
-    model = fitted(name).adapt(SUPPORT)
+def test_predict_proba_shape_and_range(name: str, problem, fitted) -> None:
+    model = fitted(name).adapt(problem.support)
     assert isinstance(model, AdaptedModel)
-    p = model.predict_proba(QUERY.X)
-    assert isinstance(p, np.ndarray) and p.shape == (len(QUERY),)
+    p = model.predict_proba(problem.query.X)
+    assert isinstance(p, np.ndarray) and p.shape == (len(problem.query),)
     assert np.issubdtype(p.dtype, np.floating)
     assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
-    labels = model.predict(QUERY.X)
+    labels = model.predict(problem.query.X)
     assert set(np.unique(labels)) <= {0, 1}
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_save_load_round_trip(name: str, tmp_path) -> None:
+def test_save_load_round_trip(name: str, tmp_path, problem, fitted) -> None:
     learner = fitted(name)
     path = tmp_path / f"{name}.pt"
     learner.save(path)
@@ -205,45 +212,45 @@ def test_save_load_round_trip(name: str, tmp_path) -> None:
         assert type(loaded) is type(learner)
         assert loaded.get_params() == learner.get_params()
         np.testing.assert_array_equal(
-            loaded.adapt(SUPPORT).predict_proba(QUERY.X),
-            learner.adapt(SUPPORT).predict_proba(QUERY.X),
+            loaded.adapt(problem.support).predict_proba(problem.query.X),
+            learner.adapt(problem.support).predict_proba(problem.query.X),
         )
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_bad_hyperparameters_raise_in_meta_fit(name: str) -> None:
+def test_bad_hyperparameters_raise_in_meta_fit(name: str, problem) -> None:
     params = {**fast_params(name), **BAD_PARAMS[name]}
     learner = make_learner(name, **params)  # __init__ only stores, never validates
     assert not learner.is_fitted()
     with pytest.raises(MetamedValueError):
-        learner.meta_fit(TRAIN, val_tasks=VAL)
+        learner.meta_fit(problem.train, val_tasks=problem.val)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_adapt_before_meta_fit_raises(name: str) -> None:
+def test_adapt_before_meta_fit_raises(name: str, problem) -> None:
     learner = make_learner(name, **fast_params(name))
     with pytest.raises(NotFittedError):
-        learner.adapt(SUPPORT)
+        learner.adapt(problem.support)
     with pytest.raises(NotFittedError):
         learner.save("never-written.pt")
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_one_class_support_raises(name: str) -> None:
-    negatives = np.flatnonzero(TEST.y == 0)[:5]
+def test_one_class_support_raises(name: str, problem, fitted) -> None:
+    negatives = np.flatnonzero(problem.test.y == 0)[:5]
     with pytest.raises(MetamedValueError, match="one class"):
-        fitted(name).adapt(TEST.subset(negatives))
+        fitted(name).adapt(problem.test.subset(negatives))
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_support_with_wrong_feature_count_raises(name: str) -> None:
-    narrow = Task(SUPPORT.name, SUPPORT.X[:, :-1], SUPPORT.y)
+def test_support_with_wrong_feature_count_raises(name: str, problem, fitted) -> None:
+    narrow = Task(problem.support.name, problem.support.X[:, :-1], problem.support.y)
     with pytest.raises(MetamedValueError, match="features"):
         fitted(name).adapt(narrow)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_clone_is_unfitted_with_same_params(name: str) -> None:
+def test_clone_is_unfitted_with_same_params(name: str, fitted) -> None:
     learner = fitted(name)
     twin = learner.clone()
     assert type(twin) is type(learner) and not twin.is_fitted()

@@ -15,9 +15,8 @@ from metamed.learners.protonet import (
     proto_logits,
     prototypes,
 )
-from metamed.tasks import Task, make_episode, sample_support_query, stack_episodes
+from metamed.tasks import Task, make_episode, stack_episodes
 
-N_FEATURES = 8
 FAST = dict(
     hidden_sizes=(16,),
     embedding_dim=8,
@@ -29,51 +28,34 @@ FAST = dict(
 )
 
 
-def synthetic_tasks(seed: int = 0, n_tasks: int = 6, n_rows: int = 60) -> list[Task]:
-    """Tasks sharing a logistic model with task shifts (the contract suite's problem)."""
-    rng = np.random.default_rng(seed)
-    w_shared = rng.normal(size=N_FEATURES)
-    tasks = []
-    for t in range(n_tasks):
-        w = w_shared + 0.5 * rng.normal(size=N_FEATURES)
-        b = rng.normal(scale=0.5)
-        X = rng.normal(size=(n_rows, N_FEATURES)) + rng.normal(scale=0.3, size=N_FEATURES)
-        y = (rng.random(n_rows) < 1.0 / (1.0 + np.exp(-(X @ w + b)))).astype(np.float32)
-        tasks.append(Task(f"task{t}", X, y))
-    return tasks
+@pytest.fixture(scope="module")
+def tasks(make_toy_tasks) -> list[Task]:
+    return make_toy_tasks()
 
 
-TASKS = synthetic_tasks()
-
-
-def _support_query(task: Task, k: int, seed: int) -> tuple[Task, Task]:
-    support, query = sample_support_query(task, k, np.random.default_rng(seed))
-    return task.subset(support), task.subset(query)
-
-
-def test_protonet_beats_chance_on_synthetic_tasks() -> None:
+def test_protonet_beats_chance_on_synthetic_tasks(make_toy_tasks, split_support_query) -> None:
     # Measured on this problem with these settings: mean AUROC 0.73 (seed 0), 0.80, 0.85.
-    tasks = synthetic_tasks(seed=0, n_rows=100)
+    tasks = make_toy_tasks(seed=0, n_rows=100)
     aucs = []
     for held_out in (3, 4, 5):
         rest = [t for i, t in enumerate(tasks) if i != held_out]
         learner = ProtoNet(hidden_sizes=(32,), embedding_dim=16, n_iterations=150)
         learner.meta_fit(rest[:-1], val_tasks=rest[-1:])
         for draw in range(5):
-            support, query = _support_query(tasks[held_out], 10, seed=100 * held_out + draw)
+            support, query = split_support_query(tasks[held_out], 10, seed=100 * held_out + draw)
             aucs.append(roc_auc_score(query.y, learner.adapt(support).predict_proba(query.X)))
     assert np.mean(aucs) > 0.6, f"mean AUROC {np.mean(aucs):.3f} over {len(aucs)} episodes"
 
 
-def test_meta_training_lowers_the_episode_loss() -> None:
-    learner = ProtoNet(**{**FAST, "n_iterations": 200}).meta_fit(TASKS[:5])
+def test_meta_training_lowers_the_episode_loss(tasks) -> None:
+    learner = ProtoNet(**{**FAST, "n_iterations": 200}).meta_fit(tasks[:5])
     losses = np.asarray(learner.history_["train_loss"])
     assert losses[-40:].mean() < 0.85 * losses[:40].mean()
 
 
-def test_predictions_are_softmax_over_negative_distances() -> None:
-    learner = ProtoNet(**FAST, prior_correction=False).meta_fit(TASKS[:5])
-    support, query = _support_query(TASKS[5], 8, seed=0)
+def test_predictions_are_softmax_over_negative_distances(tasks, split_support_query) -> None:
+    learner = ProtoNet(**FAST, prior_correction=False).meta_fit(tasks[:5])
+    support, query = split_support_query(tasks[5], 8, seed=0)
     p = learner.adapt(support).predict_proba(query.X)
     with torch.no_grad():
         e_s = embed(learner.params_, torch.from_numpy(support.X)).double().numpy()
@@ -87,9 +69,9 @@ def test_predictions_are_softmax_over_negative_distances() -> None:
     np.testing.assert_allclose(p, softmax[:, 1], rtol=1e-4, atol=1e-6)
 
 
-def test_prior_correction_adds_the_support_log_odds() -> None:
-    learner = ProtoNet(**FAST).meta_fit(TASKS[:5])
-    task = TASKS[5]
+def test_prior_correction_adds_the_support_log_odds(tasks) -> None:
+    learner = ProtoNet(**FAST).meta_fit(tasks[:5])
+    task = tasks[5]
     idx = np.concatenate([np.flatnonzero(task.y == 1)[:1], np.flatnonzero(task.y == 0)[:3]])
     support = task.subset(idx)
     with_prior = learner.adapt(support).predict_proba(task.X)
@@ -99,17 +81,17 @@ def test_prior_correction_adds_the_support_log_odds() -> None:
     np.testing.assert_allclose(logit, np.log(without / (1 - without)) + np.log(1 / 3), atol=1e-4)
 
 
-def test_vectorised_loss_equals_loop_over_episodes() -> None:
+def test_vectorised_loss_equals_loop_over_episodes(tasks) -> None:
     rng = np.random.default_rng(0)
     # Different K and query sizes so that the batch really is padded.
     episodes = [
-        make_episode(TASKS[0], 4, rng, 7),
-        make_episode(TASKS[1], 9, rng, 12),
-        make_episode(TASKS[2], 6, rng, 3),
+        make_episode(tasks[0], 4, rng, 7),
+        make_episode(tasks[1], 9, rng, 12),
+        make_episode(tasks[2], 6, rng, 3),
     ]
     batch = stack_episodes(episodes)
     assert float(batch.support_mask.sum()) < batch.support_mask.numel()
-    learner = ProtoNet(**FAST).meta_fit(TASKS[:5])
+    learner = ProtoNet(**FAST).meta_fit(tasks[:5])
     log_scale = torch.tensor(learner.log_scale_)
     batched = float(_batch_loss(learner.params_, log_scale, batch, True))
 
@@ -139,43 +121,43 @@ def test_prototypes_ignore_padding_rows() -> None:
     torch.testing.assert_close(log_odds, torch.log(torch.tensor([0.5])))
 
 
-def test_temperature_is_learned_only_when_asked() -> None:
-    fixed = ProtoNet(**FAST, learn_temperature=False).meta_fit(TASKS[:5])
-    learned = ProtoNet(**FAST, learn_temperature=True).meta_fit(TASKS[:5])
+def test_temperature_is_learned_only_when_asked(tasks) -> None:
+    fixed = ProtoNet(**FAST, learn_temperature=False).meta_fit(tasks[:5])
+    learned = ProtoNet(**FAST, learn_temperature=True).meta_fit(tasks[:5])
     assert fixed.log_scale_ == 0.0
     assert learned.log_scale_ != 0.0
 
 
-def test_early_stopping_keeps_the_best_evaluation() -> None:
+def test_early_stopping_keeps_the_best_evaluation(tasks) -> None:
     learner = ProtoNet(**{**FAST, "n_iterations": 60, "patience": 100}).meta_fit(
-        TASKS[:4], val_tasks=TASKS[4:5]
+        tasks[:4], val_tasks=tasks[4:5]
     )
     val = learner.history_["val_loss"]
     assert len(val) == 6  # every 10 iterations
     assert learner.best_iteration_ == 10 * (int(np.argmin(val)) + 1)
 
 
-def test_numeric_outcomes_are_rejected() -> None:
-    numeric = [Task(t.name, t.X, t.X[:, 0], "numeric") for t in TASKS[:3]]
+def test_numeric_outcomes_are_rejected(tasks) -> None:
+    numeric = [Task(t.name, t.X, t.X[:, 0], "numeric") for t in tasks[:3]]
     with pytest.raises(MetamedValueError, match="binary outcome"):
         ProtoNet(**FAST).meta_fit(numeric)
 
 
-def test_val_tasks_too_small_for_k_are_named() -> None:
-    tiny = TASKS[4].subset(np.arange(5))
+def test_val_tasks_too_small_for_k_are_named(tasks) -> None:
+    tiny = tasks[4].subset(np.arange(5))
     with pytest.raises(MetamedValueError, match="val_tasks"):
-        ProtoNet(**FAST).meta_fit(TASKS[:4], val_tasks=[tiny])
+        ProtoNet(**FAST).meta_fit(tasks[:4], val_tasks=[tiny])
 
 
-def test_small_training_tasks_are_skipped_and_recorded() -> None:
-    tiny = Task("tiny", TASKS[0].X[:4], np.array([0, 1, 0, 1]))
-    learner = ProtoNet(**FAST).meta_fit([*TASKS[:3], tiny])
+def test_small_training_tasks_are_skipped_and_recorded(tasks) -> None:
+    tiny = Task("tiny", tasks[0].X[:4], np.array([0, 1, 0, 1]))
+    learner = ProtoNet(**FAST).meta_fit([*tasks[:3], tiny])
     assert list(learner.skipped_tasks_) == ["tiny"]
 
 
-def test_progress_is_called_every_iteration() -> None:
+def test_progress_is_called_every_iteration(tasks) -> None:
     calls: list[int] = []
-    ProtoNet(**FAST, progress=lambda i, n, loss: calls.append(i)).meta_fit(TASKS[:3])
+    ProtoNet(**FAST, progress=lambda i, n, loss: calls.append(i)).meta_fit(tasks[:3])
     assert calls == list(range(1, FAST["n_iterations"] + 1))
 
 
@@ -183,6 +165,6 @@ def test_progress_is_called_every_iteration() -> None:
     "bad",
     [dict(embedding_dim=0), dict(n_query=0), dict(learn_temperature="yes"), dict(lr=float("nan"))],
 )
-def test_more_bad_hyperparameters(bad) -> None:
+def test_more_bad_hyperparameters(bad, tasks) -> None:
     with pytest.raises(MetamedValueError):
-        ProtoNet(**{**FAST, **bad}).meta_fit(TASKS[:3])
+        ProtoNet(**{**FAST, **bad}).meta_fit(tasks[:3])
