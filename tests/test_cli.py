@@ -47,10 +47,9 @@ def hospital_table(tmp_path, n_sites: int = 4, n: int = 40, seed: int = 0):
     return path, table
 
 
-def test_benchmark_on_own_table_writes_everything(tmp_path):
-    path, _ = hospital_table(tmp_path)
-    out = tmp_path / "run"
-    result = invoke(
+def benchmark_table(path, out, shots: str):
+    """``metamed benchmark`` of the fast methods on a table written by :func:`hospital_table`."""
+    return invoke(
         "benchmark",
         "--table",
         str(path),
@@ -59,11 +58,17 @@ def test_benchmark_on_own_table_writes_everything(tmp_path):
         "--outcome-col",
         "died",
         "--shots",
-        "4,8",
+        shots,
         "--out",
         str(out),
         *FAST,
     )
+
+
+def test_benchmark_on_own_table_writes_everything(tmp_path):
+    path, _ = hospital_table(tmp_path)
+    out = tmp_path / "run"
+    result = benchmark_table(path, out, "4,8")
     assert result.exit_code == 0, result.output
     for name in (
         "results.csv",
@@ -105,20 +110,7 @@ def test_missing_data_folder_names_fetch_command(tmp_path):
 def test_k_too_large_writes_nothing(tmp_path):
     path, _ = hospital_table(tmp_path)
     out = tmp_path / "run"
-    result = invoke(
-        "benchmark",
-        "--table",
-        str(path),
-        "--task-col",
-        "hospital",
-        "--outcome-col",
-        "died",
-        "--shots",
-        "4,500",
-        "--out",
-        str(out),
-        *FAST,
-    )
+    result = benchmark_table(path, out, "4,500")
     assert_clean_error(result, "K=500")
     assert not out.exists()
     assert not list(tmp_path.glob(".run-*"))  # no staging folder left behind
@@ -141,20 +133,7 @@ def test_bad_tables_get_one_clear_line(tmp_path, corrupt, fragment):
     path, table = hospital_table(tmp_path)
     corrupt(table).to_csv(path, index=False)
     out = tmp_path / "run"
-    result = invoke(
-        "benchmark",
-        "--table",
-        str(path),
-        "--task-col",
-        "hospital",
-        "--outcome-col",
-        "died",
-        "--shots",
-        "4",
-        "--out",
-        str(out),
-        *FAST,
-    )
+    result = benchmark_table(path, out, "4")
     assert_clean_error(result, fragment)
     assert not out.exists()
 
