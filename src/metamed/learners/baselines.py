@@ -171,7 +171,22 @@ def detach_params(params: Params) -> Params:
     return {k: v.detach().clone() for k, v in params.items()}
 
 
+def _check_adapt(learner: MetaLearner, support: Task) -> None:
+    """Checks before ``adapt`` of a learner with ``n_features_`` and ``outcome_type_``."""
+    learner._check_fitted()
+    learner._check_support(support, learner.n_features_)  # type: ignore[attr-defined]
+    check_support_outcome(support, learner.outcome_type_, type(learner).__name__)  # type: ignore[attr-defined]
+
+
 # -- adapted models ------------------------------------------------------------------------
+def _require_binary_proba(outcome_type: str) -> None:
+    if outcome_type != "binary":
+        raise MetamedValueError(
+            "predict_proba is defined for binary outcomes; this model predicts a numeric "
+            "outcome, use predict(X)."
+        )
+
+
 class MLPModel(AdaptedModel):
     """An adapted functional MLP: logits for binary outcomes, values for numeric ones.
 
@@ -207,11 +222,7 @@ class MLPModel(AdaptedModel):
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(y = 1) per row, shape (n,); binary outcomes only."""
-        if self.outcome_type != "binary":
-            raise MetamedValueError(
-                "predict_proba is defined for binary outcomes; this model predicts a numeric "
-                "outcome, use predict(X)."
-            )
+        _require_binary_proba(self.outcome_type)
         return torch.sigmoid(self._raw(X)).double().numpy()
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -231,11 +242,7 @@ class SupportModel(AdaptedModel):
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(y = 1) per row, shape (n,); binary outcomes only."""
-        if self.outcome_type != "binary":
-            raise MetamedValueError(
-                "predict_proba is defined for binary outcomes; this model predicts a numeric "
-                "outcome, use predict(X)."
-            )
+        _require_binary_proba(self.outcome_type)
         proba = self.estimator.predict_proba(as_features(X, self.n_features))
         # Column of class 1: the support set always holds both classes, so classes_ == [0, 1].
         col = int(np.flatnonzero(np.asarray(self.estimator.classes_) == 1)[0])
@@ -383,9 +390,7 @@ class PooledMLP(MetaLearner):
         return self
 
     def _check_adapt(self, support: Task) -> None:
-        self._check_fitted()
-        self._check_support(support, self.n_features_)
-        check_support_outcome(support, self.outcome_type_, type(self).__name__)
+        _check_adapt(self, support)
 
     def adapt(self, support: Task) -> MLPModel:
         """Return the pooled model unchanged (the support set is only validated)."""
@@ -498,9 +503,7 @@ class _LocalLearner(MetaLearner):
         return self
 
     def _check_adapt(self, support: Task) -> None:
-        self._check_fitted()
-        self._check_support(support, self.n_features_)
-        check_support_outcome(support, self.outcome_type_, type(self).__name__)
+        _check_adapt(self, support)
 
 
 @register("local-logreg")
