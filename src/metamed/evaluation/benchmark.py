@@ -36,6 +36,7 @@ class BenchmarkOutputs:
     results_parquet: Path
     predictions_parquet: Path
     config_json: Path
+    summary_md: Path
     report_html: Path
     protocol: ProtocolResult
 
@@ -78,7 +79,7 @@ def run_benchmark(
     progress: Progress | None = None,
 ) -> BenchmarkOutputs:
     """Run the protocol on ``cohort`` and write results, predictions, config and report."""
-    from metamed.report import write_report  # matplotlib is imported only when reporting
+    from metamed.report import summary_markdown, write_report  # matplotlib only when reporting
 
     taskset = TaskSet(cohort, task_col)
     splits = make_splits(taskset, split, config.seed)
@@ -105,6 +106,7 @@ def run_benchmark(
         result.predictions.to_parquet(staging / "predictions.parquet", index=False)
         (staging / "config.json").write_text(json.dumps(provenance, indent=2, default=str))
         baselines = [m for m in methods if m in BASELINES]
+        (staging / "summary.md").write_text(summary_markdown(result.results, baselines))
         write_report(
             result.results,
             result.predictions,
@@ -124,6 +126,7 @@ def run_benchmark(
         out / "results.parquet",
         out / "predictions.parquet",
         out / "config.json",
+        out / "summary.md",
         out / "report.html",
         result,
     )

@@ -1,6 +1,7 @@
 """metamed.report: self-contained HTML evaluation reports and their figures."""
 
 from metamed.report.html import render_report, write_report
+from metamed.report.markdown import summary_markdown
 from metamed.report.plots import (
     figure_to_png,
     kshot_curve_png,
@@ -12,6 +13,7 @@ from metamed.report.plots import (
 
 __all__ = [
     "write_report",
+    "summary_markdown",
     "render_report",
     "figure_to_png",
     "kshot_curve_png",
