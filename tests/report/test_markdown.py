@@ -25,7 +25,7 @@ def test_summary_has_tables_and_verdicts():
     assert "| method | K=5 | K=10 |" in text
     for method in ("maml", "pooled", "local-logreg"):
         assert f"| {method} |" in text
-    assert "K=5: maml vs pooled: +0.1" in text and "K=10: maml vs pooled" in text
+    assert "K=5: maml vs pooled: +0.09" in text and "K=10: maml vs pooled" in text
     assert "BRIER" not in text  # only metrics present in the results
 
 
