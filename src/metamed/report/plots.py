@@ -43,7 +43,8 @@ _OKABE_ITO = (
     "#F0E442",
     "#000000",
 )
-_EXTRA = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+# Colours clearly apart from Okabe-Ito's, so that up to 16 methods stay distinguishable.
+_EXTRA = ("#7B3294", "#8c564b", "#7f7f7f", "#17becf", "#bcbd22", "#d62728", "#2ca02c", "#ff9da7")
 _DPI = 110
 
 
@@ -144,9 +145,10 @@ def _draw_kshot(
         ax.plot(k, mean, style, marker="o", ms=4, lw=1.8, color=colors[method], label=method)
         band = np.isfinite(lo) & np.isfinite(hi)
         if band.any():
+            # many overlapping bands turn into mud: fade them as methods are added
             ax.fill_between(
                 k, np.where(band, lo, np.nan), np.where(band, hi, np.nan),
-                color=colors[method], alpha=0.15, lw=0,
+                color=colors[method], alpha=min(0.15, 0.6 / len(methods)), lw=0,
             )  # fmt: skip
         plotted = True
     if metric in TARGET_VALUE:
@@ -166,7 +168,7 @@ def _draw_kshot(
     if not plotted:
         ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
     elif legend:
-        ax.legend(frameon=False, fontsize=8, loc="best")
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def kshot_curve_png(
