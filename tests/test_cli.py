@@ -210,3 +210,24 @@ def test_data_fetch_from_loopback_mirror(uci_heart_dir, tmp_path, serve):
 
 def test_data_fetch_unknown_name(tmp_path):
     assert_clean_error(invoke("data", "fetch", "uci-hearts", "--dest", str(tmp_path)), "uci-heart")
+
+
+def test_numeric_outcome_table(tmp_path):
+    """A numeric outcome (length of stay, days) runs the same protocol with regression metrics."""
+    path, table = hospital_table(tmp_path)
+    rng = np.random.default_rng(1)
+    table["los_days"] = 3 + 2 * table["lactate"] + rng.normal(0, 1, len(table))
+    table.drop(columns="died").to_csv(path, index=False)
+    out = tmp_path / "run"
+    result = invoke(
+        "benchmark", "--table", str(path), "--task-col", "hospital", "--outcome-col", "los_days",
+        "--methods", "local-logreg,fomaml", "--meta-iterations", "20",
+        "--shots", "5", "--draws", "2", "--out", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = pd.read_csv(out / "results.csv")
+    assert {"rmse", "mae", "r2"} <= set(results["metric"])
+    assert "auroc" not in set(results["metric"])
+    # local ridge on 5 patients explains some of the variance of a strongly linear outcome
+    r2 = results[(results["metric"] == "r2") & (results["method"] == "local-logreg")]["value"]
+    assert r2.mean() > 0.3
