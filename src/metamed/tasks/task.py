@@ -8,7 +8,7 @@ import numpy as np
 
 from metamed.errors import MetamedValueError
 
-__all__ = ["Task"]
+__all__ = ["Task", "hold_out_rows"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,3 +60,27 @@ class Task:
     def subset(self, idx: np.ndarray) -> Task:
         """Rows ``idx`` of this task as a new task with the same name."""
         return Task(self.name, self.X[idx], self.y[idx], self.outcome_type)
+
+
+def hold_out_rows(
+    tasks: list[Task], fraction: float, rng: np.random.Generator
+) -> tuple[list[Task], list[Task]]:
+    """Split each task's rows into a training part and a validation part.
+
+    Used for early stopping when there are too few tasks to spare whole ones for
+    meta-validation (four hospitals: three to train on, none to validate on).  Binary
+    tasks are split per class, so that both parts keep the task's prevalence.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise MetamedValueError(f"fraction must be in (0, 1), got {fraction}.")
+    train, val = [], []
+    for task in tasks:
+        if task.outcome_type == "binary":
+            groups = [np.flatnonzero(task.y > 0.5), np.flatnonzero(task.y <= 0.5)]
+        else:
+            groups = [np.arange(len(task))]
+        held = np.concatenate([rng.permutation(g)[: int(round(fraction * len(g)))] for g in groups])
+        keep = np.setdiff1d(np.arange(len(task)), held)
+        train.append(task.subset(keep))
+        val.append(task.subset(np.sort(held)))
+    return train, val
