@@ -197,7 +197,9 @@ def benchmark(
     seed: int = typer.Option(0, help="Master seed (episodes, initialisation)."),
     split: str = typer.Option("auto", help="auto | loso (leave one task out) | random."),
     meta_iterations: int | None = typer.Option(
-        None, min=1, help="Override meta-training iterations."
+        None,
+        min=1,
+        help="Override meta-training iterations of the MAML family and Reptile (quick runs).",
     ),
     out: Path = typer.Option(Path("runs/benchmark"), help="Output folder."),
 ) -> None:
