@@ -231,3 +231,15 @@ def test_numeric_outcome_table(tmp_path):
     # local ridge on 5 patients explains some of the variance of a strongly linear outcome
     r2 = results[(results["metric"] == "r2") & (results["method"] == "local-logreg")]["value"]
     assert r2.mean() > 0.3
+
+
+def test_text_outcome_with_positive_label_and_contradictions(tmp_path):
+    path, table = hospital_table(tmp_path)
+    table.assign(died=table["died"].map({0: "no", 1: "yes"})).to_csv(path, index=False)
+    base = ["benchmark", "--table", str(path), "--task-col", "hospital", "--outcome-col", "died"]
+    fast = ["--shots", "4", "--out", str(tmp_path / "o"), *FAST]
+    assert_clean_error(invoke(*base, *fast), "--positive-label yes")
+    assert invoke(*base, *fast, "--positive-label", "yes").exit_code == 0
+    dropped = invoke(*base, *fast, "--positive-label", "yes", "--drop-cols", "died")
+    assert_clean_error(dropped, "cannot be dropped")
+    assert_clean_error(invoke(*base, *fast, "--positive-label", "yes", "--seed", "-1"), "--seed")

@@ -146,6 +146,7 @@ def _load_cohort(
     feature_cols: str | None,
     categorical_cols: str | None,
     drop_cols: str | None,
+    positive_label: str | None = None,
 ):
     from metamed.data import cohort_from_table, load_dataset
 
@@ -163,12 +164,15 @@ def _load_cohort(
             feature_cols=_parse_list(feature_cols, "feature-cols") or None,
             categorical_cols=_parse_list(categorical_cols, "categorical-cols") or None,
             drop_cols=_parse_list(drop_cols, "drop-cols") or None,
+            positive_label=positive_label,
         )
         _show_schema(cohort, task_col)
         return cohort
-    if any(v is not None for v in (outcome_col, feature_cols, categorical_cols, drop_cols)):
+    table_only = (outcome_col, feature_cols, categorical_cols, drop_cols, positive_label)
+    if any(v is not None for v in table_only):
         raise MetamedValueError(
-            "--outcome-col, --feature-cols, --categorical-cols and --drop-cols apply to --table only."
+            "--outcome-col, --feature-cols, --categorical-cols, --drop-cols and --positive-label "
+            "apply to --table only."
         )
     return load_dataset(dataset or "synthetic", data_dir=data_dir)
 
@@ -191,10 +195,13 @@ def benchmark(
         None, help="Columns to treat as categorical (--table only)."
     ),
     drop_cols: str | None = typer.Option(None, help="Columns to ignore (--table only)."),
+    positive_label: str | None = typer.Option(
+        None, help="Outcome value that means 1 when the outcome is text, e.g. yes (--table only)."
+    ),
     methods: str = typer.Option(DEFAULT_METHODS, help="Comma-separated method names."),
     shots: str = typer.Option("5,10,20,40", help="Support sizes K, comma-separated."),
     draws: int = typer.Option(20, min=1, help="Random support draws per held-out task and K."),
-    seed: int = typer.Option(0, help="Master seed (episodes, initialisation)."),
+    seed: int = typer.Option(0, min=0, help="Master seed (episodes, initialisation)."),
     split: str = typer.Option("auto", help="auto | loso (leave one task out) | random."),
     meta_iterations: int | None = typer.Option(
         None,
@@ -223,6 +230,7 @@ def benchmark(
             feature_cols,
             categorical_cols,
             drop_cols,
+            positive_label,
         )
         overrides = {"meta_iterations": meta_iterations} if meta_iterations else None
         with progress_bar(f"benchmark {cohort.name}") as update:
@@ -270,7 +278,7 @@ DEMO_METHODS = ("maml", "fomaml", "anil", "protonet", "pooled", "pooled-finetune
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Output folder."),
-    seed: int = typer.Option(0, help="Master seed."),
+    seed: int = typer.Option(0, min=0, help="Master seed."),
     dosing: bool = typer.Option(True, help="Also run the short insulin-dosing demo."),
 ) -> None:
     """Run the main job on built-in synthetic multi-site data and write HTML reports."""
@@ -317,7 +325,7 @@ def dose(
     days: int = typer.Option(
         10, min=1, help="One-day evaluation episodes per patient and controller."
     ),
-    seed: int = typer.Option(0, help="Seed of the first evaluation day."),
+    seed: int = typer.Option(0, min=0, help="Seed of the first evaluation day."),
     quick: bool = typer.Option(False, help="1 evaluation day and 1 record day (seconds)."),
     out: Path = typer.Option(Path("runs/dose"), help="Output folder."),
 ) -> None:

@@ -150,7 +150,8 @@ def _infer_outcome_type(series: pd.Series, col: str) -> str:
     if not pd.api.types.is_numeric_dtype(series):
         values = sorted(map(str, pd.unique(series)))
         hint = (
-            f" or pass positive_label='{values[1]}' (or '{values[0]}') to code it 1/0"
+            f" or name the positive value (--positive-label {values[1]} on the command line, "
+            f"positive_label='{values[1]}' in Python) to code it 1/0"
             if len(values) == 2
             else ""
         )
@@ -218,11 +219,16 @@ def infer_schema(
     _check_columns(frame, drop, "drop_cols")
     _check_columns(frame, codesets, "codeset_cols")
     special = {task_col, outcome_col}
-    for role, cols in (("categorical_cols", categorical), ("codeset_cols", codesets)):
+    for role, cols in (
+        ("categorical_cols", categorical),
+        ("codeset_cols", codesets),
+        ("drop_cols", drop),
+    ):
         clash = sorted(special.intersection(cols))
         if clash:
             raise MetamedValueError(
-                f"{role} names {clash}, the task or outcome column; those are never features."
+                f"{role} names {clash}, the task or outcome column; those are never features "
+                "and cannot be dropped."
             )
     both = sorted(set(categorical) & set(codesets))
     if both:

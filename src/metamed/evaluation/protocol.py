@@ -2,7 +2,7 @@
 
 For every split (e.g. leave-one-site-out), preprocessing is fitted on the split's
 meta-train tasks only, every method is meta-trained once, and then for each held-out
-task, each support size K and each of R draws: a stratified support set is sampled,
+task, each support size K and each of R draws: a random support set holding both classes is sampled,
 the method adapts to it, and the *rest of the task* is scored.  Episodes are drawn from
 a generator seeded by (seed, task, K, draw), so every method sees exactly the same
 support and query rows; this is what makes paired comparisons valid.
@@ -67,6 +67,8 @@ class ProtocolConfig:
             raise MetamedValueError(
                 f"val_rows_fraction must be in [0, 1), got {self.val_rows_fraction}."
             )
+        if self.seed < 0:
+            raise MetamedValueError(f"seed must be a non-negative integer, got {self.seed}.")
         if self.draws < 1:
             raise MetamedValueError(f"draws must be >= 1, got {self.draws}.")
 

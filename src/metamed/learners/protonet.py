@@ -20,8 +20,8 @@ With two classes the softmax reduces to a logistic function of the distance gap:
 - ``b = log(n₁ / n₀)`` of the support set (``prior_correction``): with class-conditional
   Gaussians of shared isotropic covariance the posterior has exactly this form, with the
   class prior in ``b``.  Plain ProtoNets assume balanced classes (b = 0), which inflates
-  risk for rare outcomes.  Support sets are stratified by prevalence, so ``n₁ / n₀``
-  estimates the task's odds (coarsely at tiny K).
+  risk for rare outcomes.  Support sets are random samples of the task (holding both
+  classes), so ``n₁ / n₀`` estimates the task's odds (coarsely at tiny K).
 
 The whole meta-batch is processed in one call: episodes are padded into an
 :class:`~metamed.tasks.EpisodeBatch` and masks remove padding from prototypes and losses.
@@ -160,7 +160,7 @@ class ProtoNet(MetaLearner):
     embedding_dim : int, default 32
         Width of the final linear embedding layer.
     k_support : int, default 10
-        Support size of meta-training episodes (stratified, both classes present).
+        Support size of meta-training episodes (random, both classes present).
         Snell et al. found training shot close to test shot works best.
     n_query : int or None, default 32
         Query rows per training episode (None: all rows not in the support set).

@@ -461,8 +461,8 @@ def _model_card(
         f"<h3>Intended use</h3><p>{_e(intended)}</p>",
         f"<h3>Out of scope</h3><p>{_e(out_of_scope)}</p>",
         "<h3>Data and evaluation protocol</h3>",
-        "<p>For each held-out task and support size K, a stratified support set of K "
-        "labelled examples is drawn, each method adapts on it, and the rest of the task "
+        "<p>For each held-out task and support size K, a random support set of K "
+        "labelled examples holding both classes is drawn, each method adapts on it, and the rest of the task "
         "(the query set) is scored. All methods see identical episodes.</p>",
         _table(["item", "value"], protocol_rows, left_cols=2),
         "<h3>Limitations</h3><ul>" + "".join(f"<li>{_e(x)}</li>" for x in limitations) + "</ul>",

@@ -1,0 +1,60 @@
+"""Support sets: random samples holding both classes, never shaped by the query's labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import hypergeom
+
+from metamed.errors import MetamedValueError
+from metamed.tasks import Task, sample_support_query
+
+
+def binary_task(n: int, n_pos: int, seed: int = 0) -> Task:
+    rng = np.random.default_rng(seed)
+    y = np.zeros(n)
+    y[rng.choice(n, n_pos, replace=False)] = 1
+    return Task("t", rng.normal(size=(n, 3)), y)
+
+
+def test_support_composition_is_random_not_matched_to_task_prevalence():
+    """Matching every support set to the task's prevalence would leak the query's labels.
+
+    The number of positives must follow the hypergeometric law of a random sample
+    (conditioned on both classes), not sit at round(K * prevalence) in every draw.
+    """
+    task = binary_task(100, 30)
+    k = 10
+    counts = np.array(
+        [
+            int(task.y[sample_support_query(task, k, np.random.default_rng(i))[0]].sum())
+            for i in range(2000)
+        ]
+    )
+    law = hypergeom(100, 30, k)
+    support = np.arange(1, k)
+    p = law.pmf(support) / law.pmf(support).sum()  # conditioned on both classes
+    assert counts.min() >= 1 and counts.max() <= k - 1
+    assert abs(counts.mean() - (support * p).sum()) < 0.1
+    assert abs(counts.std() - np.sqrt((support**2 * p).sum() - (support * p).sum() ** 2)) < 0.1
+    assert np.mean(counts == 3) < 0.4  # round(10 * 0.3) = 3 in only ~27% of random samples
+
+
+def test_support_and_query_partition_the_task():
+    task = binary_task(50, 20)
+    s, q = sample_support_query(task, 8, np.random.default_rng(0))
+    assert len(s) == 8 and not set(s) & set(q) and len(s) + len(q) == 50
+
+
+def test_rare_class_still_gives_both_classes():
+    task = binary_task(300, 1)  # random samples of 3 almost never hold the one positive
+    for seed in range(20):
+        s, _ = sample_support_query(task, 3, np.random.default_rng(seed))
+        assert set(task.y[s]) == {0.0, 1.0}
+
+
+def test_one_class_task_and_k_too_large_raise():
+    with pytest.raises(MetamedValueError, match="only negative"):
+        sample_support_query(binary_task(20, 0), 4, np.random.default_rng(0))
+    with pytest.raises(MetamedValueError, match="K=20 is larger"):
+        sample_support_query(binary_task(20, 5), 20, np.random.default_rng(0))
