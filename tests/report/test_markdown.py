@@ -33,3 +33,9 @@ def test_summary_without_baselines_has_no_verdicts():
     results = fake_results()
     text = summary_markdown(results[results["method"] == "maml"], baselines=["pooled"])
     assert "Verdicts" not in text
+
+
+def test_numeric_results_get_error_tables():
+    results = fake_results().assign(metric="rmse")
+    text = summary_markdown(results, baselines=["pooled"])
+    assert "**RMSE**" in text and "(RMSE)" in text

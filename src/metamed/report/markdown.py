@@ -28,16 +28,19 @@ def _metric_table(summary: pd.DataFrame, metric: str, methods: Sequence[str]) ->
 
 
 def summary_markdown(
-    results: pd.DataFrame, baselines: Sequence[str], metrics: Sequence[str] = ("auroc", "brier")
+    results: pd.DataFrame, baselines: Sequence[str], metrics: Sequence[str] | None = None
 ) -> str:
     """Mean [95% bootstrap CI over held-out tasks] per method and K, and the verdicts.
 
     Methods keep the order in which they appear in ``results``; each meta-learner is
-    compared with the best baseline at each K on the same episodes.
+    compared with the best baseline at each K on the same episodes, for every metric
+    shown.
     """
     summary = summarise(results)
     methods = list(dict.fromkeys(results["method"]))
     present = set(summary["metric"])
+    if metrics is None:  # discrimination + calibration, or error + fit for numeric outcomes
+        metrics = ("auroc", "brier") if "auroc" in present else ("rmse", "r2")
     parts: list[str] = []
     for metric in metrics:
         if metric in present:
@@ -46,8 +49,11 @@ def summary_markdown(
     others = [m for m in methods if m not in baselines]
     used_baselines = [b for b in baselines if b in methods]
     if others and used_baselines:
-        primary = "auroc" if "auroc" in present else "rmse"
-        table = verdicts(results, others, used_baselines, metric=primary)
-        parts += ["**Verdicts against the best baseline at each K**", ""]
-        parts += [f"- {sentence}" for sentence in table["sentence"]]
+        # discrimination and calibration both get a paired verdict: adapting can help one
+        # without the other
+        judged = [m for m in metrics if m in present]
+        for metric in judged:
+            table = verdicts(results, others, used_baselines, metric=metric)
+            parts += [f"**Verdicts against the best baseline at each K ({metric.upper()})**", ""]
+            parts += [f"- {sentence}" for sentence in table["sentence"]] + [""]
     return "\n".join(parts).rstrip() + "\n"
