@@ -597,6 +597,10 @@ def _dataset_block(
     # Verdicts.
     parts.append(f"<h2 id='verdicts-{_e(anchor)}'>Verdicts against the best baseline</h2>")
     parts.append(verdict_html)
+    if primary == "auroc" and "brier" in metrics and meta and base:
+        # adapting can fix calibration without changing discrimination: judge both
+        parts.append("<h3>Calibration (Brier score)</h3>")
+        parts.append(_verdict_section(results, meta, base, "brier", (), n_boot, level, seed)[0])
 
     # Per-task table.
     parts.append(f"<h2 id='tasks-{_e(anchor)}'>Per-task {_e(label)}</h2>")
