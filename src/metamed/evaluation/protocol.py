@@ -57,8 +57,6 @@ class ProtocolConfig:
     #: it (leave-one-site-out, K=10, 10 draws; pooled, pooled + fine-tune, FOMAML): Brier
     #: improved in 11 and AUROC in 9 of the 12 (site, method) pairs.
     val_rows_fraction: float = 0.2
-    #: predictions are kept for these K values only (reliability diagrams); None = all.
-    keep_predictions_for: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.shots or any(int(k) < 1 for k in self.shots):
@@ -127,9 +125,9 @@ def run_protocol(
     total = len(splits) * len(methods) + n_episodes
     done = 0
 
-    def tick(what: str, n: int = 1) -> None:
+    def tick(what: str) -> None:
         nonlocal done
-        done += n
+        done += 1
         if progress is not None:
             progress(what, done, total)
 
@@ -196,20 +194,19 @@ def run_protocol(
                                     "value": float(value),
                                 }
                             )
-                        if config.keep_predictions_for is None or k in config.keep_predictions_for:
-                            preds.append(
-                                pd.DataFrame(
-                                    {
-                                        "method": name,
-                                        "dataset": dataset,
-                                        "task": task.name,
-                                        "k": k,
-                                        "draw": draw,
-                                        "y_true": query.y,
-                                        "y_prob": p,
-                                    }
-                                )
+                        preds.append(
+                            pd.DataFrame(
+                                {
+                                    "method": name,
+                                    "dataset": dataset,
+                                    "task": task.name,
+                                    "k": k,
+                                    "draw": draw,
+                                    "y_true": query.y,
+                                    "y_prob": p,
+                                }
                             )
+                        )
                         tick(f"{name}: {task.name}, K={k}")
     predictions = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
     return ProtocolResult(pd.DataFrame(rows), predictions, fit_seconds, asdict(config))

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch.func import grad, vmap
 
 from metamed.errors import MetamedValueError, unknown_name
+from metamed.learners.mlp import Params, linear, mlp_features, mlp_forward, n_layers, relu_layers
 from metamed.tasks.episodes import EpisodeBatch
 
 __all__ = [
@@ -65,7 +66,6 @@ __all__ = [
     "iter_chunks",
 ]
 
-Params = dict[str, torch.Tensor]
 #: A scalar learning rate, or one tensor per parameter (Meta-SGD).
 LearningRate = float | Params
 
@@ -124,38 +124,10 @@ class MetaGradient:
 
 
 # -- the model -------------------------------------------------------------------------------
-def _n_layers(params: Params) -> int:
-    return sum(1 for k in params if k.startswith("w"))
-
-
-def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    # ``w`` is [out, in] (shared) or [B, out, in] (one copy per task); matmul broadcasts
-    # both against h = [..., S, in], so a shared first step is one large GEMM.
-    return torch.matmul(h, w.transpose(-1, -2)) + b.unsqueeze(-2)
-
-
-def _relu_layers(params: Params, x: torch.Tensor, n: int) -> torch.Tensor:
-    """The first ``n`` layers of ``params``, each followed by ReLU."""
-    h = x
-    for i in range(n):
-        h = torch.relu(_linear(h, params[f"w{i}"], params[f"b{i}"]))
-    return h
-
-
-def features(params: Params, x: torch.Tensor) -> torch.Tensor:
-    """Last hidden layer of the MLP; parameters may carry a leading task axis."""
-    return _relu_layers(params, x, _n_layers(params) - 1)
-
-
-def forward(params: Params, x: torch.Tensor) -> torch.Tensor:
-    """Logits (or numeric predictions) of shape ``x.shape[:-1]``.
-
-    Same model as :func:`metamed.learners.mlp.mlp_forward`, written so that the
-    parameters may also carry a leading task axis (``w`` of shape [B, out, in] with
-    ``x`` of shape [B, S, in]).
-    """
-    last = _n_layers(params) - 1
-    return _linear(features(params, x), params[f"w{last}"], params[f"b{last}"]).squeeze(-1)
+# The engine's model is the one functional MLP every learner uses; these public names
+# are kept for callers of the engine.
+features = mlp_features
+forward = mlp_forward
 
 
 def masked_loss(
@@ -184,13 +156,13 @@ def loss_grad(
     second-order terms); ReLU's derivative enters as a constant 0/1 mask, which is what
     autograd's own double backward through ReLU does.
     """
-    n = _n_layers(params)
+    n = n_layers(params)
     inputs = [x]
     h = x
     for i in range(n - 1):
-        h = torch.relu(_linear(h, params[f"w{i}"], params[f"b{i}"]))
+        h = torch.relu(linear(h, params[f"w{i}"], params[f"b{i}"]))
         inputs.append(h)
-    z = _linear(h, params[f"w{n - 1}"], params[f"b{n - 1}"]).squeeze(-1)
+    z = linear(h, params[f"w{n - 1}"], params[f"b{n - 1}"]).squeeze(-1)
     weight = mask / mask.sum(-1, keepdim=True).clamp_min(1.0)
     if outcome_type == "binary":
         dz = (torch.sigmoid(z) - y) * weight
@@ -224,7 +196,7 @@ def _func_loss_grad(
 # -- the inner loop --------------------------------------------------------------------------
 def head_keys(params: Params) -> tuple[str, str]:
     """Names of the output layer's weight and bias (the part ANIL adapts)."""
-    last = _n_layers(params) - 1
+    last = n_layers(params) - 1
     return f"w{last}", f"b{last}"
 
 
@@ -286,14 +258,14 @@ def _adapt(
         return adapted, lambda xq: forward(adapted, xq)
     body, head = _as_head(params)
     # ANIL's body is fixed during the inner loop, so its features are computed once.
-    n_body = _n_layers(body)
-    phi = _relu_layers(body, x, n_body)
+    n_body = n_layers(body)
+    phi = relu_layers(body, x, n_body)
     head_adapted = _sgd_steps(head, _head_lr(params, lr), phi, y, mask, config)
     wk, bk = head_keys(params)
     adapted = {**body, wk: head_adapted["w0"], bk: head_adapted["b0"]}
 
     def predict(xq: torch.Tensor) -> torch.Tensor:
-        return forward(head_adapted, _relu_layers(body, xq, n_body))
+        return forward(head_adapted, relu_layers(body, xq, n_body))
 
     return adapted, predict
 

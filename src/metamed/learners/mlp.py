@@ -12,7 +12,7 @@ import math
 
 import torch
 
-__all__ = ["init_mlp", "mlp_forward", "mlp_features", "n_layers"]
+__all__ = ["init_mlp", "linear", "mlp_forward", "mlp_features", "n_layers", "relu_layers"]
 
 Params = dict[str, torch.Tensor]
 
@@ -37,16 +37,32 @@ def n_layers(params: Params) -> int:
     return sum(1 for k in params if k.startswith("w"))
 
 
-def mlp_features(params: Params, x: torch.Tensor) -> torch.Tensor:
-    """Output of the last hidden layer (the 'body'; ANIL and ProtoNet use it)."""
+def linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``h @ w.T + b``, where ``w`` may be [out, in] (shared) or [B, out, in] (one per task).
+
+    matmul broadcasts both against h = [..., S, in], so one set of shared weights over
+    a whole meta-batch is one large GEMM.
+    """
+    return torch.matmul(h, w.transpose(-1, -2)) + b.unsqueeze(-2)
+
+
+def relu_layers(params: Params, x: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` layers of ``params``, each followed by ReLU."""
     h = x
-    for i in range(n_layers(params) - 1):
-        h = torch.relu(h @ params[f"w{i}"].T + params[f"b{i}"])
+    for i in range(n):
+        h = torch.relu(linear(h, params[f"w{i}"], params[f"b{i}"]))
     return h
 
 
+def mlp_features(params: Params, x: torch.Tensor) -> torch.Tensor:
+    """Output of the last hidden layer (the 'body'; ANIL and ProtoNet use it)."""
+    return relu_layers(params, x, n_layers(params) - 1)
+
+
 def mlp_forward(params: Params, x: torch.Tensor) -> torch.Tensor:
-    """Logits (or numeric predictions) of shape ``x.shape[:-1]`` for a 1-unit output layer."""
+    """Logits (or numeric predictions) of shape ``x.shape[:-1]`` for a 1-unit output layer.
+
+    Parameters may carry a leading task axis (``w`` [B, out, in] with ``x`` [B, S, in]).
+    """
     last = n_layers(params) - 1
-    out = mlp_features(params, x) @ params[f"w{last}"].T + params[f"b{last}"]
-    return out.squeeze(-1)
+    return linear(mlp_features(params, x), params[f"w{last}"], params[f"b{last}"]).squeeze(-1)
