@@ -320,13 +320,17 @@ def dose(
         "basal_bolus,pid,population,personalised", help="Comma-separated controller names."
     ),
     patients: str = typer.Option(
-        "all", help="all | adult | adolescent | child | comma-separated names (adult#001,...)."
+        "all",
+        help="all, or comma-separated age groups (adult, adolescent, child) and names "
+        "(adult#001,...), each patient once.",
     ),
-    days: int = typer.Option(
-        10, min=1, help="One-day evaluation episodes per patient and controller."
+    days: int | None = typer.Option(
+        None, min=1, help="One-day evaluation episodes per patient and controller [default: 10]."
     ),
     seed: int = typer.Option(0, min=0, help="Seed of the first evaluation day."),
-    quick: bool = typer.Option(False, help="1 evaluation day and 1 record day (seconds)."),
+    quick: bool = typer.Option(
+        False, help="1 evaluation day and 1 record day (seconds); not with --days."
+    ),
     out: Path = typer.Option(Path("runs/dose"), help="Output folder."),
 ) -> None:
     """Simulate insulin-dosing controllers on virtual (simulated) type-1-diabetes patients."""
@@ -335,17 +339,17 @@ def dose(
 
         names = _parse_list(controllers, "controllers")
         chosen = None if patients == "all" else _parse_list(patients, "patients")
-        if chosen is not None and len(chosen) == 1:
-            chosen = chosen[0]  # an age group or one patient name
-        report = run_dose(
-            names,
-            chosen,
-            days=days,
-            seed=seed,
-            out_dir=out,
-            quick=quick,
-            progress=lambda msg: err_console.print(msg, highlight=False),
-        )
+        with progress_bar("dose") as update:
+            report = run_dose(
+                names,
+                chosen,
+                days=days,
+                seed=seed,
+                out_dir=out,
+                quick=quick,
+                progress=lambda msg: err_console.print(msg, highlight=False, soft_wrap=True),
+                advance=update,
+            )
         console.print(f"dosing report: {report}")
 
 

@@ -467,8 +467,12 @@ class SimulationResult:
         return glycaemic_metrics(self.bg_mg_dl, failed=self.failed)
 
 
-def rollout(controller: Controller, env: GlucoseVectorEnv, seed: int) -> SimulationResult:
+def rollout(
+    controller: Controller, env: GlucoseVectorEnv, seed: int, steps: int | None = None
+) -> SimulationResult:
     """Run ``controller`` on every patient of ``env`` for one episode (the env's horizon).
+
+    ``steps`` stops after that many control steps instead (a trial run).
 
     The controller sees the latest CGM reading and, if it uses meal announcement and
     the env announces meals, the carbohydrate of meals starting in the coming period.
@@ -480,7 +484,7 @@ def rollout(controller: Controller, env: GlucoseVectorEnv, seed: int) -> Simulat
         )
     _, info = env.reset(seed=seed)
     controller.reset()
-    n, h = env.num_envs, env.horizon_steps
+    n, h = env.num_envs, env.horizon_steps if steps is None else min(steps, env.horizon_steps)
     bg = np.full((n, h), np.nan)
     cgm = np.full((n, h), np.nan)
     insulin = np.zeros((n, h))

@@ -48,6 +48,8 @@ from __future__ import annotations
 import base64
 import html
 import json
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -110,6 +112,9 @@ G2P2C_ANNOUNCE_AHEAD_MIN = 20
 # 70 < CGM <= 180 mg/dL count as in range.
 G2P2C_TIR_LOW_MG_DL = 70.0
 G2P2C_TIR_HIGH_MG_DL = 180.0
+# The clock of the timings and of the run-time estimate (a test swaps in CPU time, which
+# a loaded shared machine disturbs far less than wall time).
+_clock = time.perf_counter
 
 # Published anchors (UVA/Padova simglucose patients, each paper's own protocol):
 # G2P2C, Hettiarachchi et al., Biomedical Signal Processing and Control 2024 (RL without
@@ -222,10 +227,19 @@ def _check_controllers(controllers: Sequence[str]) -> list[str]:
 
 def _resolve(patients: VirtualPatients | str | Sequence[str] | None) -> VirtualPatients:
     if isinstance(patients, VirtualPatients):
-        return patients
-    if isinstance(patients, str) or patients is None:
-        return load_virtual_patients(patients)
-    return load_virtual_patients(list(patients))
+        vp = patients
+    elif isinstance(patients, str) or patients is None:
+        vp = load_virtual_patients(patients)
+    else:
+        vp = load_virtual_patients(list(patients))
+    # a patient listed twice would be simulated twice and weigh double in every mean
+    repeated = [name for name, count in Counter(vp.names).items() if count > 1]
+    if repeated:
+        raise MetamedValueError(
+            f"Virtual patient(s) {', '.join(repeated)} selected twice (directly or through "
+            "their age group); each patient is evaluated once per day. List each patient once."
+        )
+    return vp
 
 
 def _take(tp: TherapyParameters, names: Sequence[str], order: Sequence[str]) -> TherapyParameters:
@@ -249,14 +263,27 @@ def evaluate_controllers(
     protocol: DoseProtocol | None = None,
     progress: Callable[[str], None] | None = None,
     personaliser: TherapyPersonaliser | None = None,
+    advance: Callable[[str, int, int], None] | None = None,
 ) -> DoseResults:
     """Run the dosing protocol for the named controllers on the selected patients.
 
-    ``personaliser`` (unfitted) sets the personalisation hyperparameters; default
-    :class:`~metamed.dosing.personalise.TherapyPersonaliser()`.
+    Parameters
+    ----------
+    controllers : sequence of str
+        Any of :data:`CONTROLLER_NAMES`.
+    patients : VirtualPatients, str, sequence of str or None
+        Age groups and/or names (each patient at most once), or None for all 30.
+    protocol : DoseProtocol, optional
+    progress : callable, optional
+        Receives one-line messages: the phases and, for runs of more than one day, the
+        estimated evaluation time (timed on a short trial before the evaluation starts).
+    personaliser : TherapyPersonaliser, optional
+        Unfitted; sets the personalisation hyperparameters (default
+        :class:`~metamed.dosing.personalise.TherapyPersonaliser()`).
+    advance : callable, optional
+        ``advance("days", done, total)`` after each evaluation day (drives a progress
+        bar; the caller decides how often to show it).
     """
-    import time
-
     protocol = protocol or DoseProtocol()
     if protocol.days < 1 or protocol.record_days < 1:
         raise MetamedValueError(
@@ -273,7 +300,7 @@ def evaluate_controllers(
             f"personalisation: meta-training on held-out folds, {protocol.record_days} "
             "record days per patient"
         )
-        t0 = time.perf_counter()
+        t0 = _clock()
         lpo = leave_patients_out(
             days_of_data=tuple(range(protocol.record_days + 1)),
             n_folds=protocol.n_folds,
@@ -281,7 +308,7 @@ def evaluate_controllers(
             sample_time_min=protocol.sample_time_min,
             personaliser=personaliser,
         )
-        timings["personalisation_s"] = time.perf_counter() - t0
+        timings["personalisation_s"] = _clock() - t0
     for name in names:
         if name == "basal_bolus":
             settings.append(
@@ -344,12 +371,19 @@ def evaluate_controllers(
         )
         groups.append((group_settings, env))
     all_settings = [label for group_settings, _ in groups for label, _ in group_settings]
+    if protocol.days > 1:
+        estimate_s = protocol.days * _day_seconds(groups, protocol.seed)
+        say(
+            f"evaluation: {protocol.days} days x {len(all_settings)} settings x {n} patients, "
+            f"estimated {_duration(estimate_s)} (timed on a {_TRIAL_STEPS}-step trial)"
+        )
+    else:
+        say(f"evaluation: 1 day x {len(all_settings)} settings x {n} patients")
     rows = []
     traces: dict[str, list[np.ndarray]] = {label: [] for label in all_settings}
     n_rows = 0
-    t0 = time.perf_counter()
+    t0 = _clock()
     for episode in range(protocol.days):
-        say(f"episode {episode + 1}/{protocol.days}: {len(all_settings)} settings x {n} patients")
         for group_settings, env in groups:
             stacked = StackedController([c for _, c in group_settings])
             sim = rollout(stacked, env, seed=protocol.seed + episode)
@@ -368,7 +402,9 @@ def evaluate_controllers(
                     }
                     row.update({k: float(m[k][sl][i]) for k in (*METRIC_NAMES, "cgm_tir_pct")})
                     rows.append(row)
-    timings["evaluation_s"] = time.perf_counter() - t0
+        if advance is not None:
+            advance("days", episode + 1, protocol.days)
+    timings["evaluation_s"] = _clock() - t0
     timings["patient_days"] = float(n_rows)
     frame = pd.DataFrame(rows)
     frame["failure_pct"] = 100.0 * frame.pop("failure")
@@ -379,6 +415,43 @@ def evaluate_controllers(
         personalisation=lpo,
         timings_s=timings,
     )
+
+
+# Control steps of the trial that times a day before a long evaluation (2 h at 5 min).
+_TRIAL_STEPS = 24
+
+
+def _day_seconds(
+    groups: list[tuple[list[tuple[str, Controller]], GlucoseVectorEnv]], seed: int
+) -> float:
+    """Wall time of one evaluation day, from a short trial of every batch.
+
+    A day costs one reset (meal schedules, streams) plus its control steps; both are
+    timed, so the extrapolation does not multiply the reset by the number of steps.  The
+    trial leaves no trace: every evaluation day resets the environment from its seed.
+    """
+    total = 0.0
+    for group_settings, env in groups:
+        stacked = StackedController([c for _, c in group_settings])
+        steps = min(_TRIAL_STEPS, env.horizon_steps)
+        t0 = _clock()
+        env.reset(seed=seed)
+        reset_s = _clock() - t0
+        t0 = _clock()
+        rollout(stacked, env, seed=seed, steps=steps)
+        step_s = max(_clock() - t0 - reset_s, 0.0) / steps
+        total += reset_s + step_s * env.horizon_steps
+    return total
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _g2p2c_tir_pct(cgm_mg_dl: np.ndarray) -> np.ndarray:
@@ -459,7 +532,8 @@ def adaptation_table(results: DoseResults) -> pd.DataFrame:
     label = {"population": 0, "personalised": rd, "basal_bolus": "oracle (Quest)"}
     label.update({f"personalised_{d}d": d for d in range(1, rd)})
     df = df[df["controller"].isin(label)].copy()
-    if df.empty:
+    if not df["controller"].isin(set(label) - {"basal_bolus"}).any():
+        # the oracle alone is not an adaptation curve (and would draw an empty plot)
         return pd.DataFrame()
     df["days_of_data"] = df["controller"].map(label).astype(str)
     metrics = ["tir_pct", "below_54_pct", "above_250_pct", "risk_index", "failure_pct"]
@@ -665,11 +739,12 @@ def render_html(results: DoseResults) -> str:
 def run_dose(
     controllers: Sequence[str] = CONTROLLER_NAMES,
     patients: str | Sequence[str] | None = None,
-    days: int = 10,
+    days: int | None = None,
     seed: int = 0,
     out_dir: str | Path = "dose_report",
     progress: Callable[[str], None] | None = None,
     quick: bool = False,
+    advance: Callable[[str, int, int], None] | None = None,
 ) -> Path:
     """Evaluate controllers and write ``report.html`` + ``per_patient_day.csv``.
 
@@ -678,28 +753,39 @@ def run_dose(
     controllers : sequence of str
         Any of :data:`CONTROLLER_NAMES`.
     patients : str, sequence of str or None
-        Age group, names, or None for all 30 virtual patients.
-    days : int
-        One-day evaluation episodes per patient and controller.
+        Age groups and/or names (each patient at most once), or None for all 30 virtual
+        patients.
+    days : int, optional
+        One-day evaluation episodes per patient and controller (default 10; not with
+        ``quick``).
     seed : int
         Seed of the first evaluation episode.
     out_dir : path
         Output folder (created).
     progress : callable, optional
-        Receives one-line progress messages.
+        Receives one-line progress messages (phases, the run-time estimate).
     quick : bool
         Demo mode: 1 evaluation day and 1 record day (seconds instead of a minute);
-        overrides ``days``.
+        cannot be combined with ``days``.
+    advance : callable, optional
+        ``advance("days", done, total)`` after each evaluation day.
 
     Returns
     -------
     pathlib.Path
         Path of the HTML report.
     """
+    if quick and days is not None:
+        raise MetamedValueError(
+            f"quick runs 1 evaluation day, so days={days} would be ignored; give either "
+            "--quick or --days, not both."
+        )
     protocol = DoseProtocol(
-        days=1 if quick else int(days), seed=int(seed), record_days=1 if quick else 3
+        days=1 if quick else (10 if days is None else int(days)),
+        seed=int(seed),
+        record_days=1 if quick else 3,
     )
-    results = evaluate_controllers(controllers, patients, protocol, progress)
+    results = evaluate_controllers(controllers, patients, protocol, progress, advance=advance)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results.per_patient_day.to_csv(out / "per_patient_day.csv", index=False)

@@ -232,7 +232,7 @@ class VirtualPatients:
         return self.basal_u_per_min * 60.0
 
     def select(self, names: Sequence[str] | str) -> VirtualPatients:
-        """Return the sub-batch with the given names (or age group), in that order."""
+        """Return the sub-batch with the given names (or age groups), in that order."""
         idx = _resolve_names(self.names, names)
         return VirtualPatients(
             names=tuple(self.names[i] for i in idx),
@@ -249,8 +249,6 @@ def _resolve_names(available: Sequence[str], names: Sequence[str] | str | None) 
     if names is None:
         return list(range(len(available)))
     if isinstance(names, str):
-        if names in AGE_GROUPS:
-            return [i for i, n in enumerate(available) if n.split("#")[0] == names]
         names = [names]
     if not isinstance(names, Sequence):
         raise MetamedTypeError(
@@ -260,9 +258,16 @@ def _resolve_names(available: Sequence[str], names: Sequence[str] | str | None) 
     lookup = {n: i for i, n in enumerate(available)}
     out = []
     for n in names:
-        if n not in lookup:
+        if n in AGE_GROUPS:
+            out.extend(i for i, name in enumerate(available) if name.split("#")[0] == n)
+        elif n in lookup:
+            out.append(lookup[n])
+        elif "#" in str(n) or any(c.isdigit() for c in str(n)):
             raise unknown_name("virtual patient", str(n), available)
-        out.append(lookup[n])
+        else:
+            # a word without a number is a mistyped age group: offer the groups, not the
+            # 30 patient names (a close patient name would be a misleading suggestion)
+            raise unknown_name("age group", str(n), AGE_GROUPS)
     if not out:
         raise MetamedValueError(
             "Virtual patient selection is empty: expected at least one name, received an "
@@ -279,7 +284,8 @@ def load_virtual_patients(names: Sequence[str] | str | None = None) -> VirtualPa
     names : None, str or sequence of str
         ``None`` for all 30 patients (order: adolescent#001-010, adult#001-010,
         child#001-010); an age group ``"adolescent"``, ``"adult"`` or ``"child"``; a
-        single name; or a list of names (the order is kept).
+        single name; or a list of names and age groups (the order is kept, an age group
+        stands for its patients).
 
     Returns
     -------
@@ -288,7 +294,8 @@ def load_virtual_patients(names: Sequence[str] | str | None = None) -> VirtualPa
     Raises
     ------
     UnknownNameError
-        If a name is not one of the 30 patients (with a "did you mean" hint).
+        If a name is not one of the 30 patients or an age group (with a "did you mean"
+        hint: age groups for a word without a number, patient names otherwise).
 
     Notes
     -----
