@@ -243,3 +243,70 @@ def test_text_outcome_with_positive_label_and_contradictions(tmp_path):
     dropped = invoke(*base, *fast, "--positive-label", "yes", "--drop-cols", "died")
     assert_clean_error(dropped, "cannot be dropped")
     assert_clean_error(invoke(*base, *fast, "--positive-label", "yes", "--seed", "-1"), "--seed")
+
+
+def _table_args(path, out, *extra: str) -> list[str]:
+    return [
+        "benchmark", "--table", str(path), "--task-col", "hospital", "--outcome-col", "died",
+        "--shots", "4", "--out", str(out), *FAST, *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "corrupt, fragment",
+    [
+        (lambda t: t.assign(died_again=t["died"]), "'died_again' holds the same values"),
+        (lambda t: t.assign(died=t.index % 3), "--outcome-type numeric"),
+        (lambda t: t.assign(hospital=t["hospital"].where(t.index % 2 == 0, "H1")), "'H1' / 'h1'"),
+        (lambda t: t.assign(age=t["age"].where(t.index != 9, 1e308)), "holds 1e+308 (row 9)"),
+    ],
+    ids=["outcome-copy", "class-codes", "case-only", "huge-value"],
+)
+def test_leaky_or_ambiguous_tables_refused_before_any_work(tmp_path, corrupt, fragment):
+    path, table = hospital_table(tmp_path)
+    corrupt(table).to_csv(path, index=False)
+    out = tmp_path / "run"
+    result = invoke(*_table_args(path, out))
+    assert_clean_error(result, fragment)
+    assert "RuntimeWarning" not in result.output
+    assert not out.exists()
+
+
+def test_repeated_outcome_header_is_refused(tmp_path):
+    path, table = hospital_table(tmp_path)
+    text = path.read_text().splitlines()
+    # The CSV header repeats "died": pandas would read the copy as a feature "died.1".
+    rows = [f"{line},{line.rsplit(',', 1)[1]}" for line in text]
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert_clean_error(invoke(*_table_args(path, out)), "duplicated column names ('died' x2)")
+    assert not out.exists()
+
+
+def test_outcome_type_flag_and_one_two_status_coding(tmp_path):
+    path, table = hospital_table(tmp_path)
+    table.assign(died=table.index % 3).to_csv(path, index=False)
+    numeric = invoke(*_table_args(path, tmp_path / "numeric", "--outcome-type", "numeric"))
+    assert numeric.exit_code == 0, numeric.output
+    assert "rmse" in set(pd.read_csv(tmp_path / "numeric" / "results.csv")["metric"])
+    assert_clean_error(
+        invoke(*_table_args(path, tmp_path / "o", "--outcome-type", "ordinal")), "'ordinal'"
+    )
+    assert_clean_error(
+        invoke("benchmark", "--dataset", "synthetic", "--outcome-type", "binary", *FAST),
+        "--table only",
+    )
+    # R's 1/2 status coding, with padded hospital names: both handled, both said.
+    status = table.assign(died=table["died"] + 1, hospital=table["hospital"] + " ")
+    status.to_csv(path, index=False)
+    out = tmp_path / "status"
+    result = invoke(*_table_args(path, out))
+    assert result.exit_code == 0, result.output
+    assert "note: Outcome 'died' is coded 1/2" in result.output
+    assert "2 = 1, the other value = 0" in result.output
+    assert "note: Task column 'hospital': removed surrounding whitespace" in result.output
+    results = pd.read_csv(out / "results.csv")
+    assert "auroc" in set(results["metric"])
+    assert sorted(results["task"].unique()) == ["h0", "h1", "h2", "h3"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["positive_label"] == "2"

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from metamed.errors import MetamedError, MetamedValueError
+from metamed.errors import MetamedError, MetamedValueError, MetamedWarning
 
 app = typer.Typer(
     add_completion=False,
@@ -41,9 +42,22 @@ DEFAULT_METHODS = (
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Report library errors as one line and exit 2; unexpected errors as one line and exit 1."""
+    """Report library errors as one line and exit 2; unexpected errors as one line and exit 1.
+
+    What the library did on the user's behalf (a :class:`MetamedWarning`) is one ``note:`` line.
+    """
     try:
-        yield
+        with warnings.catch_warnings():
+            show_other = warnings.showwarning
+
+            def show(message, category, *args, **kwargs) -> None:
+                if issubclass(category, MetamedWarning):
+                    err_console.print(f"[bold]note:[/] {message}", highlight=False, soft_wrap=True)
+                else:
+                    show_other(message, category, *args, **kwargs)
+
+            warnings.showwarning = show
+            yield
     except MetamedError as error:
         err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -126,7 +140,9 @@ def _show_schema(cohort, task_col: str | None) -> None:
     table.add_column("role")
     table.add_column("columns")
     table.add_row("task (group)", task_col or ", ".join(schema.group))
-    table.add_row(f"outcome ({schema.outcome_type})", schema.outcome)
+    positive = cohort.provenance.get("positive_label")
+    coded = f" ({positive} = 1, the other value = 0)" if positive is not None else ""
+    table.add_row(f"outcome ({schema.outcome_type})", f"{schema.outcome}{coded}")
     table.add_row("numeric", ", ".join(schema.numeric) or "-")
     table.add_row("categorical", ", ".join(schema.categorical) or "-")
     if schema.codesets:
@@ -147,6 +163,7 @@ def _load_cohort(
     categorical_cols: str | None,
     drop_cols: str | None,
     positive_label: str | None = None,
+    outcome_type: str | None = None,
 ):
     from metamed.data import cohort_from_table, load_dataset
 
@@ -165,14 +182,22 @@ def _load_cohort(
             categorical_cols=_parse_list(categorical_cols, "categorical-cols") or None,
             drop_cols=_parse_list(drop_cols, "drop-cols") or None,
             positive_label=positive_label,
+            outcome_type=outcome_type,
         )
         _show_schema(cohort, task_col)
         return cohort
-    table_only = (outcome_col, feature_cols, categorical_cols, drop_cols, positive_label)
+    table_only = (
+        outcome_col,
+        feature_cols,
+        categorical_cols,
+        drop_cols,
+        positive_label,
+        outcome_type,
+    )
     if any(v is not None for v in table_only):
         raise MetamedValueError(
-            "--outcome-col, --feature-cols, --categorical-cols, --drop-cols and --positive-label "
-            "apply to --table only."
+            "--outcome-col, --feature-cols, --categorical-cols, --drop-cols, --positive-label "
+            "and --outcome-type apply to --table only."
         )
     return load_dataset(dataset or "synthetic", data_dir=data_dir)
 
@@ -196,7 +221,14 @@ def benchmark(
     ),
     drop_cols: str | None = typer.Option(None, help="Columns to ignore (--table only)."),
     positive_label: str | None = typer.Option(
-        None, help="Outcome value that means 1 when the outcome is text, e.g. yes (--table only)."
+        None,
+        help="Outcome value that means 1 for a two-valued outcome, e.g. yes, or 1 to reverse "
+        "R's 1/2 status coding (--table only).",
+    ),
+    outcome_type: str | None = typer.Option(
+        None,
+        help="binary | numeric: needed when the outcome holds a few whole numbers such as "
+        "0/1/2 (--table only; default: inferred).",
     ),
     methods: str = typer.Option(DEFAULT_METHODS, help="Comma-separated method names."),
     shots: str = typer.Option("5,10,20,40", help="Support sizes K, comma-separated."),
@@ -231,6 +263,7 @@ def benchmark(
             categorical_cols,
             drop_cols,
             positive_label,
+            outcome_type,
         )
         overrides = {"meta_iterations": meta_iterations} if meta_iterations else None
         with progress_bar(f"benchmark {cohort.name}") as update:

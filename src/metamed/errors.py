@@ -19,6 +19,7 @@ __all__ = [
     "ChecksumError",
     "NotFittedError",
     "UnknownNameError",
+    "MetamedWarning",
     "did_you_mean",
 ]
 
@@ -52,6 +53,14 @@ class UnknownNameError(MetamedError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise wrap the message in quotes
         return str(self.args[0]) if self.args else ""
+
+
+class MetamedWarning(UserWarning):
+    """Something metamed did on the user's behalf and says so (a recoding, a cleaning).
+
+    The command line prints each as one ``note:`` line; in Python they are ordinary
+    warnings, so ``warnings.simplefilter("error", MetamedWarning)`` makes them errors.
+    """
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from metamed.data.preprocess import Preprocessor
+from metamed.data.cohort import Cohort
+from metamed.data.preprocess import Preprocessor, make_tasks
 from metamed.data.sources import sha256_file
 from metamed.data.table import cohort_from_table, infer_schema, load_table
 from metamed.errors import (
@@ -17,8 +19,10 @@ from metamed.errors import (
     MetamedError,
     MetamedTypeError,
     MetamedValueError,
+    MetamedWarning,
     UnknownNameError,
 )
+from metamed.tasks import TaskSet
 
 
 def _frame() -> pd.DataFrame:
@@ -179,3 +183,178 @@ def test_load_table_errors(tmp_path: Path) -> None:
     binary.write_bytes(b"a,b\n\xff\xfe,1\n")
     with pytest.raises(MetamedError):
         load_table(binary)
+
+
+# -- duplicated columns and copies of the outcome (a label leak) ----------------------------
+def _site_table(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Three hospitals, two features, a binary outcome with at least 10 patients per class."""
+    rng = np.random.default_rng(seed)
+    died = np.resize([0, 1], n)
+    rng.shuffle(died)
+    return pd.DataFrame(
+        {
+            "hospital": np.resize(["a", "b", "c"], n),
+            "age_years": rng.normal(60, 10, n).round(1),
+            "lactate_mmol_l": rng.gamma(2.0, 1.0, n).round(2),
+            "died": died,
+        }
+    )
+
+
+def test_duplicated_header_is_an_error_naming_the_columns(tmp_path: Path) -> None:
+    frame = _site_table()
+    csv = tmp_path / "icu.csv"
+    # pandas would read this header as died, died.1 and age_years, age_years.1.
+    rows = [",".join(["hospital", "died", "age_years", "died", "age_years"])]
+    rows += [f"{h},{d},{a},{d},{a}" for h, d, a in frame[["hospital", "died", "age_years"]].values]
+    csv.write_text("\n".join(rows) + "\n")
+    with pytest.raises(
+        MetamedValueError, match=r"duplicated column names \('age_years' x2, 'died' x2\)"
+    ):
+        cohort_from_table(csv, "hospital", "died")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = tmp_path / "icu.parquet"
+    columns = [frame["hospital"], frame["died"], frame["died"]]
+    pq.write_table(
+        pa.table([pa.array(c) for c in columns], names=["hospital", "died", "died"]), parquet
+    )
+    with pytest.raises(MetamedValueError, match=r"'died' x2"):
+        cohort_from_table(parquet, "hospital", "died")
+    with pytest.raises(MetamedValueError, match=r"'died' x2"):
+        cohort_from_table(pd.concat([frame, frame[["died"]]], axis=1), "hospital", "died")
+    # A column that is really called "died.1" is only a name: it loads (raw header checked).
+    distinct = frame.assign(**{"died.1": frame["age_years"]})
+    distinct.to_csv(csv, index=False)
+    assert "died.1" in cohort_from_table(csv, "hospital", "died").schema.numeric
+
+
+@pytest.mark.parametrize("name", ["died.1", "outcome_copy", "zz"])
+@pytest.mark.parametrize(
+    "copy",
+    [
+        lambda y: y,
+        lambda y: y.astype(float),
+        lambda y: y.astype(bool),
+        lambda y: 1 - y,
+        lambda y: y.map({0: "alive", 1: "dead"}),
+    ],
+    ids=["same", "float", "bool", "inverted", "relabelled"],
+)
+def test_feature_copy_of_outcome_is_refused_under_any_name(name, copy) -> None:
+    frame = _site_table().assign(**{name: lambda t: copy(t["died"])})
+    with pytest.raises(MetamedValueError, match=f"'{name}'.*outcome 'died'.*drop-cols {name}"):
+        cohort_from_table(frame, "hospital", "died")
+    dropped = cohort_from_table(frame, "hospital", "died", drop_cols=[name])
+    assert name not in dropped.schema.features
+
+
+def test_feature_matching_outcome_by_chance_in_a_tiny_table_is_kept() -> None:
+    # smoker is the inverse of died in these 6 rows: too few patients to call it a copy.
+    schema = cohort_from_table(_frame(), "hospital", "died", drop_cols=["dx", "patient_id"]).schema
+    assert "smoker" in schema.categorical
+
+
+# -- outcomes coded with class numbers -----------------------------------------------------
+@pytest.mark.parametrize("codes", [[0, 1, 2], [1, 2, 3, 4, 5], [0, 2]])
+def test_class_code_outcome_needs_explicit_type(codes) -> None:
+    frame = _site_table().assign(died=lambda t: np.resize(codes, len(t)))
+    with pytest.raises(MetamedValueError, match=r"whole numbers.*--outcome-type numeric"):
+        cohort_from_table(frame, "hospital", "died")
+    numeric = cohort_from_table(frame, "hospital", "died", outcome_type="numeric")
+    assert numeric.schema.outcome_type == "numeric"
+    assert numeric.frame["died"].tolist() == frame["died"].tolist()
+
+
+def test_many_valued_whole_number_outcome_stays_numeric() -> None:
+    frame = _site_table().assign(los_days=lambda t: np.arange(len(t)) % 30 + 1)
+    schema = cohort_from_table(frame, "hospital", "los_days", drop_cols=["died"]).schema
+    assert schema.outcome_type == "numeric"
+
+
+def test_one_two_status_coding_is_binary_with_stated_positive_label() -> None:
+    frame = _site_table()
+    status = frame.assign(died=frame["died"] + 1)  # R's survival status: 2 = died
+    with pytest.warns(MetamedWarning, match="2 is taken as the positive class"):
+        cohort = cohort_from_table(status, "hospital", "died")
+    assert cohort.schema.outcome_type == "binary"
+    assert cohort.frame["died"].tolist() == frame["died"].tolist()
+    assert cohort.provenance["positive_label"] == "2"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an explicit choice needs no message
+        reversed_ = cohort_from_table(status, "hospital", "died", positive_label=1)
+        assert reversed_.frame["died"].tolist() == (1 - frame["died"]).tolist()
+        numeric = cohort_from_table(status, "hospital", "died", outcome_type="numeric")
+        assert numeric.schema.outcome_type == "numeric"
+        assert numeric.frame["died"].tolist() == status["died"].tolist()
+
+
+# -- task values that differ only by whitespace or case ----------------------------------
+def test_task_values_lose_surrounding_whitespace_with_a_message() -> None:
+    frame = _site_table()
+    padded = frame.assign(
+        hospital=frame["hospital"].where(frame.index % 2 == 0, frame["hospital"] + " ")
+    )
+    with pytest.warns(MetamedWarning, match=r"removed surrounding whitespace from 30 value\(s\)"):
+        cohort = cohort_from_table(padded, "hospital", "died")
+    assert TaskSet(cohort).names == ["a", "b", "c"]
+    assert TaskSet(cohort).summary()["n"].tolist() == [20, 20, 20]
+
+
+def test_task_values_differing_only_by_case_are_refused() -> None:
+    frame = _site_table()
+    shouting = frame.assign(hospital=frame["hospital"].where(frame.index % 2 == 0, "A"))
+    with pytest.raises(MetamedValueError, match=r"differ only by letter case.*'A' / 'a'"):
+        cohort_from_table(shouting, "hospital", "died")
+    # A cohort built directly (not from a table) is checked too, whitespace included.
+    padded = frame.assign(hospital=frame["hospital"].where(frame.index % 2 == 0, "a "))
+    schema = infer_schema(frame, "hospital", "died")
+    with pytest.raises(MetamedValueError, match=r"'a' / 'a '"):
+        Cohort("direct", padded, schema)
+
+
+# -- values too large for the models ----------------------------------------------------
+def test_huge_finite_value_gets_a_correct_message_and_no_raw_warning() -> None:
+    frame = _site_table().assign(age_years=lambda t: t["age_years"].where(t.index != 3, 1e308))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a raw numpy overflow warning would fail here
+        with pytest.raises(MetamedValueError, match=r"holds 1e\+308 \(row 3\), beyond") as info:
+            cohort_from_table(frame, "hospital", "died")
+        assert "NaN" not in str(info.value)
+        schema = infer_schema(frame, "hospital", "died")
+        with pytest.raises(MetamedValueError, match=r"'age_years' holds 1e\+308"):
+            Preprocessor(schema).fit(frame)
+        fitted = Preprocessor(schema).fit(_site_table())
+        with pytest.raises(MetamedValueError, match=r"'age_years' holds 1e\+308"):
+            fitted.transform(frame)
+        # In range in the table but beyond float32 once scaled by a tiny spread.
+        tiny_spread = _site_table().assign(age_years=lambda t: 1.0 + 1e-10 * (t.index % 2))
+        near = Preprocessor(schema).fit(tiny_spread)
+        with pytest.raises(MetamedValueError, match="standard deviations"):
+            near.transform(tiny_spread.assign(age_years=1e30))
+
+
+# -- wrong argument types in the Python API ----------------------------------------------
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda c: cohort_from_table(c.frame.to_dict("list"), "hospital", "died"), "table"),
+        (lambda c: cohort_from_table([1, 2], "hospital", "died"), "table"),
+        (lambda c: cohort_from_table(c.frame, "hospital", ["died"]), "outcome_col"),
+        (lambda c: load_table(3), "path"),
+        (lambda c: infer_schema(c.frame.values, "hospital", "died"), "frame"),
+        (lambda c: TaskSet(c.frame, "hospital"), "cohort"),
+        (lambda c: TaskSet("icu.csv"), "cohort"),
+        (lambda c: make_tasks(c, ["a"], Preprocessor(c.schema).fit(c.frame)), "taskset"),
+        (lambda c: make_tasks(TaskSet(c), ["a"], "prep"), "preprocessor"),
+        (lambda c: make_tasks(TaskSet(c), 3, Preprocessor(c.schema).fit(c.frame)), "names"),
+        (lambda c: Preprocessor(c.schema).fit(c.frame.values), "frame"),
+        (lambda c: Preprocessor(c.schema).fit(c.frame.to_dict("list")), "frame"),
+        (lambda c: Preprocessor("died").fit(c.frame), "schema"),
+    ],
+)
+def test_wrong_argument_types_raise_metamed_errors_naming_the_argument(call, argument) -> None:
+    cohort = cohort_from_table(_site_table(), "hospital", "died")
+    with pytest.raises(MetamedTypeError, match=argument):
+        call(cohort)

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from metamed.errors import MetamedValueError, NotFittedError
+from metamed.errors import MetamedTypeError, MetamedValueError, NotFittedError
 from metamed.learners.base import LEARNERS, AdaptedModel, MetaLearner, make_learner
 from metamed.tasks import Task, sample_support_query
 
@@ -247,6 +247,22 @@ def test_support_with_wrong_feature_count_raises(name: str, problem, fitted) -> 
     narrow = Task(problem.support.name, problem.support.X[:, :-1], problem.support.y)
     with pytest.raises(MetamedValueError, match="features"):
         fitted(name).adapt(narrow)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_wrong_argument_types_raise_metamed_errors(name: str, problem, fitted) -> None:
+    fresh = make_learner(name, **fast_params(name))
+    for train, match in (
+        ("task0", "train_tasks must be a list of Task objects.*got str"),
+        (problem.train[0], "got one Task"),
+        ([t.X for t in problem.train], r"train_tasks\[0\] is ndarray, not a Task"),
+    ):
+        with pytest.raises(MetamedTypeError, match=match):
+            fresh.meta_fit(train)
+    with pytest.raises(MetamedTypeError, match="val_tasks must be a list"):
+        fresh.meta_fit(problem.train, val_tasks=problem.val[0])
+    with pytest.raises(MetamedTypeError, match="support must be a Task.*got ndarray"):
+        fitted(name).adapt(problem.support.X)
 
 
 @pytest.mark.parametrize("name", NAMES)

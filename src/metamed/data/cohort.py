@@ -19,13 +19,22 @@ import pandas as pd
 
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
 
-__all__ = ["Schema", "Cohort", "OutcomeType", "CODESET_SEPARATOR"]
+__all__ = ["Schema", "Cohort", "OutcomeType", "CODESET_SEPARATOR", "MAX_ABS_VALUE"]
 
 OutcomeType = Literal["binary", "numeric", "survival"]
 OUTCOME_TYPES: tuple[str, ...] = ("binary", "numeric", "survival")
 
 #: Separator between codes inside one code-set cell, e.g. ``"I10;E11.9;N18.3"``.
 CODESET_SEPARATOR = ";"
+
+#: Largest magnitude of a numeric input or outcome.  Models compute in float32, where a
+#: value beyond this becomes inf: 1e308 is finite in a CSV but not in a model.
+MAX_ABS_VALUE = float(np.finfo(np.float32).max)
+
+#: A two-valued feature can line up with a binary outcome by chance in a tiny table.  With
+#: at least this many patients in the smaller class the chance is below 1 in 180,000
+#: (1 / C(20, 10)) per column, so a perfect one-to-one match is a recoded copy of the label.
+MIN_CLASS_ROWS_FOR_RELABEL_CHECK = 10
 
 
 @dataclass(frozen=True)
@@ -149,12 +158,7 @@ def validate_frame(frame: pd.DataFrame, schema: Schema, name: str = "cohort") ->
                 "Declare it categorical (--categorical-cols) or clean the values."
             )
         values = frame[col].to_numpy(dtype=float, na_value=np.nan)
-        if np.isinf(values).any():
-            row = int(np.flatnonzero(np.isinf(values))[0])
-            raise MetamedValueError(
-                f"{name}: numeric column '{col}' holds an infinite value (row {row}). "
-                "Replace it with a finite value or leave the cell empty (missing)."
-            )
+        check_numeric_range(values, f"{name}: numeric column '{col}'")
     y = frame[schema.outcome]
     if y.isna().any():
         row = int(np.flatnonzero(y.isna().to_numpy())[0])
@@ -174,11 +178,102 @@ def validate_frame(frame: pd.DataFrame, schema: Schema, name: str = "cohort") ->
             f"{name}: {schema.outcome_type} outcome '{schema.outcome}' must be numeric, "
             f"got dtype {y.dtype}."
         )
+    else:
+        check_numeric_range(y.to_numpy(dtype=float), f"{name}: outcome '{schema.outcome}'")
     for col in schema.group:
         if frame[col].isna().any():
             raise MetamedValueError(
                 f"{name}: group column '{col}' is empty in {int(frame[col].isna().sum())} row(s); "
                 "every patient must belong to a task."
+            )
+        _check_one_spelling_per_task(frame[col], col, name)
+    _check_no_outcome_copy(frame, schema, name)
+
+
+def check_numeric_range(values: np.ndarray, what: str) -> None:
+    """Raise for an infinite value or a finite one beyond float32 range; NaN (missing) passes.
+
+    Parameters
+    ----------
+    values : ndarray of float64
+    what : str
+        How the message names the values, e.g. ``"cohort: numeric column 'age'"``.
+    """
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(values) > MAX_ABS_VALUE  # inf included; NaN compares False
+    if not bad.any():
+        return
+    row = int(np.flatnonzero(bad)[0])
+    value = float(values[row])
+    if np.isinf(value):
+        raise MetamedValueError(
+            f"{what} holds an infinite value (row {row}). "
+            "Replace it with a finite value or leave the cell empty (missing)."
+        )
+    raise MetamedValueError(
+        f"{what} holds {value:.3g} (row {row}), beyond the largest magnitude models compute "
+        f"with ({MAX_ABS_VALUE:.2g}, float32); such a value is usually a unit or entry error. "
+        "Correct it or leave the cell empty (missing)."
+    )
+
+
+def _check_one_spelling_per_task(series: pd.Series, col: str, name: str) -> None:
+    """Refuse task values that differ only by letter case or surrounding whitespace.
+
+    "Cleveland" and "cleveland " would otherwise be two tasks: one hospital would sit in
+    both meta-training and the held-out set, and leave-one-site-out would silently become
+    a random split.  Whether they name one site or two is for the user to say.
+    """
+    values = pd.Series(pd.unique(series.astype(str)))
+    spelling = values.str.strip().str.casefold()
+    clashes = [sorted(group) for _, group in values.groupby(spelling) if len(group) > 1]
+    if clashes:
+        shown = "; ".join(" / ".join(map(repr, group)) for group in clashes[:3])
+        raise MetamedValueError(
+            f"{name}: task column '{col}' has values that differ only by letter case or "
+            f"surrounding whitespace ({shown}); metamed will not guess whether they name one "
+            "task or two. Spell each task one way in the table (cohort_from_table strips "
+            "surrounding whitespace itself)."
+        )
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+
+
+def _check_no_outcome_copy(frame: pd.DataFrame, schema: Schema, name: str) -> None:
+    """Refuse a feature column that is the outcome under another name (a label leak).
+
+    A repeated header (pandas renames the second ``died`` to ``died.1``), a kept export
+    column or a recoded copy hands the label to every model (AUROC 1.000).  Refused
+    rather than dropped: a table holding such a column usually holds other leaks too, and
+    only its owner can say which columns were recorded after the outcome.
+    """
+    y = frame[schema.outcome]
+    y_values = y.to_numpy(dtype=float) if _is_numeric(y) else None
+    n_smaller_class = (
+        int(y.value_counts().min()) if schema.outcome_type == "binary" and len(y) else 0
+    )
+    for col in schema.features:
+        x = frame[col]
+        if y_values is not None and _is_numeric(x):
+            if np.array_equal(x.to_numpy(dtype=float, na_value=np.nan), y_values):
+                raise MetamedValueError(
+                    f"{name}: feature column '{col}' holds the same values as the outcome "
+                    f"'{schema.outcome}' in every row: a copy of the label would leak it into "
+                    f"the inputs. Drop it (--drop-cols {col}, drop_cols=['{col}'])."
+                )
+        if (
+            n_smaller_class >= MIN_CLASS_ROWS_FOR_RELABEL_CHECK
+            and x.notna().all()
+            and x.nunique() == 2
+            and (frame.groupby(x, observed=True)[schema.outcome].nunique() == 1).all()
+        ):
+            raise MetamedValueError(
+                f"{name}: feature column '{col}' is a recoded copy of the binary outcome "
+                f"'{schema.outcome}': its two values match the outcome's classes one to one in "
+                f"all {len(frame)} rows, which leaks the label into the inputs. Drop it "
+                f"(--drop-cols {col}, drop_cols=['{col}'])."
             )
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from metamed.data.cohort import CODESET_SEPARATOR, Schema
+from metamed.data.cohort import CODESET_SEPARATOR, MAX_ABS_VALUE, Schema, check_numeric_range
 from metamed.errors import (
     MetamedTypeError,
     MetamedValueError,
@@ -120,12 +120,12 @@ class Preprocessor:
         """
         if not isinstance(self.max_codes, (int, np.integer)) or self.max_codes < 0:
             raise MetamedValueError(f"max_codes must be an integer >= 0, got {self.max_codes!r}.")
+        features = self._select(frame)
         if len(frame) == 0:
             raise MetamedValueError(
                 "Cannot fit the preprocessor on an empty table: pass the rows of the "
                 "meta-train tasks (at least one row)."
             )
-        features = self._select(frame)
         self.medians_: dict[str, float] = {}
         self.means_: dict[str, float] = {}
         self.stds_: dict[str, float] = {}
@@ -191,6 +191,15 @@ class Preprocessor:
             missing_cols[col] = missing
             filled = np.where(missing, self.medians_[col], values)
             numeric[:, j] = (filled - self.means_[col]) / self.stds_[col]
+            # In range in the table, a value can still land beyond float32 once scaled by
+            # a tiny fit standard deviation; say so here, not as "NaN or inf" downstream.
+            far = np.flatnonzero(np.abs(numeric[:, j]) > MAX_ABS_VALUE)
+            if len(far):
+                raise MetamedValueError(
+                    f"Numeric column '{col}': value {values[far[0]]:.3g} (row {int(far[0])}) "
+                    f"lies {numeric[far[0], j]:.3g} fit standard deviations from the fit mean, "
+                    "too far to represent as float32; check its unit or entry."
+                )
         blocks.append(numeric)
         blocks.append(
             np.stack([missing_cols[c] for c in self.indicators_], axis=1).astype(np.float64)
@@ -277,8 +286,16 @@ class Preprocessor:
 
     def _select(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The feature columns of ``frame`` only: outcome and group columns are never read."""
+        if not isinstance(self.schema, Schema):
+            raise MetamedTypeError(
+                f"Preprocessor: schema must be a metamed Schema (e.g. cohort.schema), got "
+                f"{type(self.schema).__name__}."
+            )
         if not isinstance(frame, pd.DataFrame):
-            raise MetamedTypeError(f"Expected a pandas DataFrame, got {type(frame).__name__}.")
+            raise MetamedTypeError(
+                f"Preprocessor: frame must be a pandas DataFrame holding the schema's feature "
+                f"columns (e.g. taskset.frames(split.train)), got {type(frame).__name__}."
+            )
         missing = [c for c in self.schema.features if c not in frame.columns]
         if missing:
             col = missing[0]
@@ -301,11 +318,7 @@ class Preprocessor:
                     "Clean the values or declare the column categorical."
                 )
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        if np.isinf(values).any():
-            raise MetamedValueError(
-                f"Numeric column '{col}' holds an infinite value; replace it with a finite "
-                "value or leave the cell empty (missing)."
-            )
+        check_numeric_range(values, f"Numeric column '{col}'")
         return values
 
 
@@ -358,8 +371,18 @@ def make_tasks(taskset: TaskSet, names: Sequence[str], preprocessor: Preprocesso
     -------
     list of Task
     """
-    from metamed.tasks import Task  # late import: metamed.tasks imports metamed.data
+    from metamed.tasks import Task, TaskSet  # late import: metamed.tasks imports metamed.data
 
+    if not isinstance(taskset, TaskSet):
+        hint = " (build one with TaskSet(cohort, task_col))" if hasattr(taskset, "schema") else ""
+        raise MetamedTypeError(
+            f"make_tasks: taskset must be a metamed TaskSet{hint}, got {type(taskset).__name__}."
+        )
+    if not isinstance(preprocessor, Preprocessor):
+        raise MetamedTypeError(
+            "make_tasks: preprocessor must be a fitted metamed Preprocessor, got "
+            f"{type(preprocessor).__name__}."
+        )
     preprocessor._check_fitted()
     schema = taskset.cohort.schema
     if schema.outcome_type == "survival":
@@ -376,6 +399,11 @@ def make_tasks(taskset: TaskSet, names: Sequence[str], preprocessor: Preprocesso
     if isinstance(names, str):
         raise MetamedTypeError(
             f"names must be a list of task names, got the string {names!r}; wrap it: [{names!r}]."
+        )
+    if not isinstance(names, (Sequence, np.ndarray)):
+        raise MetamedTypeError(
+            f"make_tasks: names must be a list of task names (e.g. split.train), got "
+            f"{type(names).__name__}."
         )
     tasks = []
     for name in names:

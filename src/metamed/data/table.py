@@ -10,8 +10,17 @@ what metamed will do with each column:
   categorical;
 * a text column with very many distinct values (an identifier, free text) is an error:
   drop it or declare it categorical explicitly;
-* the outcome is binary when its values are within {0, 1}, numeric otherwise; a text
-  outcome must be recoded or given a ``positive_label``.
+* column names must be unique, checked on the file's own header (pandas would rename a
+  repeated ``died`` to ``died.1`` and leak the outcome into the features); a feature that
+  is a copy of the outcome is refused (:func:`~metamed.data.cohort.validate_frame`);
+* the outcome is binary when its values are within {0, 1}; 1/2 (R's survival ``status``)
+  is binary with 2 as the positive class, said in a :class:`~metamed.errors.MetamedWarning`
+  (``positive_label`` overrides); other whole numbers with few distinct values (0/1/2,
+  1..5) look like class codes and need an explicit ``outcome_type``; other numbers are
+  numeric.  A text outcome must be recoded or given a ``positive_label``;
+* task values lose surrounding whitespace (with a warning: ``"a "`` and ``"a"`` are one
+  hospital); values that still differ only by letter case are refused, since only the
+  user knows whether ``"Cleveland"`` and ``"cleveland"`` are one site.
 
 Every problem raises one :class:`~metamed.errors.MetamedError` saying what is wrong
 and how to fix it.
@@ -19,6 +28,9 @@ and how to fix it.
 
 from __future__ import annotations
 
+import os
+import warnings
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +43,7 @@ from metamed.errors import (
     DataNotFoundError,
     MetamedTypeError,
     MetamedValueError,
+    MetamedWarning,
     unknown_name,
 )
 
@@ -52,6 +65,13 @@ _MOSTLY_NUMERIC_SHARE = 0.8
 
 #: Default limit on distinct values of an undeclared text column (one-hot width).
 DEFAULT_MAX_LEVELS = 100
+
+# A whole-number outcome with at most this many distinct values (0/1/2, a 1-5 grade) may
+# be class codes or a count; guessing "numeric" ran 0/1/2 outcomes silently as regression.
+_MAX_CLASS_CODES = 10
+
+# R's survival ``status`` coding (1 = censored, 2 = event): binary, with 2 as positive.
+_ONE_TWO_CODING = (1.0, 2.0)
 
 
 def _table_kind(path: Path) -> str:
@@ -83,17 +103,25 @@ def load_table(path: str | Path) -> pd.DataFrame:
     MetamedValueError
         Unknown extension, or the file cannot be parsed (the parser's message is kept).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise MetamedTypeError(
+            f"load_table: path must be a file path (str or Path), got {type(path).__name__}."
+        )
     path = Path(path).expanduser()
     kind = _table_kind(path)
     if not path.is_file():
         where = "is a directory" if path.is_dir() else "does not exist"
         raise DataNotFoundError(f"Table file '{path}' {where}; check the path.")
     try:
+        # The header as written in the file: pandas renames a repeated name on reading.
+        check_unique_columns(_raw_header(path, kind), f"Table '{path.name}'")
         if kind == "parquet":
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
     except (ValueError, OSError, UnicodeDecodeError) as exc:
+        if isinstance(exc, MetamedValueError):
+            raise
         # pandas' ParserError/EmptyDataError and pyarrow's ArrowInvalid are ValueErrors.
         raise MetamedValueError(
             f"Cannot read '{path.name}' as {kind.upper()}: {type(exc).__name__}: {exc}. "
@@ -108,9 +136,50 @@ def load_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+def _raw_header(path: Path, kind: str) -> list[str]:
+    """Column names exactly as the file holds them, repeats included."""
+    if kind == "parquet":
+        import pyarrow.parquet as pq  # pandas' parquet engine
+
+        return list(pq.read_schema(path).names)
+    first_row = pd.read_csv(
+        path,
+        sep="\t" if kind == "tsv" else ",",
+        header=None,
+        nrows=1,
+        dtype=str,
+        keep_default_na=False,
+    )
+    return first_row.iloc[0].tolist()
+
+
+def check_unique_columns(names: Sequence[object], where: str) -> None:
+    """Raise when a column name occurs more than once.
+
+    Parameters
+    ----------
+    names : sequence
+        Column names in table order.
+    where : str
+        How the message names the table, e.g. ``"Table 'icu.csv'"``.
+    """
+    counts = Counter(str(n) for n in names)
+    repeated = sorted(n for n, count in counts.items() if count > 1)
+    if repeated:
+        shown = ", ".join(f"'{n}' x{counts[n]}" for n in repeated)
+        raise MetamedValueError(
+            f"{where} has duplicated column names ({shown}). A repeated outcome column would "
+            "be read as a feature and leak the label; rename or remove the copies."
+        )
+
+
 def _check_columns(frame: pd.DataFrame, names: Sequence[str], what: str) -> None:
     columns = [str(c) for c in frame.columns]
     for name in names:
+        if not isinstance(name, str):
+            raise MetamedTypeError(
+                f"{what}: column names must be text, got {name!r} ({type(name).__name__})."
+            )
         if name not in frame.columns:
             error = unknown_name("column", name, columns)
             raise type(error)(f"{what}: {error}")
@@ -138,6 +207,14 @@ def _is_text(series: pd.Series) -> bool:
     )
 
 
+def _check_outcome_type(outcome_type: str | None) -> None:
+    if outcome_type not in (None, "binary", "numeric"):
+        raise MetamedValueError(
+            f"outcome_type must be 'binary' or 'numeric' (--outcome-type binary|numeric), got "
+            f"{outcome_type!r}."
+        )
+
+
 def _infer_outcome_type(series: pd.Series, col: str) -> str:
     if series.isna().any():
         rows = np.flatnonzero(series.isna().to_numpy())
@@ -159,8 +236,24 @@ def _infer_outcome_type(series: pd.Series, col: str) -> str:
             f"Outcome '{col}' holds text ({len(values)} distinct values, e.g. {values[:4]}). "
             f"Recode it to 0/1 (binary) or to numbers (numeric){hint}."
         )
-    values = series.to_numpy(dtype=float)
-    return "binary" if np.isin(values, (0.0, 1.0)).all() else "numeric"
+    levels = np.unique(series.to_numpy(dtype=float))
+    if np.isin(levels, (0.0, 1.0)).all():
+        return "binary"
+    if len(levels) <= _MAX_CLASS_CODES and (levels == np.round(levels)).all():
+        shown = [int(v) for v in levels]
+        two = (
+            f", or name the value that means 1 (--positive-label {shown[-1]}, "
+            f"positive_label={shown[-1]})"
+            if len(levels) == 2
+            else ""
+        )
+        raise MetamedValueError(
+            f"Outcome '{col}' holds {len(levels)} distinct whole numbers {shown}, which look "
+            "like class codes; metamed will not guess whether to predict them as numbers. "
+            "Declare the outcome type (--outcome-type numeric, outcome_type='numeric', for a "
+            f"count or score), or recode it to 0/1 (1 = the event){two}."
+        )
+    return "numeric"
 
 
 def infer_schema(
@@ -204,7 +297,10 @@ def infer_schema(
     Schema
     """
     if not isinstance(frame, pd.DataFrame):
-        raise MetamedTypeError(f"Expected a pandas DataFrame, got {type(frame).__name__}.")
+        raise MetamedTypeError(
+            f"infer_schema: frame must be a pandas DataFrame, got {type(frame).__name__}."
+        )
+    check_unique_columns(frame.columns, "The table")
     categorical = _as_list(categorical_cols, "categorical_cols")
     drop = _as_list(drop_cols, "drop_cols")
     codesets = _as_list(codeset_cols, "codeset_cols")
@@ -299,12 +395,9 @@ def infer_schema(
             )
         categorical_roles.append(col)
 
+    _check_outcome_type(outcome_type)
     if outcome_type is None:
         outcome_type = _infer_outcome_type(frame[outcome_col], outcome_col)
-    elif outcome_type not in ("binary", "numeric"):
-        raise MetamedValueError(
-            f"outcome_type must be 'binary' or 'numeric', got {outcome_type!r}."
-        )
     return Schema(
         outcome=outcome_col,
         numeric=tuple(numeric_roles),
@@ -358,16 +451,27 @@ outcome_type, max_levels, units
 
     info: dict[str, object] = {"source": "user table", "licence": "unknown (user-supplied)"}
     if isinstance(table, pd.DataFrame):
+        check_unique_columns(table.columns, "The table")
         frame = table.copy()
         default_name = "table"
+    elif not isinstance(table, (str, os.PathLike)):
+        raise MetamedTypeError(
+            "cohort_from_table: table must be a pandas DataFrame or the path of a CSV / "
+            f"Parquet file, got {type(table).__name__}."
+        )
     else:
         path = Path(table).expanduser()
         frame = load_table(path)
         default_name = path.name.split(".")[0]
         info.update(source=str(path.name), checksums={path.name: sha256_file(path)})
     info.setdefault("checksums", {})
+    _check_outcome_type(outcome_type)
+    _check_columns(frame, [task_col], "task_col")
+    _check_columns(frame, [outcome_col], "outcome_col")
+    frame[task_col] = _strip_task_values(frame[task_col], task_col)
+    if positive_label is None and outcome_type in (None, "binary"):
+        positive_label = _one_two_positive(frame, outcome_col)
     if positive_label is not None:
-        _check_columns(frame, [outcome_col], "outcome_col")
         frame[outcome_col] = _binarise(frame[outcome_col], outcome_col, positive_label)
         info["positive_label"] = str(positive_label)
         if outcome_type not in (None, "binary"):
@@ -394,6 +498,50 @@ outcome_type, max_levels, units
         schema=schema,
         provenance=info,
     )
+
+
+def _strip_task_values(series: pd.Series, col: str) -> pd.Series:
+    """Task values without surrounding whitespace ("a " and "a" are one hospital); says so.
+
+    A value that is only whitespace becomes missing (and is then refused as such).
+    """
+    if not (_is_text(series) or isinstance(series.dtype, pd.CategoricalDtype)):
+        return series
+    raw = series.astype(object)
+    stripped = raw.map(lambda v: (v.strip() or np.nan) if isinstance(v, str) else v)
+    changed = raw.notna() & (raw != stripped)
+    if changed.any():
+        examples = ", ".join(repr(v) for v in pd.unique(raw[changed])[:3])
+        merged = raw.nunique() - stripped.nunique()
+        warnings.warn(
+            f"Task column '{col}': removed surrounding whitespace from {int(changed.sum())} "
+            f"value(s) ({examples})"
+            + (
+                f"; {merged} padded spelling(s) joined the task of the same name."
+                if merged
+                else "."
+            ),
+            MetamedWarning,
+            stacklevel=3,
+        )
+    return stripped
+
+
+def _one_two_positive(frame: pd.DataFrame, col: str) -> int | None:
+    """2 when the outcome is coded 1/2 (R's survival ``status``), said in a warning."""
+    y = frame[col]
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y) or y.isna().any():
+        return None  # text, booleans and missing outcomes have their own rules
+    if tuple(np.unique(y.to_numpy(dtype=float))) != _ONE_TWO_CODING:
+        return None
+    warnings.warn(
+        f"Outcome '{col}' is coded 1/2 (as R's survival status); 2 is taken as the positive "
+        "class (coded 1) and 1 as 0. Pass --positive-label 1 (positive_label=1) to reverse, "
+        "or --outcome-type numeric (outcome_type='numeric') to predict the numbers.",
+        MetamedWarning,
+        stacklevel=3,
+    )
+    return 2
 
 
 def _binarise(series: pd.Series, col: str, positive_label: object) -> pd.Series:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from metamed.errors import MetamedValueError, NotFittedError, unknown_name
-from metamed.tasks.task import Task
+from metamed.tasks.task import Task, check_support_task, check_task_list
 
 __all__ = ["AdaptedModel", "MetaLearner", "register", "LEARNERS", "make_learner", "learner_names"]
 
@@ -111,6 +111,7 @@ class MetaLearner(ABC):
     @staticmethod
     def _check_tasks(tasks: list[Task], what: str = "train_tasks") -> int:
         """Validate a task list; return the shared feature count."""
+        tasks = check_task_list(tasks, what)
         if not tasks:
             raise MetamedValueError(f"{what} is empty; meta-training needs at least one task.")
         dims = {t.n_features for t in tasks}
@@ -122,6 +123,7 @@ class MetaLearner(ABC):
         return dims.pop()
 
     def _check_support(self, support: Task, n_features: int) -> None:
+        check_support_task(support)
         if support.n_features != n_features:
             raise MetamedValueError(
                 f"Support set has {support.n_features} features, the learner was trained on "

@@ -28,7 +28,7 @@ from metamed.errors import MetamedTypeError, MetamedValueError
 from metamed.learners._training import EarlyStopping
 from metamed.learners.base import AdaptedModel, MetaLearner, register
 from metamed.learners.mlp import Params, init_mlp, mlp_forward
-from metamed.tasks.task import Task
+from metamed.tasks.task import Task, check_task_list
 
 __all__ = [
     "LocalGBM",
@@ -126,6 +126,9 @@ def check_outcome_type(tasks: list[Task], what: str) -> str:
 
 def check_val_tasks(val_tasks: list[Task] | None, n_features: int, outcome_type: str) -> list[Task]:
     """Validation tasks must match the training tasks' features and outcome type."""
+    if val_tasks is None:
+        return []
+    val_tasks = check_task_list(val_tasks, "val_tasks")
     if not val_tasks:
         return []
     dims = {t.n_features for t in val_tasks}

@@ -53,7 +53,7 @@ from metamed.tasks.episodes import (
     max_support_size,
     stack_episodes,
 )
-from metamed.tasks.task import Task
+from metamed.tasks.task import Task, check_task_list
 
 __all__ = [
     "AdaptedMLP",
@@ -314,10 +314,10 @@ class GradientMetaLearner(MetaLearner):
         :class:`~metamed.errors.MetamedTypeError` for bad hyperparameters or tasks.
         """
         self._validate_params()
-        n_features = self._check_tasks(list(train_tasks), "train_tasks")
+        n_features = self._check_tasks(train_tasks, "train_tasks")
         outcome_type = self._check_outcome(list(train_tasks), "train_tasks")
         if val_tasks is not None:
-            val_tasks = list(val_tasks)
+            val_tasks = check_task_list(val_tasks, "val_tasks")
             if self._check_tasks(val_tasks, "val_tasks") != n_features:
                 raise MetamedValueError(
                     "val_tasks have a different feature count from train_tasks; preprocess both "

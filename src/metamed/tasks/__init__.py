@@ -9,7 +9,7 @@ from metamed.tasks.episodes import (
     sample_support_query,
     stack_episodes,
 )
-from metamed.tasks.task import Task, hold_out_rows
+from metamed.tasks.task import Task, check_support_task, check_task_list, hold_out_rows
 from metamed.tasks.taskset import TaskSet, TaskSplit
 
 __all__ = [
@@ -19,6 +19,8 @@ __all__ = [
     "Task",
     "TaskSet",
     "TaskSplit",
+    "check_support_task",
+    "check_task_list",
     "hold_out_rows",
     "make_episode",
     "max_support_size",

@@ -6,9 +6,36 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metamed.errors import MetamedValueError
+from metamed.data.cohort import MAX_ABS_VALUE
+from metamed.errors import MetamedTypeError, MetamedValueError
 
-__all__ = ["Task", "hold_out_rows"]
+__all__ = ["Task", "hold_out_rows", "check_task_list", "check_support_task", "TASK_OUTCOME_TYPES"]
+
+#: Outcome types a model-ready task can have (survival needs a fixed horizon first).
+TASK_OUTCOME_TYPES: tuple[str, ...] = ("binary", "numeric")
+
+
+def _as_float_array(value: object, what: str, task: str) -> np.ndarray:
+    """``value`` as a float array (float32 kept as is), or a metamed error naming it."""
+    if isinstance(value, np.ndarray) and value.dtype == np.float32:
+        return value  # the common case (Preprocessor output, subsets): no copy
+    if isinstance(value, (str, bytes)) or value is None:
+        raise MetamedTypeError(
+            f"Task '{task}': {what} must be an array of numbers, got {type(value).__name__}."
+        )
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise MetamedTypeError(
+            f"Task '{task}': {what} must be an array of numbers ({exc}); preprocess the "
+            "table with Preprocessor first."
+        ) from None
+
+
+def _fits_float32(values: np.ndarray) -> bool:
+    """Finite and within float32 range, so that a cast to float32 stays finite."""
+    with np.errstate(invalid="ignore"):
+        return bool((np.abs(values) <= MAX_ABS_VALUE).all())  # NaN compares False
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,19 +59,37 @@ class Task:
     outcome_type: str = "binary"
 
     def __post_init__(self) -> None:
-        X = np.asarray(self.X, dtype=np.float32)
-        y = np.asarray(self.y, dtype=np.float32).reshape(-1)
+        if self.outcome_type not in TASK_OUTCOME_TYPES:
+            raise MetamedValueError(
+                f"Task '{self.name}': outcome_type must be one of {TASK_OUTCOME_TYPES}, got "
+                f"{self.outcome_type!r} (a survival outcome needs a fixed-horizon binary "
+                "outcome, event before the horizon, first)."
+            )
+        X = _as_float_array(self.X, "X", self.name)
+        y = _as_float_array(self.y, "y", self.name).reshape(-1)
         if X.ndim != 2 or len(X) != len(y):
             raise MetamedValueError(
                 f"Task '{self.name}': X must be 2-D with one row per outcome, got X{X.shape}, y{y.shape}."
             )
-        if not np.isfinite(X).all():
+        if not _fits_float32(X):
             raise MetamedValueError(
-                f"Task '{self.name}': features contain NaN or inf after preprocessing; "
-                "impute or drop them first."
+                f"Task '{self.name}': features contain NaN, inf or values beyond float32 range "
+                f"(±{MAX_ABS_VALUE:.2g}); impute or correct them first (Preprocessor does both)."
             )
-        object.__setattr__(self, "X", X)
-        object.__setattr__(self, "y", y)
+        if not _fits_float32(y):
+            raise MetamedValueError(
+                f"Task '{self.name}': outcomes contain NaN, inf or values beyond float32 range "
+                f"(±{MAX_ABS_VALUE:.2g}); drop those rows or correct the values first."
+            )
+        if self.outcome_type == "binary" and not np.isin(y, (0.0, 1.0)).all():
+            other = sorted(set(np.unique(y[~np.isin(y, (0.0, 1.0))]).tolist()))
+            raise MetamedValueError(
+                f"Task '{self.name}': a binary outcome must hold 0/1, got also "
+                f"{[float(v) for v in other[:5]]}. Recode it to 0/1 (1 = the event), or pass "
+                "outcome_type='numeric' if the values are measurements."
+            )
+        object.__setattr__(self, "X", X.astype(np.float32, copy=False))
+        object.__setattr__(self, "y", y.astype(np.float32, copy=False))
 
     def __len__(self) -> int:
         return len(self.y)
@@ -84,3 +129,43 @@ def hold_out_rows(
         train.append(task.subset(keep))
         val.append(task.subset(np.sort(held)))
     return train, val
+
+
+_MAKE_TASKS_HINT = "build them with make_tasks(taskset, names, preprocessor)"
+
+
+def check_task_list(tasks: object, what: str) -> list[Task]:
+    """``tasks`` as a list of :class:`Task`, or a metamed error naming the argument.
+
+    Parameters
+    ----------
+    tasks : object
+        What the caller passed (a list or tuple of tasks is expected).
+    what : str
+        The argument's name in messages, e.g. ``"train_tasks"``.
+    """
+    if isinstance(tasks, Task):
+        raise MetamedTypeError(
+            f"{what} must be a list of Task objects, got one Task; wrap it: [task]."
+        )
+    if isinstance(tasks, (str, bytes, np.ndarray)) or not isinstance(tasks, (list, tuple)):
+        raise MetamedTypeError(
+            f"{what} must be a list of Task objects ({_MAKE_TASKS_HINT}), got "
+            f"{type(tasks).__name__}."
+        )
+    for i, task in enumerate(tasks):
+        if not isinstance(task, Task):
+            raise MetamedTypeError(
+                f"{what}[{i}] is {type(task).__name__}, not a Task; {_MAKE_TASKS_HINT}."
+            )
+    return list(tasks)
+
+
+def check_support_task(support: object) -> Task:
+    """``support`` when it is a :class:`Task`, else a metamed error naming the argument."""
+    if not isinstance(support, Task):
+        raise MetamedTypeError(
+            "support must be a Task holding the labelled examples (episode.support, or "
+            f"Task(name, X, y)), got {type(support).__name__}."
+        )
+    return support

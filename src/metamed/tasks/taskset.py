@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from metamed.data.cohort import Cohort
-from metamed.errors import MetamedValueError, did_you_mean
+from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
 
 __all__ = ["TaskSet", "TaskSplit"]
 
@@ -38,6 +38,19 @@ class TaskSet:
     """Rows of a cohort grouped into tasks by ``task_col`` (a group column of the schema)."""
 
     def __init__(self, cohort: Cohort, task_col: str | None = None) -> None:
+        if not isinstance(cohort, Cohort):
+            hint = (
+                "; build one with cohort_from_table(frame, task_col=..., outcome_col=...)"
+                if isinstance(cohort, pd.DataFrame)
+                else " (from cohort_from_table or load_dataset)"
+            )
+            raise MetamedTypeError(
+                f"TaskSet: cohort must be a metamed Cohort{hint}, got {type(cohort).__name__}."
+            )
+        if task_col is not None and not isinstance(task_col, str):
+            raise MetamedTypeError(
+                f"TaskSet: task_col must be a column name (str), got {type(task_col).__name__}."
+            )
         schema = cohort.schema
         if task_col is None:
             if not schema.group:
