@@ -310,3 +310,24 @@ def test_outcome_type_flag_and_one_two_status_coding(tmp_path):
     assert sorted(results["task"].unique()) == ["h0", "h1", "h2", "h3"]
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["positive_label"] == "2"
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["benchmark", "--shot", "4"], "No such option: --shot"),
+        (["benchmark", "--shots"], "'--shots' requires an argument"),
+        (["benchmark", "--draws", "many"], "'--draws'"),
+        (["data", "fetch"], "Missing argument"),
+        (["benchmrk"], "No such command"),
+    ],
+    ids=["unknown-option", "missing-value", "bad-type", "missing-argument", "unknown-command"],
+)
+def test_usage_errors_are_one_line_without_a_box(args, fragment):
+    result = invoke(*args)
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2, result.output
+    assert 1 <= len(lines) <= 2 and fragment in lines[0], result.stderr
+    assert lines[0].startswith("error: ")
+    assert not set("╭│╰─") & set(result.stderr)
+    assert result.stdout == ""

@@ -8,6 +8,7 @@ to see one).  Outputs are written only once a run has succeeded.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -20,10 +21,44 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from metamed.errors import MetamedError, MetamedValueError, MetamedWarning
 
+console = Console()
+err_console = Console(stderr=True)
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """Usage errors (unknown option, missing value) as one line and a hint, exit code 2.
+
+    Typer would draw a five-line box around them. click's exception classes are found
+    through ``typer.BadParameter``, which newer typer vendors and older typer imports.
+    """
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[override]
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            err_console.print("aborted; nothing was written.")
+            sys.exit(1)
+        except click_error as error:
+            if type(error).__name__ == "NoArgsIsHelpError":  # its message is the help text
+                if error.format_message().strip():
+                    typer.echo(error.format_message(), err=True)
+            else:
+                ctx = getattr(error, "ctx", None)
+                hint = f"\nTry '{ctx.command_path} --help'." if ctx is not None else ""
+                typer.echo(f"error: {error.format_message()}{hint}", err=True)
+            sys.exit(error.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -32,11 +67,12 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Get and check datasets.")
 app.add_typer(data_app, name="data")
 
-console = Console()
-err_console = Console(stderr=True)
 
 DEFAULT_METHODS = (
     "maml,fomaml,anil,metasgd,reptile,protonet,pooled,pooled-finetune,local-logreg,local-gbm"
+)
+FORCE_HELP = (
+    "Replace the files of an earlier run in --out (by default a non-empty --out is refused)."
 )
 
 
@@ -241,6 +277,7 @@ def benchmark(
         help="Override meta-training iterations of the MAML family and Reptile (quick runs).",
     ),
     out: Path = typer.Option(Path("runs/benchmark"), help="Output folder."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Meta-train on all but the held-out tasks, adapt from K examples, score the rest."""
     with user_errors():
@@ -276,6 +313,7 @@ def benchmark(
                 split=split,
                 overrides=overrides,
                 progress=update,
+                force=force,
             )
         _print_summary(outputs)
 
@@ -313,38 +351,46 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Output folder."),
     seed: int = typer.Option(0, min=0, help="Master seed."),
     dosing: bool = typer.Option(True, help="Also run the short insulin-dosing demo."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Run the main job on built-in synthetic multi-site data and write HTML reports."""
     with user_errors():
         from metamed.data import make_synthetic_cohort
         from metamed.evaluation.benchmark import run_benchmark
         from metamed.evaluation.protocol import ProtocolConfig
+        from metamed.outputs import check_output_place, staged_output
 
+        out = check_output_place(out, force=force)
         cohort = make_synthetic_cohort(n_tasks=DEMO_SITES, seed=seed)
         err_console.print(
             f"Demo 1/2: {len(cohort.frame)} simulated patients in {DEMO_SITES} hospitals; "
             "meta-train on most hospitals, adapt to 4 held-out ones from K patients each."
         )
         config = ProtocolConfig(shots=(4, 10, 20), draws=10, seed=seed)
-        with progress_bar("demo") as update:
-            outputs = run_benchmark(cohort, list(DEMO_METHODS), out, config, progress=update)
-        _print_summary(outputs)
-        if dosing:
-            from metamed.dosing import run_dose
+        # Both parts are staged together: a failed dosing part leaves an earlier demo intact.
+        with staged_output(out) as staging:
+            with progress_bar("demo") as update:
+                outputs = run_benchmark(
+                    cohort, list(DEMO_METHODS), staging, config, progress=update
+                )
+            if dosing:
+                from metamed.dosing import run_dose
 
-            err_console.print(
-                "Demo 2/2: insulin dosing on 10 simulated adults (1 day), basal-bolus, PID, "
-                "population and personalised controllers."
-            )
-            report = run_dose(
-                ("basal_bolus", "pid", "population", "personalised"),
-                "adult",
-                seed=seed,
-                out_dir=out / "dose",
-                quick=True,
-                progress=lambda msg: err_console.print(msg, highlight=False),
-            )
-            console.print(f"dosing report: {report}")
+                err_console.print(
+                    "Demo 2/2: insulin dosing on 10 simulated adults (1 day), basal-bolus, "
+                    "PID, population and personalised controllers."
+                )
+                run_dose(
+                    ("basal_bolus", "pid", "population", "personalised"),
+                    "adult",
+                    seed=seed,
+                    out_dir=staging / "dose",
+                    quick=True,
+                    progress=lambda msg: err_console.print(msg, highlight=False),
+                )
+        _print_summary(dataclasses.replace(outputs, out_dir=out))
+        if dosing:
+            console.print(f"dosing report: {out / 'dose' / 'report.html'}")
 
 
 @app.command()
@@ -365,6 +411,7 @@ def dose(
         False, help="1 evaluation day and 1 record day (seconds); not with --days."
     ),
     out: Path = typer.Option(Path("runs/dose"), help="Output folder."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Simulate insulin-dosing controllers on virtual (simulated) type-1-diabetes patients."""
     with user_errors():
@@ -382,6 +429,7 @@ def dose(
                 quick=quick,
                 progress=lambda msg: err_console.print(msg, highlight=False, soft_wrap=True),
                 advance=update,
+                force=force,
             )
         console.print(f"dosing report: {report}")
 

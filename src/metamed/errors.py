@@ -20,6 +20,7 @@ __all__ = [
     "NotFittedError",
     "UnknownNameError",
     "MetamedWarning",
+    "OutputPlaceError",
     "did_you_mean",
 ]
 
@@ -61,6 +62,10 @@ class MetamedWarning(UserWarning):
     The command line prints each as one ``note:`` line; in Python they are ordinary
     warnings, so ``warnings.simplefilter("error", MetamedWarning)`` makes them errors.
     """
+
+
+class OutputPlaceError(MetamedError, OSError):
+    """An output folder cannot be used (a file, read-only, holds files, ...)."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -2,19 +2,18 @@
 
 ``fetch_dataset("uci-heart", dest)`` downloads every file of the dataset from its
 public URL (or from ``base_url`` + file name, e.g. a mirror or a loopback server in
-tests) into a staging folder under ``dest``, checks each file's sha256 and size
-against the registry, and only when *all* files are good moves them into
-``dest/<folder>/``.  A failed fetch leaves nothing behind: no partial file, no
-half-installed dataset.  Files already present with the right checksum are kept and
-not downloaded again.
+tests) into a staging folder inside ``dest`` (:func:`metamed.outputs.staged_output`, so
+the final renames never cross filesystems), checks each file's sha256 and size against
+the registry, and only when *all* files are good moves them into ``dest/<folder>/``.  A
+failed fetch leaves nothing behind: no partial file, no half-installed dataset; a killed
+one's staging folder is removed by the next fetch.  ``dest`` and ``base_url`` are checked
+before anything is downloaded.  Files already present with the right checksum are kept
+and not downloaded again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from metamed.data.sources import DataFile, get_source, sha256_file
 from metamed.errors import ChecksumError, DataNotFoundError, MetamedValueError
+from metamed.outputs import check_output_place, staged_output
 
 __all__ = ["fetch_dataset", "ProgressCallback"]
 
@@ -30,6 +30,27 @@ __all__ = ["fetch_dataset", "ProgressCallback"]
 ProgressCallback = Callable[[str, int, int], None]
 
 _CHUNK_BYTES = 1 << 16
+
+
+#: URL schemes urllib can download from: a mirror over HTTP(S) or a local folder (file:).
+_SCHEMES = ("http", "https", "file")
+
+
+def _check_base_url(base_url: str) -> None:
+    """Reject a malformed mirror URL before anything starts (urllib would fail late)."""
+    try:
+        parts = urllib.parse.urlsplit(base_url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        reason = f" ({exc})"
+    else:
+        if parts.scheme in _SCHEMES and (parts.netloc or parts.scheme == "file"):
+            return
+        reason = ""
+    raise MetamedValueError(
+        f"base_url (--base-url) '{base_url}' is not a download URL{reason}; expected "
+        "http://host[:port]/path, https://... or file:///folder."
+    )
 
 
 def _file_url(item: DataFile, base_url: str | None) -> str | None:
@@ -102,8 +123,10 @@ def fetch_dataset(
     DataNotFoundError
         A download failed (HTTP error, no connection); nothing is installed.
     MetamedValueError
-        The dataset has no files (built in) or a file has no public URL and no
-        ``base_url`` was given.
+        The dataset has no files (built in), a file has no public URL and no
+        ``base_url`` was given, or ``base_url`` is not a URL.
+    OutputPlaceError
+        ``dest`` is a file, lies under a file or cannot be written.
     """
     source = get_source(name)
     if not source.files:
@@ -113,6 +136,8 @@ def fetch_dataset(
         )
     if timeout_s <= 0:
         raise MetamedValueError(f"timeout_s must be > 0 seconds, got {timeout_s!r}.")
+    if base_url is not None:
+        _check_base_url(base_url)
     no_url = [f.name for f in source.files if _file_url(f, base_url) is None]
     if no_url:
         raise MetamedValueError(
@@ -131,12 +156,11 @@ def fetch_dataset(
     ]
     if not todo:
         return folder
-    dest.mkdir(parents=True, exist_ok=True)
-    # Staging inside dest keeps the final os.replace on one filesystem, hence atomic.
-    staging = Path(tempfile.mkdtemp(prefix=f".metamed-fetch-{source.folder}-", dir=dest))
-    try:
+    # A data folder gathers datasets: files already there are expected, and kept.
+    check_output_place(dest, merge=True, option="--dest")
+    with staged_output(dest, merge=True) as staging:
         for item in todo:
-            part = staging / item.name
+            part = staging / source.folder / item.name
             part.parent.mkdir(parents=True, exist_ok=True)
             digest = _download(_file_url(item, base_url) or "", part, item, progress, timeout_s)
             size = part.stat().st_size
@@ -147,12 +171,4 @@ def fetch_dataset(
                     "server sent a different or corrupted file; nothing was installed. Try "
                     "again, or another mirror (base_url)."
                 )
-        folder.mkdir(parents=True, exist_ok=True)
-        for item in todo:
-            target = folder / item.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / item.name, target)
-    finally:
-        # Best-effort cleanup: it must not mask the error that brought us here.
-        shutil.rmtree(staging, ignore_errors=True)
     return folder

@@ -82,6 +82,7 @@ from metamed.dosing.personalise import (
     leave_patients_out,
 )
 from metamed.errors import MetamedValueError, unknown_name
+from metamed.outputs import check_output_place, staged_output
 
 __all__ = [
     "CONTROLLER_NAMES",
@@ -745,6 +746,7 @@ def run_dose(
     progress: Callable[[str], None] | None = None,
     quick: bool = False,
     advance: Callable[[str, int, int], None] | None = None,
+    force: bool = False,
 ) -> Path:
     """Evaluate controllers and write ``report.html`` + ``per_patient_day.csv``.
 
@@ -761,7 +763,8 @@ def run_dose(
     seed : int
         Seed of the first evaluation episode.
     out_dir : path
-        Output folder (created).
+        Output folder (created), checked before simulating anything and written all or
+        nothing (:mod:`metamed.outputs`).
     progress : callable, optional
         Receives one-line progress messages (phases, the run-time estimate).
     quick : bool
@@ -769,6 +772,9 @@ def run_dose(
         cannot be combined with ``days``.
     advance : callable, optional
         ``advance("days", done, total)`` after each evaluation day.
+    force : bool
+        Replace the files of a previous run in ``out_dir`` (otherwise a folder holding
+        files is refused).
 
     Returns
     -------
@@ -780,15 +786,14 @@ def run_dose(
             f"quick runs 1 evaluation day, so days={days} would be ignored; give either "
             "--quick or --days, not both."
         )
+    out = check_output_place(out_dir, force=force)
     protocol = DoseProtocol(
         days=1 if quick else (10 if days is None else int(days)),
         seed=int(seed),
         record_days=1 if quick else 3,
     )
     results = evaluate_controllers(controllers, patients, protocol, progress, advance=advance)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    results.per_patient_day.to_csv(out / "per_patient_day.csv", index=False)
-    path = out / "report.html"
-    path.write_text(render_html(results), encoding="utf-8")
-    return path
+    with staged_output(out) as staging:
+        results.per_patient_day.to_csv(staging / "per_patient_day.csv", index=False)
+        (staging / "report.html").write_text(render_html(results), encoding="utf-8")
+    return out / "report.html"

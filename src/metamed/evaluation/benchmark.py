@@ -1,14 +1,13 @@
 """A whole benchmark run: cohort -> splits -> protocol -> tables, config and report on disk.
 
-Outputs are written to a temporary folder beside ``out`` and moved into place only
-when everything succeeded, so a failed run never leaves half-written results.
+The output folder is checked before training (:func:`metamed.outputs.check_output_place`)
+and written all or nothing (:func:`metamed.outputs.staged_output`): a failed run never
+leaves half-written results, and a rerun with ``force`` leaves no stale file behind.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from metamed.errors import MetamedValueError
 from metamed.evaluation.protocol import Progress, ProtocolConfig, ProtocolResult, run_protocol
 from metamed.learners import BASELINES, make_learner
 from metamed.learners.base import MetaLearner
+from metamed.outputs import check_output_place, staged_output
 from metamed.provenance import provenance_record
 from metamed.tasks import TaskSet, TaskSplit
 
@@ -31,14 +31,34 @@ LOSO_MAX_TASKS = 6
 
 @dataclass(frozen=True)
 class BenchmarkOutputs:
+    """Where a run's files are (``dataclasses.replace(o, out_dir=...)`` after moving them)."""
+
     out_dir: Path
-    results_csv: Path
-    results_parquet: Path
-    predictions_parquet: Path
-    config_json: Path
-    summary_md: Path
-    report_html: Path
     protocol: ProtocolResult
+
+    @property
+    def results_csv(self) -> Path:
+        return self.out_dir / "results.csv"
+
+    @property
+    def results_parquet(self) -> Path:
+        return self.out_dir / "results.parquet"
+
+    @property
+    def predictions_parquet(self) -> Path:
+        return self.out_dir / "predictions.parquet"
+
+    @property
+    def config_json(self) -> Path:
+        return self.out_dir / "config.json"
+
+    @property
+    def summary_md(self) -> Path:
+        return self.out_dir / "summary.md"
+
+    @property
+    def report_html(self) -> Path:
+        return self.out_dir / "report.html"
 
 
 def make_splits(taskset: TaskSet, split: str, seed: int) -> list[TaskSplit]:
@@ -77,10 +97,16 @@ def run_benchmark(
     split: str = "auto",
     overrides: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> BenchmarkOutputs:
-    """Run the protocol on ``cohort`` and write results, predictions, config and report."""
+    """Run the protocol on ``cohort`` and write results, predictions, config and report.
+
+    ``out`` is checked before anything starts; if it already holds a previous run's files,
+    ``force=True`` replaces them all (otherwise :class:`~metamed.errors.OutputPlaceError`).
+    """
     from metamed.report import summary_markdown, write_report  # matplotlib only when reporting
 
+    out = check_output_place(out, force=force)
     taskset = TaskSet(cohort, task_col)
     splits = make_splits(taskset, split, config.seed)
     learners = make_methods(methods, config.seed, overrides)
@@ -97,10 +123,7 @@ def run_benchmark(
         "fit_seconds": result.fit_seconds,
     }
     provenance = provenance_record(data=cohort.provenance, config=run_config)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with staged_output(out) as staging:
         result.results.to_csv(staging / "results.csv", index=False)
         result.results.to_parquet(staging / "results.parquet", index=False)
         result.predictions.to_parquet(staging / "predictions.parquet", index=False)
@@ -115,21 +138,7 @@ def run_benchmark(
             title=f"metamed benchmark: {cohort.name}",
             baselines=baselines,
         )
-        out.mkdir(parents=True, exist_ok=True)
-        for item in staging.iterdir():
-            item.replace(out / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return BenchmarkOutputs(
-        out,
-        out / "results.csv",
-        out / "results.parquet",
-        out / "predictions.parquet",
-        out / "config.json",
-        out / "summary.md",
-        out / "report.html",
-        result,
-    )
+    return BenchmarkOutputs(out, result)
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
