@@ -7,9 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
+from metamed import cli
 from metamed.cli import app
+from metamed.data import DATASETS
 
 runner = CliRunner()
 FAST = ["--methods", "local-logreg,local-gbm", "--draws", "2"]
@@ -160,6 +163,36 @@ def test_datasets_lists_known_datasets(tmp_path):
     assert result.exit_code == 0, result.output
     assert "uci-heart" in result.output and "synthetic" in result.output
     assert "CC BY" in result.output
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_datasets_readable_in_a_narrow_terminal(tmp_path, monkeypatch, width):
+    """Every column whole at 80 columns: nothing cut to '…', each row's status readable."""
+    monkeypatch.setattr(cli, "console", Console(width=width))
+    result = invoke("datasets", "--data-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= width
+    assert "…" not in result.output
+    rows = {words[0]: words for line in lines if (words := line.split()) and words[0] in DATASETS}
+    assert set(rows) == set(DATASETS)
+    assert rows["synthetic"][-2:] == ["built-in", "yes"]
+    assert rows["uci-heart"][1] == f"v{DATASETS['uci-heart'].version}"
+    assert rows["uci-heart"][-2:] == ["no", "yes"]  # nothing in tmp_path; loader exists
+    assert rows["support2"][-3:] == ["no", "not", "yet"]
+
+
+def test_datasets_name_shows_the_spec(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "console", Console(width=80))
+    result = invoke("datasets", "uci-heart", "--data-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert max(len(line.rstrip()) for line in result.output.splitlines()) <= 80
+    text = " ".join(result.output.split())
+    for fragment in ("Heart Disease [dataset]", "sites", "processed.va.data", "CC BY 4.0"):
+        assert fragment in text, fragment  # spec text printed as-is, never as markup
+    synthetic = invoke("datasets", "synthetic")
+    assert "task_kind" in synthetic.output and "condition" in synthetic.output
+    assert_clean_error(invoke("datasets", "uci-hart"), "Did you mean 'uci-heart'")
 
 
 def test_uci_heart_leave_one_site_out(uci_heart_dir, tmp_path):

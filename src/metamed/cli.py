@@ -18,9 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from metamed.errors import MetamedError, MetamedValueError, MetamedWarning
@@ -436,35 +438,59 @@ def dose(
 
 @app.command()
 def datasets(
+    name: str | None = typer.Argument(
+        None, help="Show one dataset in full: citation, options, files and their origin."
+    ),
     data_dir: Path | None = typer.Option(
         None, help="Folder holding the datasets (default: $METAMED_DATA_DIR)."
     ),
 ) -> None:
-    """List known datasets with size, licence and whether they are present."""
+    """List known datasets: version, size, licence, whether present and loadable."""
     with user_errors():
-        from metamed.data import DATASETS
+        from metamed.data import DATASETS, get_source
 
-        table = Table(title="metamed datasets")
-        for col in ("name", "patients", "tasks", "size", "licence", "present", "loader"):
+        if name is not None:
+            _show_dataset(get_source(name), data_dir)
+            return
+        # Only the first column wraps (title and licence under the name), so the status
+        # columns stay whole in an 80-column terminal.
+        table = Table(
+            title="metamed datasets",
+            box=box.SIMPLE_HEAD,
+            title_justify="left",
+            collapse_padding=True,
+            pad_edge=False,
+        )
+        table.add_column("dataset")
+        for col in ("patients", "tasks", "size"):
+            table.add_column(col, justify="right", no_wrap=True)
+        for col in ("present", "loader"):
             table.add_column(col, no_wrap=True)
-        table.add_column("title")
-        for name, source in DATASETS.items():
+        for spec in DATASETS.values():
             table.add_row(
-                name,
-                str(source.n_patients or "-"),
-                str(source.n_tasks or "-"),
-                f"{source.size_bytes / 1e6:.2f} MB" if source.files else "built-in",
-                source.licence,
-                _dataset_status(name, data_dir),
-                "yes" if source.loader is not None else "not yet",
-                source.title,
+                Text.assemble(
+                    (f"{spec.name} v{spec.version}", "bold"),
+                    f"\n{spec.title}\n",
+                    (spec.licence, "dim"),
+                ),
+                _count(spec.n_patients),
+                _count(spec.n_tasks),
+                f"{spec.size_bytes / 1e6:.2f} MB" if spec.files else "-",
+                _dataset_status(spec.name, data_dir),
+                "yes" if spec.loadable else "not yet",
+                end_section=True,
             )
         console.print(table)
+        console.print("Citation, options and files: metamed datasets NAME", style="dim")
+
+
+def _count(n: int | None) -> str:
+    return f"{n:,}" if n is not None else "-"
 
 
 def _dataset_status(name: str, data_dir: Path | None) -> str:
     from metamed.data import get_source
-    from metamed.data.sources import dataset_folder
+    from metamed.data.registry import dataset_folder
     from metamed.errors import DataNotFoundError
 
     if not get_source(name).files:
@@ -474,6 +500,60 @@ def _dataset_status(name: str, data_dir: Path | None) -> str:
     except DataNotFoundError:
         return "no"
     return "yes"
+
+
+def _show_dataset(spec, data_dir: Path | None) -> None:
+    """One dataset's spec, readable at 80 columns (spec text is printed as-is, no markup)."""
+    console.print(Text.assemble((f"{spec.name} v{spec.version}", "bold"), f"  {spec.title}"))
+    console.print(Text(spec.description))
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="dim", no_wrap=True)
+    facts.add_column()
+    facts.add_row("licence", Text(spec.licence))
+    facts.add_row("cite", Text(spec.citation))
+    if spec.homepage:
+        facts.add_row("homepage", Text(spec.homepage))
+    facts.add_row("loader", "yes" if spec.loadable else "not yet (spec only)")
+    if spec.files:
+        status = _dataset_status(spec.name, data_dir)
+        facts.add_row("present", f"{status} (folder {spec.folder}/ of the data directory)")
+        facts.add_row("fetch", f"metamed data fetch {spec.name} --dest DIR")
+    console.print(facts)
+    if spec.options:
+        options = Table(title="options (keywords of load_dataset)", box=box.SIMPLE_HEAD)
+        options.add_column("option", no_wrap=True)
+        options.add_column("default")
+        options.add_column("values")
+        for option in spec.options:
+            values = ", ".join(map(str, option.choices)) if option.choices else "-"
+            if option.help:
+                values = f"{values}: {option.help}" if option.choices else option.help
+            options.add_row(option.name, Text(repr(option.default)), Text(values))
+        console.print(options)
+    if spec.files:
+        files = Table(title="files", box=box.SIMPLE_HEAD)
+        files.add_column("file", overflow="fold")
+        files.add_column("bytes", justify="right", no_wrap=True)
+        files.add_column("sha256", no_wrap=True)
+        files.add_column("download", no_wrap=True)
+        for item in spec.files:
+            download = "url" if item.url else "none"
+            files.add_row(item.name, f"{item.size_bytes:,}", item.sha256[:12], download)
+        console.print(files)
+        by_origin: dict[str, list[str]] = {}
+        for item in spec.files:
+            by_origin.setdefault(item.origin, []).append(item.name)
+        for origin, names in by_origin.items():
+            which = "" if len(by_origin) == 1 else f" of {', '.join(names)}"
+            console.print(Text(f"origin{which}: {origin}", style="dim"))
+        if any(item.url is None for item in spec.files):
+            console.print(
+                Text(
+                    "Files without a download have no public byte-identical copy: obtain them "
+                    "as the origin says and check them with metamed.data.verify.",
+                    style="dim",
+                )
+            )
 
 
 @data_app.command("fetch")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from metamed.data.fetch import fetch_dataset
-from metamed.data.sources import get_source, load_dataset, verify
+from metamed.data.registry import get_source, load_dataset, verify
 from metamed.errors import ChecksumError, DataNotFoundError, MetamedValueError
 
 

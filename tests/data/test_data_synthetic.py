@@ -8,8 +8,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from metamed.data.datasets.synthetic import make_synthetic_cohort
 from metamed.data.preprocess import Preprocessor, make_tasks
-from metamed.data.synthetic import make_synthetic_cohort
 from metamed.errors import MetamedTypeError, MetamedValueError
 from metamed.tasks import TaskSet
 

@@ -12,7 +12,7 @@ import pytest
 
 from metamed.data.cohort import Cohort
 from metamed.data.preprocess import Preprocessor, make_tasks
-from metamed.data.sources import sha256_file
+from metamed.data.registry import sha256_file
 from metamed.data.table import cohort_from_table, infer_schema, load_table
 from metamed.errors import (
     DataNotFoundError,

@@ -6,10 +6,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from metamed.data.sources import get_source, load_dataset, sha256_file
-from metamed.data.uci_heart import UCI_HEART_SCHEMA, load_uci_heart
+from metamed.data.datasets.uci_heart import UCI_HEART_SCHEMA, load_uci_heart
+from metamed.data.registry import get_source, load_dataset, sha256_file
 from metamed.errors import ChecksumError, DataNotFoundError
 from metamed.tasks import TaskSet
 
@@ -72,6 +73,17 @@ def test_load_dataset_with_root_dir_and_taskset(data_dir: Path, uci_heart_dir: P
     np.testing.assert_array_equal(taskset.summary()["n"], [303, 294, 123, 200])
 
 
+def test_sites_option_chooses_the_hospitals(data_dir: Path) -> None:
+    cohort = load_dataset("uci-heart", data_dir, sites=["va", "cleveland"])
+    # Order-free: the sites come in the dataset's own order, whatever order was asked.
+    assert list(cohort.frame["site"].unique()) == ["cleveland", "va"]
+    assert cohort.n_patients == EXPECTED_N["cleveland"] + EXPECTED_N["va"]
+    assert cohort.provenance["dataset"]["options"] == {"sites": ("cleveland", "va")}
+    full = load_dataset("uci-heart", data_dir)
+    kept = full.frame[full.frame["site"].isin(["cleveland", "va"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(cohort.frame, kept)
+
+
 def test_corrupted_or_missing_file(uci_heart_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "uci-heart-disease"
     shutil.copytree(uci_heart_dir, folder)
@@ -79,7 +91,7 @@ def test_corrupted_or_missing_file(uci_heart_dir: Path, tmp_path: Path) -> None:
     target = folder / "processed.va.data"
     target.chmod(0o644)
     target.write_bytes(target.read_bytes().replace(b"63,1,4,140", b"64,1,4,140", 1))
-    with pytest.raises(ChecksumError, match=r"processed\.va\.data.*re-fetch"):
+    with pytest.raises(ChecksumError, match=r"processed\.va\.data.*metamed data fetch uci-heart"):
         load_uci_heart(tmp_path)
     target.unlink()
     with pytest.raises(DataNotFoundError, match="metamed data fetch uci-heart --dest DIR"):

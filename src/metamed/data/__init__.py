@@ -1,24 +1,28 @@
-"""Cohorts, schemas, dataset sources and preprocessing."""
+"""Cohorts, schemas, the dataset registry and its datasets, preprocessing."""
 
-# cohort first: metamed.tasks imports metamed.data.cohort while this package initialises.
+# Importing ``datasets`` registers every dataset's spec (the registry itself knows none).
+# It loads metamed.data.cohort first, which metamed.tasks (imported by preprocess) needs
+# while this package initialises.
+from metamed.data import datasets
 from metamed.data.cohort import CODESET_SEPARATOR, Cohort, Schema
+from metamed.data.datasets.synthetic import make_synthetic_cohort
+from metamed.data.datasets.uci_heart import load_uci_heart
 from metamed.data.fetch import fetch_dataset
 from metamed.data.preprocess import Preprocessor, make_tasks, outcome_array
-from metamed.data.sources import (
+from metamed.data.registry import (
     DATA_DIR_ENV,
     DATASETS,
     DataFile,
-    DatasetSource,
+    DatasetSpec,
+    Option,
     dataset_names,
     get_source,
     load_dataset,
-    register_source,
+    register_dataset,
     sha256_file,
     verify,
 )
-from metamed.data.synthetic import make_synthetic_cohort
 from metamed.data.table import cohort_from_table, infer_schema, load_table
-from metamed.data.uci_heart import load_uci_heart
 
 __all__ = [
     "CODESET_SEPARATOR",
@@ -26,11 +30,13 @@ __all__ = [
     "DATA_DIR_ENV",
     "Cohort",
     "DataFile",
-    "DatasetSource",
+    "DatasetSpec",
+    "Option",
     "Preprocessor",
     "Schema",
     "cohort_from_table",
     "dataset_names",
+    "datasets",
     "fetch_dataset",
     "get_source",
     "infer_schema",
@@ -40,7 +46,7 @@ __all__ = [
     "make_synthetic_cohort",
     "make_tasks",
     "outcome_array",
-    "register_source",
+    "register_dataset",
     "sha256_file",
     "verify",
 ]

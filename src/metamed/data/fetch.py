@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from metamed.data.sources import DataFile, get_source, sha256_file
+from metamed.data.registry import DataFile, get_source, sha256_file
 from metamed.errors import ChecksumError, DataNotFoundError, MetamedValueError
 from metamed.outputs import check_output_place, staged_output
 

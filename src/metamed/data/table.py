@@ -39,6 +39,7 @@ import pandas as pd
 
 from metamed.data.cohort import Cohort, Schema
 from metamed.data.preprocess import _category_key
+from metamed.data.registry import sha256_file
 from metamed.errors import (
     DataNotFoundError,
     MetamedTypeError,
@@ -447,8 +448,6 @@ outcome_type, max_levels, units
         Only the feature, task and outcome columns are kept.  For a file, provenance
         records its sha256.
     """
-    from metamed.data.sources import sha256_file  # late: keeps table.py import-light
-
     info: dict[str, object] = {"source": "user table", "licence": "unknown (user-supplied)"}
     if isinstance(table, pd.DataFrame):
         check_unique_columns(table.columns, "The table")

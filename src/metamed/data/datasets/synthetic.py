@@ -6,19 +6,28 @@ own deviations.  Its parameters (covariate shift, prevalence shift, task heterog
 missingness) can be turned up or down to study when adaptation pays off.  The true
 parameters are stored in the cohort's provenance so that tests can compare estimates
 with the truth.
+
+As a registered dataset (``load_dataset("synthetic", **options)``) every argument of
+:func:`make_synthetic_cohort` is an option, with the same default; the generator checks
+the values.  Bump ``SPEC.version`` with any change that alters the cohort a given set of
+options and seed produces (the fingerprint test in ``tests/data/test_dataset_versions.py``
+fails until you do).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from metamed.data.cohort import Cohort, Schema
+from metamed.data.registry import DatasetSpec, Option
 from metamed.errors import MetamedTypeError, MetamedValueError
 
-__all__ = ["make_synthetic_cohort", "SYNTHETIC_RISK_GROUPS"]
+__all__ = ["SPEC", "SYNTHETIC_RISK_GROUPS", "make_synthetic_cohort"]
 
 #: Levels of the categorical column and their shared additive effect on the logit
 #: (or on the mean of a numeric outcome).
@@ -224,7 +233,7 @@ def make_synthetic_cohort(
         frame=frame,
         schema=schema,
         provenance={
-            "source": "metamed.data.synthetic.make_synthetic_cohort (simulated, not real patients)",
+            "source": "metamed.data.make_synthetic_cohort (simulated, not real patients)",
             "licence": "generated data; no restrictions",
             "citation": "metamed synthetic multi-task generator",
             "checksums": {},
@@ -236,3 +245,37 @@ def make_synthetic_cohort(
             },
         },
     )
+
+
+def _load(_folder: Path | None, **options: object) -> Cohort:
+    return make_synthetic_cohort(**options)  # type: ignore[arg-type]
+
+
+# Options with a closed set of values; the generator checks the others (ranges, types).
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "task_kind": tuple(_TASK_KINDS),
+    "outcome_type": ("binary", "numeric"),
+}
+
+SPEC = DatasetSpec(
+    name="synthetic",
+    version=1,
+    title="Synthetic multi-site cohort (simulated)",
+    description=(
+        "Seeded simulation: 8 sites x 200 patients sharing one logistic risk model with "
+        "site-specific weights, intercepts (prevalence shift) and feature means (covariate "
+        "shift); 8 numeric features with 5 % missing cells and one categorical column. "
+        "Built in, no files."
+    ),
+    licence="generated data; no restrictions",
+    citation="metamed synthetic multi-task generator",
+    homepage="",
+    # The defaults are the generator's own, read from its signature so they are stated once.
+    options=tuple(
+        Option(name, parameter.default, choices=_CHOICES.get(name))
+        for name, parameter in inspect.signature(make_synthetic_cohort).parameters.items()
+    ),
+    loader=_load,
+    n_patients=1600,
+    n_tasks=8,
+)

@@ -19,6 +19,14 @@ What this loader does to the raw values, and why:
 * The outcome is ``disease = num > 0`` (any vessel with > 50 % diameter narrowing); the
   0-4 ``num`` column is dropped so that it can never become an input by accident.
 * ``site`` (cleveland / hungarian / switzerland / va) is the group column.
+
+Option: ``sites`` (default all four) chooses the hospitals that form the cohort, e.g.
+``load_dataset("uci-heart", sites=["cleveland", "hungarian", "va"])`` leaves out
+Switzerland, which has only 8 patients without disease.
+
+Version.  Bump ``SPEC.version`` with any change that alters the cohort built
+for an existing set of options (a cleaning rule above, a label, the row order); the
+fingerprint test in ``tests/data/test_dataset_versions.py`` fails until you do.
 """
 
 from __future__ import annotations
@@ -29,10 +37,11 @@ import numpy as np
 import pandas as pd
 
 from metamed.data.cohort import Cohort, Schema
-from metamed.errors import ChecksumError, MetamedValueError
+from metamed.data.registry import DatasetSpec, Option, load_dataset, read_files
+from metamed.errors import MetamedValueError
 
 __all__ = [
-    "UCI_HEART_FOLDER",
+    "SPEC",
     "UCI_HEART_SITES",
     "UCI_HEART_RAW_COLUMNS",
     "UCI_HEART_SCHEMA",
@@ -40,8 +49,6 @@ __all__ = [
     "read_uci_heart_file",
 ]
 
-#: Folder of this dataset under the data directory.
-UCI_HEART_FOLDER = "uci-heart-disease"
 #: Sites in the order of the UCI archive; each is one ``processed.<site>.data`` file.
 UCI_HEART_SITES: tuple[str, ...] = ("cleveland", "hungarian", "switzerland", "va")
 #: Column order of the processed files (UCI ``heart-disease.names``, attributes 3-58 subset).
@@ -99,13 +106,6 @@ UCI_HEART_SCHEMA = Schema(
     },
 )
 
-UCI_HEART_LICENCE = "CC BY 4.0"
-UCI_HEART_CITATION = (
-    "Janosi A, Steinbrunn W, Pfisterer M, Detrano R. Heart Disease [dataset]. "
-    "UCI Machine Learning Repository; 1988. https://doi.org/10.24432/C52P4X"
-)
-UCI_HEART_HOMEPAGE = "https://archive.ics.uci.edu/dataset/45/heart+disease"
-
 
 def read_uci_heart_file(path: str | Path, site: str) -> pd.DataFrame:
     """Read one ``processed.<site>.data`` file into a cleaned frame with a ``site`` column.
@@ -157,43 +157,9 @@ def read_uci_heart_file(path: str | Path, site: str) -> pd.DataFrame:
     return frame
 
 
-def load_uci_heart(data_dir: str | Path | None = None) -> Cohort:
-    """Load the four-site UCI Heart Disease cohort (920 patients, 4 tasks).
-
-    Parameters
-    ----------
-    data_dir : path-like, optional
-        The data directory holding ``uci-heart-disease/``, or that folder itself.
-        Defaults to the ``METAMED_DATA_DIR`` environment variable.
-
-    Returns
-    -------
-    Cohort
-        Named ``"uci-heart"``; provenance lists source, licence, citation and the sha256
-        of every file read, each verified against the registry.
-
-    Raises
-    ------
-    DataNotFoundError
-        A file is missing (the message names the fetch command).
-    ChecksumError
-        A file differs from the published one.
-    """
-    # Late import: sources imports this module to register the loader.
-    from metamed.data.sources import dataset_folder, get_source, sha256_file
-
-    folder = dataset_folder("uci-heart", data_dir)  # clear error if anything is missing
-    source = get_source("uci-heart")
-    expected = {f.name: f.sha256 for f in source.files}
-    frames = []
-    checksums: dict[str, str] = {}
-    for site in UCI_HEART_SITES:
-        name = f"processed.{site}.data"
-        path = folder / name
-        digest = sha256_file(path)
-        _check_digest(path, digest, expected[name])
-        checksums[name] = digest
-        frames.append(read_uci_heart_file(path, site))
+def _load(folder: Path, *, sites: tuple[str, ...]) -> Cohort:
+    """The loader of :data:`SPEC`: ``folder`` holds the four verified files."""
+    frames = [read_uci_heart_file(folder / f"processed.{site}.data", site) for site in sites]
     frame = pd.concat(frames, ignore_index=True)
     columns = [*UCI_HEART_SCHEMA.features, "site", "disease"]
     return Cohort(
@@ -202,19 +168,68 @@ def load_uci_heart(data_dir: str | Path | None = None) -> Cohort:
         schema=UCI_HEART_SCHEMA,
         provenance={
             "source": "UCI Machine Learning Repository, Heart Disease (processed 14-attribute files)",
-            "licence": UCI_HEART_LICENCE,
-            "citation": UCI_HEART_CITATION,
-            "homepage": UCI_HEART_HOMEPAGE,
-            "checksums": checksums,
             "cleaning": "'?' -> missing; chol == 0 and trestbps == 0 -> missing; disease = num > 0",
         },
     )
 
 
-def _check_digest(path: Path, digest: str, expected: str) -> None:
-    if digest != expected:
-        raise ChecksumError(
-            f"{path.name}: sha256 {digest} does not match the published {expected}. The file "
-            "is corrupted or a different version; delete it and re-fetch with "
-            "`metamed data fetch uci-heart --dest DIR`."
-        )
+SPEC = DatasetSpec(
+    name="uci-heart",
+    version=1,
+    title="UCI Heart Disease, four sites",
+    description=(
+        "Coronary angiography cohorts from Cleveland, Budapest (Hungarian), Zurich/Basel "
+        "(Switzerland) and Long Beach (VA), 1980s; 13 clinical attributes; outcome: "
+        "angiographic disease (num > 0). Tasks: the 4 sites."
+    ),
+    licence="CC BY 4.0",
+    citation=(
+        "Janosi A, Steinbrunn W, Pfisterer M, Detrano R. Heart Disease [dataset]. "
+        "UCI Machine Learning Repository; 1988. https://doi.org/10.24432/C52P4X"
+    ),
+    homepage="https://archive.ics.uci.edu/dataset/45/heart+disease",
+    folder="uci-heart-disease",
+    files=read_files(__package__, "uci_heart.files.json"),
+    options=(
+        Option(
+            "sites",
+            UCI_HEART_SITES,
+            "hospitals that form the cohort (each one task)",
+            choices=UCI_HEART_SITES,
+            multiple=True,
+        ),
+    ),
+    loader=_load,
+    n_patients=920,
+    n_tasks=4,
+)
+
+
+def load_uci_heart(data_dir: str | Path | None = None, **options: object) -> Cohort:
+    """Load the four-site UCI Heart Disease cohort (920 patients, 4 tasks).
+
+    Same as ``load_dataset("uci-heart", data_dir, **options)``.
+
+    Parameters
+    ----------
+    data_dir : path-like, optional
+        The data directory holding ``uci-heart-disease/``, or that folder itself.
+        Defaults to the ``METAMED_DATA_DIR`` environment variable.
+    **options
+        ``sites``: the hospitals to include (default all four).
+
+    Returns
+    -------
+    Cohort
+        Named ``"uci-heart"``; provenance lists source, licence, citation, the dataset
+        version and options, and the sha256 of every file read, each verified against
+        :data:`SPEC`.
+
+    Raises
+    ------
+    DataNotFoundError
+        A file is missing (the message names the fetch command).
+    ChecksumError
+        A file differs from the published one.
+    """
+    return load_dataset("uci-heart", data_dir, **options)
