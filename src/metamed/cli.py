@@ -283,9 +283,9 @@ def benchmark(
 ) -> None:
     """Meta-train on all but the held-out tasks, adapt from K examples, score the rest."""
     with user_errors():
-        from metamed.evaluation.benchmark import run_benchmark
         from metamed.evaluation.protocol import ProtocolConfig
         from metamed.learners import learner_names, make_learner
+        from metamed.runs import run_benchmark
 
         method_names = _parse_list(methods, "methods")
         for name in method_names:  # fail on a typo before loading anything
@@ -358,9 +358,9 @@ def demo(
     """Run the main job on built-in synthetic multi-site data and write HTML reports."""
     with user_errors():
         from metamed.data import make_synthetic_cohort
-        from metamed.evaluation.benchmark import run_benchmark
         from metamed.evaluation.protocol import ProtocolConfig
         from metamed.outputs import check_output_place, staged_output
+        from metamed.runs import run_benchmark
 
         out = check_output_place(out, force=force)
         cohort = make_synthetic_cohort(n_tasks=DEMO_SITES, seed=seed)

@@ -13,11 +13,10 @@ from metamed.data.preprocess import (
     MISSING_LEVEL,
     OTHER_LEVEL,
     Preprocessor,
-    make_tasks,
     outcome_array,
 )
 from metamed.errors import MetamedTypeError, MetamedValueError, NotFittedError
-from metamed.tasks import TaskSet
+from metamed.tasks import TaskSet, make_tasks
 
 SCHEMA = Schema(
     outcome="y",

@@ -9,9 +9,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from metamed.data.datasets.synthetic import make_synthetic_cohort
-from metamed.data.preprocess import Preprocessor, make_tasks
+from metamed.data.preprocess import Preprocessor
 from metamed.errors import MetamedTypeError, MetamedValueError
-from metamed.tasks import TaskSet
+from metamed.tasks import TaskSet, make_tasks
 
 
 def test_seeded_and_shaped() -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from metamed.data.cohort import Cohort
-from metamed.data.preprocess import Preprocessor, make_tasks
+from metamed.data.preprocess import Preprocessor
 from metamed.data.registry import sha256_file
 from metamed.data.table import cohort_from_table, infer_schema, load_table
 from metamed.errors import (
@@ -22,7 +22,7 @@ from metamed.errors import (
     MetamedWarning,
     UnknownNameError,
 )
-from metamed.tasks import TaskSet
+from metamed.tasks import TaskSet, make_tasks
 
 
 def _frame() -> pd.DataFrame:

@@ -1,14 +1,12 @@
 """Cohorts, schemas, the dataset registry and its datasets, preprocessing."""
 
 # Importing ``datasets`` registers every dataset's spec (the registry itself knows none).
-# It loads metamed.data.cohort first, which metamed.tasks (imported by preprocess) needs
-# while this package initialises.
 from metamed.data import datasets
 from metamed.data.cohort import CODESET_SEPARATOR, Cohort, Schema
 from metamed.data.datasets.synthetic import make_synthetic_cohort
 from metamed.data.datasets.uci_heart import load_uci_heart
 from metamed.data.fetch import fetch_dataset
-from metamed.data.preprocess import Preprocessor, make_tasks, outcome_array
+from metamed.data.preprocess import Preprocessor, outcome_array
 from metamed.data.registry import (
     DATA_DIR_ENV,
     DATASETS,
@@ -44,7 +42,6 @@ __all__ = [
     "load_table",
     "load_uci_heart",
     "make_synthetic_cohort",
-    "make_tasks",
     "outcome_array",
     "register_dataset",
     "sha256_file",

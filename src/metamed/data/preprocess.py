@@ -12,8 +12,7 @@ category, a missing cell in a column that was complete at fit) never adds a colu
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,10 +25,7 @@ from metamed.errors import (
     did_you_mean,
 )
 
-if TYPE_CHECKING:  # imported lazily at run time: metamed.tasks imports metamed.data
-    from metamed.tasks import Task, TaskSet
-
-__all__ = ["Preprocessor", "outcome_array", "make_tasks", "MISSING_LEVEL", "OTHER_LEVEL"]
+__all__ = ["Preprocessor", "outcome_array", "MISSING_LEVEL", "OTHER_LEVEL"]
 
 #: Category level given to missing cells of a categorical column.
 MISSING_LEVEL = "<missing>"
@@ -353,67 +349,3 @@ def outcome_array(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
             "or declare the outcome numeric."
         )
     return values.astype(np.float32)
-
-
-def make_tasks(taskset: TaskSet, names: Sequence[str], preprocessor: Preprocessor) -> list[Task]:
-    """Model-ready :class:`~metamed.tasks.Task` objects for the tasks ``names``.
-
-    Parameters
-    ----------
-    taskset : TaskSet
-        The cohort cut into tasks.
-    names : sequence of str
-        Task names (e.g. ``split.train``), in the order wanted.
-    preprocessor : Preprocessor
-        Already fitted, normally on ``taskset.frames(split.train)``.
-
-    Returns
-    -------
-    list of Task
-    """
-    from metamed.tasks import Task, TaskSet  # late import: metamed.tasks imports metamed.data
-
-    if not isinstance(taskset, TaskSet):
-        hint = " (build one with TaskSet(cohort, task_col))" if hasattr(taskset, "schema") else ""
-        raise MetamedTypeError(
-            f"make_tasks: taskset must be a metamed TaskSet{hint}, got {type(taskset).__name__}."
-        )
-    if not isinstance(preprocessor, Preprocessor):
-        raise MetamedTypeError(
-            "make_tasks: preprocessor must be a fitted metamed Preprocessor, got "
-            f"{type(preprocessor).__name__}."
-        )
-    preprocessor._check_fitted()
-    schema = taskset.cohort.schema
-    if schema.outcome_type == "survival":
-        raise MetamedValueError(
-            "make_tasks builds binary or numeric tasks; a survival outcome needs a fixed-horizon "
-            "binary outcome (event before horizon) first."
-        )
-    if tuple(preprocessor.schema.features) != tuple(schema.features):
-        raise MetamedValueError(
-            f"The preprocessor was built for features {list(preprocessor.schema.features)[:5]}... "
-            f"but cohort '{taskset.cohort.name}' has {list(schema.features)[:5]}...; fit a "
-            "Preprocessor on this cohort's schema."
-        )
-    if isinstance(names, str):
-        raise MetamedTypeError(
-            f"names must be a list of task names, got the string {names!r}; wrap it: [{names!r}]."
-        )
-    if not isinstance(names, (Sequence, np.ndarray)):
-        raise MetamedTypeError(
-            f"make_tasks: names must be a list of task names (e.g. split.train), got "
-            f"{type(names).__name__}."
-        )
-    tasks = []
-    for name in names:
-        frame = taskset.frame(name)
-        tasks.append(
-            Task(
-                name=str(name),
-                X=preprocessor.transform(frame),
-                y=outcome_array(frame, schema),
-                outcome_type=schema.outcome_type,
-            )
-        )
-    return tasks

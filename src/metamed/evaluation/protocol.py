@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from metamed.data.preprocess import Preprocessor, make_tasks
+from metamed.data.preprocess import Preprocessor
 from metamed.errors import MetamedValueError
 from metamed.evaluation.metrics import binary_metrics, numeric_metrics
 from metamed.learners.base import MetaLearner
@@ -30,6 +30,7 @@ from metamed.tasks import (
     TaskSet,
     TaskSplit,
     hold_out_rows,
+    make_tasks,
     max_support_size,
     sample_support_query,
 )

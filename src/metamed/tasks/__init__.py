@@ -10,7 +10,7 @@ from metamed.tasks.episodes import (
     stack_episodes,
 )
 from metamed.tasks.task import Task, check_support_task, check_task_list, hold_out_rows
-from metamed.tasks.taskset import TaskSet, TaskSplit
+from metamed.tasks.taskset import TaskSet, TaskSplit, make_tasks
 
 __all__ = [
     "Episode",
@@ -22,6 +22,7 @@ __all__ = [
     "check_support_task",
     "check_task_list",
     "hold_out_rows",
+    "make_tasks",
     "make_episode",
     "max_support_size",
     "sample_support_query",

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from metamed.data.cohort import Cohort
+from metamed.data.preprocess import Preprocessor, outcome_array
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
+from metamed.tasks.task import Task
 
-__all__ = ["TaskSet", "TaskSplit"]
+__all__ = ["TaskSet", "TaskSplit", "make_tasks"]
 
 
 @dataclass(frozen=True)
@@ -138,3 +140,65 @@ class TaskSet:
             )
         for name in self.names:
             yield self.split([name], val_fraction=val_fraction, seed=seed)
+
+
+def make_tasks(taskset: TaskSet, names: Sequence[str], preprocessor: Preprocessor) -> list[Task]:
+    """Model-ready :class:`~metamed.tasks.Task` objects for the tasks ``names``.
+
+    Parameters
+    ----------
+    taskset : TaskSet
+        The cohort cut into tasks.
+    names : sequence of str
+        Task names (e.g. ``split.train``), in the order wanted.
+    preprocessor : Preprocessor
+        Already fitted, normally on ``taskset.frames(split.train)``.
+
+    Returns
+    -------
+    list of Task
+    """
+    if not isinstance(taskset, TaskSet):
+        hint = " (build one with TaskSet(cohort, task_col))" if hasattr(taskset, "schema") else ""
+        raise MetamedTypeError(
+            f"make_tasks: taskset must be a metamed TaskSet{hint}, got {type(taskset).__name__}."
+        )
+    if not isinstance(preprocessor, Preprocessor):
+        raise MetamedTypeError(
+            "make_tasks: preprocessor must be a fitted metamed Preprocessor, got "
+            f"{type(preprocessor).__name__}."
+        )
+    preprocessor._check_fitted()
+    schema = taskset.cohort.schema
+    if schema.outcome_type == "survival":
+        raise MetamedValueError(
+            "make_tasks builds binary or numeric tasks; a survival outcome needs a fixed-horizon "
+            "binary outcome (event before horizon) first."
+        )
+    if tuple(preprocessor.schema.features) != tuple(schema.features):
+        raise MetamedValueError(
+            f"The preprocessor was built for features {list(preprocessor.schema.features)[:5]}... "
+            f"but cohort '{taskset.cohort.name}' has {list(schema.features)[:5]}...; fit a "
+            "Preprocessor on this cohort's schema."
+        )
+    if isinstance(names, str):
+        raise MetamedTypeError(
+            f"names must be a list of task names, got the string {names!r}; wrap it: [{names!r}]."
+        )
+    if not isinstance(names, (Sequence, np.ndarray)):
+        raise MetamedTypeError(
+            f"make_tasks: names must be a list of task names (e.g. split.train), got "
+            f"{type(names).__name__}."
+        )
+    tasks = []
+    for name in names:
+        frame = taskset.frame(name)
+        tasks.append(
+            Task(
+                name=str(name),
+                X=preprocessor.transform(frame),
+                y=outcome_array(frame, schema),
+                outcome_type=schema.outcome_type,
+            )
+        )
+    return tasks

@@ -20,6 +20,7 @@ from metamed.learners import BASELINES, make_learner
 from metamed.learners.base import MetaLearner
 from metamed.outputs import check_output_place, staged_output
 from metamed.provenance import provenance_record
+from metamed.report import summary_markdown, write_report
 from metamed.tasks import TaskSet, TaskSplit
 
 __all__ = ["BenchmarkOutputs", "make_splits", "make_methods", "run_benchmark"]
@@ -104,8 +105,6 @@ def run_benchmark(
     ``out`` is checked before anything starts; if it already holds a previous run's files,
     ``force=True`` replaces them all (otherwise :class:`~metamed.errors.OutputPlaceError`).
     """
-    from metamed.report import summary_markdown, write_report  # matplotlib only when reporting
-
     out = check_output_place(out, force=force)
     taskset = TaskSet(cohort, task_col)
     splits = make_splits(taskset, split, config.seed)
