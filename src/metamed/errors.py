@@ -21,6 +21,8 @@ __all__ = [
     "UnknownNameError",
     "MetamedWarning",
     "OutputPlaceError",
+    "ArtifactError",
+    "ArtifactNotFoundError",
     "did_you_mean",
 ]
 
@@ -66,6 +68,12 @@ class MetamedWarning(UserWarning):
 
 class OutputPlaceError(MetamedError, OSError):
     """An output folder cannot be used (a file, read-only, holds files, ...)."""
+class ArtifactError(MetamedError, ValueError):
+    """A saved model folder is damaged, tampered with, or written by an incompatible metamed."""
+
+
+class ArtifactNotFoundError(ArtifactError, FileNotFoundError):
+    """A model artifact folder (or its manifest) is not where it was looked for."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -20,6 +20,7 @@ _PACKAGES = (
     "torch",
     "scikit-learn",
     "lightgbm",
+    "safetensors",
     "scipy",
     "gymnasium",
     "matplotlib",

@@ -4,8 +4,10 @@ Each learner in :data:`metamed.learners.base.LEARNERS` is run on one small seede
 synthetic problem (6 tasks, 8 features: a shared logistic model plus task-specific
 shifts of weights and intercept) with fast hyperparameters, and checked for:
 seeding determinism, adapt leaving the learner unchanged, probability shape and range,
-save/load round trip, bad hyperparameters rejected in ``meta_fit``, use before
-``meta_fit``, one-class support sets and support sets of the wrong width.
+save/load round trip of the meta-learner and of an adapted model (same state,
+bit-identical predictions, the same files when saved again), bad hyperparameters
+rejected in ``meta_fit``, use before ``meta_fit``, one-class support sets and support
+sets of the wrong width.
 
 A new learner must add its fast hyperparameters to ``FAST_PARAMS`` and one invalid
 setting to ``BAD_PARAMS``; until it does, its tests fail saying so.
@@ -202,19 +204,39 @@ def test_predict_proba_shape_and_range(name: str, problem, fitted) -> None:
     assert set(np.unique(labels)) <= {0, 1}
 
 
+def artifact_bytes(folder) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in sorted(folder.iterdir())}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_save_load_round_trip(name: str, tmp_path, problem, fitted) -> None:
     learner = fitted(name)
-    path = tmp_path / f"{name}.pt"
-    learner.save(path)
+    folder = learner.save(tmp_path / name)
+    assert folder.is_dir() and (folder / "manifest.json").is_file()
     for loader in (MetaLearner, type(learner)):
-        loaded = loader.load(path)
+        loaded = loader.load(folder)
         assert type(loaded) is type(learner)
         assert loaded.get_params() == learner.get_params()
+        assert_same(vars(learner), vars(loaded), f"{name} loaded learner")
         np.testing.assert_array_equal(
             loaded.adapt(problem.support).predict_proba(problem.query.X),
             learner.adapt(problem.support).predict_proba(problem.query.X),
         )
+    # Saving the loaded learner writes the same files: nothing was lost on the way.
+    assert artifact_bytes(loaded.save(tmp_path / "again")) == artifact_bytes(folder)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_adapted_model_save_load_round_trip(name: str, tmp_path, problem, fitted) -> None:
+    model = fitted(name).adapt(problem.support)
+    folder = model.save(tmp_path / f"{name}-adapted")
+    loaded = AdaptedModel.load(folder)
+    assert type(loaded) is type(model)
+    np.testing.assert_array_equal(
+        loaded.predict_proba(problem.query.X), model.predict_proba(problem.query.X)
+    )
+    np.testing.assert_array_equal(loaded.predict(problem.query.X), model.predict(problem.query.X))
+    assert artifact_bytes(loaded.save(tmp_path / "again")) == artifact_bytes(folder)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -232,7 +254,7 @@ def test_adapt_before_meta_fit_raises(name: str, problem) -> None:
     with pytest.raises(NotFittedError):
         learner.adapt(problem.support)
     with pytest.raises(NotFittedError):
-        learner.save("never-written.pt")
+        learner.save("never-written")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -125,7 +125,7 @@ def test_adapt_returns_new_model_and_leaves_learner_unchanged(cls, fitted, tmp_p
     assert any(not torch.equal(model.params[k], learner.params_[k]) for k in before)
     np.testing.assert_array_equal(learner.adapt(support).predict_proba(TEST[1].X), p)
     # Save / load round trip gives the same adapted predictions.
-    path = tmp_path / "model.pt"
+    path = tmp_path / "model"
     learner.save(path)
     loaded = MetaLearner.load(path)
     assert type(loaded) is cls and loaded.get_params() == learner.get_params()

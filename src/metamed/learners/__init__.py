@@ -1,9 +1,11 @@
 """Meta-learners and baselines, all under one contract (see :mod:`metamed.learners.base`).
 
-Importing this package registers every learner under its CLI name.
+Importing this package registers every learner under its CLI name (and every adapted
+model class under its class name, for loading saved models).
 """
 
 from metamed.learners.base import (
+    ADAPTED_MODELS,
     LEARNERS,
     AdaptedModel,
     MetaLearner,
@@ -18,6 +20,7 @@ from metamed.learners.baselines import (
     PooledMLP,
 )
 from metamed.learners.maml import ANIL, FOMAML, MAML, AdaptedMLP, GradientMetaLearner, MetaSGD
+from metamed.learners.pipeline import Pipeline
 from metamed.learners.protonet import ProtoNet
 from metamed.learners.reptile import Reptile
 
@@ -26,6 +29,7 @@ from metamed.learners.reptile import Reptile
 BASELINES: tuple[str, ...] = ("pooled", "pooled-finetune", "local-logreg", "local-gbm")
 
 __all__ = [
+    "ADAPTED_MODELS",
     "ANIL",
     "BASELINES",
     "FOMAML",
@@ -38,6 +42,7 @@ __all__ = [
     "LocalLogisticRegression",
     "MetaLearner",
     "MetaSGD",
+    "Pipeline",
     "PooledFineTune",
     "PooledMLP",
     "ProtoNet",

@@ -21,14 +21,28 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
-from metamed.errors import MetamedValueError, NotFittedError, unknown_name
+from metamed.artifacts import artifact_error, read_artifact, write_artifact
+from metamed.errors import MetamedValueError, NotFittedError, did_you_mean, unknown_name
 from metamed.tasks.task import Task, check_support_task, check_task_list
 
-__all__ = ["AdaptedModel", "MetaLearner", "register", "LEARNERS", "make_learner", "learner_names"]
+__all__ = [
+    "ADAPTED_MODELS",
+    "AdaptedModel",
+    "MetaLearner",
+    "register",
+    "LEARNERS",
+    "make_learner",
+    "learner_names",
+]
 
 LEARNERS: dict[str, type[MetaLearner]] = {}
+#: Every AdaptedModel subclass by class name: where a saved model's class is looked up.
+ADAPTED_MODELS: dict[str, type[AdaptedModel]] = {}
+
+#: The ``kind`` field of an artifact manifest.
+META_LEARNER = "meta-learner"
+ADAPTED_MODEL = "adapted-model"
 
 
 def register(name: str):
@@ -54,9 +68,17 @@ def make_learner(name: str, **params: Any) -> MetaLearner:
 
 
 class AdaptedModel(ABC):
-    """A model adapted to one task.  ``predict_proba`` returns P(y = 1) per row, shape (n,)."""
+    """A model adapted to one task.  ``predict_proba`` returns P(y = 1) per row, shape (n,).
+
+    Every subclass is entered in :data:`ADAPTED_MODELS` under its class name, which is how
+    :meth:`load` finds the class of a saved model (never by importing a path from a file).
+    """
 
     outcome_type: str = "binary"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        ADAPTED_MODELS[cls.__name__] = cls
 
     @abstractmethod
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
@@ -64,6 +86,78 @@ class AdaptedModel(ABC):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Class labels (binary) from a 0.5 threshold on ``predict_proba``."""
         return (self.predict_proba(X) >= 0.5).astype(np.int64)
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Save the adapted model as an artifact folder at ``path`` (see :meth:`MetaLearner.save`)."""
+        return write_artifact(path, self._artifact_content())
+
+    @classmethod
+    def load(cls, path: str | Path) -> AdaptedModel:
+        """Load a model saved with :meth:`save`; the same checks as :meth:`MetaLearner.load`."""
+        return cls._from_artifact_content(read_artifact(path), path)
+
+    def _artifact_state(self) -> dict[str, Any]:
+        """Everything a prediction needs; override to turn library objects into arrays/text."""
+        return dict(vars(self))
+
+    @classmethod
+    def _from_artifact_state(cls, state: dict[str, Any]) -> AdaptedModel:
+        """Rebuild from :meth:`_artifact_state` output without re-running ``__init__``."""
+        model = cls.__new__(cls)
+        vars(model).update(state)
+        return model
+
+    def _artifact_content(self) -> dict[str, Any]:
+        section = {"class": type(self).__name__, "state": self._artifact_state()}
+        return _content(
+            ADAPTED_MODEL, self.outcome_type, getattr(self, "n_features", None), section
+        )
+
+    @classmethod
+    def _from_artifact_content(cls, content: dict[str, Any], path: str | Path) -> AdaptedModel:
+        spec = _section(content, ADAPTED_MODEL, "model", path)
+        name = spec.get("class")
+        if name not in ADAPTED_MODELS:
+            raise artifact_error(
+                path,
+                f"adapted model class '{name}' is not one this metamed knows."
+                f"{did_you_mean(str(name), ADAPTED_MODELS)} Known: {', '.join(sorted(ADAPTED_MODELS))}.",
+            )
+        target = ADAPTED_MODELS[name]
+        if not issubclass(target, cls):
+            raise artifact_error(path, f"it holds a {name}, not a {cls.__name__}.")
+        try:
+            return target._from_artifact_state(spec.get("state", {}))
+        except MetamedValueError as error:
+            raise artifact_error(path, str(error)) from None
+
+
+def _content(
+    kind: str, outcome: str | None, n_inputs: int | None, section: dict[str, Any]
+) -> dict[str, Any]:
+    """The manifest body of a model saved alone; a Pipeline fills the last two fields."""
+    return {
+        "kind": kind,
+        "outcome": {"kind": outcome},
+        "features": {"n_inputs": n_inputs},
+        "learner" if kind == META_LEARNER else "model": section,
+        "preprocessing": None,
+        "provenance": None,
+    }
+
+
+def _section(content: dict[str, Any], kind: str, key: str, path: str | Path) -> dict[str, Any]:
+    """The manifest's ``key`` section, after checking that the artifact is of ``kind``."""
+    found = content.get("kind")
+    if found != kind:
+        loader = {META_LEARNER: "MetaLearner.load", ADAPTED_MODEL: "AdaptedModel.load"}.get(found)
+        hint = f"; load it with {loader}" if loader else ""
+        raise artifact_error(path, f"it holds a {found!r}, not a {kind!r}{hint}.")
+    section = content.get(key)
+    if not isinstance(section, dict):
+        raise artifact_error(path, f"the manifest of a {kind!r} needs a '{key}' section.")
+    return section
 
 
 class MetaLearner(ABC):
@@ -138,28 +232,76 @@ class MetaLearner(ABC):
             )
 
     # -- persistence -------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        """Save hyperparameters and learned state to one file."""
+    def save(self, path: str | Path) -> Path:
+        """Save hyperparameters and learned state as an artifact folder at ``path``.
+
+        Tensors go to ``weights.safetensors``, everything else to ``manifest.json`` (see
+        :mod:`metamed.artifacts` and ``docs/artifacts.md``); nothing is pickled.  To keep
+        the preprocessing with the model, save a :class:`~metamed.learners.Pipeline`.
+        Returns the folder.
+        """
+        return write_artifact(path, self._artifact_content())
+
+    def _artifact_content(self) -> dict[str, Any]:
         self._check_fitted()
         state = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
         # Callables among the hyperparameters (a ``progress`` callback) are run-time hooks,
-        # not model state, and lambdas cannot be pickled: they are saved as None.
+        # not model state: they are saved as None.
         params = {k: (None if callable(v) else v) for k, v in self.get_params().items()}
-        torch.save(
-            {"class": type(self).__name__, "name": self.name, "params": params, "state": state},
-            Path(path),
-        )
+        section = {
+            "name": self.name,
+            "class": type(self).__name__,
+            "hyperparameters": params,
+            "state": state,
+        }
+        return _content(META_LEARNER, state.get("outcome_type_"), state.get("n_features_"), section)
 
     @classmethod
     def load(cls, path: str | Path) -> MetaLearner:
-        """Load a learner saved with :meth:`save` (call on the class or on ``MetaLearner``)."""
-        blob = torch.load(Path(path), weights_only=False)
-        target = LEARNERS.get(blob["name"], cls)
-        if cls is not MetaLearner and not issubclass(target, cls):
-            raise MetamedValueError(
-                f"{path} holds a {blob['class']}, not a {cls.__name__}; load it with {blob['class']}.load."
+        """Load a learner saved with :meth:`save` (call on the class or on ``MetaLearner``).
+
+        The checksums and format version are verified first; the class is the one the
+        learner registry holds under the saved name.  Raises
+        :class:`~metamed.errors.ArtifactError` for a damaged or incompatible artifact.
+        """
+        return cls._from_artifact_content(read_artifact(path), path)
+
+    @classmethod
+    def _from_artifact_content(cls, content: dict[str, Any], path: str | Path) -> MetaLearner:
+        spec = _section(content, META_LEARNER, "learner", path)
+        name = spec.get("name")
+        if name not in LEARNERS:
+            known = ", ".join(sorted(LEARNERS))
+            raise artifact_error(
+                path,
+                f"learner '{name}' is not one this metamed knows.{did_you_mean(str(name), LEARNERS)} "
+                f"Known learners: {known}.",
             )
-        learner = target(**blob["params"])
-        for key, value in blob["state"].items():
+        target = LEARNERS[name]
+        if spec.get("class") != target.__name__:
+            raise artifact_error(
+                path,
+                f"learner '{name}' was saved as class {spec.get('class')}, but this metamed's "
+                f"'{name}' is {target.__name__}; load it with the metamed version that saved it.",
+            )
+        if cls is not MetaLearner and not issubclass(target, cls):
+            raise artifact_error(
+                path,
+                f"it holds a {target.__name__}, not a {cls.__name__}; load it with {target.__name__}.load.",
+            )
+        params = spec.get("hyperparameters", {})
+        unknown = sorted(set(params) - set(target._param_names()))
+        if unknown:
+            raise artifact_error(
+                path,
+                f"{target.__name__} in this metamed has no hyperparameter(s) {unknown}; load it "
+                "with the metamed version that saved it.",
+            )
+        learner = target(**params)
+        for key, value in spec.get("state", {}).items():
+            if not key.endswith("_") or key.startswith("_"):
+                raise artifact_error(
+                    path, f"learned state may only set attributes ending in '_', got {key!r}."
+                )
             setattr(learner, key, value)
         return learner

@@ -25,6 +25,7 @@ from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from metamed.errors import MetamedTypeError, MetamedValueError
+from metamed.learners._estimator_state import estimator_from_state, estimator_state
 from metamed.learners._training import EarlyStopping
 from metamed.learners.base import AdaptedModel, MetaLearner, register
 from metamed.learners.mlp import Params, init_mlp, mlp_forward
@@ -255,6 +256,16 @@ class SupportModel(AdaptedModel):
         if self.outcome_type == "binary":
             return super().predict(X)
         return np.asarray(self.estimator.predict(as_features(X, self.n_features)), dtype=np.float64)
+
+    # The estimator is saved as arrays (linear models) or LightGBM's text model, not pickled.
+    def _artifact_state(self) -> dict[str, Any]:
+        return {**vars(self), "estimator": estimator_state(self.estimator)}
+
+    @classmethod
+    def _from_artifact_state(cls, state: dict[str, Any]) -> AdaptedModel:
+        return super()._from_artifact_state(
+            {**state, "estimator": estimator_from_state(state["estimator"])}
+        )
 
 
 # -- pooled MLP ------------------------------------------------------------------------------

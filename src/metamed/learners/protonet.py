@@ -299,6 +299,7 @@ class ProtoNet(MetaLearner):
             best, best_iteration = snapshot(), total
         self.params_, self.log_scale_ = best
         self.n_features_ = n_features
+        self.outcome_type_ = outcome_type
         self.best_iteration_ = best_iteration
         self.history_ = history
         self.skipped_tasks_ = dict(sampler.skipped)
