@@ -7,7 +7,9 @@ A saved meta-learner, adapted model or :class:`~metamed.learners.Pipeline` is a 
       weights.safetensors   every tensor and array (a JSON header plus raw bytes)
       <name>.txt            models that have a text format of their own (LightGBM)
 
-The layout and every manifest field are documented in ``docs/artifacts.md``.
+The layout and every manifest field are documented in ``docs/artifacts.md``.  (The
+folder also holds the ``.metamed-output`` marker of :mod:`metamed.outputs`, which writes
+it all or nothing; it is not part of the artifact.)
 
 Why not ``torch.save`` / pickle: loading a pickle runs whatever code the file names, so a
 model file from a colleague, a model zoo or a shared drive could run anything on the
@@ -56,8 +58,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from metamed.errors import ArtifactError, ArtifactNotFoundError, MetamedTypeError, MetamedValueError
+from metamed.outputs import STAGING_PREFIX, check_output_place, staged_output
 
 __all__ = [
     "FORMAT",
@@ -237,10 +238,20 @@ def _decode(value: Any, tensors: dict[str, torch.Tensor], texts: dict[str, str],
 
 # -- writing -----------------------------------------------------------------------------
 def _check_target(path: Path) -> None:
-    """Refuse to replace anything but an earlier artifact (or an empty folder)."""
+    """Refuse to replace anything but an earlier artifact (or an empty folder).
+
+    Checked here rather than left to ``check_output_place``: its refusal speaks of
+    ``--force``, which saving a model does not have.
+    """
     if not path.exists():
         return
-    if path.is_dir() and ((path / MANIFEST).is_file() or not any(path.iterdir())):
+    # A killed save's staging folder does not make a folder non-empty.
+    entries = (
+        [p for p in path.iterdir() if not p.name.startswith(STAGING_PREFIX)]
+        if path.is_dir()
+        else []
+    )
+    if path.is_dir() and ((path / MANIFEST).is_file() or not entries):
         return
     raise MetamedValueError(
         f"'{path}' exists and is not a metamed model artifact; refusing to overwrite it. "
@@ -252,18 +263,19 @@ def write_artifact(path: str | Path, content: dict[str, Any]) -> Path:
     """Write ``content`` as an artifact folder at ``path``; return the folder.
 
     ``content`` is the caller's part of the manifest (kind, model, outcome, ...), a tree of
-    the values listed in the module docstring.  The folder is assembled beside ``path``
-    and moved into place at the end, so a failed or interrupted save leaves either the
-    previous artifact or the new one, never a mix.  An existing artifact at ``path`` is
-    replaced; any other existing file or folder is left alone and an error raised.
+    the values listed in the module docstring.  Everything is encoded before anything is
+    written, and the files are written all or nothing (:mod:`metamed.outputs`): a failed
+    or killed save leaves the previous artifact or the new one, never a mix.  An existing
+    artifact at ``path`` is replaced; any other existing file or folder is left alone.
     """
     from metamed.provenance import package_versions  # provenance imports metamed itself
 
-    path = Path(path)
+    path = Path(path).expanduser()
     reserved = [k for k in content if k in HEADER_FIELDS]
     if reserved:
         raise MetamedValueError(f"Artifact content may not set {reserved}; they are written here.")
     _check_target(path)
+    place = check_output_place(path, force=True, option="model path")
     encoder = _Encoder()
     body = encoder.encode(content, "")
     versions = package_versions()
@@ -280,27 +292,12 @@ def write_artifact(path: str | Path, content: dict[str, Any]) -> Path:
         },
     }
     manifest["manifest_sha256"] = _sha256(_canonical(manifest))
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkdtemp: its folder is private (0700) and would stay so once renamed.
-    staging = path.with_name(f".{path.name}.saving-{uuid.uuid4().hex[:8]}")
-    staging.mkdir()
-    try:
+    with staged_output(place) as staging:
         for name, data in blobs.items():
             (staging / name).write_bytes(data)
         text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False)
         (staging / MANIFEST).write_text(text + "\n", encoding="utf-8")
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-            path.rename(old)
-            staging.rename(path)
-            shutil.rmtree(old)
-        else:
-            staging.rename(path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return path
+    return place
 
 
 # -- reading -----------------------------------------------------------------------------

@@ -68,6 +68,8 @@ class MetamedWarning(UserWarning):
 
 class OutputPlaceError(MetamedError, OSError):
     """An output folder cannot be used (a file, read-only, holds files, ...)."""
+
+
 class ArtifactError(MetamedError, ValueError):
     """A saved model folder is damaged, tampered with, or written by an incompatible metamed."""
 

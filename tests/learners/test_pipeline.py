@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from metamed.data import make_synthetic_cohort
 from metamed.data.preprocess import Preprocessor, make_tasks, outcome_array
-from metamed.data.synthetic import make_synthetic_cohort
 from metamed.errors import ArtifactError, MetamedTypeError, MetamedValueError
 from metamed.learners import MetaLearner, Pipeline, make_learner
 from metamed.tasks import Task, TaskSet
