@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from metamed.data import make_synthetic_cohort
-from metamed.data.preprocess import Preprocessor, make_tasks, outcome_array
+from metamed.data.preprocess import Preprocessor, outcome_array
 from metamed.errors import ArtifactError, MetamedTypeError, MetamedValueError
 from metamed.learners import MetaLearner, Pipeline, make_learner
-from metamed.tasks import Task, TaskSet
+from metamed.tasks import Task, TaskSet, make_tasks
 
 
 @pytest.fixture(scope="module")
