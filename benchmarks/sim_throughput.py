@@ -5,8 +5,10 @@ protocol in both simulators: the 30 virtual patients, a fixed daily meal scenari
 (07:00 50 g, 12:00 70 g, 15:30 15 g, 18:00 80 g), simglucose's basal-bolus controller,
 GuardianRT CGM (5-min, noisy), Insulet pump, 1-minute patient steps.
 
-- metamed: :func:`metamed.dosing.sim.simulate` on all 30 patients at once (and, for
-  scale, 300 = 10 copies of each).
+- metamed: its one closed loop, :func:`metamed.dosing.env.rollout` of the batched
+  :class:`~metamed.dosing.controllers.BasalBolusController` on the vector environment
+  (one ``step`` call per CGM period for the whole batch), all 30 patients at once (and,
+  for scale, 300 = 10 copies of each); the environment's reset is inside the timing.
 - simglucose 0.2.11: its own ``T1DSimEnv`` + ``BBController`` loop, one patient at a time
   as it is designed, run in a subprocess with the interpreter given by ``--simglucose-python``
   (default ``/tmp/sgvenv/bin/python``; simglucose is not a metamed dependency).  Its cost
@@ -37,10 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from metamed.dosing.devices import CGMSensor
+from metamed.dosing.controllers import BasalBolusController
+from metamed.dosing.env import GlucoseVectorEnv, rollout
 from metamed.dosing.patient import load_virtual_patients
 from metamed.dosing.scenario import FixedMealScenario
-from metamed.dosing.sim import SimglucoseBasalBolus, simulate
 
 MEALS = ((7.0, 50.0), (12.0, 70.0), (15.5, 15.0), (18.0, 80.0))
 RESULTS = Path(__file__).with_name("results")
@@ -75,12 +77,16 @@ print(json.dumps({"seconds": elapsed}))
 def _time_metamed(n_copies: int, days: int, repeats: int) -> dict:
     base = load_virtual_patients()
     patients = base.select(list(base.names) * n_copies)
-    scenario = FixedMealScenario(MEALS)
+    env = GlucoseVectorEnv(
+        patients, days=days, scenario=FixedMealScenario(MEALS), random_init_bg=False
+    )
+    controller = BasalBolusController(
+        patients.basal_u_per_h, patients.carb_ratio_g_per_u, patients.correction_factor_mg_dl_per_u
+    )
     times = []
     for r in range(repeats):
-        sensor = CGMSensor("GuardianRT", len(patients), np.random.default_rng(r))
         t0 = time.perf_counter()
-        simulate(patients, SimglucoseBasalBolus(patients), scenario, days, sensor=sensor)
+        rollout(controller, env, seed=r)
         times.append(time.perf_counter() - t0)
     best = min(times)
     return {

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -9,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 
 from metamed.dosing.env import ENV_ID, GlucoseDosingEnv, GlucoseVectorEnv
 from metamed.dosing.patient import load_virtual_patients
-from metamed.errors import MetamedValueError
+from metamed.errors import MetamedValueError, UnknownNameError
 
 
 def test_check_env_passes() -> None:
@@ -128,3 +132,63 @@ def test_one_patients_failure_does_not_change_the_others() -> None:
         return np.array(out)
 
     np.testing.assert_array_equal(run(1.0), run(300.0))
+
+
+@pytest.mark.parametrize("gymnasium_first", [False, True])
+def test_import_metamed_registers_the_env_and_stays_cheap(gymnasium_first: bool) -> None:
+    # a fresh interpreter: this test process has imported metamed.dosing long ago
+    # `import metamed` alone must not pull in numpy, Gymnasium or the dosing package
+    heavy = ["metamed.dosing"] if gymnasium_first else ["metamed.dosing", "gymnasium", "numpy"]
+    code = (
+        "import sys\n" + ("import gymnasium\n" if gymnasium_first else "") + "import metamed\n"
+        f"heavy = set({heavy!r}) & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "import gymnasium as gym\n"
+        "env = gym.make('metamed/GlucoseDosing-v0', patient='child#002', days=0.05)\n"
+        "obs, _ = env.reset(seed=0)\n"
+        "vec = gym.make_vec('metamed/GlucoseDosing-v0', num_envs=3,\n"
+        "                   vectorization_mode='vector_entry_point', days=0.05)\n"
+        "print(obs.shape, vec.reset(seed=0)[0].shape)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy()
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["(14,)", "(3,", "14)"]
+
+
+def test_reset_option_patient_chooses_the_task() -> None:
+    env = GlucoseDosingEnv("adult#001", days=0.1)
+    switched, _ = env.reset(seed=4, options={"patient": "child#002"})
+    assert env.patient == "child#002"
+    fresh, _ = GlucoseDosingEnv("child#002", days=0.1).reset(seed=4)
+    np.testing.assert_array_equal(switched, fresh)  # the same task and seed: the same episode
+    back, _ = env.reset(seed=4, options={"patient": "adult#001"})
+    first, _ = GlucoseDosingEnv("adult#001", days=0.1).reset(seed=4)
+    np.testing.assert_array_equal(back, first)
+
+    # without a seed a switch is still reproducible from the last seed
+    def unseeded_switches() -> list[np.ndarray]:
+        e = GlucoseDosingEnv("adult#001", days=0.1)
+        e.reset(seed=9)
+        return [e.reset(options={"patient": p})[0] for p in ("child#001", "adult#003")]
+
+    for a, b in zip(unseeded_switches(), unseeded_switches(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_vector_reset_option_patients_replaces_the_batch() -> None:
+    env = GlucoseVectorEnv("adult", days=0.1)
+    obs, info = env.reset(seed=0, options={"patients": "child"})
+    assert env.patients.age_group == ("child",) * 10 and obs.shape == (10, 14)
+    alone, _ = GlucoseVectorEnv("child", days=0.1).reset(seed=0)
+    np.testing.assert_array_equal(obs, alone)
+    with pytest.raises(MetamedValueError, match="one patient per row"):
+        env.reset(options={"patients": ["adult#001"]})
+
+
+def test_unknown_reset_options_are_rejected() -> None:
+    with pytest.raises(UnknownNameError, match="Did you mean 'patient'"):
+        GlucoseDosingEnv("adult#001", days=0.1).reset(options={"patients": ["child#001"]})
+    with pytest.raises(UnknownNameError, match="reset option 'meals'"):
+        GlucoseVectorEnv("adult", days=0.1).reset(options={"meals": "fixed"})

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from metamed.dosing.patient import UVAPadova, load_virtual_patients
-from metamed.dosing.sim import SimglucoseBasalBolus, simulate
 
 REFERENCE = Path(__file__).parent / "fixtures" / "simglucose_reference.npz"
 MAX_MEAN_ABS_DIFF_MG_DL = 2.0
@@ -71,12 +70,15 @@ def test_open_loop_with_recorded_insulin_matches_simglucose(ref):
     )
 
 
-def test_closed_loop_basal_bolus_matches_simglucose(ref):
-    """Our simulate() + basal-bolus rule reproduces simglucose's whole closed loop."""
+def test_closed_loop_basal_bolus_matches_simglucose(
+    ref, simglucose_simulate, simglucose_basal_bolus
+):
+    """Our model in simglucose's loop (the conftest oracle) + basal-bolus rule reproduces
+    simglucose's whole closed loop."""
     patients = load_virtual_patients([str(n) for n in ref["names"]])
-    res = simulate(
+    res = simglucose_simulate(
         patients,
-        SimglucoseBasalBolus(patients),
+        simglucose_basal_bolus(patients),
         _carbs_per_minute(ref, len(patients)),
         days=1,
     )

@@ -13,7 +13,6 @@ from metamed.dosing.patient import (
     load_virtual_patients,
 )
 from metamed.dosing.scenario import FixedMealScenario, G2P2CMealScenario
-from metamed.dosing.sim import SimglucoseBasalBolus, simulate
 from metamed.errors import MetamedTypeError, MetamedValueError, UnknownNameError
 
 
@@ -212,10 +211,12 @@ def test_g2p2c_scenario(patients):
         sc.schedule(patients, 100)  # random scenario without a generator
 
 
-def test_simulate_basal_bolus_runs_and_controls(patients):
-    res = simulate(
+def test_simulate_basal_bolus_runs_and_controls(
+    patients, simglucose_simulate, simglucose_basal_bolus
+):
+    res = simglucose_simulate(
         patients,
-        SimglucoseBasalBolus(patients),
+        simglucose_basal_bolus(patients),
         FixedMealScenario([(7, 50), (12, 70), (18, 80)]),
         days=1,
     )
@@ -228,16 +229,18 @@ def test_simulate_basal_bolus_runs_and_controls(patients):
     assert np.all(total_u >= expected - 0.01)
     # (simglucose's basal-bolus rule drives some children below 40 mg/dL: no lower bound here)
     assert np.all(res.plasma_glucose_mg_dl > 0) and np.all(res.plasma_glucose_mg_dl < 600)
-    noisy = simulate(
+    noisy = simglucose_simulate(
         patients,
-        SimglucoseBasalBolus(patients),
+        simglucose_basal_bolus(patients),
         FixedMealScenario(),
         days=0.5,
         sensor=CGMSensor("Dexcom", 30, np.random.default_rng(0)),
     )
     assert noisy.t_min[-1] == 720 and np.any(noisy.cgm_mg_dl != noisy.subcutaneous_glucose_mg_dl)
     with pytest.raises(MetamedValueError, match="multiple"):
-        simulate(patients, SimglucoseBasalBolus(patients), FixedMealScenario(), days=1.001)
+        simglucose_simulate(
+            patients, simglucose_basal_bolus(patients), FixedMealScenario(), days=1.001
+        )
 
 
 def test_fused_advance_matches_minute_steps() -> None:

@@ -8,8 +8,9 @@ meta-learned personalisation from a few days of records
 (:mod:`~metamed.dosing.personalise`) and the evaluation protocol / report
 (:mod:`~metamed.dosing.evaluate`).  The simulator's building blocks are re-exported:
 CGM sensor and pump (:mod:`~metamed.dosing.devices`), meal scenarios
-(:mod:`~metamed.dosing.scenario`) and the simglucose-style closed loop
-(:mod:`~metamed.dosing.sim`).  All patients are simulated, not real people.
+(:mod:`~metamed.dosing.scenario`); the controllers the protocol knows by name are in
+:mod:`~metamed.dosing.registry`.  There is one closed loop, the environment's
+(:func:`~metamed.dosing.env.rollout`).  All patients are simulated, not real people.
 """
 
 from metamed.dosing.controllers import (
@@ -58,6 +59,13 @@ from metamed.dosing.personalise import (
     TherapyPersonaliser,
     leave_patients_out,
 )
+from metamed.dosing.registry import (
+    ControllerContext,
+    ControllerEntry,
+    controller_names,
+    get_controller,
+    register_controller,
+)
 from metamed.dosing.scenario import (
     G2P2C_MEAL_SLOTS,
     MINUTES_PER_DAY,
@@ -65,7 +73,6 @@ from metamed.dosing.scenario import (
     G2P2CMealScenario,
     MealScenario,
 )
-from metamed.dosing.sim import SimglucoseBasalBolus, SimObservation, SimResult, simulate
 
 __all__ = [
     "BasalBolusController",
@@ -74,6 +81,9 @@ __all__ = [
     "CGMSensor",
     "CGMSensorParams",
     "ControlInput",
+    "ControllerContext",
+    "ControllerEntry",
+    "controller_names",
     "Controller",
     "CONTROLLER_NAMES",
     "DoseProtocol",
@@ -84,6 +94,7 @@ __all__ = [
     "G2P2C_MEAL_SLOTS",
     "g2p2c_scoring_table",
     "G2P2CMealScenario",
+    "get_controller",
     "GlucoseDosingEnv",
     "GlucoseVectorEnv",
     "glycaemic_metrics",
@@ -100,12 +111,9 @@ __all__ = [
     "PatientRecords",
     "PatientState",
     "PIDController",
+    "register_controller",
     "rollout",
     "run_dose",
-    "SimglucoseBasalBolus",
-    "SimObservation",
-    "SimResult",
-    "simulate",
     "SimulationResult",
     "StackedController",
     "tdi_rule_therapy",

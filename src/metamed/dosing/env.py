@@ -47,6 +47,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from metamed._gym import ENV_ID, register_envs
 from metamed.dosing.controllers import ControlInput, Controller
 from metamed.dosing.devices import CGMSensor, InsulinPump
 from metamed.dosing.metrics import (
@@ -56,8 +57,8 @@ from metamed.dosing.metrics import (
     glycaemic_metrics,
 )
 from metamed.dosing.patient import UVAPadova, VirtualPatients, load_virtual_patients
-from metamed.dosing.scenario import FixedMealScenario, G2P2CMealScenario
-from metamed.errors import MetamedValueError
+from metamed.dosing.scenario import FixedMealScenario, G2P2CMealScenario, MealScenario
+from metamed.errors import MetamedValueError, unknown_name
 
 __all__ = [
     "ENV_ID",
@@ -69,8 +70,6 @@ __all__ = [
     "SimulationResult",
     "rollout",
 ]
-
-ENV_ID = "metamed/GlucoseDosing-v0"
 
 # Peak of rapid-acting insulin action after a subcutaneous dose, ~75 min (the adult
 # rapid-acting curve of the Loop / OpenAPS exponential insulin model).  Used only for the
@@ -91,10 +90,28 @@ _SENSOR_FOR_SAMPLE_TIME_MIN = {1: "Navigator", 3: "Dexcom", 5: "GuardianRT"}
 RISK_REWARD_CAP: float = 100.0
 
 
+#: Keys ``reset(options=...)`` accepts: the vector env replaces its patients, the single
+#: env switches its patient (the task, for meta-RL).
+VECTOR_RESET_OPTIONS = ("patients",)
+SINGLE_RESET_OPTIONS = ("patient",)
+
+
 def _resolve_patients(patients: VirtualPatients | str | list[str] | None) -> VirtualPatients:
     if isinstance(patients, VirtualPatients):
         return patients
     return load_virtual_patients(patients)
+
+
+def _check_options(options: dict[str, Any] | None, allowed: tuple[str, ...]) -> dict[str, Any]:
+    # an option that is silently ignored makes an experiment do something else than asked
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise MetamedValueError(f"reset options must be a dict; received {type(options).__name__}.")
+    for key in options:
+        if key not in allowed:
+            raise unknown_name("reset option", str(key), allowed)
+    return options
 
 
 class GlucoseVectorEnv(VectorEnv):
@@ -115,10 +132,11 @@ class GlucoseVectorEnv(VectorEnv):
         Number of CGM readings in the observation.
     meal_announcement : bool
         Whether the observation contains the carbohydrate of upcoming meals.
-    scenario : str
+    scenario : str or MealScenario
         ``"random"``: :class:`~metamed.dosing.scenario.G2P2CMealScenario` (the G2P2C
         randomised daily meals, age-group sized, new draws per reset); ``"fixed"``:
-        :class:`~metamed.dosing.scenario.FixedMealScenario` (50, 70, 80 g at 7, 12, 18 h).
+        :class:`~metamed.dosing.scenario.FixedMealScenario` (50, 70, 80 g at 7, 12, 18 h);
+        or any :class:`~metamed.dosing.scenario.MealScenario` instance.
     sensor_noise : bool
         Whether the CGM adds sensor noise (:class:`~metamed.dosing.devices.CGMSensor`,
         simglucose's Johnson/AR(1) model; the sensor type whose sample time equals
@@ -153,7 +171,7 @@ class GlucoseVectorEnv(VectorEnv):
         sample_time_min: int = 5,
         history: int = 12,
         meal_announcement: bool = True,
-        scenario: str = "random",
+        scenario: str | MealScenario = "random",
         sensor_noise: bool = True,
         random_init_bg: bool = True,
         num_envs: int | None = None,
@@ -179,19 +197,21 @@ class GlucoseVectorEnv(VectorEnv):
             raise MetamedValueError(
                 f"failure_signal must be 'bg' or 'cgm'; received {failure_signal!r}."
             )
-        if scenario not in ("random", "fixed"):
+        if not isinstance(scenario, MealScenario) and scenario not in ("random", "fixed"):
             raise MetamedValueError(
-                f"Unknown scenario '{scenario}'. Known scenarios: fixed, random."
+                f"Unknown scenario {scenario!r}. Known scenarios: fixed, random, or a "
+                "MealScenario instance."
             )
-        self.patients = _resolve_patients(patients)
-        if num_envs is not None and num_envs != len(self.patients):
+        chosen = _resolve_patients(patients)
+        if num_envs is not None and num_envs != len(chosen):
             # gymnasium.make_vec passes num_envs: cycle through the selected patients
             if num_envs < 1:
                 raise MetamedValueError(f"num_envs must be >= 1; received {num_envs}.")
-            names = self.patients.names
-            self.patients = self.patients.select([names[i % len(names)] for i in range(num_envs)])
-        self.model = UVAPadova(self.patients)
-        self.num_envs = len(self.patients)
+            names = chosen.names
+            chosen = chosen.select([names[i % len(names)] for i in range(num_envs)])
+        self.num_envs = len(chosen)
+        self.paired_copies = bool(paired_copies)
+        self._set_patients(chosen)
         self.sample_time_min = int(sample_time_min)
         self.horizon_min = int(round(days * 1440))
         self.horizon_steps = self.horizon_min // self.sample_time_min
@@ -200,17 +220,8 @@ class GlucoseVectorEnv(VectorEnv):
         self.scenario = scenario
         self.sensor_noise = bool(sensor_noise)
         self.random_init_bg = bool(random_init_bg)
-        self.paired_copies = bool(paired_copies)
         self.announce_ahead_min = int(announce_ahead_min)
         self.failure_signal = failure_signal
-        # per-row stream key (patient name, copy index): stable across batch compositions
-        seen: dict[str, int] = {}
-        keys = []
-        for name in self.patients.names:
-            copy = 0 if self.paired_copies else seen.get(name, 0)
-            seen[name] = seen.get(name, 0) + 1
-            keys.append((zlib.crc32(name.encode("utf-8")), copy))
-        self._stream_keys = keys
         obs_dim = self.history + 1 + int(self.meal_announcement)
         high = np.full(obs_dim, np.inf, dtype=np.float32)
         self.single_observation_space = spaces.Box(0.0, high, shape=(obs_dim,), dtype=np.float32)
@@ -224,7 +235,12 @@ class GlucoseVectorEnv(VectorEnv):
         self._rngs: list[np.random.Generator] = []
         self._autoreset_rngs: list[np.random.Generator] = []
         self._sensor_rngs: list[np.random.Generator] = []
-        self._scenario = G2P2CMealScenario() if scenario == "random" else FixedMealScenario()
+        self._entropy: int | None = None
+        self._task_switches = 0
+        if isinstance(scenario, MealScenario):
+            self._scenario = scenario
+        else:
+            self._scenario = G2P2CMealScenario() if scenario == "random" else FixedMealScenario()
         self._pump = InsulinPump("Insulet")
         self._state = None
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
@@ -233,6 +249,18 @@ class GlucoseVectorEnv(VectorEnv):
     @property
     def age_groups(self) -> tuple[str, ...]:
         return self.patients.age_group
+
+    def _set_patients(self, patients: VirtualPatients) -> None:
+        self.patients = patients
+        self.model = UVAPadova(patients)
+        # per-row stream key (patient name, copy index): stable across batch compositions
+        seen: dict[str, int] = {}
+        keys = []
+        for name in patients.names:
+            copy = 0 if self.paired_copies else seen.get(name, 0)
+            seen[name] = seen.get(name, 0) + 1
+            keys.append((zlib.crc32(name.encode("utf-8")), copy))
+        self._stream_keys = keys
 
     def _new_meals(self, idx: np.ndarray, rngs: list[np.random.Generator]) -> None:
         sub = self.patients.select([self.patients.names[i] for i in idx])
@@ -309,15 +337,39 @@ class GlucoseVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start new episodes for every patient; ``seed`` seeds meals, initial BG and noise."""
-        if seed is not None or self._state is None:
+        """Start new episodes for every patient; ``seed`` seeds meals, initial BG and noise.
+
+        ``options={"patients": names}`` first replaces the batch's patients (the tasks):
+        one name per row, or an age group, of exactly ``num_envs`` patients.  Other
+        option keys are rejected.
+        """
+        new_patients = _check_options(options, VECTOR_RESET_OPTIONS).get("patients")
+        if new_patients is not None:
+            chosen = _resolve_patients(new_patients)
+            if len(chosen) != self.num_envs:
+                raise MetamedValueError(
+                    f"reset(options={{'patients': ...}}) needs one patient per row "
+                    f"({self.num_envs}); received {len(chosen)}. Build a new environment to "
+                    "change the batch size."
+                )
+            self._set_patients(chosen)
+            self._task_switches += 1
+        if seed is not None:
+            self._entropy = np.random.SeedSequence(seed).entropy
+            self._task_switches = 0
+        if seed is not None or self._state is None or new_patients is not None:
             # One set of streams per row, keyed by (seed, patient, copy): a row's meals,
             # initial glucose and noise never depend on the other rows, and autoresets
             # draw from their own stream, so one patient's failure never shifts the
-            # random numbers of the others.
-            entropy = np.random.SeedSequence(seed).entropy
+            # random numbers of the others.  A task switch without a seed continues from
+            # the last seed's entropy with its own key, so a seeded sequence of resets is
+            # reproducible.
+            if self._entropy is None:
+                self._entropy = np.random.SeedSequence().entropy
+            switch = (self._task_switches,) if self._task_switches else ()
             streams = [
-                np.random.SeedSequence(entropy, spawn_key=key).spawn(3) for key in self._stream_keys
+                np.random.SeedSequence(self._entropy, spawn_key=key + switch).spawn(3)
+                for key in self._stream_keys
             ]
             self._rngs = [np.random.default_rng(s[0]) for s in streams]
             self._autoreset_rngs = [np.random.default_rng(s[1]) for s in streams]
@@ -415,8 +467,23 @@ class GlucoseDosingEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start a new episode; ``options={"patient": name}`` first switches the patient.
+
+        Meta-RL samples a task per episode this way; other option keys are rejected.
+        """
+        patient = _check_options(options, SINGLE_RESET_OPTIONS).get("patient")
         super().reset(seed=seed)
-        obs, info = self._vec.reset(seed=seed)
+        vec_options = None
+        if patient is not None:
+            if not isinstance(patient, str):
+                raise MetamedValueError(
+                    "reset(options={'patient': ...}) takes one patient name such as "
+                    f"'child#002'; received {patient!r}."
+                )
+            vec_options = {"patients": [patient]}
+        obs, info = self._vec.reset(seed=seed, options=vec_options)
+        if patient is not None:
+            self.patient = patient
         return obs[0], {k: v[0] for k, v in info.items()}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -432,17 +499,7 @@ class GlucoseDosingEnv(gym.Env):
         )
 
 
-def register_envs() -> None:
-    """Register ``metamed/GlucoseDosing-v0`` with Gymnasium (idempotent)."""
-    if ENV_ID not in gym.registry:
-        gym.register(
-            id=ENV_ID,
-            entry_point="metamed.dosing.env:GlucoseDosingEnv",
-            vector_entry_point="metamed.dosing.env:GlucoseVectorEnv",
-        )
-
-
-register_envs()
+register_envs()  # usually done already by `import metamed` (see metamed._gym)
 
 
 @dataclass(frozen=True)

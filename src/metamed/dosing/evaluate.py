@@ -13,7 +13,7 @@ bootstrap confidence interval over patients (:func:`paired_difference_table`).  
 full day; a failure is a day ended by severe hypo- or hyperglycaemia, and failure rates
 are the percentage of patient-days that failed.
 
-Controllers:
+Controllers (built from :mod:`metamed.dosing.registry`, where more can be registered):
 
 ``basal_bolus``
     Clinical basal-bolus with meal announcement and each patient's own (Quest) basal,
@@ -58,14 +58,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from metamed.dosing.controllers import (
-    G2P2C_CORRECTION_COOLDOWN_MIN,
-    BasalBolusController,
-    Controller,
-    PIDController,
-    StackedController,
-    tdi_rule_therapy,
-)
+from metamed.dosing.controllers import Controller, StackedController
 from metamed.dosing.env import GlucoseVectorEnv, rollout
 from metamed.dosing.metrics import (
     HYPO_LEVEL2_MG_DL,
@@ -81,7 +74,14 @@ from metamed.dosing.personalise import (
     TherapyPersonaliser,
     leave_patients_out,
 )
-from metamed.errors import MetamedValueError, unknown_name
+from metamed.dosing.registry import (
+    BUILTIN_CONTROLLERS,
+    ControllerContext,
+    ControllerEntry,
+    controller_names,
+    get_controller,
+)
+from metamed.errors import MetamedValueError
 from metamed.outputs import check_output_place, staged_output
 
 __all__ = [
@@ -99,16 +99,8 @@ __all__ = [
     "run_dose",
 ]
 
-CONTROLLER_NAMES: tuple[str, ...] = (
-    "basal_bolus",
-    "pid",
-    "population",
-    "personalised",
-    "basal_bolus_g2p2c",
-)
-#: Meal announcement lead time of the G2P2C protocol (``t_meal`` = 20 min in RL4H/G2P2C
-#: ``utils/options.py``): the basal-bolus controller boluses 20 min before the meal.
-G2P2C_ANNOUNCE_AHEAD_MIN = 20
+#: The built-in controllers (see :mod:`metamed.dosing.registry` for adding one).
+CONTROLLER_NAMES: tuple[str, ...] = BUILTIN_CONTROLLERS
 # G2P2C's scoring (RL4H/G2P2C utils/core.py ``time_in_range``): CGM readings with
 # 70 < CGM <= 180 mg/dL count as in range.
 G2P2C_TIR_LOW_MG_DL = 70.0
@@ -137,14 +129,6 @@ ANCHORS: pd.DataFrame = pd.DataFrame(
     ],
 )
 
-_MEAL_ANNOUNCED = {
-    "basal_bolus": "yes",
-    "pid": "no",
-    "population": "yes",
-    "personalised": "yes",
-    "basal_bolus_g2p2c": "yes, 20 min early",
-    "basal_bolus_quest_g2p2c": "yes, 20 min early",
-}
 _SUMMARY_METRICS = (
     "tir_pct",
     "below_70_pct",
@@ -205,6 +189,10 @@ class DoseResults:
         (NaN after a failure), for the percentile bands.
     protocol : DoseProtocol
     personalisation : LeavePatientsOutResult or None
+    timings_s : dict of str to float
+        Wall time of the phases and the number of simulated patient-days.
+    meal_announcement : dict of str to str
+        What each controller setting saw of the meals (from its registry entry).
     """
 
     per_patient_day: pd.DataFrame
@@ -212,18 +200,16 @@ class DoseResults:
     protocol: DoseProtocol
     personalisation: LeavePatientsOutResult | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
+    meal_announcement: dict[str, str] = field(default_factory=dict)
 
 
-def _check_controllers(controllers: Sequence[str]) -> list[str]:
+def _check_controllers(controllers: Sequence[str]) -> list[ControllerEntry]:
     names = list(dict.fromkeys(controllers))
     if not names:
         raise MetamedValueError(
-            f"No controller selected; choose from {', '.join(CONTROLLER_NAMES)}."
+            f"No controller selected; choose from {', '.join(controller_names())}."
         )
-    for name in names:
-        if name not in CONTROLLER_NAMES:
-            raise unknown_name("controller", name, CONTROLLER_NAMES)
-    return names
+    return [get_controller(name) for name in names]
 
 
 def _resolve(patients: VirtualPatients | str | Sequence[str] | None) -> VirtualPatients:
@@ -252,12 +238,6 @@ def _take(tp: TherapyParameters, names: Sequence[str], order: Sequence[str]) -> 
     )
 
 
-def _bb(tp: TherapyParameters) -> BasalBolusController:
-    return BasalBolusController(
-        tp.basal_u_per_h, tp.carb_ratio_g_per_u, tp.correction_factor_mg_dl_per_u
-    )
-
-
 def evaluate_controllers(
     controllers: Sequence[str] = CONTROLLER_NAMES,
     patients: VirtualPatients | str | Sequence[str] | None = None,
@@ -271,7 +251,8 @@ def evaluate_controllers(
     Parameters
     ----------
     controllers : sequence of str
-        Any of :data:`CONTROLLER_NAMES`.
+        Names registered in :mod:`metamed.dosing.registry` (the built-ins:
+        :data:`CONTROLLER_NAMES`).
     patients : VirtualPatients, str, sequence of str or None
         Age groups and/or names (each patient at most once), or None for all 30.
     protocol : DoseProtocol, optional
@@ -290,13 +271,13 @@ def evaluate_controllers(
         raise MetamedValueError(
             f"days and record_days must be >= 1; received {protocol.days}, {protocol.record_days}."
         )
-    names = _check_controllers(controllers)
+    entries = _check_controllers(controllers)
     vp = _resolve(patients)
     say = progress or (lambda _msg: None)
     timings: dict[str, float] = {}
-    settings: list[tuple[str, Controller]] = []
     lpo = None
-    if "population" in names or "personalised" in names:
+    therapy: dict[str, TherapyParameters] = {}
+    if any(entry.needs_personalisation for entry in entries):
         say(
             f"personalisation: meta-training on held-out folds, {protocol.record_days} "
             "record days per patient"
@@ -310,57 +291,24 @@ def evaluate_controllers(
             personaliser=personaliser,
         )
         timings["personalisation_s"] = _clock() - t0
-    for name in names:
-        if name == "basal_bolus":
-            settings.append(
-                (
-                    name,
-                    BasalBolusController(
-                        vp.basal_u_per_h, vp.carb_ratio_g_per_u, vp.correction_factor_mg_dl_per_u
-                    ),
+        therapy = {key: _take(tp, vp.names, lpo.names) for key, tp in lpo.parameters.items()}
+    context = ControllerContext(vp, protocol.record_days, therapy)
+    # entries with the same environment options share one batched simulation
+    batches: dict[tuple, list[tuple[str, Controller]]] = {}
+    announced: dict[str, str] = {}
+    for entry in entries:
+        key = tuple(sorted(entry.env_options.items()))
+        for label, controller in entry.build(context):
+            if label in announced:
+                raise MetamedValueError(
+                    f"Two controller settings are labelled '{label}'; every setting of a run "
+                    "needs its own label (check the registered controllers' build functions)."
                 )
-            )
-        elif name == "pid":
-            settings.append(
-                (name, PIDController(vp.basal_u_per_h, vp.correction_factor_mg_dl_per_u))
-            )
-        elif name == "population":
-            settings.append((name, _bb(_take(lpo.parameters["0d"], vp.names, lpo.names))))
-        elif name == "personalised":
-            for d in range(1, protocol.record_days):
-                tp = _take(lpo.parameters[f"{d}d"], vp.names, lpo.names)
-                settings.append((f"personalised_{d}d", _bb(tp)))
-            tp = _take(lpo.parameters[f"{protocol.record_days}d"], vp.names, lpo.names)
-            settings.append((name, _bb(tp)))
-    g2p2c_settings: list[tuple[str, Controller]] = []
-    if "basal_bolus_g2p2c" in names:
-        basal, cr, cf = tdi_rule_therapy(vp.total_daily_insulin_u)
-        for label, params in (
-            ("basal_bolus_g2p2c", (basal, cr, cf)),
-            (
-                "basal_bolus_quest_g2p2c",
-                (vp.basal_u_per_h, vp.carb_ratio_g_per_u, vp.correction_factor_mg_dl_per_u),
-            ),
-        ):
-            g2p2c_settings.append(
-                (
-                    label,
-                    BasalBolusController(
-                        *params, correction_cooldown_min=G2P2C_CORRECTION_COOLDOWN_MIN
-                    ),
-                )
-            )
+            announced[label] = entry.meal_announcement
+            batches.setdefault(key, []).append((label, controller))
     n = len(vp)
     groups: list[tuple[list[tuple[str, Controller]], GlucoseVectorEnv]] = []
-    for group_settings, extra in (
-        (settings, {}),
-        (
-            g2p2c_settings,
-            {"announce_ahead_min": G2P2C_ANNOUNCE_AHEAD_MIN, "failure_signal": "cgm"},
-        ),
-    ):
-        if not group_settings:
-            continue
+    for key, group_settings in batches.items():
         env = GlucoseVectorEnv(
             vp.select(list(vp.names) * len(group_settings)),
             days=1.0,
@@ -368,7 +316,7 @@ def evaluate_controllers(
             scenario=protocol.scenario,
             sensor_noise=protocol.sensor_noise,
             paired_copies=True,
-            **extra,
+            **dict(key),
         )
         groups.append((group_settings, env))
     all_settings = [label for group_settings, _ in groups for label, _ in group_settings]
@@ -415,6 +363,7 @@ def evaluate_controllers(
         protocol=protocol,
         personalisation=lpo,
         timings_s=timings,
+        meal_announcement=announced,
     )
 
 
@@ -485,7 +434,7 @@ def g2p2c_scoring_table(results: DoseResults) -> pd.DataFrame:
                 {
                     "controller": ctrl,
                     "age_group": group,
-                    "meal_announcement": _MEAL_ANNOUNCED.get(ctrl, "yes"),
+                    "meal_announcement": results.meal_announcement.get(ctrl, "yes"),
                     "cgm_tir_completed_pct": float(rows_done["cgm_tir_pct"].mean())
                     if len(rows_done)
                     else float("nan"),
@@ -512,7 +461,9 @@ def summary_table(results: DoseResults, include_curve: bool = False) -> pd.DataF
         key=lambda s: s.map(ctrl_order if s.name == "controller" else order),
     )
     out.insert(
-        2, "meal_announcement", out["controller"].map(lambda c: _MEAL_ANNOUNCED.get(c, "yes"))
+        2,
+        "meal_announcement",
+        out["controller"].map(lambda c: results.meal_announcement.get(c, "yes")),
     )
     n_days = df.groupby(["controller", "age_group"]).size()
     out.insert(
@@ -753,7 +704,8 @@ def run_dose(
     Parameters
     ----------
     controllers : sequence of str
-        Any of :data:`CONTROLLER_NAMES`.
+        Names registered in :mod:`metamed.dosing.registry` (the built-ins:
+        :data:`CONTROLLER_NAMES`).
     patients : str, sequence of str or None
         Age groups and/or names (each patient at most once), or None for all 30 virtual
         patients.

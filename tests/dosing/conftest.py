@@ -1,7 +1,10 @@
-"""Batched closed-loop runner: patients + CGM + pump + meals + controller.
+"""Test oracle: simglucose's closed loop (``T1DSimEnv`` / ``SimObj``) on our patient model.
 
-:func:`simulate` reproduces simglucose's ``T1DSimEnv`` / ``SimObj`` loop for a whole
-batch of virtual patients at once (simulated patients, not real people):
+metamed has one closed loop, the Gymnasium environment's (:mod:`metamed.dosing.env`).
+Its semantics are deliberately not simglucose's (the controller sees the latest CGM
+reading and the meal announced for the coming period, in U/h).  To compare the patient
+model against simglucose's recorded *closed-loop* runs, the tests need simglucose's own
+loop, which lives here and only here:
 
 - the controller acts every ``sample_time_min`` minutes (the CGM's sample time);
 - its action is held for that many 1-minute patient steps; in each minute the
@@ -13,7 +16,8 @@ batch of virtual patients at once (simulated patients, not real people):
 
 A controller is any callable ``policy(obs: SimObservation)`` returning either a total
 insulin rate in U/min (shape ``(N,)``) or a ``(basal_u_per_min, bolus_u_per_min)``
-pair; :class:`SimglucoseBasalBolus` is simglucose's clinical basal-bolus rule.
+pair; :class:`SimglucoseBasalBolus` is simglucose's clinical basal-bolus rule.  The
+fixtures ``simglucose_simulate`` and ``simglucose_basal_bolus`` hand them to the tests.
 """
 
 from __future__ import annotations
@@ -22,20 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
 from metamed.dosing.devices import CGMSensor, InsulinPump
 from metamed.dosing.patient import PatientState, UVAPadova, VirtualPatients
 from metamed.dosing.scenario import MINUTES_PER_DAY, MealScenario
 from metamed.errors import MetamedTypeError, MetamedValueError
-
-__all__ = [
-    "SIMGLUCOSE_BB_TARGET_MG_DL",
-    "SIMGLUCOSE_BB_CORRECTION_THRESHOLD_MG_DL",
-    "SimObservation",
-    "SimResult",
-    "SimglucoseBasalBolus",
-    "simulate",
-]
 
 #: Glucose target of simglucose's BBController correction bolus (mg/dL).
 SIMGLUCOSE_BB_TARGET_MG_DL = 140.0
@@ -240,3 +236,15 @@ def simulate(
         carbs_g=carbs_rec,
         final_state=state,
     )
+
+
+@pytest.fixture(scope="session")
+def simglucose_simulate():
+    """simglucose's closed loop on our patient model (:func:`simulate`)."""
+    return simulate
+
+
+@pytest.fixture(scope="session")
+def simglucose_basal_bolus():
+    """simglucose's basal-bolus rule for a batch (:class:`SimglucoseBasalBolus`)."""
+    return SimglucoseBasalBolus

@@ -1,0 +1,204 @@
+"""Controllers known by name: what ``metamed dose --controllers`` and the protocol run.
+
+An entry says how to build its controller settings for a batch of patients, which
+environment options its batch needs (the G2P2C protocol announces meals early and fails
+on the CGM), what it sees of the meals (for the tables), and whether it needs the
+leave-patients-out personalisation first.  The evaluation
+(:func:`metamed.dosing.evaluate.evaluate_controllers`) loops over entries, never over
+names, so a new controller is one :func:`register_controller` call::
+
+    register_controller(ControllerEntry(
+        name="pid_gentle",
+        build=lambda ctx: [("pid_gentle", PIDController(
+            ctx.patients.basal_u_per_h, ctx.patients.correction_factor_mg_dl_per_u,
+            kp_per_h=0.05))],
+        meal_announcement="no",
+    ))
+
+An entry may build several settings (``personalised`` also builds its adaptation curve
+``personalised_1d`` ...); every setting of one run must have its own label.  All patients
+are simulated, not real people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from metamed.dosing.controllers import (
+    G2P2C_CORRECTION_COOLDOWN_MIN,
+    BasalBolusController,
+    Controller,
+    PIDController,
+    tdi_rule_therapy,
+)
+from metamed.dosing.patient import VirtualPatients
+from metamed.dosing.personalise import TherapyParameters
+from metamed.errors import MetamedValueError, unknown_name
+
+__all__ = [
+    "BUILTIN_CONTROLLERS",
+    "G2P2C_ANNOUNCE_AHEAD_MIN",
+    "ControllerContext",
+    "ControllerEntry",
+    "Setting",
+    "controller_names",
+    "get_controller",
+    "register_controller",
+]
+
+#: Meal announcement lead time of the G2P2C protocol (``t_meal`` = 20 min in RL4H/G2P2C
+#: ``utils/options.py``): the basal-bolus controller boluses 20 min before the meal.
+G2P2C_ANNOUNCE_AHEAD_MIN = 20
+
+#: One controller setting of a run: its label in the results and the batched controller.
+Setting = tuple[str, Controller]
+
+
+@dataclass(frozen=True)
+class ControllerContext:
+    """What an entry may use to build its settings.
+
+    Attributes
+    ----------
+    patients : VirtualPatients
+        The evaluated patients (each controller gets one row per patient, in this order).
+    record_days : int
+        Days of each patient's own records the protocol allows for personalisation.
+    therapy : mapping of str to TherapyParameters
+        Leave-patients-out estimates keyed ``"0d"`` .. ``f"{record_days}d"`` (and
+        ``"oracle"``), rows in the order of ``patients``; empty unless the entry
+        ``needs_personalisation``.
+    """
+
+    patients: VirtualPatients
+    record_days: int
+    therapy: Mapping[str, TherapyParameters] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ControllerEntry:
+    """A named controller of the dosing protocol.
+
+    Attributes
+    ----------
+    name : str
+        What ``--controllers`` accepts.
+    build : callable
+        ``build(ControllerContext) -> list of (label, Controller)``.
+    meal_announcement : str
+        What the controller sees of meals, as the tables show it (``"yes"``, ``"no"``,
+        ``"yes, 20 min early"``).
+    env_options : mapping
+        Extra :class:`~metamed.dosing.env.GlucoseVectorEnv` options of its batch;
+        entries with equal options share one batched simulation.
+    needs_personalisation : bool
+        Whether ``build`` reads ``ControllerContext.therapy``.
+    """
+
+    name: str
+    build: Callable[[ControllerContext], list[Setting]]
+    meal_announcement: str
+    env_options: Mapping[str, Any] = field(default_factory=dict)
+    needs_personalisation: bool = False
+
+
+_REGISTRY: dict[str, ControllerEntry] = {}
+
+
+def register_controller(entry: ControllerEntry, *, replace: bool = False) -> ControllerEntry:
+    """Add ``entry`` to the registry (``replace=True`` to redefine a name)."""
+    if not isinstance(entry, ControllerEntry):
+        raise MetamedValueError(
+            f"register_controller expects a ControllerEntry; received {type(entry).__name__}."
+        )
+    if entry.name in _REGISTRY and not replace:
+        raise MetamedValueError(
+            f"A controller named '{entry.name}' is already registered; pick another name or "
+            "pass replace=True."
+        )
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def get_controller(name: str) -> ControllerEntry:
+    """The registered entry called ``name`` (with "did you mean" when unknown)."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise unknown_name("controller", name, _REGISTRY) from None
+
+
+def controller_names() -> tuple[str, ...]:
+    """Registered controller names, built-ins first, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def _basal_bolus(tp: TherapyParameters, **options: float) -> BasalBolusController:
+    return BasalBolusController(
+        tp.basal_u_per_h, tp.carb_ratio_g_per_u, tp.correction_factor_mg_dl_per_u, **options
+    )
+
+
+def _quest(patients: VirtualPatients) -> TherapyParameters:
+    return TherapyParameters(
+        patients.basal_u_per_h, patients.carb_ratio_g_per_u, patients.correction_factor_mg_dl_per_u
+    )
+
+
+def _personalised(ctx: ControllerContext) -> list[Setting]:
+    # the adaptation curve (1 .. record_days - 1 days) is evaluated beside the final one
+    days = range(1, ctx.record_days)
+    curve = [(f"personalised_{d}d", _basal_bolus(ctx.therapy[f"{d}d"])) for d in days]
+    return [*curve, ("personalised", _basal_bolus(ctx.therapy[f"{ctx.record_days}d"]))]
+
+
+def _g2p2c(ctx: ControllerContext) -> list[Setting]:
+    # the G2P2C therapy rule and, on the same protocol, the Quest therapy: separates the
+    # effect of the therapy parameters from that of the protocol
+    rule = TherapyParameters(*tdi_rule_therapy(ctx.patients.total_daily_insulin_u))
+    cooldown = {"correction_cooldown_min": G2P2C_CORRECTION_COOLDOWN_MIN}
+    return [
+        ("basal_bolus_g2p2c", _basal_bolus(rule, **cooldown)),
+        ("basal_bolus_quest_g2p2c", _basal_bolus(_quest(ctx.patients), **cooldown)),
+    ]
+
+
+for _entry in (
+    ControllerEntry(
+        "basal_bolus", lambda ctx: [("basal_bolus", _basal_bolus(_quest(ctx.patients)))], "yes"
+    ),
+    ControllerEntry(
+        "pid",
+        lambda ctx: [
+            (
+                "pid",
+                PIDController(
+                    ctx.patients.basal_u_per_h, ctx.patients.correction_factor_mg_dl_per_u
+                ),
+            )
+        ],
+        "no",
+    ),
+    ControllerEntry(
+        "population",
+        lambda ctx: [("population", _basal_bolus(ctx.therapy["0d"]))],
+        "yes",
+        needs_personalisation=True,
+    ),
+    ControllerEntry("personalised", _personalised, "yes", needs_personalisation=True),
+    ControllerEntry(
+        "basal_bolus_g2p2c",
+        _g2p2c,
+        "yes, 20 min early",
+        env_options=MappingProxyType(
+            {"announce_ahead_min": G2P2C_ANNOUNCE_AHEAD_MIN, "failure_signal": "cgm"}
+        ),
+    ),
+):
+    register_controller(_entry)
+
+#: The controllers metamed ships, in the order the default evaluation runs them.
+BUILTIN_CONTROLLERS: tuple[str, ...] = controller_names()
