@@ -2,9 +2,11 @@
 
 A cohort is the single entry point for every dataset, real or simulated.  The schema
 says which columns are model inputs (numeric, categorical, code sets), which is the
-outcome, and which are *group* columns (site, condition, patient) that define tasks
-and are never inputs.  Later capabilities plug in here: numeric outcomes
-(``outcome_type="numeric"``), survival outcomes (``outcome_type="survival"`` with an
+outcome, which are *group* columns (site, condition, patient) that define tasks and
+are never inputs, and which are *reference* columns: a clinical score kept beside the
+patient (APACHE IVa predicted mortality, SAPS-I, a trial's risk score) for a baseline
+to compare against, never an input either.  Later capabilities plug in here: numeric
+outcomes (``outcome_type="numeric"``), survival outcomes (``outcome_type="survival"`` with an
 ``event_col``), code-set columns (``;``-separated codes), and patients as tasks
 (a ``patient_id`` group column).
 """
@@ -55,6 +57,11 @@ class Schema:
         Event indicator (1 = event observed) for survival outcomes.
     units : dict
         Units of columns where known, e.g. ``{"chol": "mg/dL"}``.
+    reference : tuple of str
+        Numeric clinical scores or predictions kept for comparison (a baseline method
+        reads them; missing where the score was not computed).  Never model inputs: a
+        score summarises other inputs, often as the outcome's own predicted risk, and a
+        model fed it would learn to copy the score instead of the patient.
     """
 
     outcome: str
@@ -65,9 +72,10 @@ class Schema:
     outcome_type: OutcomeType = "binary"
     event_col: str | None = None
     units: dict[str, str] = field(default_factory=dict)
+    reference: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("numeric", "categorical", "codesets", "group"):
+        for name in ("numeric", "categorical", "codesets", "group", "reference"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.outcome_type not in OUTCOME_TYPES:
             raise MetamedValueError(
@@ -76,7 +84,7 @@ class Schema:
         if self.outcome_type == "survival" and not self.event_col:
             raise MetamedValueError("A survival outcome needs event_col (1 = event observed).")
         roles: dict[str, str] = {}
-        for role in ("numeric", "categorical", "codesets", "group"):
+        for role in ("numeric", "categorical", "codesets", "group", "reference"):
             for col in getattr(self, role):
                 if col in roles:
                     raise MetamedValueError(
@@ -88,7 +96,7 @@ class Schema:
             if special and special in roles:
                 raise MetamedValueError(
                     f"Column '{special}' is the outcome and also declared {roles[special]}; "
-                    "an outcome can never be a model input or a group column."
+                    "an outcome can never be a model input, a group or a reference column."
                 )
 
     @property
@@ -99,10 +107,10 @@ class Schema:
     @property
     def columns(self) -> tuple[str, ...]:
         extra = (self.event_col,) if self.event_col else ()
-        return self.features + self.group + (self.outcome,) + extra
+        return self.features + self.group + self.reference + (self.outcome,) + extra
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "outcome": self.outcome,
             "outcome_type": self.outcome_type,
             "event_col": self.event_col,
@@ -112,6 +120,11 @@ class Schema:
             "group": list(self.group),
             "units": dict(self.units),
         }
+        # Only when there are any: a schema without reference columns serialises exactly
+        # as before the role existed, so saved models and dataset fingerprints stay valid.
+        if self.reference:
+            state["reference"] = list(self.reference)
+        return state
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,16 @@ def validate_frame(frame: pd.DataFrame, schema: Schema, name: str = "cohort") ->
             )
         values = frame[col].to_numpy(dtype=float, na_value=np.nan)
         check_numeric_range(values, f"{name}: numeric column '{col}'")
+    for col in schema.reference:
+        if not _is_numeric(frame[col]):
+            raise MetamedTypeError(
+                f"{name}: reference column '{col}' must hold numbers (a clinical score or "
+                f"predicted risk, empty where not computed), got e.g. "
+                f"{_first_non_numeric(frame[col])!r}."
+            )
+        check_numeric_range(
+            frame[col].to_numpy(dtype=float, na_value=np.nan), f"{name}: reference column '{col}'"
+        )
     y = frame[schema.outcome]
     if y.isna().any():
         row = int(np.flatnonzero(y.isna().to_numpy())[0])
@@ -226,6 +249,8 @@ def _check_one_spelling_per_task(series: pd.Series, col: str, name: str) -> None
     """
     values = pd.Series(pd.unique(series.astype(str)))
     spelling = values.str.strip().str.casefold()
+    if not spelling.duplicated().any():  # the common case, without grouping every value
+        return
     clashes = [sorted(group) for _, group in values.groupby(spelling) if len(group) > 1]
     if clashes:
         shown = "; ".join(" / ".join(map(repr, group)) for group in clashes[:3])

@@ -2,8 +2,9 @@
 
 :class:`Preprocessor` turns the feature columns of a cohort table into one float32
 matrix.  It is fitted on the rows of the meta-train tasks only (the caller passes
-exactly those rows) and reads only the schema's feature columns, never the outcome or
-group columns, so nothing about held-out tasks or labels can leak into the inputs.
+exactly those rows) and reads only the schema's feature columns, never the outcome,
+group or reference columns, so nothing about held-out tasks, labels or clinical scores
+can leak into the inputs.
 
 The output width is fixed at fit time: a value first seen at transform time (a new
 category, a missing cell in a column that was complete at fit) never adds a column.
@@ -172,8 +173,8 @@ class Preprocessor:
         """Model inputs for ``frame`` as a float32 array of shape ``(n, len(feature_names_))``.
 
         Missing numeric values take the fit median; unseen categories fall into the
-        ``"<other>"`` column; unknown codes are ignored.  Outcome and group columns are
-        never read.
+        ``"<other>"`` column; unknown codes are ignored.  Outcome, group and reference
+        columns are never read.
         """
         self._check_fitted()
         features = self._select(frame)
@@ -258,6 +259,7 @@ class Preprocessor:
             categorical=tuple(schema_state.get("categorical", ())),
             codesets=tuple(schema_state.get("codesets", ())),
             group=tuple(schema_state.get("group", ())),
+            reference=tuple(schema_state.get("reference", ())),
             outcome_type=schema_state.get("outcome_type", "binary"),
             event_col=schema_state.get("event_col"),
             units=dict(schema_state.get("units", {})),
@@ -281,7 +283,7 @@ class Preprocessor:
             )
 
     def _select(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The feature columns of ``frame`` only: outcome and group columns are never read."""
+        """The feature columns of ``frame`` only (never outcome, group or reference columns)."""
         if not isinstance(self.schema, Schema):
             raise MetamedTypeError(
                 f"Preprocessor: schema must be a metamed Schema (e.g. cohort.schema), got "
