@@ -24,10 +24,12 @@ from metamed.data.registry import DatasetSpec, register_dataset
 
 __all__ = ["MODULES"]
 
-#: Module name -> the dataset module; every module of this package is one.
+#: Module name -> the dataset module; every public module of this package is one
+#: (``_``-prefixed modules hold helpers the loaders share).
 MODULES: dict[str, ModuleType] = {
     info.name: importlib.import_module(f"{__name__}.{info.name}")
     for info in pkgutil.iter_modules(__path__)
+    if not info.name.startswith("_")
 }
 
 

