@@ -22,6 +22,9 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+# ruff (style, imports, likely bugs), the layering contract (lint-imports, also run by
+# tests/test_layers.py) and mypy (types over src/); settings in pyproject.toml.
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy

@@ -14,8 +14,9 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich import box
@@ -26,6 +27,20 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from metamed.errors import MetamedError, MetamedValueError, MetamedWarning
+
+# The commands (also callable from Python), the app that holds them, and the two
+# helpers every command uses: one-line user errors and a throttled progress bar.
+__all__ = [
+    "app",
+    "benchmark",
+    "data_fetch",
+    "datasets",
+    "demo",
+    "dose",
+    "main",
+    "progress_bar",
+    "user_errors",
+]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -38,12 +53,31 @@ class _OneLineUsageErrors(TyperGroup):
     through ``typer.BadParameter``, which newer typer vendors and older typer imports.
     """
 
-    def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[override]
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        passed = dict(
+            args=args,
+            prog_name=prog_name,
+            complete_var=complete_var,
+            standalone_mode=False,
+            windows_expand_args=windows_expand_args,
+            **kwargs,
+        )
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
-        click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+            return super().main(**passed)
+        # Any: the class lives in a different module in different typer versions.
+        click_error: Any = next(
+            c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+        )
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(**passed)
         except typer.Abort:
             err_console.print("aborted; nothing was written.")
             sys.exit(1)
@@ -86,6 +120,9 @@ def user_errors() -> Iterator[None]:
     """
     try:
         with warnings.catch_warnings():
+            # Notes are part of the command's output, whatever filters the caller set
+            # (``python -W error`` would otherwise turn them into an internal error).
+            warnings.simplefilter("default", MetamedWarning)
             show_other = warnings.showwarning
 
             def show(message, category, *args, **kwargs) -> None:
@@ -336,7 +373,7 @@ def _print_summary(outputs) -> None:
         for k in ks:
             r = rows[rows["k"] == k].iloc[0]
             cells.append(f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
-        table.add_row(method, *cells)
+        table.add_row(str(method), *cells)
     console.print(table)
     console.print(f"results: {outputs.results_csv} (+ .parquet), config: {outputs.config_json}")
     console.print(f"report:  {outputs.report_html}")

@@ -24,6 +24,7 @@ __all__ = [
     "ArtifactError",
     "ArtifactNotFoundError",
     "did_you_mean",
+    "unknown_name",
 ]
 
 

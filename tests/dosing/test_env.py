@@ -192,3 +192,26 @@ def test_unknown_reset_options_are_rejected() -> None:
         GlucoseDosingEnv("adult#001", days=0.1).reset(options={"patients": ["child#001"]})
     with pytest.raises(UnknownNameError, match="reset option 'meals'"):
         GlucoseVectorEnv("adult", days=0.1).reset(options={"meals": "fixed"})
+
+
+@pytest.mark.parametrize("scenario", ["random", "fixed"])
+def test_observations_stay_within_finite_bounds(scenario: str) -> None:
+    """The observation space is bounded (sensor range, insulin on board at the pump's
+    largest rate, a day's meals) and every observation lies inside it: through a
+    morning of meals at a basal rate, then at the pump's largest rate until the
+    episode ends."""
+    env = GlucoseDosingEnv("adult#001", days=1.0, scenario=scenario, sample_time_min=5)
+    space = env.observation_space
+    assert np.all(np.isfinite(space.high))
+    obs, _ = env.reset(seed=0)
+    assert space.contains(obs)
+    steps_per_hour = 12
+    saw_meal = False
+    for step in range(24 * steps_per_hour):
+        rate = 1.0 if step < 12 * steps_per_hour else env.action_space.high[0]
+        obs, _, terminated, truncated, _ = env.step(np.array([rate], dtype=np.float32))
+        assert space.contains(obs), (step, obs, space.high)
+        saw_meal |= bool(obs[-1] > 0)
+        if terminated or truncated:
+            break
+    assert saw_meal and terminated

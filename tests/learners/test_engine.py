@@ -203,9 +203,42 @@ def test_manual_loss_grad_matches_autograd():
         assert _max_diff(auto, manual_sum) < 1e-10
 
 
-def test_forward_matches_mlp_forward():
+def _torch_nn_mlp(params: dict[str, torch.Tensor]) -> torch.nn.Sequential:
+    """The same network written with torch.nn layers, holding copies of ``params``."""
+    layers: list[torch.nn.Module] = []
+    for i in range(len(SIZES) - 1):
+        layer = torch.nn.Linear(SIZES[i], SIZES[i + 1], dtype=params["w0"].dtype)
+        with torch.no_grad():
+            layer.weight.copy_(params[f"w{i}"])
+            layer.bias.copy_(params[f"b{i}"])
+        layers += [layer, torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers[:-1])  # no ReLU after the output layer
+
+
+def test_forward_matches_torch_nn():
+    """The functional forward (which the reference above also uses) against torch.nn
+    with the same weights: shared weights over a [B, S, d] batch, and one weight set
+    per task (the leading task axis the inner loop adapts)."""
     params, batch = _params(), _batch("binary")
-    assert torch.allclose(forward(params, batch.query_x), mlp_forward(params, batch.query_x))
+    x = batch.query_x
+    with torch.no_grad():
+        expected = _torch_nn_mlp(params)(x).squeeze(-1)
+    assert forward(params, x).shape == x.shape[:-1]
+    assert torch.allclose(forward(params, x), expected, atol=1e-12)
+
+    gen = torch.Generator().manual_seed(3)
+    per_task = {
+        k: v + 0.1 * torch.randn((batch.size, *v.shape), generator=gen, dtype=v.dtype)
+        for k, v in params.items()
+    }
+    with torch.no_grad():
+        expected = torch.stack(
+            [
+                _torch_nn_mlp({k: v[t] for k, v in per_task.items()})(x[t]).squeeze(-1)
+                for t in range(batch.size)
+            ]
+        )
+    assert torch.allclose(forward(per_task, x), expected, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", ["manual", "func"])

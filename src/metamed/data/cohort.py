@@ -21,7 +21,15 @@ import pandas as pd
 
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
 
-__all__ = ["Schema", "Cohort", "OutcomeType", "CODESET_SEPARATOR", "MAX_ABS_VALUE"]
+__all__ = [
+    "CODESET_SEPARATOR",
+    "MAX_ABS_VALUE",
+    "Cohort",
+    "OutcomeType",
+    "Schema",
+    "check_numeric_range",
+    "validate_frame",
+]
 
 OutcomeType = Literal["binary", "numeric", "survival"]
 OUTCOME_TYPES: tuple[str, ...] = ("binary", "numeric", "survival")
@@ -190,11 +198,11 @@ def validate_frame(frame: pd.DataFrame, schema: Schema, name: str = "cohort") ->
             f"(first: row {row}). Drop those patients or impute the outcome before loading."
         )
     if schema.outcome_type == "binary":
-        values = set(pd.unique(y))
-        if not values <= {0, 1}:  # True == 1 and False == 0 in a set
+        labels = set(pd.unique(y))
+        if not labels <= {0, 1}:  # True == 1 and False == 0 in a set
             raise MetamedValueError(
                 f"{name}: binary outcome '{schema.outcome}' must hold 0/1, got values "
-                f"{sorted(map(str, values))[:6]}. Recode it to 0/1 or declare the outcome numeric."
+                f"{sorted(map(str, labels))[:6]}. Recode it to 0/1 or declare the outcome numeric."
             )
     elif not pd.api.types.is_numeric_dtype(y):
         raise MetamedTypeError(

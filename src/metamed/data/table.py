@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,13 @@ from metamed.errors import (
     unknown_name,
 )
 
-__all__ = ["load_table", "infer_schema", "cohort_from_table", "TABLE_SUFFIXES"]
+__all__ = [
+    "TABLE_SUFFIXES",
+    "check_unique_columns",
+    "cohort_from_table",
+    "infer_schema",
+    "load_table",
+]
 
 #: File endings load_table understands, and the reader for each.
 TABLE_SUFFIXES: dict[str, str] = {
@@ -154,13 +160,13 @@ def _raw_header(path: Path, kind: str) -> list[str]:
     return first_row.iloc[0].tolist()
 
 
-def check_unique_columns(names: Sequence[object], where: str) -> None:
+def check_unique_columns(names: Iterable[object], where: str) -> None:
     """Raise when a column name occurs more than once.
 
     Parameters
     ----------
-    names : sequence
-        Column names in table order.
+    names : iterable
+        Column names in table order (a list, or a DataFrame's ``columns``).
     where : str
         How the message names the table, e.g. ``"Table 'icu.csv'"``.
     """

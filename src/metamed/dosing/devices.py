@@ -168,7 +168,7 @@ class CGMSensor:
         if rng is not None:
             self._rng = rng
         self._queue = np.empty((0, self.n_patients))
-        self._e = None  # current AR(1) normal variate per patient
+        self._e: np.ndarray | None = None  # current AR(1) normal variate per patient
         self._last_eps: np.ndarray | None = None
 
     def _johnson(self, e: np.ndarray) -> np.ndarray:
@@ -188,9 +188,9 @@ class CGMSensor:
         p = self.params
         first = self._e is None
         z = self._normals(_NOISE_BLOCK + int(first))
-        if first:
+        if self._e is None:
             self._e = z[0]
-            self._last_eps = self._johnson(self._e)
+            self._last_eps = self._johnson(z[0])
             z = z[1:]
         e15 = np.empty((_NOISE_BLOCK + 1, self.n_patients))
         e15[0] = self._last_eps
@@ -235,7 +235,9 @@ class InsulinPump:
         self.params = INSULIN_PUMPS[name]
 
     @staticmethod
-    def _quantise(rate_u_per_min: np.ndarray, inc: float, lo: float, hi: float) -> np.ndarray:
+    def _quantise(
+        rate_u_per_min: np.ndarray | float, inc: float, lo: float, hi: float
+    ) -> np.ndarray:
         rate = np.asarray(rate_u_per_min, dtype=float)
         if not np.all(np.isfinite(rate)):
             raise MetamedValueError(

@@ -39,6 +39,7 @@ announcement, the carbohydrate (g) of meals starting within the coming sample pe
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,15 +50,25 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from metamed._gym import ENV_ID, register_envs
 from metamed.dosing.controllers import ControlInput, Controller
-from metamed.dosing.devices import CGMSensor, InsulinPump
+from metamed.dosing.devices import CGM_SENSORS, CGMSensor, InsulinPump
 from metamed.dosing.metrics import (
     FAILURE_HIGH_MG_DL,
     FAILURE_LOW_MG_DL,
     bg_risk,
     glycaemic_metrics,
 )
-from metamed.dosing.patient import UVAPadova, VirtualPatients, load_virtual_patients
-from metamed.dosing.scenario import FixedMealScenario, G2P2CMealScenario, MealScenario
+from metamed.dosing.patient import (
+    PatientState,
+    UVAPadova,
+    VirtualPatients,
+    load_virtual_patients,
+)
+from metamed.dosing.scenario import (
+    MINUTES_PER_DAY,
+    FixedMealScenario,
+    G2P2CMealScenario,
+    MealScenario,
+)
 from metamed.errors import MetamedValueError, unknown_name
 
 __all__ = [
@@ -163,6 +174,9 @@ class GlucoseVectorEnv(VectorEnv):
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+    # Boxes, not just any Space: rollout reads their bounds.
+    single_observation_space: spaces.Box
+    single_action_space: spaces.Box
 
     def __init__(
         self,
@@ -223,7 +237,14 @@ class GlucoseVectorEnv(VectorEnv):
         self.announce_ahead_min = int(announce_ahead_min)
         self.failure_signal = failure_signal
         obs_dim = self.history + 1 + int(self.meal_announcement)
-        high = np.full(obs_dim, np.inf, dtype=np.float32)
+        self._sensor_name = _SENSOR_FOR_SAMPLE_TIME_MIN.get(self.sample_time_min, "GuardianRT")
+        self._scenario: MealScenario
+        if isinstance(scenario, MealScenario):
+            self._scenario = scenario
+        else:
+            self._scenario = G2P2CMealScenario() if scenario == "random" else FixedMealScenario()
+        self._pump = InsulinPump("Insulet")
+        high = self._observation_high()
         self.single_observation_space = spaces.Box(0.0, high, shape=(obs_dim,), dtype=np.float32)
         self.single_action_space = spaces.Box(0.0, MAX_RATE_U_PER_H, shape=(1,), dtype=np.float32)
         self.observation_space = spaces.Box(
@@ -235,20 +256,33 @@ class GlucoseVectorEnv(VectorEnv):
         self._rngs: list[np.random.Generator] = []
         self._autoreset_rngs: list[np.random.Generator] = []
         self._sensor_rngs: list[np.random.Generator] = []
-        self._entropy: int | None = None
+        self._entropy: int | Sequence[int] | None = None
         self._task_switches = 0
-        if isinstance(scenario, MealScenario):
-            self._scenario = scenario
-        else:
-            self._scenario = G2P2CMealScenario() if scenario == "random" else FixedMealScenario()
-        self._pump = InsulinPump("Insulet")
-        self._state = None
+        self._state: PatientState | None = None
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
 
     # ------------------------------------------------------------------ helpers
     @property
     def age_groups(self) -> tuple[str, ...]:
         return self.patients.age_group
+
+    def _observation_high(self) -> np.ndarray:
+        """Upper bounds of the observation, each one a limit the values cannot pass.
+
+        CGM readings are clipped to the sensor's range.  Insulin on board of the
+        two-compartment model rises toward ``2 * IOB_PEAK_MIN * u`` under a constant
+        delivery of ``u`` U/min and never above it, so the pump's largest delivery
+        bounds it.  Announced carbohydrate in one sample period is at most the
+        scenario's largest day for every calendar day the period can touch (infinite
+        for a scenario that declares no largest day).
+        """
+        cgm_max = CGM_SENSORS[self._sensor_name].max_mg_dl
+        max_u_per_min = float(self._pump.deliver(MAX_RATE_U_PER_H / 60.0))
+        high = [*[cgm_max] * self.history, 2.0 * IOB_PEAK_MIN * max_u_per_min]
+        if self.meal_announcement:
+            days_touched = (self.sample_time_min - 1) // MINUTES_PER_DAY + 2
+            high.append(days_touched * self._scenario.max_daily_g())
+        return np.array(high, dtype=np.float32)
 
     def _set_patients(self, patients: VirtualPatients) -> None:
         self.patients = patients
@@ -323,6 +357,8 @@ class GlucoseVectorEnv(VectorEnv):
 
     def blood_glucose_mg_dl(self) -> np.ndarray:
         """Noise-free glucose of every patient now (what metrics and termination use)."""
+        if self._state is None:
+            raise MetamedValueError("Call reset() before reading the blood glucose.")
         return self.model.subcutaneous_glucose_mg_dl(self._state)
 
     def _info(self) -> dict[str, Any]:
@@ -383,7 +419,7 @@ class GlucoseVectorEnv(VectorEnv):
         self._iob = np.zeros((2, n))
         self._cgm_hist = np.zeros((n, self.history))
         self._sensor = CGMSensor(
-            _SENSOR_FOR_SAMPLE_TIME_MIN.get(self.sample_time_min, "GuardianRT"),
+            self._sensor_name,
             n_patients=n,
             rng=self._sensor_rngs,
             noise=self.sensor_noise,

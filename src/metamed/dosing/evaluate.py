@@ -512,7 +512,7 @@ def parameter_error_table(results: DoseResults) -> pd.DataFrame:
             continue
         for g in (*AGE_GROUPS, "all"):
             sel = np.ones(groups.size, bool) if g == "all" else groups == g
-            row = {"days_of_data": key.rstrip("d"), "age_group": g}
+            row: dict[str, str | float] = {"days_of_data": key.rstrip("d"), "age_group": g}
             for attr, short in (
                 ("carb_ratio_g_per_u", "cr"),
                 ("correction_factor_mg_dl_per_u", "cf"),

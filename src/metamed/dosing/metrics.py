@@ -22,6 +22,8 @@ than ``horizon_samples``).  Leading NaNs are not allowed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -217,7 +219,7 @@ def metrics_frame(
     patient_ids: list[str],
     horizon_samples: int | None = None,
     failed: np.ndarray | None = None,
-    **columns: object,
+    **columns: Any,
 ) -> pd.DataFrame:
     """:func:`glycaemic_metrics` as a tidy per-patient table.
 

@@ -256,7 +256,7 @@ def _resolve_names(available: Sequence[str], names: Sequence[str] | str | None) 
             f"({', '.join(AGE_GROUPS)}) or a list of names; received {type(names).__name__}."
         )
     lookup = {n: i for i, n in enumerate(available)}
-    out = []
+    out: list[int] = []
     for n in names:
         if n in AGE_GROUPS:
             out.extend(i for i, name in enumerate(available) if name.split("#")[0] == n)
@@ -406,6 +406,10 @@ class UVAPadova:
 
     #: Model time step, minutes (simglucose ``T1DPatient.SAMPLE_TIME``).
     DT_MIN: float = 1.0
+
+    # Lazily built scratch buffers and the gastric-emptying cache (set in _precompute).
+    _ws: dict[str, np.ndarray] | None
+    _gut_cache: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]] | None
 
     def __init__(self, patients: VirtualPatients, substeps: int = 1) -> None:
         if not isinstance(patients, VirtualPatients):
@@ -608,7 +612,7 @@ class UVAPadova:
         meal_eaten = state.meal_eaten_g
         is_eating = state.is_eating
         zeros = ws["zeros"]
-        has_carbs = carbs.any(axis=1)
+        has_carbs = np.asarray(carbs.any(axis=1))  # (n_min,) bool: a minute with a meal
         active = bool(planned.any() or last_eaten.any())
         d = zeros
         gut = self._gut_constants(meal_start_qsto, meal_eaten)
@@ -835,7 +839,7 @@ class UVAPadova:
         h = self.DT_MIN / self.substeps
         self._lin_half_full = _expm_batch(m * (0.5 * h))
         self._prop_cache: dict[int, np.ndarray] = {}
-        self._ws: dict[str, np.ndarray] | None = None
+        self._ws = None
         # Propagators to t+h/2 and t+h stacked: (N, 14, 9).
         self._lin_prop = np.concatenate(
             [_expm_batch(m * (0.5 * h))[:, :7, :], _expm_batch(m * h)[:, :7, :]], axis=1
@@ -868,7 +872,7 @@ class UVAPadova:
         lin[:, 5, 3] = p["ksc"]
         lin[:, 5, 5] = -p["ksc"]
         self._nl_lin = lin
-        self._gut_cache: tuple | None = None
+        self._gut_cache = None
 
     def _integrate_minute(
         self,

@@ -47,6 +47,7 @@ Windows are non-overlapping so the likelihood does not over-count correlated cha
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -279,19 +280,21 @@ class TherapyPersonaliser:
     carb_peaks_min: tuple[float, ...] = (20.0, 35.0, 50.0, 70.0)
     window_min: float = 30.0
     prior_scale: float = 1.0
-    insulin_peak_min_: float | None = field(default=None, init=False)
-    carb_peak_min_: float | None = field(default=None, init=False)
+    # Fitted state: NaN and empty arrays until meta_fit (typed without None, so the
+    # methods that run after _check_fitted need no narrowing).
+    insulin_peak_min_: float = field(default=math.nan, init=False)
+    carb_peak_min_: float = field(default=math.nan, init=False)
     prior_mean_: dict[str, np.ndarray] = field(default_factory=dict, init=False)
-    prior_cov_: np.ndarray | None = field(default=None, init=False)
-    noise_var_: float | None = field(default=None, init=False)
+    prior_cov_: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), init=False)
+    noise_var_: float = field(default=math.nan, init=False)
     summary_features: bool = False
     ridge_alphas: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
-    floor_: np.ndarray | None = field(default=None, init=False)
+    floor_: np.ndarray = field(default_factory=lambda: np.empty(0), init=False)
     feature_mean_: dict[str, np.ndarray] = field(default_factory=dict, init=False)
-    feature_scale_: np.ndarray | None = field(default=None, init=False)
+    feature_scale_: np.ndarray = field(default_factory=lambda: np.empty(0), init=False)
     pop_log_: dict[str, np.ndarray] = field(default_factory=dict, init=False)
-    coef_: np.ndarray | None = field(default=None, init=False)
-    ridge_alpha_: np.ndarray | None = field(default=None, init=False)
+    coef_: np.ndarray = field(default_factory=lambda: np.empty((0, 3)), init=False)
+    ridge_alpha_: np.ndarray = field(default_factory=lambda: np.empty(0), init=False)
 
     # ------------------------------------------------------------------ meta-training
     def meta_fit(
@@ -377,7 +380,7 @@ class TherapyPersonaliser:
         return theta, sse
 
     def _check_fitted(self) -> None:
-        if self.prior_cov_ is None:
+        if self.prior_cov_.size == 0:
             raise NotFittedError(
                 "TherapyPersonaliser is not meta-trained; call meta_fit(records, age_groups, "
                 "therapy) on training patients first."

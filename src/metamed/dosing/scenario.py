@@ -20,6 +20,7 @@ amount announced at that minute, which the patient model eats at 5 g/min (see
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -67,11 +68,19 @@ class MealScenario:
         self,
         patients: VirtualPatients,
         n_minutes: int,
-        rng: np.random.Generator | None = None,
+        rng: np.random.Generator | Sequence[np.random.Generator] | None = None,
         start_minute: int = 0,
     ) -> np.ndarray:
         """Announced carbohydrate per minute, grams, shape ``(n_minutes, N)``."""
         raise NotImplementedError
+
+    def max_daily_g(self) -> float:
+        """Most carbohydrate (g) any patient can be announced in one day.
+
+        An upper bound, not a typical value: it bounds the environment's observation
+        space.  A scenario that cannot say keeps this default, infinity.
+        """
+        return math.inf
 
 
 def _check_horizon(n_minutes: int, start_minute: int) -> None:
@@ -122,7 +131,7 @@ class FixedMealScenario(MealScenario):
         self,
         patients: VirtualPatients,
         n_minutes: int,
-        rng: np.random.Generator | None = None,
+        rng: np.random.Generator | Sequence[np.random.Generator] | None = None,
         start_minute: int = 0,
     ) -> np.ndarray:
         """Announced carbohydrate per minute, grams, shape ``(n_minutes, N)``; ``rng`` unused."""
@@ -136,6 +145,10 @@ class FixedMealScenario(MealScenario):
                 if 0 <= t < n_minutes:
                     out[t] += g
         return out
+
+    def max_daily_g(self) -> float:
+        """All the meals of one day (the same for every patient)."""
+        return float(sum(g for _, g in self.meals))
 
 
 @dataclass(frozen=True)
@@ -166,6 +179,16 @@ class G2P2CMealScenario(MealScenario):
             v = getattr(self, name)
             if not (0.0 <= float(v) <= 1.0):
                 raise MetamedValueError(f"{name} must be a probability in [0, 1]; received {v!r}.")
+
+    def max_daily_g(self) -> float:
+        """Every slot taken at its largest amount (mean + 3 SD) by the hungriest age group
+        (a reset may switch the patient, so the bound holds for every group)."""
+
+        def largest_day(group: str) -> float:
+            means, sds = _G2P2C_AMOUNT_G[group]
+            return float(sum(round(m + 3 * sd) for m, sd in zip(means, sds, strict=True)))
+
+        return max(largest_day(g) for g in _G2P2C_AMOUNT_G)
 
     def daily_meals(
         self, age_groups: Sequence[str], n_days: int, rng: np.random.Generator

@@ -30,7 +30,7 @@ from metamed.errors import MetamedTypeError, MetamedValueError
 
 __all__ = ["BoosterModel", "estimator_state", "estimator_from_state"]
 
-_LINEAR: dict[str, type] = {"LogisticRegression": LogisticRegression, "Ridge": Ridge}
+_LINEAR: dict[str, type[Any]] = {"LogisticRegression": LogisticRegression, "Ridge": Ridge}
 _LINEAR_FITTED = ("coef_", "intercept_", "classes_", "n_iter_")
 _BOOSTER = "lightgbm-booster"
 _BOOSTER_FILE = "lightgbm-model.txt"
@@ -56,12 +56,17 @@ class BoosterModel:
             raise AttributeError("a LightGBM regressor has no classes_")
         return self.classes
 
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        # Booster.predict is typed as also returning sparse matrices (for pred_contrib);
+        # a plain prediction is a float64 array, which asarray returns unchanged.
+        return np.asarray(self.booster.predict(X, num_threads=1))
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        p = self.booster.predict(X, num_threads=1)
+        p = self._predict(X)
         return np.vstack((1.0 - p, p)).transpose()
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        p = self.booster.predict(X, num_threads=1)
+        p = self._predict(X)
         if self.classes is None:
             return p
         return self.classes[(p > 0.5).astype(np.int64)]

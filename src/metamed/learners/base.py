@@ -151,7 +151,8 @@ def _section(content: dict[str, Any], kind: str, key: str, path: str | Path) -> 
     """The manifest's ``key`` section, after checking that the artifact is of ``kind``."""
     found = content.get("kind")
     if found != kind:
-        loader = {META_LEARNER: "MetaLearner.load", ADAPTED_MODEL: "AdaptedModel.load"}.get(found)
+        loaders = {META_LEARNER: "MetaLearner.load", ADAPTED_MODEL: "AdaptedModel.load"}
+        loader = loaders.get(found) if isinstance(found, str) else None
         hint = f"; load it with {loader}" if loader else ""
         raise artifact_error(path, f"it holds a {found!r}, not a {kind!r}{hint}.")
     section = content.get(key)

@@ -38,6 +38,18 @@ __all__ = [
     "PooledFineTune",
     "PooledMLP",
     "SupportModel",
+    # checks shared with protonet.py
+    "as_features",
+    "check_float",
+    "check_hidden_sizes",
+    "check_int",
+    "check_outcome_type",
+    "check_progress",
+    "check_random_state",
+    "check_support_outcome",
+    "check_val_tasks",
+    "detach_params",
+    "stack_tasks",
 ]
 
 #: Signature of the optional ``progress`` hook: (iteration, total, loss) -> None.

@@ -36,6 +36,7 @@ backward pass, which bounds memory by the chunk, not the meta-batch.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -337,9 +338,7 @@ def query_losses(
     if config.backend == "manual":
         return _task_query_loss(params, inner_lr, *tensors, config)
 
-    def per_task(p: Params, lr: LearningRate, *t: torch.Tensor) -> torch.Tensor:
-        return _task_query_loss(p, lr, *t, config)
-
+    per_task = functools.partial(_task_query_loss, config=config)
     return vmap(per_task, in_dims=(None, None, 0, 0, 0, 0, 0, 0))(params, inner_lr, *tensors)
 
 

@@ -472,6 +472,7 @@ class _MAMLFamily(GradientMetaLearner):
         if out.lr_grads is not None:
             for key, g in out.lr_grads.items():
                 state["lrs"][key].grad = g
+        assert self._optimizer is not None  # made by _make_optimizer for the whole _fit
         self._optimizer.step()
         return out.loss
 
@@ -610,7 +611,9 @@ class MetaSGD(_FirstOrderOption):
         return state["lrs"]
 
 
-_LR_NOTES = {MetaSGD: " (starting value of the learned per-parameter step sizes)"}
+_LR_NOTES: dict[type[MetaLearner], str] = {
+    MetaSGD: " (starting value of the learned per-parameter step sizes)"
+}
 for _cls in (MAML, FOMAML, ANIL, MetaSGD):
     _cls.__doc__ = (_cls.__doc__ or "").replace(
         "{doc}", _FAMILY_DOC.format(lr_note=_LR_NOTES.get(_cls, ""))

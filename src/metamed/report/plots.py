@@ -16,6 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -119,7 +120,7 @@ def _check_summary(summary: pd.DataFrame) -> None:
 
 
 def _draw_kshot(
-    ax: object,
+    ax: Axes,
     summary: pd.DataFrame,
     metric: str,
     methods: Sequence[str],

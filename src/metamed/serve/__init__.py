@@ -1,1 +1,3 @@
 """metamed.serve"""
+
+__all__: list[str] = []

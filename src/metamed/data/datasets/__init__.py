@@ -18,24 +18,24 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from types import ModuleType
+import types
 
-from metamed.data.registry import DatasetSpec, register_dataset
+from metamed.data import registry
 
 __all__ = ["MODULES"]
 
 #: Module name -> the dataset module; every public module of this package is one
 #: (``_``-prefixed modules hold helpers the loaders share).
-MODULES: dict[str, ModuleType] = {
+MODULES: dict[str, types.ModuleType] = {
     info.name: importlib.import_module(f"{__name__}.{info.name}")
     for info in pkgutil.iter_modules(__path__)
     if not info.name.startswith("_")
 }
 
 
-def _order(spec: DatasetSpec) -> tuple[bool, str]:
+def _order(spec: registry.DatasetSpec) -> tuple[bool, str]:
     return (not spec.loadable, spec.name)
 
 
 for _spec in sorted((module.SPEC for module in MODULES.values()), key=_order):
-    register_dataset(_spec)
+    registry.register_dataset(_spec)

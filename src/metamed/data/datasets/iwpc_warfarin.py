@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -166,7 +167,7 @@ _SPLIT_CODES = re.compile(r"\s*(?:;|,|\bor\b)\s*")
 def _indication(series: pd.Series) -> pd.Series:
     """Code cells such as ``"3; 8"`` or ``"1 or 2"`` as ``;``-separated labels."""
 
-    def labels(cell: object) -> object:
+    def labels(cell: Any) -> object:  # Any: one cell of an object column
         if pd.isna(cell):
             return np.nan
         codes = [c for c in _SPLIT_CODES.split(str(cell).strip()) if c]

@@ -132,7 +132,7 @@ def make_synthetic_cohort(
     """
     n_tasks = _check_int("n_tasks", n_tasks, 1)
     n_features = _check_int("n_features", n_features, 1)
-    if isinstance(n_per_task, (int, np.integer)) and not isinstance(n_per_task, bool):
+    if isinstance(n_per_task, (int, np.integer)):  # bool too: _check_int refuses it
         sizes = [_check_int("n_per_task", n_per_task, 2)] * n_tasks
     else:
         sizes = [_check_int("n_per_task[i]", n, 2) for n in n_per_task]
