@@ -45,6 +45,7 @@ float                           as is (Python's shortest repr reads back exactly
                                 NaN / inf as ``{"$float": "nan"}`` etc.
 list / dict with str keys       list / object
 tuple                           ``{"$tuple": [...]}``
+an outcome type (``BINARY``)     ``{"$outcome": "binary"}``
 torch.Tensor                    ``{"$tensor": key}``, the tensor under ``key`` in
                                 weights.safetensors (``"requires_grad": true``
                                 kept when set)
@@ -69,6 +70,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from metamed.errors import ArtifactError, ArtifactNotFoundError, MetamedTypeError, MetamedValueError
+from metamed.outcomes import OUTCOMES, Outcome
 from metamed.outputs import STAGING_PREFIX, check_output_place, staged_output
 
 __all__ = [
@@ -99,7 +101,7 @@ HEADER_FIELDS = (
     "manifest_sha256",
 )
 
-_TAGS = ("$tensor", "$array", "$tuple", "$float", "$text")
+_TAGS = ("$tensor", "$array", "$tuple", "$float", "$text", "$outcome")
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
@@ -170,6 +172,8 @@ class _Encoder:
             key = self._key(where)
             self.tensors[key] = torch.from_numpy(np.ascontiguousarray(value).copy())
             return {"$array": key}
+        if isinstance(value, Outcome):
+            return {"$outcome": value.name}
         if isinstance(value, TextFile):
             name = value.name
             if name in self.texts or name in (MANIFEST, WEIGHTS) or not _is_plain_name(name):
@@ -220,6 +224,14 @@ def _decode(value: Any, tensors: dict[str, torch.Tensor], texts: dict[str, str],
         if ref not in _NON_FINITE:
             raise artifact_error(path, f"manifest.json holds an invalid number {ref!r}.")
         return _NON_FINITE[ref]
+    if tag == "$outcome":
+        if ref not in OUTCOMES:
+            raise artifact_error(
+                path,
+                f"manifest.json names an outcome type {ref!r} this metamed does not know "
+                f"(known: {', '.join(OUTCOMES)}); load it with the metamed version that saved it.",
+            )
+        return OUTCOMES[ref]
     if tag == "$text":
         if ref not in texts:
             raise artifact_error(

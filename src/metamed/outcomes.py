@@ -28,8 +28,12 @@ have a label axis) and survival (``y`` holding time and event, a partial-likelih
 loss, a risk score as prediction): callers ask the outcome and do not change.
 
 An outcome serialises to its name (``str(BINARY) == "binary"``; schema and run
-configuration JSON stay readable) and :func:`as_outcome` turns a name back into one.
-Outcomes are not equal to their names: compare outcomes with outcomes.
+configuration JSON stay readable) and :func:`as_outcome` turns a name back into one.  An
+outcome also equals its name (``BINARY == "binary"``), so that configuration values and
+code written against the old strings keep comparing true rather than silently false;
+metamed's own code asks the outcome instead of comparing names
+(``tests/test_outcomes.py`` checks ``src/``).  Each outcome is one value: pickling or
+copying gives the same object back.
 
 torch is imported inside the loss methods only: cohorts, schemas and the command line's
 input checks import this module and should not pay torch's start-up time.
@@ -89,12 +93,13 @@ class TargetScaling:
         return z * self.std + self.mean
 
 
-@dataclass(frozen=True)
 class Outcome(ABC):
     """What a task predicts; see the module docstring for what an outcome decides.
 
-    Subclasses are stateless values: ``BinaryOutcome() == BINARY``.
+    Subclasses are stateless values: ``BinaryOutcome() == BINARY == "binary"``.
     """
+
+    __slots__ = ()
 
     #: The serialised form, the CLI's ``--outcome-type`` value and the metric registry's
     #: outcome kind.
@@ -106,6 +111,22 @@ class Outcome(ABC):
 
     def __str__(self) -> str:
         return self.name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Outcome):
+            return type(self) is type(other)
+        if isinstance(other, str):
+            return self.name == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.name)  # equal to its name, so hashed like it
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return as_outcome, (self.name,)  # unpickled and copied as the one value
 
     # -- labels ------------------------------------------------------------------------
     def check_labels(self, y: ArrayLike, where: str, column: str | None = None) -> np.ndarray:
@@ -211,9 +232,10 @@ class Outcome(ABC):
         return np.asarray(model.predict(X), dtype=float)
 
 
-@dataclass(frozen=True)
 class BinaryOutcome(Outcome):
     """A 0/1 outcome (1 = the event): logits, BCE with logits, P(y = 1) is scored."""
+
+    __slots__ = ()
 
     name: ClassVar[str] = "binary"
     classes: ClassVar[tuple[float, ...] | None] = (0.0, 1.0)
@@ -268,9 +290,10 @@ class BinaryOutcome(Outcome):
         return np.asarray(model.predict_proba(X), dtype=float)
 
 
-@dataclass(frozen=True)
 class NumericOutcome(Outcome):
     """A measurement: standardised targets, squared error, values are scored."""
+
+    __slots__ = ()
 
     name: ClassVar[str] = "numeric"
     classes: ClassVar[tuple[float, ...] | None] = None

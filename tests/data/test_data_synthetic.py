@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 from metamed.data.datasets.synthetic import make_synthetic_cohort
 from metamed.data.preprocess import Preprocessor
 from metamed.errors import MetamedTypeError, MetamedValueError
+from metamed.outcomes import NUMERIC
 from metamed.tasks import TaskSet, make_tasks
 
 
@@ -35,7 +36,7 @@ def test_variable_sizes_condition_tasks_and_numeric_outcome() -> None:
     )
     assert cohort.schema.group == ("condition",)
     assert cohort.frame["condition"].value_counts().sort_index().tolist() == [10, 20, 30]
-    assert cohort.schema.outcome_type == "numeric"
+    assert cohort.schema.outcome_type is NUMERIC
     assert cohort.frame["outcome"].nunique() == 60
 
 

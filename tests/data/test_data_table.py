@@ -22,6 +22,7 @@ from metamed.errors import (
     MetamedWarning,
     UnknownNameError,
 )
+from metamed.outcomes import BINARY, NUMERIC
 from metamed.tasks import TaskSet, make_tasks
 
 
@@ -55,7 +56,7 @@ def test_infer_schema_rules() -> None:
     assert schema.categorical == ("sex", "ward_code", "smoker")
     assert schema.codesets == ("dx",)
     assert schema.group == ("hospital",)
-    assert schema.outcome_type == "binary"
+    assert schema.outcome_type is BINARY
     assert schema.units == {"lactate_mmol_l": "mmol/L"}
     numeric = infer_schema(
         _frame().assign(died=[0.5, 1, 2, 0, 1, 0]),
@@ -63,7 +64,7 @@ def test_infer_schema_rules() -> None:
         "died",
         drop_cols=["patient_id", "dx"],
     )
-    assert numeric.outcome_type == "numeric"
+    assert numeric.outcome_type is NUMERIC
     explicit = infer_schema(_frame(), "hospital", "died", feature_cols=["age_years", "sex"])
     assert explicit.features == ("age_years", "sex")
 
@@ -147,7 +148,7 @@ def test_positive_label_recodes() -> None:
         frame, "hospital", "died", positive_label="yes", drop_cols=["patient_id", "dx"]
     )
     assert cohort.frame["died"].tolist() == [0, 1, 1, 0, 1, 0]
-    assert cohort.schema.outcome_type == "binary"
+    assert cohort.schema.outcome_type is BINARY
     with pytest.raises(MetamedValueError, match="exactly two values"):
         cohort_from_table(frame, "hospital", "died", positive_label="maybe")
     status = _frame().assign(died=[1, 2, 2, 1, 2, 1])  # R survival coding: 2 = dead
@@ -263,14 +264,14 @@ def test_class_code_outcome_needs_explicit_type(codes) -> None:
     with pytest.raises(MetamedValueError, match=r"whole numbers.*--outcome-type numeric"):
         cohort_from_table(frame, "hospital", "died")
     numeric = cohort_from_table(frame, "hospital", "died", outcome_type="numeric")
-    assert numeric.schema.outcome_type == "numeric"
+    assert numeric.schema.outcome_type is NUMERIC
     assert numeric.frame["died"].tolist() == frame["died"].tolist()
 
 
 def test_many_valued_whole_number_outcome_stays_numeric() -> None:
     frame = _site_table().assign(los_days=lambda t: np.arange(len(t)) % 30 + 1)
     schema = cohort_from_table(frame, "hospital", "los_days", drop_cols=["died"]).schema
-    assert schema.outcome_type == "numeric"
+    assert schema.outcome_type is NUMERIC
 
 
 def test_one_two_status_coding_is_binary_with_stated_positive_label() -> None:
@@ -278,7 +279,7 @@ def test_one_two_status_coding_is_binary_with_stated_positive_label() -> None:
     status = frame.assign(died=frame["died"] + 1)  # R's survival status: 2 = died
     with pytest.warns(MetamedWarning, match="2 is taken as the positive class"):
         cohort = cohort_from_table(status, "hospital", "died")
-    assert cohort.schema.outcome_type == "binary"
+    assert cohort.schema.outcome_type is BINARY
     assert cohort.frame["died"].tolist() == frame["died"].tolist()
     assert cohort.provenance["positive_label"] == "2"
     with warnings.catch_warnings():
@@ -286,7 +287,7 @@ def test_one_two_status_coding_is_binary_with_stated_positive_label() -> None:
         reversed_ = cohort_from_table(status, "hospital", "died", positive_label=1)
         assert reversed_.frame["died"].tolist() == (1 - frame["died"]).tolist()
         numeric = cohort_from_table(status, "hospital", "died", outcome_type="numeric")
-        assert numeric.schema.outcome_type == "numeric"
+        assert numeric.schema.outcome_type is NUMERIC
         assert numeric.frame["died"].tolist() == status["died"].tolist()
 
 

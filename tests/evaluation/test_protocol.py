@@ -10,7 +10,7 @@ import metamed.evaluation.protocol as protocol
 from metamed.data import Cohort, Schema
 from metamed.errors import MetamedValueError
 from metamed.evaluation.protocol import ProtocolConfig, run_protocol
-from metamed.learners.base import AdaptedModel, MetaLearner
+from metamed.learners.base import BinaryModel, MetaLearner
 from metamed.tasks import TaskSet
 
 
@@ -31,7 +31,7 @@ def small_cohort(n_sites: int = 4, n: int = 40, seed: int = 0) -> Cohort:
     return Cohort("toy", pd.concat(frames, ignore_index=True), schema, {"source": "test"})
 
 
-class _Adapted(AdaptedModel):
+class _Adapted(BinaryModel):
     def __init__(self, log: list, support_X: np.ndarray) -> None:
         self.log, self.support_X = log, support_X
 

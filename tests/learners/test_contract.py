@@ -26,7 +26,8 @@ import pytest
 import torch
 
 from metamed.errors import MetamedTypeError, MetamedValueError, NotFittedError
-from metamed.learners.base import LEARNERS, AdaptedModel, MetaLearner, make_learner
+from metamed.learners.base import LEARNERS, AdaptedModel, BinaryModel, MetaLearner, make_learner
+from metamed.outcomes import OUTCOMES, Outcome
 from metamed.tasks import Task, sample_support_query
 
 importlib.import_module("metamed.learners.baselines")
@@ -202,6 +203,32 @@ def test_predict_proba_shape_and_range(name: str, problem, fitted) -> None:
     assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
     labels = model.predict(problem.query.X)
     assert set(np.unique(labels)) <= {0, 1}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_adapted_models_predict_the_way_their_outcome_says(
+    name: str, make_toy_tasks, split_support_query
+) -> None:
+    """Every outcome a learner states it models gives a model of that outcome, scored by
+    the outcome's prediction (P(y = 1) of a binary model, values of a numeric one, which
+    has no predict_proba); any other outcome is refused naming the learners that model it.
+    """
+    cls = LEARNERS[name]
+    assert cls.outcome_types and all(isinstance(o, Outcome) for o in cls.outcome_types)
+    for outcome in OUTCOMES.values():
+        tasks = make_toy_tasks(outcome_type=outcome.name)
+        learner = make_learner(name, **fast_params(name))
+        if outcome not in cls.outcome_types:
+            with pytest.raises(MetamedValueError, match=f"{cls.__name__} models .*: "):
+                learner.meta_fit(tasks[:4])
+            continue
+        support, query = split_support_query(tasks[5], 8, seed=1)
+        model = learner.meta_fit(tasks[:4], val_tasks=tasks[4:5]).adapt(support)
+        assert model.outcome_type is outcome
+        scored = outcome.predict(model, query.X)
+        assert scored.shape == (len(query),) and np.isfinite(scored).all()
+        assert isinstance(model, BinaryModel) is outcome.predicts_probabilities
+        assert hasattr(model, "predict_proba") is outcome.predicts_probabilities
 
 
 def artifact_bytes(folder) -> dict[str, bytes]:

@@ -24,6 +24,7 @@ from metamed.learners.engine import (
     meta_loss,
 )
 from metamed.learners.mlp import init_mlp, mlp_forward
+from metamed.outcomes import BINARY, NUMERIC, Outcome
 from metamed.tasks.episodes import EpisodeBatch
 
 SIZES = (5, 7, 6, 1)
@@ -43,7 +44,7 @@ INNER_LR = 0.3
 STEPS = 3
 
 
-def _batch(outcome_type: str, seed: int = 0, dtype=torch.float64) -> EpisodeBatch:
+def _batch(outcome_type: Outcome, seed: int = 0, dtype=torch.float64) -> EpisodeBatch:
     """Seven tasks of unequal support/query sizes, padded like stack_episodes does."""
     rng = np.random.default_rng(seed)
     s_sizes = [4, 2, 6, 3, 5, 6, 1]
@@ -57,7 +58,7 @@ def _batch(outcome_type: str, seed: int = 0, dtype=torch.float64) -> EpisodeBatc
         m = np.zeros((len(sizes), n))
         for i, k in enumerate(sizes):
             x[i, :k] = rng.normal(size=(k, d))
-            y[i, :k] = rng.integers(0, 2, k) if outcome_type == "binary" else rng.normal(size=k)
+            y[i, :k] = rng.integers(0, 2, k) if outcome_type is BINARY else rng.normal(size=k)
             m[i, :k] = 1.0
             # Padding holds junk: a masking bug then shows up instead of hiding behind zeros.
             x[i, k:] = rng.normal(size=(n - k, d)) * 5
@@ -75,7 +76,7 @@ def _params(dtype=torch.float64) -> dict[str, torch.Tensor]:
 
 
 def _ref_loss(pred, y, outcome_type):
-    if outcome_type == "binary":
+    if outcome_type is BINARY:
         return F.binary_cross_entropy_with_logits(pred, y)
     return F.mse_loss(pred, y)
 
@@ -130,7 +131,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("backend", ["manual", "func"])
-@pytest.mark.parametrize("outcome_type", ["binary", "numeric"])
+@pytest.mark.parametrize("outcome_type", [BINARY, NUMERIC], ids=str)
 @pytest.mark.parametrize("case", list(CASES))
 def test_meta_gradient_matches_looped_reference(case, outcome_type, backend):
     spec = CASES[case]
@@ -172,7 +173,7 @@ def test_meta_gradient_matches_looped_reference(case, outcome_type, backend):
 
 def test_second_order_differs_from_first_order():
     """Guards against silently dropping the second-order terms."""
-    params, batch = _params(), _batch("binary")
+    params, batch = _params(), _batch(BINARY)
     so = meta_gradient(params, batch, InnerLoopConfig(STEPS), INNER_LR)
     fo = meta_gradient(params, batch, InnerLoopConfig(STEPS, first_order=True), INNER_LR)
     assert _max_diff(so.grads, fo.grads) > 1e-4
@@ -180,7 +181,7 @@ def test_second_order_differs_from_first_order():
 
 def test_chunking_does_not_change_the_result_float32():
     params = _params(torch.float32)
-    batch = _batch("binary", dtype=torch.float32)
+    batch = _batch(BINARY, dtype=torch.float32)
     config = InnerLoopConfig(STEPS)
     whole = meta_gradient(params, batch, config, INNER_LR, chunk_size=None)
     for chunk in (1, 2, 5, 100):
@@ -189,8 +190,8 @@ def test_chunking_does_not_change_the_result_float32():
 
 
 def test_manual_loss_grad_matches_autograd():
-    params, batch = _params(), _batch("binary")
-    for outcome_type in ("binary", "numeric"):
+    params, batch = _params(), _batch(BINARY)
+    for outcome_type in (BINARY, NUMERIC):
         leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
         pred = forward(leaves, batch.support_x)
         loss = masked_loss(pred, batch.support_y, batch.support_mask, outcome_type).sum()
@@ -219,7 +220,7 @@ def test_forward_matches_torch_nn():
     """The functional forward (which the reference above also uses) against torch.nn
     with the same weights: shared weights over a [B, S, d] batch, and one weight set
     per task (the leading task axis the inner loop adapts)."""
-    params, batch = _params(), _batch("binary")
+    params, batch = _params(), _batch(BINARY)
     x = batch.query_x
     with torch.no_grad():
         expected = _torch_nn_mlp(params)(x).squeeze(-1)
@@ -243,7 +244,7 @@ def test_forward_matches_torch_nn():
 
 @pytest.mark.parametrize("backend", ["manual", "func"])
 def test_adapt_params_single_task_matches_batched(backend):
-    params, batch = _params(), _batch("binary")
+    params, batch = _params(), _batch(BINARY)
     batched = adapt_params(
         params,
         batch.support_x,
@@ -268,15 +269,15 @@ def test_adapt_params_single_task_matches_batched(backend):
 
 
 def test_adapt_params_reduces_support_loss():
-    params, batch = _params(), _batch("binary")
+    params, batch = _params(), _batch(BINARY)
     before = masked_loss(
-        forward(params, batch.support_x), batch.support_y, batch.support_mask, "binary"
+        forward(params, batch.support_x), batch.support_y, batch.support_mask, BINARY
     )
     adapted = adapt_params(
         params, batch.support_x, batch.support_y, batch.support_mask, inner_lr=0.5, inner_steps=10
     )
     after = masked_loss(
-        forward(adapted, batch.support_x), batch.support_y, batch.support_mask, "binary"
+        forward(adapted, batch.support_x), batch.support_y, batch.support_mask, BINARY
     )
     assert float(after.mean()) < float(before.mean())
 
@@ -284,9 +285,9 @@ def test_adapt_params_reduces_support_loss():
 def test_config_rejects_bad_values():
     with pytest.raises(UnknownNameError, match="Did you mean 'manual'"):
         InnerLoopConfig(backend="manul")
-    with pytest.raises(UnknownNameError, match="Did you mean 'binary'"):
+    with pytest.raises(MetamedValueError, match="Did you mean 'binary'"):
         InnerLoopConfig(outcome_type="binay")
     with pytest.raises(MetamedValueError):
         InnerLoopConfig(inner_steps=-1)
     with pytest.raises(MetamedValueError):
-        meta_gradient(_params(), _batch("binary"), InnerLoopConfig(), 0.1, chunk_size=0)
+        meta_gradient(_params(), _batch(BINARY), InnerLoopConfig(), 0.1, chunk_size=0)

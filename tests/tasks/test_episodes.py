@@ -54,7 +54,7 @@ def test_rare_class_still_gives_both_classes():
 
 
 def test_one_class_task_and_k_too_large_raise():
-    with pytest.raises(MetamedValueError, match="only negative"):
+    with pytest.raises(MetamedValueError, match="no positive outcomes"):
         sample_support_query(binary_task(20, 0), 4, np.random.default_rng(0))
     with pytest.raises(MetamedValueError, match="K=20 is larger"):
         sample_support_query(binary_task(20, 5), 20, np.random.default_rng(0))

@@ -24,10 +24,17 @@ def test_subset_of_a_binary_task_keeps_labels_checked() -> None:
     assert task.subset(np.array([1, 3])).y.tolist() == [1.0, 1.0]
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e308])
-def test_outcomes_and_features_must_fit_float32(bad: float) -> None:
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        (np.nan, "is missing in 1 row"),
+        (np.inf, "holds an infinite value"),
+        (1e308, "holds 1e\\+308"),
+    ],
+)
+def test_outcomes_and_features_must_fit_float32(bad: float, said: str) -> None:
     X = np.zeros((3, 2))
-    with pytest.raises(MetamedValueError, match="outcomes contain NaN, inf or values beyond"):
+    with pytest.raises(MetamedValueError, match=f"Task 'a': the outcome {said}"):
         Task("a", X, np.array([0.0, 1.0, bad]), "numeric")
     X[1, 1] = bad
     with pytest.raises(MetamedValueError, match="features contain NaN, inf or values beyond"):

@@ -5,34 +5,31 @@ says which columns are model inputs (numeric, categorical, code sets), which is 
 outcome, which are *group* columns (site, condition, patient) that define tasks and
 are never inputs, and which are *reference* columns: a clinical score kept beside the
 patient (APACHE IVa predicted mortality, SAPS-I, a trial's risk score) for a baseline
-to compare against, never an input either.  Later capabilities plug in here: numeric
-outcomes (``outcome_type="numeric"``), survival outcomes (``outcome_type="survival"`` with an
-``event_col``), code-set columns (``;``-separated codes), and patients as tasks
-(a ``patient_id`` group column).
+to compare against, never an input either.  What the outcome is (binary, numeric) is an
+:class:`~metamed.outcomes.Outcome`, which also validates its labels.  Later capabilities
+plug in here: new outcome types (survival with an ``event_col``), code-set columns
+(``;``-separated codes), and patients as tasks (a ``patient_id`` group column).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
+from metamed.outcomes import BINARY, Outcome, as_outcome
 
 __all__ = [
     "CODESET_SEPARATOR",
     "MAX_ABS_VALUE",
     "Cohort",
-    "OutcomeType",
     "Schema",
     "check_numeric_range",
     "validate_frame",
 ]
-
-OutcomeType = Literal["binary", "numeric", "survival"]
-OUTCOME_TYPES: tuple[str, ...] = ("binary", "numeric", "survival")
 
 #: Separator between codes inside one code-set cell, e.g. ``"I10;E11.9;N18.3"``.
 CODESET_SEPARATOR = ";"
@@ -54,15 +51,16 @@ class Schema:
     Parameters
     ----------
     outcome : str
-        Outcome column.  Binary outcomes hold 0/1; numeric outcomes hold real values;
-        survival outcomes hold a time, with the event indicator in ``event_col``.
+        Outcome column.  Binary outcomes hold 0/1; numeric outcomes hold real values.
     numeric, categorical, codesets : tuple of str
         Input feature columns by kind.  Code-set cells hold ``;``-separated codes.
     group : tuple of str
         Columns that define tasks (site, condition, patient).  Never model inputs.
-    outcome_type : {"binary", "numeric", "survival"}
+    outcome_type : Outcome or {"binary", "numeric"}, default BINARY
+        What the outcome is (:mod:`metamed.outcomes`); a name is turned into the outcome.
     event_col : str, optional
-        Event indicator (1 = event observed) for survival outcomes.
+        Event indicator (1 = event observed), kept for survival outcomes (not supported
+        yet); never a model input.
     units : dict
         Units of columns where known, e.g. ``{"chol": "mg/dL"}``.
     reference : tuple of str
@@ -77,7 +75,7 @@ class Schema:
     categorical: tuple[str, ...] = ()
     codesets: tuple[str, ...] = ()
     group: tuple[str, ...] = ()
-    outcome_type: OutcomeType = "binary"
+    outcome_type: Outcome = BINARY
     event_col: str | None = None
     units: dict[str, str] = field(default_factory=dict)
     reference: tuple[str, ...] = ()
@@ -85,12 +83,7 @@ class Schema:
     def __post_init__(self) -> None:
         for name in ("numeric", "categorical", "codesets", "group", "reference"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        if self.outcome_type not in OUTCOME_TYPES:
-            raise MetamedValueError(
-                f"outcome_type must be one of {OUTCOME_TYPES}, got {self.outcome_type!r}."
-            )
-        if self.outcome_type == "survival" and not self.event_col:
-            raise MetamedValueError("A survival outcome needs event_col (1 = event observed).")
+        object.__setattr__(self, "outcome_type", as_outcome(self.outcome_type))
         roles: dict[str, str] = {}
         for role in ("numeric", "categorical", "codesets", "group", "reference"):
             for col in getattr(self, role):
@@ -120,7 +113,7 @@ class Schema:
     def to_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {
             "outcome": self.outcome,
-            "outcome_type": self.outcome_type,
+            "outcome_type": self.outcome_type.name,
             "event_col": self.event_col,
             "numeric": list(self.numeric),
             "categorical": list(self.categorical),
@@ -190,27 +183,7 @@ def validate_frame(frame: pd.DataFrame, schema: Schema, name: str = "cohort") ->
         check_numeric_range(
             frame[col].to_numpy(dtype=float, na_value=np.nan), f"{name}: reference column '{col}'"
         )
-    y = frame[schema.outcome]
-    if y.isna().any():
-        row = int(np.flatnonzero(y.isna().to_numpy())[0])
-        raise MetamedValueError(
-            f"{name}: outcome '{schema.outcome}' is missing in {int(y.isna().sum())} row(s) "
-            f"(first: row {row}). Drop those patients or impute the outcome before loading."
-        )
-    if schema.outcome_type == "binary":
-        labels = set(pd.unique(y))
-        if not labels <= {0, 1}:  # True == 1 and False == 0 in a set
-            raise MetamedValueError(
-                f"{name}: binary outcome '{schema.outcome}' must hold 0/1, got values "
-                f"{sorted(map(str, labels))[:6]}. Recode it to 0/1 or declare the outcome numeric."
-            )
-    elif not pd.api.types.is_numeric_dtype(y):
-        raise MetamedTypeError(
-            f"{name}: {schema.outcome_type} outcome '{schema.outcome}' must be numeric, "
-            f"got dtype {y.dtype}."
-        )
-    else:
-        check_numeric_range(y.to_numpy(dtype=float), f"{name}: outcome '{schema.outcome}'")
+    _check_outcome(frame[schema.outcome], schema, name)
     for col in schema.group:
         if frame[col].isna().any():
             raise MetamedValueError(
@@ -219,6 +192,20 @@ def validate_frame(frame: pd.DataFrame, schema: Schema, name: str = "cohort") ->
             )
         _check_one_spelling_per_task(frame[col], col, name)
     _check_no_outcome_copy(frame, schema, name)
+
+
+def _check_outcome(y: pd.Series, schema: Schema, name: str) -> None:
+    """The outcome column holds numbers that are valid labels of the schema's outcome."""
+    numbers = pd.to_numeric(y, errors="coerce") if not _is_numeric(y) else y
+    text = numbers.isna() & y.notna()
+    if text.any():
+        raise MetamedTypeError(
+            f"{name}: the {schema.outcome_type} outcome '{schema.outcome}' must hold numbers, "
+            f"got {y[text].iloc[0]!r} (dtype {y.dtype}). Recode it (cohort_from_table codes a "
+            "two-valued text outcome with positive_label)."
+        )
+    values = numbers.to_numpy(dtype=float, na_value=np.nan)
+    schema.outcome_type.check_labels(values, name, column=schema.outcome)
 
 
 def check_numeric_range(values: np.ndarray, what: str) -> None:
@@ -285,7 +272,7 @@ def _check_no_outcome_copy(frame: pd.DataFrame, schema: Schema, name: str) -> No
     y = frame[schema.outcome]
     y_values = y.to_numpy(dtype=float) if _is_numeric(y) else None
     n_smaller_class = (
-        int(y.value_counts().min()) if schema.outcome_type == "binary" and len(y) else 0
+        int(y.value_counts().min()) if schema.outcome_type.classes is not None and len(y) else 0
     )
     for col in schema.features:
         x = frame[col]
@@ -303,7 +290,7 @@ def _check_no_outcome_copy(frame: pd.DataFrame, schema: Schema, name: str) -> No
             and (frame.groupby(x, observed=True)[schema.outcome].nunique() == 1).all()
         ):
             raise MetamedValueError(
-                f"{name}: feature column '{col}' is a recoded copy of the binary outcome "
+                f"{name}: feature column '{col}' is a recoded copy of the {schema.outcome_type} outcome "
                 f"'{schema.outcome}': its two values match the outcome's classes one to one in "
                 f"all {len(frame)} rows, which leaks the label into the inputs. Drop it "
                 f"(--drop-cols {col}, drop_cols=['{col}'])."

@@ -323,8 +323,9 @@ class Preprocessor:
 def outcome_array(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
     """The outcome column of ``frame`` as float32, checked against the schema.
 
-    Binary outcomes must hold only 0/1; numeric and survival outcomes (the time) must be
-    numeric.  A missing outcome is an error: a task row without a label cannot be scored.
+    The schema's outcome type checks the labels (:meth:`~metamed.outcomes.Outcome.check_labels`):
+    binary outcomes hold only 0/1, and a missing outcome is an error, since a task row
+    without a label cannot be scored.
     """
     col = schema.outcome
     if col not in frame.columns:
@@ -339,15 +340,5 @@ def outcome_array(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
             "Recode it before loading."
         )
     values = y.to_numpy(dtype=np.float64, na_value=np.nan)
-    if np.isnan(values).any():
-        raise MetamedValueError(
-            f"Outcome '{col}' is missing in {int(np.isnan(values).sum())} row(s); drop those "
-            "patients or impute the outcome first."
-        )
-    if schema.outcome_type == "binary" and not np.isin(values, (0.0, 1.0)).all():
-        bad = sorted(set(values[~np.isin(values, (0.0, 1.0))].tolist()))[:5]
-        raise MetamedValueError(
-            f"Binary outcome '{col}' must hold 0/1 only, got also {bad}. Recode it to 0/1 "
-            "or declare the outcome numeric."
-        )
+    schema.outcome_type.check_labels(values, "The table", column=col)
     return values.astype(np.float32)

@@ -47,6 +47,7 @@ from metamed.errors import (
     MetamedWarning,
     unknown_name,
 )
+from metamed.outcomes import BINARY, NUMERIC, Outcome, as_outcome
 
 __all__ = [
     "TABLE_SUFFIXES",
@@ -214,15 +215,14 @@ def _is_text(series: pd.Series) -> bool:
     )
 
 
-def _check_outcome_type(outcome_type: str | None) -> None:
-    if outcome_type not in (None, "binary", "numeric"):
-        raise MetamedValueError(
-            f"outcome_type must be 'binary' or 'numeric' (--outcome-type binary|numeric), got "
-            f"{outcome_type!r}."
-        )
+def _check_outcome_type(outcome_type: Outcome | str | None) -> Outcome | None:
+    """The declared outcome type, if any (a name becomes the :class:`Outcome`)."""
+    if outcome_type is None:
+        return None
+    return as_outcome(outcome_type, "outcome_type (--outcome-type)")
 
 
-def _infer_outcome_type(series: pd.Series, col: str) -> str:
+def _infer_outcome_type(series: pd.Series, col: str) -> Outcome:
     if series.isna().any():
         rows = np.flatnonzero(series.isna().to_numpy())
         raise MetamedValueError(
@@ -230,7 +230,7 @@ def _infer_outcome_type(series: pd.Series, col: str) -> str:
             "Drop those patients or impute the outcome before loading."
         )
     if pd.api.types.is_bool_dtype(series):
-        return "binary"
+        return BINARY
     if not pd.api.types.is_numeric_dtype(series):
         values = sorted(map(str, pd.unique(series)))
         hint = (
@@ -245,7 +245,7 @@ def _infer_outcome_type(series: pd.Series, col: str) -> str:
         )
     levels = np.unique(series.to_numpy(dtype=float))
     if np.isin(levels, (0.0, 1.0)).all():
-        return "binary"
+        return BINARY
     if len(levels) <= _MAX_CLASS_CODES and (levels == np.round(levels)).all():
         shown = [int(v) for v in levels]
         two = (
@@ -260,7 +260,7 @@ def _infer_outcome_type(series: pd.Series, col: str) -> str:
             "Declare the outcome type (--outcome-type numeric, outcome_type='numeric', for a "
             f"count or score), or recode it to 0/1 (1 = the event){two}."
         )
-    return "numeric"
+    return NUMERIC
 
 
 def infer_schema(
@@ -271,7 +271,7 @@ def infer_schema(
     categorical_cols: Sequence[str] | None = None,
     drop_cols: Sequence[str] | None = None,
     codeset_cols: Sequence[str] | None = None,
-    outcome_type: str | None = None,
+    outcome_type: Outcome | str | None = None,
     max_levels: int = DEFAULT_MAX_LEVELS,
     units: dict[str, str] | None = None,
 ) -> Schema:
@@ -292,7 +292,7 @@ def infer_schema(
         Columns to ignore (identifiers, dates, leaky columns).
     codeset_cols : sequence of str, optional
         Columns holding ``;``-separated code lists.
-    outcome_type : {"binary", "numeric"}, optional
+    outcome_type : Outcome or {"binary", "numeric"}, optional
         Overrides inference (binary when the outcome values are within {0, 1}).
     max_levels : int, default 100
         Largest number of distinct values of an *undeclared* text column.
@@ -402,16 +402,16 @@ def infer_schema(
             )
         categorical_roles.append(col)
 
-    _check_outcome_type(outcome_type)
-    if outcome_type is None:
-        outcome_type = _infer_outcome_type(frame[outcome_col], outcome_col)
+    outcome = _check_outcome_type(outcome_type)
+    if outcome is None:
+        outcome = _infer_outcome_type(frame[outcome_col], outcome_col)
     return Schema(
         outcome=outcome_col,
         numeric=tuple(numeric_roles),
         categorical=tuple(categorical_roles),
         codesets=tuple(c for c in features if c in codesets),
         group=(task_col,),
-        outcome_type=outcome_type,  # type: ignore[arg-type]
+        outcome_type=outcome,
         units=dict(units or {}),
     )
 
@@ -424,7 +424,7 @@ def cohort_from_table(
     categorical_cols: Sequence[str] | None = None,
     drop_cols: Sequence[str] | None = None,
     codeset_cols: Sequence[str] | None = None,
-    outcome_type: str | None = None,
+    outcome_type: Outcome | str | None = None,
     positive_label: object | None = None,
     name: str | None = None,
     max_levels: int = DEFAULT_MAX_LEVELS,
@@ -470,19 +470,19 @@ outcome_type, max_levels, units
         default_name = path.name.split(".")[0]
         info.update(source=str(path.name), checksums={path.name: sha256_file(path)})
     info.setdefault("checksums", {})
-    _check_outcome_type(outcome_type)
+    outcome = _check_outcome_type(outcome_type)
     _check_columns(frame, [task_col], "task_col")
     _check_columns(frame, [outcome_col], "outcome_col")
     frame[task_col] = _strip_task_values(frame[task_col], task_col)
-    if positive_label is None and outcome_type in (None, "binary"):
+    if positive_label is None and outcome in (None, BINARY):
         positive_label = _one_two_positive(frame, outcome_col)
     if positive_label is not None:
         frame[outcome_col] = _binarise(frame[outcome_col], outcome_col, positive_label)
         info["positive_label"] = str(positive_label)
-        if outcome_type not in (None, "binary"):
+        if outcome not in (None, BINARY):
             raise MetamedValueError(
                 "positive_label makes the outcome binary; do not also pass "
-                f"outcome_type={outcome_type!r}."
+                f"outcome_type={str(outcome)!r}."
             )
     schema = infer_schema(
         frame,
@@ -492,7 +492,7 @@ outcome_type, max_levels, units
         categorical_cols=categorical_cols,
         drop_cols=drop_cols,
         codeset_cols=codeset_cols,
-        outcome_type=outcome_type,
+        outcome_type=outcome,
         max_levels=max_levels,
         units=units,
     )

@@ -25,6 +25,7 @@ from metamed.data.preprocess import Preprocessor
 from metamed.errors import MetamedValueError
 from metamed.evaluation.metrics import binary_metrics, numeric_metrics
 from metamed.learners.base import MetaLearner
+from metamed.outcomes import BINARY, NUMERIC, Outcome
 from metamed.tasks import (
     Task,
     TaskSet,
@@ -100,12 +101,23 @@ def check_shots(tasks: Iterable[Task], shots: Sequence[int]) -> None:
                 f"K={max(too_big)} is larger than held-out task '{task.name}' allows ({len(task)} "
                 f"patients, at least one must be left to score). Use --shots with values <= {limit}."
             )
-        if task.outcome_type == "binary" and min(shots) < 2:
-            raise MetamedValueError("K=1 cannot hold both classes of a binary outcome; use K >= 2.")
+        outcome = task.outcome_type
+        if min(shots) < outcome.min_support:
+            raise MetamedValueError(
+                f"K={min(shots)} is too small for a {outcome} outcome: a support set needs "
+                f"{outcome.support_needs}; use K >= {outcome.min_support}."
+            )
 
 
-def _score(task: Task, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    return binary_metrics(y, p) if task.outcome_type == "binary" else numeric_metrics(y, p)
+#: The default metrics of each outcome type, in one call per query set.
+_SCORERS: dict[Outcome, Callable[[np.ndarray, np.ndarray], dict[str, float]]] = {
+    BINARY: binary_metrics,
+    NUMERIC: numeric_metrics,
+}
+
+
+def _score(outcome: Outcome, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    return _SCORERS[outcome](y, p)
 
 
 def run_protocol(
@@ -178,12 +190,9 @@ def run_protocol(
                         )
                         model = learner.adapt(task.subset(support_idx))
                         query = task.subset(query_idx)
-                        # binary: P(y=1); numeric: the predicted value
-                        predict = (
-                            model.predict_proba if task.outcome_type == "binary" else model.predict
-                        )
-                        p = np.asarray(predict(query.X), dtype=float)
-                        for metric, value in _score(task, query.y, p).items():
+                        # what the outcome scores: P(y=1) (binary), the value (numeric)
+                        p = task.outcome_type.predict(model, query.X)
+                        for metric, value in _score(task.outcome_type, query.y, p).items():
                             rows.append(
                                 {
                                     "method": name,

@@ -5,12 +5,15 @@
     learner = MAML(inner_steps=5, inner_lr=0.1, random_state=0)
     learner.meta_fit(train_tasks, val_tasks=val_tasks)   # returns self; state ends in "_"
     model = learner.adapt(support)                        # new object; never mutates learner
-    p = model.predict_proba(query_X)
+    y_hat = model.predict(query_X)                        # every adapted model
+    p = model.predict_proba(query_X)                      # models of a binary outcome
     learner.save(path); MAML.load(path)
 
 ``__init__`` stores hyperparameters only; they are validated in ``meta_fit`` (the
 scikit-learn estimator contract), so that ``get_params`` / cloning stay trivial.
-Randomness enters only through ``random_state``.
+Randomness enters only through ``random_state``.  A learner states the outcome types it
+models (``outcome_types``); ``meta_fit`` records the tasks' one outcome in
+``outcome_type_`` and ``adapt`` refuses a support set of another.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ import numpy as np
 
 from metamed.artifacts import artifact_error, read_artifact, write_artifact
 from metamed.errors import MetamedValueError, NotFittedError, did_you_mean, unknown_name
+from metamed.outcomes import BINARY, Outcome
 from metamed.tasks.task import Task, check_support_task, check_task_list
 
 __all__ = [
     "ADAPTED_MODELS",
     "AdaptedModel",
+    "BinaryModel",
     "MetaLearner",
     "register",
     "LEARNERS",
@@ -68,24 +73,27 @@ def make_learner(name: str, **params: Any) -> MetaLearner:
 
 
 class AdaptedModel(ABC):
-    """A model adapted to one task.  ``predict_proba`` returns P(y = 1) per row, shape (n,).
+    """A model adapted to one task: ``predict(X)`` gives one prediction per row, shape (n,).
+
+    What a prediction is depends on the model's ``outcome_type``: a value in the
+    outcome's units (numeric), a class label (binary; such models also give
+    probabilities, see :class:`BinaryModel`).  ``model.outcome_type.predict(model, X)``
+    is the prediction the default metrics score.
 
     Every subclass is entered in :data:`ADAPTED_MODELS` under its class name, which is how
     :meth:`load` finds the class of a saved model (never by importing a path from a file).
     """
 
-    outcome_type: str = "binary"
+    #: The outcome this model predicts; every concrete model class states it.
+    outcome_type: ClassVar[Outcome]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         ADAPTED_MODELS[cls.__name__] = cls
 
     @abstractmethod
-    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
-
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Class labels (binary) from a 0.5 threshold on ``predict_proba``."""
-        return (self.predict_proba(X) >= 0.5).astype(np.int64)
+        """One prediction per row of ``X``, shape (n,)."""
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -133,13 +141,27 @@ class AdaptedModel(ABC):
             raise artifact_error(path, str(error)) from None
 
 
+class BinaryModel(AdaptedModel):
+    """A model of a binary outcome: ``predict_proba`` gives P(y = 1), ``predict`` the class."""
+
+    outcome_type: ClassVar[Outcome] = BINARY
+
+    @abstractmethod
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(y = 1) per row of ``X``, shape (n,)."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class labels from a 0.5 threshold on ``predict_proba``."""
+        return (self.predict_proba(X) >= 0.5).astype(np.int64)
+
+
 def _content(
-    kind: str, outcome: str | None, n_inputs: int | None, section: dict[str, Any]
+    kind: str, outcome: Outcome | None, n_inputs: int | None, section: dict[str, Any]
 ) -> dict[str, Any]:
     """The manifest body of a model saved alone; a Pipeline fills the last two fields."""
     return {
         "kind": kind,
-        "outcome": {"kind": outcome},
+        "outcome": {"kind": None if outcome is None else outcome.name},
         "features": {"n_inputs": n_inputs},
         "learner" if kind == META_LEARNER else "model": section,
         "preprocessing": None,
@@ -167,6 +189,10 @@ class MetaLearner(ABC):
     name: ClassVar[str] = "learner"
     #: True for learners that do not use the training tasks at adaptation (local baselines).
     uses_meta_training: ClassVar[bool] = True
+    #: The outcome types this learner can model; every learner states them.
+    outcome_types: ClassVar[tuple[Outcome, ...]] = ()
+    #: The training tasks' outcome type, set by ``meta_fit``.
+    outcome_type_: Outcome
 
     # -- scikit-learn style parameter handling -------------------------------------------
     @classmethod
@@ -217,6 +243,24 @@ class MetaLearner(ABC):
             )
         return dims.pop()
 
+    def _check_outcome(self, tasks: list[Task], what: str = "train_tasks") -> Outcome:
+        """The one outcome type of ``tasks``, which this learner must model."""
+        kinds = {t.outcome_type for t in tasks}
+        if len(kinds) != 1:
+            raise MetamedValueError(
+                f"{what} mix outcome types {sorted(map(str, kinds))}; a learner models one "
+                "outcome type: meta-train on tasks that all share it."
+            )
+        kind = kinds.pop()
+        if kind not in self.outcome_types:
+            able = [n for n, c in sorted(LEARNERS.items()) if kind in c.outcome_types]
+            raise MetamedValueError(
+                f"{type(self).__name__} models {' and '.join(map(str, self.outcome_types))} "
+                f"outcomes; {what} have a {kind} outcome. Learners for {kind} outcomes: "
+                f"{', '.join(able) or 'none'}."
+            )
+        return kind
+
     def _check_support(self, support: Task, n_features: int) -> None:
         check_support_task(support)
         if support.n_features != n_features:
@@ -226,10 +270,16 @@ class MetaLearner(ABC):
             )
         if len(support) == 0:
             raise MetamedValueError("The support set is empty; adapt needs labelled examples.")
-        if support.outcome_type == "binary" and len(np.unique(support.y)) < 2:
+        fitted = self.outcome_type_
+        if support.outcome_type != fitted:
+            raise MetamedValueError(
+                f"{type(self).__name__} was meta-trained on a {fitted} outcome but the support "
+                f"set of task '{support.name}' has a {support.outcome_type} outcome."
+            )
+        if support.outcome_type.missing_class(support.y) is not None:
             raise MetamedValueError(
                 f"The support set for task '{support.name}' holds one class only "
-                f"(all y = {int(support.y[0])}); give at least one patient of each class."
+                f"(all y = {int(support.y[0])}); give {support.outcome_type.support_needs}."
             )
 
     # -- persistence -------------------------------------------------------------------------

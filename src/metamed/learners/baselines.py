@@ -27,14 +27,19 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from metamed.errors import MetamedTypeError, MetamedValueError
 from metamed.learners._estimator_state import estimator_from_state, estimator_state
 from metamed.learners._training import EarlyStopping
-from metamed.learners.base import AdaptedModel, MetaLearner, register
+from metamed.learners.base import AdaptedModel, BinaryModel, MetaLearner, register
 from metamed.learners.mlp import Params, init_mlp, mlp_forward
+from metamed.outcomes import BINARY, NUMERIC, Outcome, TargetScaling
 from metamed.tasks.task import Task, check_task_list
 
 __all__ = [
+    "BinaryMLPModel",
+    "BinarySupportModel",
     "LocalGBM",
     "LocalLogisticRegression",
     "MLPModel",
+    "NumericMLPModel",
+    "NumericSupportModel",
     "PooledFineTune",
     "PooledMLP",
     "SupportModel",
@@ -43,10 +48,8 @@ __all__ = [
     "check_float",
     "check_hidden_sizes",
     "check_int",
-    "check_outcome_type",
     "check_progress",
     "check_random_state",
-    "check_support_outcome",
     "check_val_tasks",
     "detach_params",
     "stack_tasks",
@@ -54,8 +57,6 @@ __all__ = [
 
 #: Signature of the optional ``progress`` hook: (iteration, total, loss) -> None.
 ProgressFn = Callable[[int, int, float], None]
-
-OUTCOME_TYPES = ("binary", "numeric")
 
 
 # -- hyperparameter and data checks shared by the learners in this package ------------------
@@ -122,22 +123,9 @@ def check_progress(value: Any, owner: str) -> ProgressFn | None:
     return value
 
 
-def check_outcome_type(tasks: list[Task], what: str) -> str:
-    """The one outcome type shared by ``tasks`` ("binary" or "numeric")."""
-    kinds = {t.outcome_type for t in tasks}
-    if len(kinds) != 1:
-        raise MetamedValueError(
-            f"{what}: tasks mix outcome types {sorted(kinds)}; a learner models one outcome type."
-        )
-    kind = kinds.pop()
-    if kind not in OUTCOME_TYPES:
-        raise MetamedValueError(
-            f"{what}: outcome type '{kind}' is not supported; expected one of {OUTCOME_TYPES}."
-        )
-    return kind
-
-
-def check_val_tasks(val_tasks: list[Task] | None, n_features: int, outcome_type: str) -> list[Task]:
+def check_val_tasks(
+    val_tasks: list[Task] | None, n_features: int, outcome_type: Outcome
+) -> list[Task]:
     """Validation tasks must match the training tasks' features and outcome type."""
     if val_tasks is None:
         return []
@@ -150,20 +138,13 @@ def check_val_tasks(val_tasks: list[Task] | None, n_features: int, outcome_type:
             f"val_tasks have {sorted(dims)} features, train_tasks have {n_features}; preprocess "
             "both with the same fitted Preprocessor."
         )
-    kind = check_outcome_type(val_tasks, "val_tasks")
-    if kind != outcome_type:
+    kinds = {t.outcome_type for t in val_tasks}
+    if kinds != {outcome_type}:
         raise MetamedValueError(
-            f"val_tasks have outcome type '{kind}', train_tasks have '{outcome_type}'."
+            f"val_tasks have outcome type(s) {sorted(map(str, kinds))}, train_tasks have "
+            f"'{outcome_type}'; validate on tasks of the training outcome."
         )
     return list(val_tasks)
-
-
-def check_support_outcome(support: Task, outcome_type: str, owner: str) -> None:
-    if support.outcome_type != outcome_type:
-        raise MetamedValueError(
-            f"{owner} was meta-trained on a {outcome_type} outcome but the support set of task "
-            f"'{support.name}' has outcome type '{support.outcome_type}'."
-        )
 
 
 def as_features(X: Any, n_features: int) -> np.ndarray:
@@ -191,20 +172,11 @@ def _check_adapt(learner: MetaLearner, support: Task) -> None:
     """Checks before ``adapt`` of a learner with ``n_features_`` and ``outcome_type_``."""
     learner._check_fitted()
     learner._check_support(support, learner.n_features_)  # type: ignore[attr-defined]
-    check_support_outcome(support, learner.outcome_type_, type(learner).__name__)  # type: ignore[attr-defined]
 
 
 # -- adapted models ------------------------------------------------------------------------
-def _require_binary_proba(outcome_type: str) -> None:
-    if outcome_type != "binary":
-        raise MetamedValueError(
-            "predict_proba is defined for binary outcomes; this model predicts a numeric "
-            "outcome, use predict(X)."
-        )
-
-
 class MLPModel(AdaptedModel):
-    """An adapted functional MLP: logits for binary outcomes, values for numeric ones.
+    """An adapted functional MLP; :class:`BinaryMLPModel` and :class:`NumericMLPModel` predict.
 
     Parameters
     ----------
@@ -212,22 +184,15 @@ class MLPModel(AdaptedModel):
         MLP parameters (copied; the model never shares tensors with a learner).
     n_features : int
         Expected input width.
-    outcome_type : {"binary", "numeric"}
     y_mean, y_std : float
         Numeric outcomes are modelled standardised; predictions are mapped back with these.
     """
 
     def __init__(
-        self,
-        params: Params,
-        n_features: int,
-        outcome_type: str = "binary",
-        y_mean: float = 0.0,
-        y_std: float = 1.0,
+        self, params: Params, n_features: int, y_mean: float = 0.0, y_std: float = 1.0
     ) -> None:
         self.params = detach_params(params)
         self.n_features = n_features
-        self.outcome_type = outcome_type
         self.y_mean = y_mean
         self.y_std = y_std
 
@@ -236,38 +201,35 @@ class MLPModel(AdaptedModel):
         with torch.no_grad():
             return mlp_forward(self.params, x)
 
+
+class BinaryMLPModel(BinaryModel, MLPModel):
+    """An adapted MLP whose output is the logit of P(y = 1)."""
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """P(y = 1) per row, shape (n,); binary outcomes only."""
-        _require_binary_proba(self.outcome_type)
+        """P(y = 1) per row, shape (n,)."""
         return torch.sigmoid(self._raw(X)).double().numpy()
 
+
+class NumericMLPModel(MLPModel):
+    """An adapted MLP of a standardised numeric outcome."""
+
+    outcome_type = NUMERIC
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Class labels (binary, 0.5 threshold) or predicted values (numeric), shape (n,)."""
-        if self.outcome_type == "binary":
-            return super().predict(X)
-        return (self._raw(X).double().numpy() * self.y_std) + self.y_mean
+        """Predicted values in the outcome's own units, shape (n,)."""
+        return TargetScaling(self.y_mean, self.y_std).inverse(self._raw(X).double().numpy())
+
+
+#: The adapted MLP of each outcome type.
+_MLP_MODELS: dict[Outcome, type[MLPModel]] = {BINARY: BinaryMLPModel, NUMERIC: NumericMLPModel}
 
 
 class SupportModel(AdaptedModel):
-    """A scikit-learn style estimator fitted on one support set."""
+    """A scikit-learn style estimator fitted on one support set (see the two subclasses)."""
 
-    def __init__(self, estimator: Any, n_features: int, outcome_type: str = "binary") -> None:
+    def __init__(self, estimator: Any, n_features: int) -> None:
         self.estimator = estimator
         self.n_features = n_features
-        self.outcome_type = outcome_type
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """P(y = 1) per row, shape (n,); binary outcomes only."""
-        _require_binary_proba(self.outcome_type)
-        proba = self.estimator.predict_proba(as_features(X, self.n_features))
-        # Column of class 1: the support set always holds both classes, so classes_ == [0, 1].
-        col = int(np.flatnonzero(np.asarray(self.estimator.classes_) == 1)[0])
-        return np.asarray(proba[:, col], dtype=np.float64)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        if self.outcome_type == "binary":
-            return super().predict(X)
-        return np.asarray(self.estimator.predict(as_features(X, self.n_features)), dtype=np.float64)
 
     # The estimator is saved as arrays (linear models) or LightGBM's text model, not pickled.
     def _artifact_state(self) -> dict[str, Any]:
@@ -280,14 +242,40 @@ class SupportModel(AdaptedModel):
         )
 
 
+class BinarySupportModel(BinaryModel, SupportModel):
+    """A classifier fitted on one support set."""
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(y = 1) per row, shape (n,)."""
+        proba = self.estimator.predict_proba(as_features(X, self.n_features))
+        # Column of class 1: the support set always holds both classes, so classes_ == [0, 1].
+        col = int(np.flatnonzero(np.asarray(self.estimator.classes_) == 1)[0])
+        return np.asarray(proba[:, col], dtype=np.float64)
+
+
+class NumericSupportModel(SupportModel):
+    """A regressor fitted on one support set."""
+
+    outcome_type = NUMERIC
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted values, shape (n,)."""
+        return np.asarray(self.estimator.predict(as_features(X, self.n_features)), dtype=np.float64)
+
+
+#: The support-set model of each outcome type.
+_SUPPORT_MODELS: dict[Outcome, type[SupportModel]] = {
+    BINARY: BinarySupportModel,
+    NUMERIC: NumericSupportModel,
+}
+
+
+def _estimator_labels(outcome: Outcome, y: np.ndarray) -> np.ndarray:
+    """Support labels as a scikit-learn estimator takes them: integer classes if any."""
+    return y.astype(np.int64) if outcome.classes is not None else y
+
+
 # -- pooled MLP ------------------------------------------------------------------------------
-def _loss(outcome_type: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy on logits, or mean squared error on standardised values."""
-    if outcome_type == "binary":
-        return torch.nn.functional.binary_cross_entropy_with_logits(out, y)
-    return torch.mean((out - y) ** 2)
-
-
 @register("pooled")
 class PooledMLP(MetaLearner):
     """One MLP trained on all training tasks' rows pooled; ``adapt`` does not adapt.
@@ -316,8 +304,11 @@ class PooledMLP(MetaLearner):
     -----
     Binary outcomes use binary cross-entropy without class weights (so probabilities stay
     calibrated to the pooled prevalence); numeric outcomes use mean squared error on the
-    outcome standardised with the training rows' mean and standard deviation.
+    outcome standardised with the training rows' mean and standard deviation (the
+    outcome type's loss and scaling, :mod:`metamed.outcomes`).
     """
+
+    outcome_types = tuple(_MLP_MODELS)
 
     def __init__(
         self,
@@ -354,25 +345,21 @@ class PooledMLP(MetaLearner):
         """Train the MLP on all rows of ``train_tasks``; early-stop on ``val_tasks`` if given."""
         self._validate_params()
         n_features = self._check_tasks(train_tasks)
-        outcome_type = check_outcome_type(train_tasks, "train_tasks")
-        val_tasks = check_val_tasks(val_tasks, n_features, outcome_type)
+        outcome = self._check_outcome(train_tasks)
+        val_tasks = check_val_tasks(val_tasks, n_features, outcome)
         X, y = stack_tasks(train_tasks)
-        if outcome_type == "binary" and len(np.unique(y)) < 2:
+        if outcome.missing_class(y) is not None:
             raise MetamedValueError(
                 f"train_tasks hold one outcome class only (all y = {int(y[0])}); the pooled "
                 "model needs patients of both classes."
             )
-        y_mean, y_std = 0.0, 1.0
-        if outcome_type == "numeric":
-            y_mean = float(y.mean())
-            # A constant outcome gives std 0; dividing by 1 keeps it finite.
-            y_std = float(y.std()) or 1.0
+        scaling = outcome.fit_scaling(y)
         x_t = torch.from_numpy(X)
-        y_t = torch.from_numpy((y - y_mean) / y_std).float()
+        y_t = torch.from_numpy(scaling.transform(y)).float()
         if val_tasks:
             xv, yv = stack_tasks(val_tasks)
             xv_t = torch.from_numpy(xv)
-            yv_t = torch.from_numpy((yv - y_mean) / y_std).float()
+            yv_t = torch.from_numpy(scaling.transform(yv)).float()
 
         gen = torch.Generator().manual_seed(int(self.random_state))
         sizes = [n_features, *check_hidden_sizes(self.hidden_sizes, ""), 1]
@@ -387,7 +374,7 @@ class PooledMLP(MetaLearner):
             total = 0.0
             for start in range(0, n, int(self.batch_size)):
                 idx = order[start : start + int(self.batch_size)]
-                loss = _loss(outcome_type, mlp_forward(params, x_t[idx]), y_t[idx])
+                loss = outcome.loss(mlp_forward(params, x_t[idx]), y_t[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -398,7 +385,7 @@ class PooledMLP(MetaLearner):
             if not val_tasks:
                 continue
             with torch.no_grad():
-                val_loss = float(_loss(outcome_type, mlp_forward(params, xv_t), yv_t))
+                val_loss = float(outcome.loss(mlp_forward(params, xv_t), yv_t))
             history["val_loss"].append(val_loss)
             if stopper.update(val_loss, epoch, lambda: detach_params(params)):
                 break
@@ -408,9 +395,9 @@ class PooledMLP(MetaLearner):
             best, best_epoch = detach_params(params), len(history["train_loss"])
         self.params_ = best
         self.n_features_ = n_features
-        self.outcome_type_ = outcome_type
-        self.y_mean_ = y_mean
-        self.y_std_ = y_std
+        self.outcome_type_ = outcome
+        self.y_mean_ = scaling.mean
+        self.y_std_ = scaling.std
         self.best_epoch_ = best_epoch
         self.history_ = history
         return self
@@ -421,9 +408,12 @@ class PooledMLP(MetaLearner):
     def adapt(self, support: Task) -> MLPModel:
         """Return the pooled model unchanged (the support set is only validated)."""
         self._check_adapt(support)
-        return MLPModel(
-            self.params_, self.n_features_, self.outcome_type_, self.y_mean_, self.y_std_
-        )
+        return self._model(self.params_)
+
+    def _model(self, params: Params) -> MLPModel:
+        """The adapted model of the training outcome with ``params``."""
+        model = _MLP_MODELS[self.outcome_type_]
+        return model(params, self.n_features_, self.y_mean_, self.y_std_)
 
 
 @register("pooled-finetune")
@@ -494,7 +484,7 @@ class PooledFineTune(PooledMLP):
         anchor = self.params_
         params = {k: v.clone().requires_grad_(True) for k, v in anchor.items()}
         for _ in range(int(self.finetune_steps)):
-            loss = _loss(self.outcome_type_, mlp_forward(params, x), y)
+            loss = self.outcome_type_.loss(mlp_forward(params, x), y)
             if self.anchor_strength > 0:
                 pull = sum(((params[k] - anchor[k]) ** 2).sum() for k in params)
                 loss = loss + 0.5 * self.anchor_strength * pull
@@ -504,7 +494,7 @@ class PooledFineTune(PooledMLP):
                     k: (p - self.finetune_lr * g).requires_grad_(True)
                     for (k, p), g in zip(params.items(), grads, strict=True)
                 }
-        return MLPModel(params, self.n_features_, self.outcome_type_, self.y_mean_, self.y_std_)
+        return self._model(params)
 
 
 # -- local-only models -------------------------------------------------------------------------
@@ -512,6 +502,7 @@ class _LocalLearner(MetaLearner):
     """Shared part of the support-only baselines: meta_fit only records the data's shape."""
 
     uses_meta_training = False
+    outcome_types = tuple(_SUPPORT_MODELS)
 
     def _validate_params(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -522,10 +513,10 @@ class _LocalLearner(MetaLearner):
         """Record the feature count and outcome type; the tasks themselves are not used."""
         self._validate_params()
         n_features = self._check_tasks(train_tasks)
-        outcome_type = check_outcome_type(train_tasks, "train_tasks")
-        check_val_tasks(val_tasks, n_features, outcome_type)
+        outcome = self._check_outcome(train_tasks)
+        check_val_tasks(val_tasks, n_features, outcome)
         self.n_features_ = n_features
-        self.outcome_type_ = outcome_type
+        self.outcome_type_ = outcome
         return self
 
     def _check_adapt(self, support: Task) -> None:
@@ -565,15 +556,15 @@ class LocalLogisticRegression(_LocalLearner):
     def adapt(self, support: Task) -> SupportModel:
         """Fit a fresh logistic (or ridge) regression on ``support``."""
         self._check_adapt(support)
-        if self.outcome_type_ == "binary":
-            est: Any = LogisticRegression(
+        estimators = {
+            BINARY: lambda: LogisticRegression(
                 C=self.C, max_iter=int(self.max_iter), random_state=int(self.random_state)
-            )
-            est.fit(support.X, support.y.astype(np.int64))
-        else:
-            est = Ridge(alpha=1.0 / self.C)
-            est.fit(support.X, support.y)
-        return SupportModel(est, self.n_features_, self.outcome_type_)
+            ),
+            NUMERIC: lambda: Ridge(alpha=1.0 / self.C),
+        }
+        est = estimators[self.outcome_type_]()
+        est.fit(support.X, _estimator_labels(self.outcome_type_, support.y))
+        return _SUPPORT_MODELS[self.outcome_type_](est, self.n_features_)
 
 
 @register("local-gbm")
@@ -647,14 +638,11 @@ class LocalGBM(_LocalLearner):
             force_row_wise=True,
             verbose=-1,
         )
-        if self.outcome_type_ == "binary":
-            return LGBMClassifier(**kwargs)
-        return LGBMRegressor(**kwargs)
+        return {BINARY: LGBMClassifier, NUMERIC: LGBMRegressor}[self.outcome_type_](**kwargs)
 
     def adapt(self, support: Task) -> SupportModel:
         """Fit a fresh LightGBM model on ``support``."""
         self._check_adapt(support)
         est = self._estimator()
-        y = support.y.astype(np.int64) if self.outcome_type_ == "binary" else support.y
-        est.fit(support.X, y)
-        return SupportModel(est, self.n_features_, self.outcome_type_)
+        est.fit(support.X, _estimator_labels(self.outcome_type_, support.y))
+        return _SUPPORT_MODELS[self.outcome_type_](est, self.n_features_)

@@ -41,11 +41,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch.func import grad, vmap
 
 from metamed.errors import MetamedValueError, unknown_name
 from metamed.learners.mlp import Params, linear, mlp_features, mlp_forward, n_layers, relu_layers
+from metamed.outcomes import BINARY, Outcome, as_outcome
 from metamed.tasks.episodes import EpisodeBatch
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
     "InnerLoopConfig",
     "MetaGradient",
     "BACKENDS",
-    "OUTCOME_TYPES",
     "forward",
     "features",
     "masked_loss",
@@ -71,7 +70,6 @@ __all__ = [
 LearningRate = float | Params
 
 BACKENDS = ("manual", "func")
-OUTCOME_TYPES = ("binary", "numeric")
 
 
 @dataclass(frozen=True)
@@ -82,8 +80,9 @@ class InnerLoopConfig:
     ----------
     inner_steps : int
         Number of SGD steps on the support set (>= 0).
-    outcome_type : {"binary", "numeric"}
-        Binary outcomes use BCE-with-logits, numeric ones mean squared error.
+    outcome_type : Outcome or {"binary", "numeric"}
+        Whose loss the inner loop minimises (:meth:`~metamed.outcomes.Outcome.row_losses`):
+        BCE with logits for binary outcomes, squared error for numeric ones.
     first_order : bool
         Treat inner gradients as constants (FOMAML); no second-order terms.
     head_only : bool
@@ -93,14 +92,13 @@ class InnerLoopConfig:
     """
 
     inner_steps: int = 5
-    outcome_type: str = "binary"
+    outcome_type: Outcome = BINARY
     first_order: bool = False
     head_only: bool = False
     backend: str = "manual"
 
     def __post_init__(self) -> None:
-        if self.outcome_type not in OUTCOME_TYPES:
-            raise unknown_name("outcome type", self.outcome_type, OUTCOME_TYPES)
+        object.__setattr__(self, "outcome_type", as_outcome(self.outcome_type))
         if self.backend not in BACKENDS:
             raise unknown_name("backend", self.backend, BACKENDS)
         if isinstance(self.inner_steps, bool) or int(self.inner_steps) != self.inner_steps:
@@ -132,22 +130,19 @@ forward = mlp_forward
 
 
 def masked_loss(
-    pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, outcome_type: str
+    pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, outcome_type: Outcome
 ) -> torch.Tensor:
     """Mean loss over the real (mask = 1) rows of each task; reduces the last axis.
 
     Padding rows carry zero weight; a task without any real row contributes 0 rather
     than NaN (the denominator is clipped at 1).
     """
-    if outcome_type == "binary":
-        per_row = F.binary_cross_entropy_with_logits(pred, y, reduction="none")
-    else:
-        per_row = (pred - y) ** 2
+    per_row = outcome_type.row_losses(pred, y)
     return (per_row * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
 
 
 def loss_grad(
-    params: Params, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, outcome_type: str
+    params: Params, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, outcome_type: Outcome
 ) -> Params:
     """Analytic gradient of :func:`masked_loss` ∘ :func:`forward` per task.
 
@@ -165,10 +160,7 @@ def loss_grad(
         inputs.append(h)
     z = linear(h, params[f"w{n - 1}"], params[f"b{n - 1}"]).squeeze(-1)
     weight = mask / mask.sum(-1, keepdim=True).clamp_min(1.0)
-    if outcome_type == "binary":
-        dz = (torch.sigmoid(z) - y) * weight
-    else:
-        dz = 2.0 * (z - y) * weight
+    dz = outcome_type.loss_gradient(z, y) * weight
     delta = dz.unsqueeze(-1)  # [..., S, out=1]
     grads: Params = {}
     for i in reversed(range(n)):
@@ -184,7 +176,7 @@ def loss_grad(
 
 
 def _func_loss_grad(
-    params: Params, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, outcome_type: str
+    params: Params, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, outcome_type: Outcome
 ) -> Params:
     """``torch.func.grad`` of the loss of one task (no task axis: use under ``vmap``)."""
 
@@ -279,7 +271,7 @@ def adapt_params(
     *,
     inner_lr: LearningRate,
     inner_steps: int,
-    outcome_type: str = "binary",
+    outcome_type: Outcome | str = BINARY,
     first_order: bool = False,
     head_only: bool = False,
     backend: str = "manual",
@@ -292,7 +284,7 @@ def adapt_params(
     manual backend needs no autograd, and ``torch.func.grad`` ignores an outer
     ``no_grad``).
     """
-    config = InnerLoopConfig(inner_steps, outcome_type, first_order, head_only, backend)
+    config = InnerLoopConfig(inner_steps, as_outcome(outcome_type), first_order, head_only, backend)
     if support_mask is None:
         support_mask = torch.ones_like(support_y)
     if backend == "func" and support_x.dim() == 3:

@@ -34,7 +34,7 @@ import torch
 
 from metamed.errors import MetamedTypeError, MetamedValueError, unknown_name
 from metamed.learners._training import EarlyStopping
-from metamed.learners.base import AdaptedModel, MetaLearner, register
+from metamed.learners.base import AdaptedModel, BinaryModel, MetaLearner, register
 from metamed.learners.engine import (
     BACKENDS,
     InnerLoopConfig,
@@ -46,6 +46,7 @@ from metamed.learners.engine import (
     meta_loss,
 )
 from metamed.learners.mlp import init_mlp
+from metamed.outcomes import BINARY, NUMERIC, Outcome, TargetScaling
 from metamed.tasks.episodes import (
     EpisodeBatch,
     EpisodeSampler,
@@ -57,6 +58,8 @@ from metamed.tasks.task import Task, check_task_list
 
 __all__ = [
     "AdaptedMLP",
+    "BinaryAdaptedMLP",
+    "NumericAdaptedMLP",
     "GradientMetaLearner",
     "MAML",
     "FOMAML",
@@ -74,22 +77,18 @@ VAL_DRAWS_PER_TASK = 3
 
 
 class AdaptedMLP(AdaptedModel):
-    """An MLP adapted to one task.
-
-    ``predict_proba`` returns sigmoid probabilities (binary outcomes); ``predict``
-    returns class labels (binary) or predictions in the outcome's own units (numeric).
+    """An MLP adapted to one task; :class:`BinaryAdaptedMLP` and :class:`NumericAdaptedMLP`
+    predict.  ``decision_function`` gives the raw outputs (logits, or standardised values).
     """
 
     def __init__(
         self,
         params: Params,
-        outcome_type: str,
         n_features: int,
         target_mean: float = 0.0,
         target_std: float = 1.0,
     ) -> None:
         self.params = {k: v.detach().clone() for k, v in params.items()}
-        self.outcome_type = outcome_type
         self.n_features = n_features
         self.target_mean = target_mean
         self.target_std = target_std
@@ -109,20 +108,31 @@ class AdaptedMLP(AdaptedModel):
         """Logits (binary) or standardised predictions (numeric), shape (n,)."""
         return self._outputs(X).numpy()
 
+
+class BinaryAdaptedMLP(BinaryModel, AdaptedMLP):
+    """An adapted MLP of a binary outcome: sigmoid probabilities of its logits."""
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(y = 1) per row, shape (n,)."""
-        if self.outcome_type != "binary":
-            raise MetamedValueError(
-                "predict_proba needs a binary outcome; this model predicts a numeric one. "
-                "Use predict(X) for predictions in the outcome's units."
-            )
         return torch.sigmoid(self._outputs(X)).numpy()
 
+
+class NumericAdaptedMLP(AdaptedMLP):
+    """An adapted MLP of a numeric outcome, modelled standardised."""
+
+    outcome_type = NUMERIC
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Class labels (binary, 0.5 threshold) or numeric predictions."""
-        if self.outcome_type == "binary":
-            return super().predict(X)
-        return self._outputs(X).numpy() * self.target_std + self.target_mean
+        """Predictions in the outcome's own units, shape (n,)."""
+        scaling = TargetScaling(self.target_mean, self.target_std)
+        return scaling.inverse(self._outputs(X).numpy())
+
+
+#: The adapted MLP of each outcome type.
+_ADAPTED_MLPS: dict[Outcome, type[AdaptedMLP]] = {
+    BINARY: BinaryAdaptedMLP,
+    NUMERIC: NumericAdaptedMLP,
+}
 
 
 # -- hyperparameter checks -------------------------------------------------------------------
@@ -171,7 +181,7 @@ class GradientMetaLearner(MetaLearner):
     params_ : dict of str to Tensor
         Meta-learned MLP parameters (the best ones on validation episodes if given).
     n_features_ : int
-    outcome_type_ : {"binary", "numeric"}
+    outcome_type_ : Outcome
     target_mean_, target_std_ : float
         Standardisation of numeric outcomes, fitted on the training tasks (0 and 1 for
         binary outcomes).
@@ -182,6 +192,7 @@ class GradientMetaLearner(MetaLearner):
         Training tasks too small for a K-shot episode, with the reason.
     """
 
+    outcome_types = tuple(_ADAPTED_MLPS)
     #: Set to a ``ProgressCallback`` on an instance to follow meta-training (not saved).
     progress: ProgressCallback | None = None
     #: Adapt only the output layer (ANIL).
@@ -257,26 +268,16 @@ class GradientMetaLearner(MetaLearner):
         if self.random_state is not None:
             _check_int("random_state", self.random_state, 0)
 
-    def _check_outcome(self, tasks: list[Task], what: str) -> str:
-        kinds = {t.outcome_type for t in tasks}
-        if len(kinds) != 1:
-            raise MetamedValueError(
-                f"{what} mix outcome types {sorted(kinds)}; meta-train on tasks with one outcome "
-                "type (all binary or all numeric)."
-            )
-        kind = kinds.pop()
-        if kind not in ("binary", "numeric"):
-            raise unknown_name("outcome type", kind, ("binary", "numeric"))
-        return kind
-
     # -- episodes ------------------------------------------------------------------------
     def _scaled(self, batch: EpisodeBatch) -> EpisodeBatch:
         """Standardise numeric targets (inner_lr then means the same on every dataset)."""
-        if self.outcome_type_ == "binary":
+        scaling = TargetScaling(self.target_mean_, self.target_std_)
+        if scaling.is_identity:
             return batch
-        mean, std = self.target_mean_, self.target_std_
         return replace(
-            batch, support_y=(batch.support_y - mean) / std, query_y=(batch.query_y - mean) / std
+            batch,
+            support_y=scaling.transform(batch.support_y),
+            query_y=scaling.transform(batch.query_y),
         )
 
     def _val_batch(self, val_tasks: list[Task], rng: np.random.Generator) -> EpisodeBatch:
@@ -330,13 +331,8 @@ class GradientMetaLearner(MetaLearner):
         # Fitted state is assembled in locals and published at the end, so a failed
         # meta_fit does not leave a half-fitted learner behind.
         self.outcome_type_ = outcome_type
-        if outcome_type == "numeric":
-            y_all = np.concatenate([t.y for t in train_tasks]).astype(np.float64)
-            self.target_mean_ = float(y_all.mean())
-            std = float(y_all.std())
-            self.target_std_ = std if std > 0 else 1.0
-        else:
-            self.target_mean_, self.target_std_ = 0.0, 1.0
+        scaling = outcome_type.fit_scaling(np.concatenate([t.y for t in train_tasks]))
+        self.target_mean_, self.target_std_ = scaling.mean, scaling.std
         try:
             self._fit(list(train_tasks), val_tasks, n_features)
         except BaseException:
@@ -411,11 +407,6 @@ class GradientMetaLearner(MetaLearner):
         """Fine-tune the meta-learned parameters on ``support``; the learner is unchanged."""
         self._check_fitted()
         self._check_support(support, self.n_features_)
-        if support.outcome_type != self.outcome_type_:
-            raise MetamedValueError(
-                f"The support set's outcome is {support.outcome_type}, the learner was "
-                f"meta-trained on {self.outcome_type_} outcomes."
-            )
         state = self._fitted_state()
         y = (support.y - self.target_mean_) / self.target_std_
         with torch.no_grad():
@@ -429,9 +420,8 @@ class GradientMetaLearner(MetaLearner):
                 head_only=self._head_only,
                 backend=self.backend,
             )
-        return AdaptedMLP(
-            adapted, self.outcome_type_, self.n_features_, self.target_mean_, self.target_std_
-        )
+        model = _ADAPTED_MLPS[self.outcome_type_]
+        return model(adapted, self.n_features_, self.target_mean_, self.target_std_)
 
     def _fitted_state(self) -> dict[str, Params]:
         return {stem: getattr(self, f"{stem}_") for stem in self._state_stems}

@@ -26,7 +26,7 @@ import pandas as pd
 from metamed.artifacts import artifact_error, read_artifact, write_artifact
 from metamed.data.preprocess import Preprocessor, outcome_array
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
-from metamed.learners.base import ADAPTED_MODEL, AdaptedModel, MetaLearner
+from metamed.learners.base import ADAPTED_MODEL, AdaptedModel, BinaryModel, MetaLearner
 from metamed.tasks.task import Task
 
 __all__ = ["Pipeline", "feature_schema"]
@@ -187,8 +187,13 @@ class Pipeline:
         return self.model
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """P(y = 1) for each raw patient row of ``frame``, shape (n,)."""
+        """P(y = 1) for each raw patient row of ``frame``, shape (n,); binary outcomes only."""
         model = self._adapted()
+        if not isinstance(model, BinaryModel):
+            raise MetamedTypeError(
+                f"predict_proba gives the probabilities of a binary outcome; this pipeline "
+                f"predicts a {model.outcome_type} one: use predict(rows)."
+            )
         return model.predict_proba(self.transform(frame))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:

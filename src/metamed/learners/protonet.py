@@ -36,21 +36,20 @@ import torch
 
 from metamed.errors import MetamedValueError
 from metamed.learners._training import EarlyStopping
-from metamed.learners.base import AdaptedModel, MetaLearner, register
+from metamed.learners.base import BinaryModel, MetaLearner, register
 from metamed.learners.baselines import (
     ProgressFn,
     as_features,
     check_float,
     check_hidden_sizes,
     check_int,
-    check_outcome_type,
     check_progress,
     check_random_state,
-    check_support_outcome,
     check_val_tasks,
     detach_params,
 )
 from metamed.learners.mlp import Params, init_mlp, mlp_features, n_layers
+from metamed.outcomes import BINARY
 from metamed.tasks.episodes import EpisodeBatch, EpisodeSampler
 from metamed.tasks.task import Task
 
@@ -117,10 +116,8 @@ def _batch_loss(
     return (per_row * batch.query_mask).sum() / batch.query_mask.sum()
 
 
-class ProtoModel(AdaptedModel):
+class ProtoModel(BinaryModel):
     """A ProtoNet adapted to one task: the embedding plus that task's two prototypes."""
-
-    outcome_type = "binary"
 
     def __init__(
         self,
@@ -185,6 +182,9 @@ class ProtoNet(MetaLearner):
         Called after every meta-training step.
     """
 
+    #: Class prototypes need classes.
+    outcome_types = (BINARY,)
+
     def __init__(
         self,
         hidden_sizes: Sequence[int] = (64, 64),
@@ -235,21 +235,11 @@ class ProtoNet(MetaLearner):
         check_random_state(self.random_state, owner)
         check_progress(self.progress, owner)
 
-    @staticmethod
-    def _require_binary(outcome_type: str) -> None:
-        if outcome_type != "binary":
-            raise MetamedValueError(
-                f"ProtoNet classifies by class prototypes and needs a binary outcome; the tasks "
-                f"have a {outcome_type} outcome. Use 'pooled', 'pooled-finetune' or a MAML-family "
-                "learner for numeric outcomes."
-            )
-
     def meta_fit(self, train_tasks: list[Task], val_tasks: list[Task] | None = None) -> ProtoNet:
         """Meta-train the embedding (and temperature) on episodes from ``train_tasks``."""
         self._validate_params()
         n_features = self._check_tasks(train_tasks)
-        outcome_type = check_outcome_type(train_tasks, "train_tasks")
-        self._require_binary(outcome_type)
+        outcome_type = self._check_outcome(train_tasks)
         val_tasks = check_val_tasks(val_tasks, n_features, outcome_type)
 
         seeds = np.random.SeedSequence(int(self.random_state)).spawn(2)
@@ -309,8 +299,6 @@ class ProtoNet(MetaLearner):
         """Prototypes of ``support``'s two classes in the meta-learned embedding."""
         self._check_fitted()
         self._check_support(support, self.n_features_)
-        self._require_binary(support.outcome_type)
-        check_support_outcome(support, "binary", type(self).__name__)
         with torch.no_grad():
             emb = embed(self.params_, torch.from_numpy(support.X))
             y = torch.from_numpy(support.y)

@@ -1,8 +1,9 @@
 """K-shot episodes and fixed-shape, masked episode batches.
 
 An episode is a support set of K labelled rows and a disjoint query set from the
-same task.  For binary tasks the support set is a random sample that always holds both
-classes.  Episodes of different sizes are padded into one tensor batch with masks so
+same task.  The support set is a random sample holding a row of every support group
+the task's outcome names (:meth:`~metamed.outcomes.Outcome.support_groups`): both
+classes of a binary outcome.  Episodes of different sizes are padded into one tensor batch with masks so
 that a whole meta-batch is processed in one vectorised call.
 """
 
@@ -28,12 +29,9 @@ __all__ = [
 
 
 def max_support_size(task: Task) -> int:
-    """Largest K for which a support set holding both classes and a non-empty query exist."""
-    if task.outcome_type != "binary":
-        return len(task) - 1
-    n_pos = int(task.y.sum())
-    n_neg = len(task) - n_pos
-    if n_pos == 0 or n_neg == 0:
+    """Largest K for which a valid support set (both classes of a binary outcome) and a
+    non-empty query exist; 0 when none does."""
+    if task.outcome_type.missing_class(task.y) is not None:
         return 0
     return len(task) - 1
 
@@ -46,42 +44,35 @@ def sample_support_query(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw disjoint support and query row indices from ``task``.
 
-    The support set is a uniform random sample of ``k_support`` rows; for binary tasks
-    a sample holding one class only is redrawn, so the support holds both classes, as a
-    site collecting labelled patients until it has seen both outcomes would.  It is *not*
-    stratified by the task's prevalence: that prevalence is computed from all labels,
-    query rows included, and matching it in every support set hands the adapting model
-    the held-out labels' base rate for free (on UCI Heart it flattered the Brier score of
-    adapted models by up to 0.02).  The query set is a random subset of the remaining
-    rows (all of them when ``n_query`` is None).
+    The support set is a uniform random sample of ``k_support`` rows; a sample missing
+    one of the outcome's support groups (a class of a binary outcome) is redrawn, so the
+    support holds both classes, as a site collecting labelled patients until it has seen
+    both outcomes would.  It is *not* stratified by the task's prevalence: that
+    prevalence is computed from all labels, query rows included, and matching it in
+    every support set hands the adapting model the held-out labels' base rate for free
+    (on UCI Heart it flattered the Brier score of adapted models by up to 0.02).  The
+    query set is a random subset of the remaining rows (all of them when ``n_query`` is
+    None).
     """
     n = len(task)
-    if task.outcome_type == "binary":
-        pos = np.flatnonzero(task.y > 0.5)
-        neg = np.flatnonzero(task.y <= 0.5)
-        if len(pos) == 0 or len(neg) == 0:
-            only = "positive" if len(neg) == 0 else "negative"
-            raise MetamedValueError(
-                f"Task '{task.name}' has only {only} outcomes ({n} rows); a support set needs "
-                "both classes. Drop this task or merge it with another."
-            )
-        if k_support < 2:
-            raise MetamedValueError(
-                f"K={k_support} is too small for a binary task: the support set needs at least "
-                "one patient of each class (K >= 2)."
-            )
-        if k_support > n - 1:
-            raise MetamedValueError(
-                f"K={k_support} is larger than task '{task.name}' allows: it has {n} patients and "
-                f"at least one must be left to score. Use K <= {n - 1}."
-            )
-        support = _draw_with_both_classes(task.y > 0.5, pos, neg, k_support, rng)
-    else:
-        if not 1 <= k_support <= n - 1:
-            raise MetamedValueError(
-                f"K={k_support} does not fit task '{task.name}' with {n} rows; use 1 <= K <= {n - 1}."
-            )
-        support = rng.choice(n, k_support, replace=False)
+    outcome = task.outcome_type
+    absent = outcome.missing_class(task.y)
+    if absent is not None:
+        raise MetamedValueError(
+            f"Task '{task.name}' has no {absent} outcomes ({n} rows); a support set needs "
+            f"{outcome.support_needs}. Drop this task or merge it with another."
+        )
+    if k_support < outcome.min_support:
+        raise MetamedValueError(
+            f"K={k_support} is too small for a {outcome} task: the support set needs "
+            f"{outcome.support_needs} (K >= {outcome.min_support})."
+        )
+    if k_support > n - 1:
+        raise MetamedValueError(
+            f"K={k_support} is larger than task '{task.name}' allows: it has {n} patients and "
+            f"at least one must be left to score. Use K <= {n - 1}."
+        )
+    support = _draw_from_every_group(outcome.support_groups(task.y), n, k_support, rng)
     support = rng.permutation(support)
     rest = np.setdiff1d(np.arange(n), support, assume_unique=False)
     query = rng.permutation(rest)
@@ -94,19 +85,23 @@ def sample_support_query(
 MAX_REDRAWS = 1000
 
 
-def _draw_with_both_classes(
-    positive: np.ndarray, pos: np.ndarray, neg: np.ndarray, k: int, rng: np.random.Generator
+def _draw_from_every_group(
+    groups: list[np.ndarray], n: int, k: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """A uniform sample of ``k`` rows conditioned on holding both classes."""
-    n = len(positive)
+    """A uniform sample of ``k`` of ``n`` rows conditioned on touching every group."""
+    members = []
+    for group in groups:
+        member = np.zeros(n, dtype=bool)
+        member[group] = True
+        members.append(member)
     for _ in range(MAX_REDRAWS):
         support = rng.choice(n, k, replace=False)
-        if 0 < positive[support].sum() < k:
+        if all(member[support].any() for member in members):
             return support
     # A class so rare that random samples of this size almost never hold it: take one
-    # row of each class and the rest at random.
-    first = np.array([rng.choice(pos), rng.choice(neg)])
-    rest = rng.choice(np.setdiff1d(np.arange(n), first), k - 2, replace=False)
+    # row of each group and the rest at random.
+    first = np.array([rng.choice(group) for group in groups])
+    rest = rng.choice(np.setdiff1d(np.arange(n), first), k - len(first), replace=False)
     return np.concatenate([first, rest])
 
 

@@ -8,11 +8,9 @@ import numpy as np
 
 from metamed.data.cohort import MAX_ABS_VALUE
 from metamed.errors import MetamedTypeError, MetamedValueError
+from metamed.outcomes import BINARY, Outcome, as_outcome
 
-__all__ = ["Task", "hold_out_rows", "check_task_list", "check_support_task", "TASK_OUTCOME_TYPES"]
-
-#: Outcome types a model-ready task can have (survival needs a fixed horizon first).
-TASK_OUTCOME_TYPES: tuple[str, ...] = ("binary", "numeric")
+__all__ = ["Task", "hold_out_rows", "check_task_list", "check_support_task"]
 
 
 def _as_float_array(value: object, what: str, task: str) -> np.ndarray:
@@ -49,22 +47,20 @@ class Task:
     X : ndarray of shape (n, d), float32
         Model inputs, already preprocessed (see :class:`metamed.data.Preprocessor`).
     y : ndarray of shape (n,), float32
-        Outcome: 0/1 for binary tasks, real values for numeric ones.
-    outcome_type : {"binary", "numeric"}
+        Outcome: 0/1 for binary tasks, real values for numeric ones, checked by the
+        outcome type (:meth:`~metamed.outcomes.Outcome.check_labels`).
+    outcome_type : Outcome or {"binary", "numeric"}, default BINARY
+        A name is turned into the :class:`~metamed.outcomes.Outcome`.
     """
 
     name: str
     X: np.ndarray
     y: np.ndarray
-    outcome_type: str = "binary"
+    outcome_type: Outcome = BINARY
 
     def __post_init__(self) -> None:
-        if self.outcome_type not in TASK_OUTCOME_TYPES:
-            raise MetamedValueError(
-                f"Task '{self.name}': outcome_type must be one of {TASK_OUTCOME_TYPES}, got "
-                f"{self.outcome_type!r} (a survival outcome needs a fixed-horizon binary "
-                "outcome, event before the horizon, first)."
-            )
+        outcome = as_outcome(self.outcome_type, f"Task '{self.name}': outcome_type")
+        object.__setattr__(self, "outcome_type", outcome)
         X = _as_float_array(self.X, "X", self.name)
         y = _as_float_array(self.y, "y", self.name).reshape(-1)
         if X.ndim != 2 or len(X) != len(y):
@@ -76,18 +72,7 @@ class Task:
                 f"Task '{self.name}': features contain NaN, inf or values beyond float32 range "
                 f"(±{MAX_ABS_VALUE:.2g}); impute or correct them first (Preprocessor does both)."
             )
-        if not _fits_float32(y):
-            raise MetamedValueError(
-                f"Task '{self.name}': outcomes contain NaN, inf or values beyond float32 range "
-                f"(±{MAX_ABS_VALUE:.2g}); drop those rows or correct the values first."
-            )
-        if self.outcome_type == "binary" and not np.isin(y, (0.0, 1.0)).all():
-            other = sorted(set(np.unique(y[~np.isin(y, (0.0, 1.0))]).tolist()))
-            raise MetamedValueError(
-                f"Task '{self.name}': a binary outcome must hold 0/1, got also "
-                f"{[float(v) for v in other[:5]]}. Recode it to 0/1 (1 = the event), or pass "
-                "outcome_type='numeric' if the values are measurements."
-            )
+        y = outcome.check_labels(y, f"Task '{self.name}'")
         object.__setattr__(self, "X", X.astype(np.float32, copy=False))
         object.__setattr__(self, "y", y.astype(np.float32, copy=False))
 
@@ -113,17 +98,15 @@ def hold_out_rows(
     """Split each task's rows into a training part and a validation part.
 
     Used for early stopping when there are too few tasks to spare whole ones for
-    meta-validation (four hospitals: three to train on, none to validate on).  Binary
-    tasks are split per class, so that both parts keep the task's prevalence.
+    meta-validation (four hospitals: three to train on, none to validate on).  Each of
+    the outcome's support groups (the classes of a binary outcome) is split on its own,
+    so that both parts keep the task's prevalence.
     """
     if not 0.0 < fraction < 1.0:
         raise MetamedValueError(f"fraction must be in (0, 1), got {fraction}.")
     train, val = [], []
     for task in tasks:
-        if task.outcome_type == "binary":
-            groups = [np.flatnonzero(task.y > 0.5), np.flatnonzero(task.y <= 0.5)]
-        else:
-            groups = [np.arange(len(task))]
+        groups = task.outcome_type.support_groups(task.y)
         held = np.concatenate([rng.permutation(g)[: int(round(fraction * len(g)))] for g in groups])
         keep = np.setdiff1d(np.arange(len(task)), held)
         train.append(task.subset(keep))

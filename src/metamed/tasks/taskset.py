@@ -92,17 +92,13 @@ class TaskSet:
         return pd.concat([self.frame(n) for n in names]) if names else self.cohort.frame.iloc[:0]
 
     def summary(self) -> pd.DataFrame:
-        """One row per task: number of patients and, for binary outcomes, prevalence."""
+        """One row per task: number of patients and the outcome's summary (prevalence)."""
         y = self.cohort.frame[self.cohort.schema.outcome]
-        rows = []
-        for name, idx in self._rows.items():
-            row = {"task": name, "n": len(idx)}
-            if self.cohort.schema.outcome_type == "binary":
-                row["positives"] = int(y.iloc[idx].sum())
-                row["prevalence"] = float(y.iloc[idx].mean())
-            else:
-                row["outcome_mean"] = float(y.iloc[idx].mean())
-            rows.append(row)
+        describe = self.cohort.schema.outcome_type.describe
+        rows = [
+            {"task": name, "n": len(idx), **describe(y.iloc[idx])}
+            for name, idx in self._rows.items()
+        ]
         return pd.DataFrame(rows)
 
     def split(
@@ -170,11 +166,6 @@ def make_tasks(taskset: TaskSet, names: Sequence[str], preprocessor: Preprocesso
         )
     preprocessor._check_fitted()
     schema = taskset.cohort.schema
-    if schema.outcome_type == "survival":
-        raise MetamedValueError(
-            "make_tasks builds binary or numeric tasks; a survival outcome needs a fixed-horizon "
-            "binary outcome (event before horizon) first."
-        )
     if tuple(preprocessor.schema.features) != tuple(schema.features):
         raise MetamedValueError(
             f"The preprocessor was built for features {list(preprocessor.schema.features)[:5]}... "

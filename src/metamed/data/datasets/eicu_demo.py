@@ -91,6 +91,7 @@ import pandas as pd
 from metamed.data.cohort import Cohort, Schema
 from metamed.data.datasets._clean import outside_to_missing, read_csv, sentinel_to_missing
 from metamed.data.registry import DatasetSpec, Option, read_files
+from metamed.outcomes import BINARY
 
 __all__ = [
     "APACHE_SENTINEL",
@@ -330,7 +331,7 @@ def _load(folder: Path, *, outcome: str, task: str) -> Cohort:
         categorical=(*_PATIENT_CATEGORICAL, *site_level, *PREDVAR_CATEGORICAL),
         group=group,
         reference=EICU_REFERENCE_COLUMNS,
-        outcome_type="binary",
+        outcome_type=BINARY,
         units=dict(_UNITS),
     )
     frame = frame.reset_index(drop=True)[list(schema.columns)]

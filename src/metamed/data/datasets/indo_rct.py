@@ -52,6 +52,7 @@ import pandas as pd
 from metamed.data.cohort import Cohort, Schema
 from metamed.data.datasets._clean import files_named, in_task_order, read_csv, recode
 from metamed.data.registry import DatasetSpec, Option
+from metamed.outcomes import BINARY
 
 __all__ = [
     "INDO_RCT_BINARY_CODES",
@@ -142,7 +143,7 @@ def _load(folder: Path, *, sites: tuple[str, ...]) -> Cohort:
         categorical=("type",),
         group=(TASK,),
         reference=(REFERENCE,),
-        outcome_type="binary",
+        outcome_type=BINARY,
         units={"age": "years", REFERENCE: "points"},
     )
     frame = in_task_order(frame, TASK, INDO_RCT_SITES)

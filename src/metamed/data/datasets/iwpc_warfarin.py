@@ -73,6 +73,7 @@ from metamed.data.cohort import Cohort, Schema
 from metamed.data.datasets._clean import read_csv, recode
 from metamed.data.registry import DatasetSpec, Option, read_files
 from metamed.errors import MetamedValueError
+from metamed.outcomes import NUMERIC
 
 __all__ = [
     "INDICATION_LABELS",
@@ -213,7 +214,7 @@ def _load(folder: Path, *, task: str) -> Cohort:
         ),
         codesets=("indication",),
         group=tuple(dict.fromkeys((task_col, "project_site"))),
-        outcome_type="numeric",
+        outcome_type=NUMERIC,
         units=dict(_UNITS),
     )
     return Cohort(

@@ -65,6 +65,7 @@ import pandas as pd
 from metamed.data.cohort import Cohort, Schema
 from metamed.data.datasets._clean import files_named, in_task_order, numbers, read_csv, recode
 from metamed.data.registry import DatasetSpec, Option
+from metamed.outcomes import BINARY
 
 __all__ = ["OPT_BASELINE_COLUMNS", "OPT_CLINICS", "OPT_LEAKING_COLUMNS", "SPEC"]
 
@@ -238,7 +239,7 @@ def _load(folder: Path, *, sites: tuple[str, ...]) -> Cohort:
         numeric=("treatment", *_NUMERIC_BASELINE, *_YES_NO_COLUMNS, "Hypertension"),
         categorical=_CATEGORICAL_BASELINE,
         group=(TASK,),
-        outcome_type="binary",
+        outcome_type=BINARY,
         units={"Age": "years", "BMI": "kg/m2", "BL.DNA": "ng/mL"},
     )
     frame = in_task_order(frame, TASK, OPT_CLINICS)

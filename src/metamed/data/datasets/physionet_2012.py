@@ -58,6 +58,7 @@ from metamed.data.cohort import Cohort, Schema
 from metamed.data.datasets._clean import outside_to_missing, read_csv, sentinel_to_missing
 from metamed.data.registry import DatasetSpec, Option, read_files
 from metamed.errors import MetamedValueError
+from metamed.outcomes import BINARY
 
 __all__ = [
     "PHYSIONET_2012_ICU_TYPES",
@@ -152,7 +153,7 @@ def _load(folder: Path, *, sets: tuple[str, ...]) -> Cohort:
         numeric=tuple(c for c in columns if c not in not_features),
         group=("icu_type", "set"),
         reference=PHYSIONET_2012_REFERENCE_COLUMNS,
-        outcome_type="binary",
+        outcome_type=BINARY,
         units=dict(_UNITS),
     )
     return Cohort(

@@ -26,6 +26,7 @@ import pandas as pd
 from metamed.data.cohort import Cohort, Schema
 from metamed.data.registry import DatasetSpec, Option
 from metamed.errors import MetamedTypeError, MetamedValueError
+from metamed.outcomes import BINARY, NUMERIC, OUTCOMES, Outcome, as_outcome
 
 __all__ = ["SPEC", "SYNTHETIC_RISK_GROUPS", "make_synthetic_cohort"]
 
@@ -50,6 +51,20 @@ def _check_nonneg(name: str, value: float) -> float:
     return float(value)
 
 
+def _binary_labels(score: np.ndarray, noise_sd: float, rng: np.random.Generator) -> np.ndarray:
+    """0/1 outcomes with P(y = 1) = sigmoid(score) (``noise_sd`` is not used)."""
+    return (rng.random(len(score)) < 1.0 / (1.0 + np.exp(-score))).astype(np.int64)
+
+
+def _numeric_labels(score: np.ndarray, noise_sd: float, rng: np.random.Generator) -> np.ndarray:
+    """The score plus Gaussian noise of standard deviation ``noise_sd``."""
+    return score + noise_sd * rng.normal(0.0, 1.0, len(score))
+
+
+#: How each outcome type's labels are drawn from a patient's linear score.
+_LABELS = {BINARY: _binary_labels, NUMERIC: _numeric_labels}
+
+
 def make_synthetic_cohort(
     n_tasks: int = 8,
     n_per_task: int | Sequence[int] = 200,
@@ -60,7 +75,7 @@ def make_synthetic_cohort(
     missing_rate: float = 0.05,
     base_prevalence: float = 0.3,
     task_kind: str = "site",
-    outcome_type: str = "binary",
+    outcome_type: Outcome | str = "binary",
     noise_sd: float = 1.0,
     seed: int = 0,
 ) -> Cohort:
@@ -117,7 +132,9 @@ def make_synthetic_cohort(
         Outcome prevalence of a task with zero intercept shift and zero score (0 < p < 1).
     task_kind : {"site", "condition"}, default "site"
         Name of the group column and prefix of the task names (``site_00``, ...).
-    outcome_type : {"binary", "numeric"}, default "binary"
+    outcome_type : Outcome or {"binary", "numeric"}, default "binary"
+        Binary: each patient's outcome is drawn with probability sigmoid(score).
+        Numeric: the score plus Gaussian noise.
     noise_sd : float, default 1.0
         Residual standard deviation of a numeric outcome.
     seed : int, default 0
@@ -155,9 +172,11 @@ def make_synthetic_cohort(
         raise MetamedValueError(
             f"task_kind must be one of {sorted(_TASK_KINDS)}, got {task_kind!r}."
         )
-    if outcome_type not in ("binary", "numeric"):
+    outcome = as_outcome(outcome_type)
+    if outcome not in _LABELS:
         raise MetamedValueError(
-            f"outcome_type must be 'binary' or 'numeric', got {outcome_type!r}."
+            f"make_synthetic_cohort draws {' or '.join(map(str, _LABELS))} outcomes, not "
+            f"{outcome} ones."
         )
 
     rng = np.random.default_rng(seed)
@@ -184,10 +203,7 @@ def make_synthetic_cohort(
         X = mu_t + rng.normal(0.0, 1.0, (n, n_features))
         level_idx = rng.choice(len(levels), size=n, p=level_p)
         score = b_t + X @ w_t + level_effect[level_idx]
-        if outcome_type == "binary":
-            y = (rng.random(n) < 1.0 / (1.0 + np.exp(-score))).astype(np.int64)
-        else:
-            y = score + noise_sd * rng.normal(0.0, 1.0, n)
+        y = _LABELS[outcome](score, noise_sd, rng)
         part = pd.DataFrame(X, columns=features)
         part["risk_group"] = pd.Series(np.array(levels, dtype=object)[level_idx], dtype=object)
         part[group_col] = name
@@ -212,7 +228,7 @@ def make_synthetic_cohort(
         numeric=tuple(features),
         categorical=("risk_group",),
         group=(group_col,),
-        outcome_type=outcome_type,  # type: ignore[arg-type]
+        outcome_type=outcome,
     )
     parameters = {
         "n_tasks": n_tasks,
@@ -224,7 +240,7 @@ def make_synthetic_cohort(
         "missing_rate": float(missing_rate),
         "base_prevalence": float(base_prevalence),
         "task_kind": task_kind,
-        "outcome_type": outcome_type,
+        "outcome_type": outcome.name,
         "noise_sd": noise_sd,
         "seed": seed,
     }
@@ -254,7 +270,7 @@ def _load(_folder: Path | None, **options: object) -> Cohort:
 # Options with a closed set of values; the generator checks the others (ranges, types).
 _CHOICES: dict[str, tuple[str, ...]] = {
     "task_kind": tuple(_TASK_KINDS),
-    "outcome_type": ("binary", "numeric"),
+    "outcome_type": tuple(OUTCOMES),
 }
 
 SPEC = DatasetSpec(

@@ -39,6 +39,7 @@ import pandas as pd
 from metamed.data.cohort import Cohort, Schema
 from metamed.data.registry import DatasetSpec, Option, load_dataset, read_files
 from metamed.errors import MetamedValueError
+from metamed.outcomes import BINARY
 
 __all__ = [
     "SPEC",
@@ -95,7 +96,7 @@ UCI_HEART_SCHEMA = Schema(
     numeric=("age", "sex", "trestbps", "chol", "fbs", "thalach", "exang", "oldpeak", "ca"),
     categorical=("cp", "restecg", "slope", "thal"),
     group=("site",),
-    outcome_type="binary",
+    outcome_type=BINARY,
     units={
         "age": "years",
         "trestbps": "mm Hg",
