@@ -27,12 +27,12 @@ from metamed.dosing.evaluate import (
     adaptation_table,
     evaluate_controllers,
     g2p2c_scoring_table,
-    paired_difference_table,
     parameter_error_table,
     summary_table,
 )
 from metamed.dosing.patient import load_virtual_patients
 from metamed.dosing.personalise import TherapyPersonaliser
+from metamed.report.dosing import paired_difference_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "results" / "dosing.md"
@@ -361,7 +361,9 @@ def build_page(
         "",
         "Mean over patients of the per-patient difference (controller a - controller b; each "
         "patient's metric averaged over its paired days), 95 % percentile bootstrap interval "
-        "over patients (2000 resamples, seed 0); `patients_a_better` counts patients with "
+        "over patients (2000 resamples, seed 0; each interval draws its own resamples from "
+        "its comparison, age group and metric, so it does not depend on the other rows); "
+        "`patients_a_better` counts patients with "
         "higher TIR / lower hypoglycaemia or failures under a.",
         "",
         md_table(paired_difference_table(results)),

@@ -40,7 +40,7 @@ def test_layers_contract_is_kept():
 BACK_EDGES = [
     ("data/cohort.py", "from metamed.tasks import TaskSet", "metamed.data.cohort -> metamed.tasks"),
     ("evaluation/metrics.py", "from metamed.report import write_report", "metamed.evaluation.metrics -> metamed.report"),
-    ("evaluation/statistics.py", "from metamed.dosing import run_dose", "metamed.evaluation.statistics -> metamed.dosing"),
+    ("evaluation/statistics.py", "from metamed.dosing import rollout", "metamed.evaluation.statistics -> metamed.dosing"),
     ("learners/base.py", "import metamed.cli", "metamed.learners.base -> metamed.cli"),
     ("outputs.py", "import metamed.runs", "metamed.outputs -> metamed.runs"),
 ]  # fmt: skip

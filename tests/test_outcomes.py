@@ -148,8 +148,12 @@ def test_the_scored_prediction_is_p1_for_binary_and_values_for_numeric() -> None
 
 
 def test_default_metrics_are_the_registry_names_of_the_outcome() -> None:
-    assert BINARY.default_metrics == metrics.BINARY_METRICS
-    assert NUMERIC.default_metrics == metrics.NUMERIC_METRICS
+    for outcome in (BINARY, NUMERIC):
+        registry = tuple(m.name for m in metrics.metrics_for(outcome.name))
+        assert outcome.default_metrics == registry
+        assert metrics.get_metric(outcome.default_metrics[0]) is metrics.primary_metric(
+            outcome.name
+        )
 
 
 # -- one owner -------------------------------------------------------------------------

@@ -358,12 +358,13 @@ def benchmark(
 
 
 def _print_summary(outputs) -> None:
+    from metamed.evaluation.metrics import outcome_kind, primary_metric
     from metamed.evaluation.statistics import summarise
 
     summary = summarise(outputs.protocol.results)
-    metric = "auroc" if "auroc" in set(summary["metric"]) else "rmse"
-    view = summary[summary["metric"] == metric]
-    table = Table(title=f"mean {metric.upper()} over held-out tasks [95% bootstrap CI]")
+    metric = primary_metric(outcome_kind(summary["metric"].unique()))
+    view = summary[summary["metric"] == metric.name]
+    table = Table(title=f"mean {metric.label} over held-out tasks [95% bootstrap CI]")
     table.add_column("method")
     ks = sorted(view["k"].unique())
     for k in ks:
@@ -413,7 +414,7 @@ def demo(
                     cohort, list(DEMO_METHODS), staging, config, progress=update
                 )
             if dosing:
-                from metamed.dosing import run_dose
+                from metamed.runs import run_dose
 
                 err_console.print(
                     "Demo 2/2: insulin dosing on 10 simulated adults (1 day), basal-bolus, "
@@ -454,7 +455,7 @@ def dose(
 ) -> None:
     """Simulate insulin-dosing controllers on virtual (simulated) type-1-diabetes patients."""
     with user_errors():
-        from metamed.dosing import run_dose
+        from metamed.runs import run_dose
 
         names = _parse_list(controllers, "controllers")
         chosen = None if patients == "all" else _parse_list(patients, "patients")

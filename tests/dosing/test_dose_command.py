@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 
 from metamed.cli import app
 from metamed.dosing import evaluate
-from metamed.dosing.evaluate import DoseProtocol, evaluate_controllers, run_dose
+from metamed.dosing.evaluate import DoseProtocol, evaluate_controllers
 from metamed.dosing.patient import load_virtual_patients
 from metamed.errors import MetamedValueError, UnknownNameError
+from metamed.runs import run_dose
 
 runner = CliRunner()
 

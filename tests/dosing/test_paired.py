@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from metamed.dosing import (
     BasalBolusController,
@@ -14,7 +15,8 @@ from metamed.dosing import (
     load_virtual_patients,
     rollout,
 )
-from metamed.dosing.evaluate import paired_difference_table
+from metamed.dosing.evaluate import DoseResults
+from metamed.report.dosing import paired_difference_table
 
 NAMES = ["adult#001", "child#002"]
 
@@ -91,3 +93,47 @@ def test_paired_difference_table_from_evaluation() -> None:
     assert row["n_patients"] == 3
     assert np.isclose(row["mean_difference"], expected)
     assert row["ci_low"] <= row["mean_difference"] <= row["ci_high"]
+
+
+def _fake_dose_results() -> DoseResults:
+    """Per-patient-day metrics of four controllers on six patients: no simulation needed."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for patient in range(6):
+        for controller, shift in (("basal_bolus", 8.0), ("personalised", 5.0), ("pid", -3.0)):
+            for episode in range(3):
+                rows.append(
+                    {
+                        "controller": controller,
+                        "patient": f"adult#00{patient}",
+                        "age_group": "adult" if patient < 3 else "child",
+                        "episode": episode,
+                        "tir_pct": 70 + shift + rng.normal(0, 5),
+                        "below_54_pct": abs(rng.normal(1, 1)),
+                        "failure_pct": 0.0,
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    population = frame[frame["controller"] == "pid"].assign(controller="population")
+    frame = pd.concat([frame, population.assign(tir_pct=population["tir_pct"] + 2)])
+    return DoseResults(per_patient_day=frame, bg_mg_dl={}, protocol=DoseProtocol(days=3))
+
+
+def test_paired_interval_does_not_depend_on_the_other_comparisons() -> None:
+    # The old table drew every interval from one shared generator, so a pair's interval
+    # moved when another pair, group or metric was asked for before it.
+    res = _fake_dose_results()
+    pair = ("personalised", "pid")
+    alone = paired_difference_table(res, pairs=[pair], metrics=["tir_pct"], n_boot=300)
+    among = paired_difference_table(
+        res,
+        pairs=[("basal_bolus", "personalised"), pair, ("personalised", "population")],
+        metrics=["below_54_pct", "tir_pct"],
+        n_boot=300,
+    )
+    among = among[(among["comparison"] == "personalised - pid") & (among["metric"] == "tir_pct")]
+    cols = ["age_group", "mean_difference", "ci_low", "ci_high"]
+    pd.testing.assert_frame_equal(
+        alone[cols].reset_index(drop=True), among[cols].reset_index(drop=True)
+    )
+    assert (alone["ci_low"] < alone["mean_difference"]).all()

@@ -162,7 +162,7 @@ def test_runs_on_simulator_records() -> None:
 
 
 def test_run_dose_quick_writes_self_contained_report(tmp_path) -> None:
-    from metamed.dosing.evaluate import run_dose
+    from metamed.runs import run_dose
 
     messages: list[str] = []
     path = run_dose(
@@ -182,8 +182,8 @@ def test_run_dose_quick_writes_self_contained_report(tmp_path) -> None:
 
 
 def test_run_dose_rejects_unknown_controller(tmp_path) -> None:
-    from metamed.dosing.evaluate import run_dose
     from metamed.errors import UnknownNameError
+    from metamed.runs import run_dose
 
     with pytest.raises(UnknownNameError, match="Did you mean 'pid'"):
         run_dose(["pdi"], out_dir=tmp_path, quick=True)

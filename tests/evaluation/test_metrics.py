@@ -1,4 +1,10 @@
-"""Metric correctness: against scikit-learn where it applies, and against hand-computed cases."""
+"""Metric correctness against independent computations and hand cases; the metric registry.
+
+scikit-learn computes AUROC, AUPRC, Brier, RMSE, MAE and R², so those are checked
+against the definitions written out here (pairwise comparison, step-wise precision
+sums, plain means); the hand-written metrics (ECE, calibration slope and intercept, net
+benefit) against scikit-learn's logistic regression, direct loops and hand cases.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,8 @@ import math
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (
-    average_precision_score,
-    brier_score_loss,
-    mean_absolute_error,
-    mean_squared_error,
-    r2_score,
-    roc_auc_score,
-)
 
-from metamed.errors import MetamedValueError
+from metamed.errors import MetamedValueError, UnknownNameError
 from metamed.evaluation import metrics as M
 
 
@@ -24,16 +22,36 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def _auroc_by_pairs(y: np.ndarray, p: np.ndarray) -> float:
+    """P(case outranks control) over every case-control pair, ties counting one half."""
+    cases, controls = p[y == 1], p[y == 0]
+    wins = (cases[:, None] > controls[None, :]).sum() + 0.5 * (
+        cases[:, None] == controls[None, :]
+    ).sum()
+    return float(wins / (len(cases) * len(controls)))
+
+
+def _average_precision_by_thresholds(y: np.ndarray, p: np.ndarray) -> float:
+    """sum over distinct thresholds t (high to low) of (recall gain) x precision at t."""
+    total, prev_recall = 0.0, 0.0
+    for t in sorted(set(p.tolist()), reverse=True):
+        flagged = p >= t
+        recall = (flagged & (y == 1)).sum() / (y == 1).sum()
+        total += (recall - prev_recall) * (flagged & (y == 1)).sum() / flagged.sum()
+        prev_recall = recall
+    return float(total)
+
+
 @pytest.mark.parametrize("n", [4, 17, 300])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_auroc_auprc_brier_match_sklearn_including_ties(n: int, seed: int) -> None:
+def test_auroc_auprc_brier_match_their_definitions_including_ties(n: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, n)
     y[0], y[1] = 0, 1  # both classes present
     p = np.round(rng.random(n), 1)  # rounding creates ties, the tricky case for ranks
-    assert M.auroc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
-    assert M.auprc(y, p) == pytest.approx(average_precision_score(y, p), abs=1e-12)
-    assert M.brier(y, p) == pytest.approx(brier_score_loss(y, p), abs=1e-12)
+    assert M.auroc(y, p) == pytest.approx(_auroc_by_pairs(y, p), abs=1e-12)
+    assert M.auprc(y, p) == pytest.approx(_average_precision_by_thresholds(y, p), abs=1e-12)
+    assert M.brier(y, p) == pytest.approx(float(np.mean((p - y) ** 2)), abs=1e-12)
 
 
 def test_auroc_hand_case() -> None:
@@ -140,15 +158,17 @@ def test_net_benefit_hand_case() -> None:
         M.net_benefit(y, p, 1.0)
 
 
-def test_regression_metrics_match_sklearn_and_constant_y_is_nan() -> None:
+def test_regression_metrics_match_their_definitions_and_constant_y_is_nan() -> None:
     rng = np.random.default_rng(2)
     y = rng.normal(120, 30, 50)
     pred = y + rng.normal(0, 10, 50)
-    assert M.rmse(y, pred) == pytest.approx(math.sqrt(mean_squared_error(y, pred)))
-    assert M.mae(y, pred) == pytest.approx(mean_absolute_error(y, pred))
-    assert M.r2(y, pred) == pytest.approx(r2_score(y, pred))
+    err = y - pred
+    assert M.rmse(y, pred) == pytest.approx(math.sqrt(np.mean(err**2)), rel=1e-12)
+    assert M.mae(y, pred) == pytest.approx(np.mean(np.abs(err)), rel=1e-12)
+    r2 = 1 - np.sum(err**2) / np.sum((y - y.mean()) ** 2)
+    assert M.r2(y, pred) == pytest.approx(r2, rel=1e-12)
     assert math.isnan(M.r2([5.0, 5.0, 5.0], [5.0, 4.0, 6.0]))
-    assert M.numeric_metrics(y, pred).keys() == set(M.NUMERIC_METRICS)
+    assert list(M.numeric_metrics(y, pred)) == ["rmse", "mae", "r2"]
 
 
 def test_one_class_gives_nan_where_undefined_and_values_where_defined() -> None:
@@ -157,8 +177,8 @@ def test_one_class_gives_nan_where_undefined_and_values_where_defined() -> None:
         assert math.isnan(out[name]), name
     assert out["brier"] == pytest.approx((0.01 + 0.04 + 0.09) / 3)
     assert math.isfinite(out["ece"])
-    assert "net_benefit@0.1" in out
-    assert set(M.BINARY_METRICS) <= out.keys()
+    assert out["net_benefit@0.1"] == pytest.approx(M.net_benefit([0, 0, 0], [0.1, 0.2, 0.3], 0.1))
+    assert {m.name for m in M.metrics_for("binary")} <= out.keys()
 
 
 @pytest.mark.parametrize(
@@ -189,3 +209,63 @@ def test_invalid_numeric_input_and_bins_raise() -> None:
     # The error is also a ValueError for callers that do not know metamed.
     with pytest.raises(ValueError):
         M.auroc([0, 1], [0.2, 3.0])
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_registry_results_order_is_unchanged() -> None:
+    # Results tables list metrics in registry order; a reordering would reorder every
+    # results.csv written before.
+    assert [m.name for m in M.metrics_for("binary")] == [
+        "auroc", "auprc", "brier", "ece", "calibration_slope", "calibration_intercept",
+    ]  # fmt: skip
+    assert [m.name for m in M.metrics_for("numeric")] == ["rmse", "mae", "r2"]
+    y, p = [0, 1, 1, 0, 1], [0.2, 0.7, 0.4, 0.3, 0.9]
+    assert list(M.score("binary", y, p)) == [m.name for m in M.metrics_for("binary")]
+
+
+def test_registry_entries_are_consistent() -> None:
+    for name, metric in M.METRICS.items():
+        assert metric.name == name
+        assert metric.label and metric.kind in ("binary", "numeric")
+        assert (metric.direction == "target") == (metric.target is not None)
+    for kind in ("binary", "numeric"):
+        assert M.primary_metric(kind).role == "primary"
+        assert M.headline_metrics(kind)[0] is M.primary_metric(kind)
+    assert M.get_metric("calibration_slope").target == 1.0
+    assert M.get_metric("calibration_intercept").target == 0.0
+    with pytest.raises(MetamedValueError, match="target"):
+        M.Metric("x", "X", "binary", "target", M.auroc)
+    with pytest.raises(MetamedValueError, match="direction"):
+        M.Metric("x", "X", "binary", "sideways", M.auroc)  # type: ignore[arg-type]
+
+
+def test_metric_directions_rank_values() -> None:
+    auroc, brier, slope = (M.get_metric(n) for n in ("auroc", "brier", "calibration_slope"))
+    assert auroc.is_better(0.8, 0.7) and not auroc.is_better(0.7, 0.8)
+    assert brier.is_better(0.1, 0.2) and brier.direction_note == "lower is better"
+    # Closer to the ideal slope 1 is better, from either side.
+    assert slope.is_better(0.95, 0.8) and slope.is_better(1.05, 1.2) and slope.is_better(0.9, 1.2)
+    assert slope.axis_label == "calibration slope (ideal 1)"
+    assert auroc.axis_label == "AUROC"
+
+
+def test_get_metric_names_thresholds_and_unknowns() -> None:
+    nb = M.get_metric("net_benefit@0.2")
+    y, p = [1, 0, 1, 0], [0.9, 0.3, 0.1, 0.05]
+    assert nb(y, p) == pytest.approx(M.net_benefit(y, p, 0.2))
+    assert nb.label == "net benefit at 0.2" and nb.direction == "higher"
+    # A parametrised family is never computed by default.
+    assert "net_benefit" not in {m.name for m in M.metrics_for("binary")}
+    with pytest.raises(UnknownNameError, match="Did you mean 'brier'"):
+        M.get_metric("brir")
+    with pytest.raises(UnknownNameError, match="outcome kind"):
+        M.metrics_for("survivl")
+
+
+def test_outcome_kind_of_a_results_table() -> None:
+    assert M.outcome_kind(["auroc", "brier", "net_benefit@0.1"]) == "binary"
+    assert M.outcome_kind(["rmse"]) == "numeric"
+    with pytest.raises(MetamedValueError, match="one outcome kind"):
+        M.outcome_kind(["auroc", "rmse"])

@@ -26,7 +26,7 @@ def test_summary_has_tables_and_verdicts():
     for method in ("maml", "pooled", "local-logreg"):
         assert f"| {method} |" in text
     assert "K=5: maml vs pooled: +0.09" in text and "K=10: maml vs pooled" in text
-    assert "BRIER" not in text  # only metrics present in the results
+    assert "Brier" not in text  # only metrics present in the results
 
 
 def test_summary_without_baselines_has_no_verdicts():

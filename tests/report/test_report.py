@@ -34,6 +34,7 @@ def synth(
     n_query: int = 40,
     numeric: bool = False,
     seed: int = 0,
+    dataset: str = "sim",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Small tidy results + predictions; each method's skill scales the signal it sees."""
     rng = np.random.default_rng(seed)
@@ -55,9 +56,9 @@ def synth(
                     else:
                         p = 1 / (1 + np.exp(-(1.5 * skill * x + noise)))
                         scores = binary_metrics(y, p)
-                    res += [(method, "sim", task, k, draw, m, v) for m, v in scores.items()]
+                    res += [(method, dataset, task, k, draw, m, v) for m, v in scores.items()]
                     preds += [
-                        (method, "sim", task, k, draw, a, b) for a, b in zip(y, p, strict=True)
+                        (method, dataset, task, k, draw, a, b) for a, b in zip(y, p, strict=True)
                     ]
     results = pd.DataFrame(
         res, columns=["method", "dataset", "task", "k", "draw", "metric", "value"]
@@ -141,8 +142,12 @@ def test_report_is_self_contained(
 
 
 def test_text_is_html_escaped(tmp_path: Path) -> None:
+    # Every name that comes from data (dataset, method, task, provenance, title) holds
+    # markup; the page must show it as text, never as tags.
     results, predictions = synth(
-        {"maml & co": 1.2, "pooled": 0.8}, tasks=(EVIL_TASK, "site <b>2</b>", "site 3")
+        {"maml & co": 1.2, "pooled": 0.8},
+        tasks=(EVIL_TASK, "site <b>2</b>", "site 3"),
+        dataset='heart "<u>x</u>"',
     )
     prov = {**PROVENANCE, "note": "<img src=x onerror=alert(1)>"}
     out = write_report(
@@ -150,12 +155,13 @@ def test_text_is_html_escaped(tmp_path: Path) -> None:
         baselines=["pooled"], n_boot=100, reliability_ks=[2],
     )  # fmt: skip
     text = out.read_text(encoding="utf-8")
-    assert "<script>" not in text
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
+    assert "<script" not in text
+    assert "&lt;script&gt;alert(" in text
     assert "<b>2</b>" not in text and "site &lt;b&gt;2&lt;/b&gt;" in text
+    assert "<u>x</u>" not in text and "&lt;u&gt;x&lt;/u&gt;" in text
     assert "<img src=x" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
     assert "<i>T</i>" not in text and "&lt;i&gt;T&lt;/i&gt;" in text
-    assert "maml &amp; co" in text
+    assert "maml &amp; co" in text and "maml & co" not in text
 
 
 def test_one_method_only_and_no_predictions(tmp_path: Path) -> None:

@@ -5,8 +5,9 @@ environment ``metamed/GlucoseDosing-v0`` and its batched vector version
 (:mod:`~metamed.dosing.env`), clinical and PID controllers
 (:mod:`~metamed.dosing.controllers`), glycaemic metrics (:mod:`~metamed.dosing.metrics`),
 meta-learned personalisation from a few days of records
-(:mod:`~metamed.dosing.personalise`) and the evaluation protocol / report
-(:mod:`~metamed.dosing.evaluate`).  The simulator's building blocks are re-exported:
+(:mod:`~metamed.dosing.personalise`) and the evaluation protocol and its tables
+(:mod:`~metamed.dosing.evaluate`); the report is :mod:`metamed.report.dosing` and a
+whole run that writes files :func:`metamed.runs.run_dose`.  The simulator's building blocks are re-exported:
 CGM sensor and pump (:mod:`~metamed.dosing.devices`), meal scenarios
 (:mod:`~metamed.dosing.scenario`); the controllers the protocol knows by name are in
 :mod:`~metamed.dosing.registry`.  There is one closed loop, the environment's
@@ -42,8 +43,6 @@ from metamed.dosing.evaluate import (
     DoseResults,
     evaluate_controllers,
     g2p2c_scoring_table,
-    paired_difference_table,
-    run_dose,
 )
 from metamed.dosing.metrics import METRIC_NAMES, bg_risk, glycaemic_metrics, metrics_frame
 from metamed.dosing.patient import (
@@ -107,13 +106,11 @@ __all__ = [
     "METRIC_NAMES",
     "metrics_frame",
     "MINUTES_PER_DAY",
-    "paired_difference_table",
     "PatientRecords",
     "PatientState",
     "PIDController",
     "register_controller",
     "rollout",
-    "run_dose",
     "SimulationResult",
     "StackedController",
     "tdi_rule_therapy",

@@ -1,4 +1,4 @@
-"""The dosing evaluation protocol, its tables and its HTML report.
+"""The dosing evaluation protocol and its tables.
 
 Protocol (:class:`DoseProtocol`): every controller runs every selected virtual patient
 for ``days`` one-day episodes (seeds ``seed, seed + 1, ...``) of the randomised meal
@@ -9,7 +9,10 @@ identical meal scenario, initial glucose and CGM-noise stream, drawn from stream
 ``(seed + day, patient)`` (:class:`~metamed.dosing.env.GlucoseVectorEnv` with
 ``paired_copies=True``), independent of the controller and of the other patients in the
 batch.  Differences between controllers are therefore reported per patient with a
-bootstrap confidence interval over patients (:func:`paired_difference_table`).  Metrics (:mod:`metamed.dosing.metrics`) are per patient-day over the
+bootstrap confidence interval over patients
+(:func:`metamed.report.dosing.paired_difference_table`, beside the HTML report; whole
+runs that write files are :func:`metamed.runs.run_dose`).  Metrics
+(:mod:`metamed.dosing.metrics`) are per patient-day over the
 full day; a failure is a day ended by severe hypo- or hyperglycaemia, and failure rates
 are the percentage of patient-days that failed.
 
@@ -45,26 +48,18 @@ All patients are simulated (UVA/Padova / simglucose virtual patients), not real 
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from metamed.dosing.controllers import Controller, StackedController
 from metamed.dosing.env import GlucoseVectorEnv, rollout
 from metamed.dosing.metrics import (
-    HYPO_LEVEL2_MG_DL,
     METRIC_NAMES,
-    TARGET_HIGH_MG_DL,
-    TARGET_LOW_MG_DL,
     glycaemic_metrics,
 )
 from metamed.dosing.patient import AGE_GROUPS, VirtualPatients, load_virtual_patients
@@ -82,7 +77,6 @@ from metamed.dosing.registry import (
     get_controller,
 )
 from metamed.errors import MetamedValueError
-from metamed.outputs import check_output_place, staged_output
 
 __all__ = [
     "CONTROLLER_NAMES",
@@ -93,10 +87,7 @@ __all__ = [
     "summary_table",
     "adaptation_table",
     "parameter_error_table",
-    "paired_difference_table",
     "g2p2c_scoring_table",
-    "render_html",
-    "run_dose",
 ]
 
 #: The built-in controllers (see :mod:`metamed.dosing.registry` for adding one).
@@ -524,228 +515,3 @@ def parameter_error_table(results: DoseResults) -> pd.DataFrame:
                 row[f"{short}_rmse_log"] = float(np.sqrt(np.mean(err**2)))
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-# ---------------------------------------------------------------------------------------
-# report
-def paired_difference_table(
-    results: DoseResults,
-    pairs: Sequence[tuple[str, str]] = (
-        ("personalised", "population"),
-        ("basal_bolus", "personalised"),
-        ("personalised", "pid"),
-    ),
-    metrics: Sequence[str] = ("tir_pct", "below_54_pct", "failure_pct"),
-    n_boot: int = 2000,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Paired differences ``a - b`` between controllers, with a bootstrap CI over patients.
-
-    Each patient's metric is averaged over its evaluation days for both controllers (the
-    days are paired: identical meals and CGM noise), the per-patient differences are
-    averaged, and a percentile 95 % interval is taken over ``n_boot`` resamples of the
-    patients (with replacement; a patient's days stay together, so the interval reflects
-    between-patient variation, the unit of generalisation).  Pairs whose controllers were
-    not evaluated are skipped.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``comparison, age_group, metric, n_patients, mean_difference, ci_low,
-        ci_high, patients_a_better`` (``a`` better = higher TIR, lower everything else).
-    """
-    df = results.per_patient_day
-    present = set(df["controller"])
-    rng = np.random.default_rng(seed)
-    rows = []
-    for a, b in pairs:
-        if a not in present or b not in present:
-            continue
-        per_patient = (
-            df[df["controller"].isin([a, b])]
-            .groupby(["controller", "patient", "age_group"])[list(metrics)]
-            .mean()
-        )
-        for group in (*AGE_GROUPS, "all"):
-            for metric in metrics:
-                wide = per_patient[metric].unstack("controller")
-                if group != "all":
-                    wide = wide[wide.index.get_level_values("age_group") == group]
-                diff = (wide[a] - wide[b]).to_numpy()
-                if diff.size == 0:
-                    continue
-                boot = diff[rng.integers(0, diff.size, size=(n_boot, diff.size))].mean(axis=1)
-                better = diff > 0 if metric == "tir_pct" else diff < 0
-                rows.append(
-                    {
-                        "comparison": f"{a} - {b}",
-                        "age_group": group,
-                        "metric": metric,
-                        "n_patients": int(diff.size),
-                        "mean_difference": float(diff.mean()),
-                        "ci_low": float(np.percentile(boot, 2.5)),
-                        "ci_high": float(np.percentile(boot, 97.5)),
-                        "patients_a_better": int(better.sum()),
-                    }
-                )
-    return pd.DataFrame(rows)
-
-
-def _percentile_png(results: DoseResults, controllers: Sequence[str]) -> bytes:
-    from metamed.report.plots import figure_to_png
-
-    n = len(controllers)
-    cols = min(n, 2)
-    rows_ = int(np.ceil(n / cols))
-    fig = Figure(figsize=(5.2 * cols, 3.2 * rows_), layout="constrained")
-    dt_h = results.protocol.sample_time_min / 60.0
-    for k, name in enumerate(controllers):
-        ax = fig.add_subplot(rows_, cols, k + 1)
-        from metamed.dosing.metrics import pad_to_horizon
-
-        bg, _ = pad_to_horizon(results.bg_mg_dl[name])
-        hours = (np.arange(bg.shape[1]) + 1) * dt_h
-        q = np.percentile(bg, [5, 25, 50, 75, 95], axis=0)
-        ax.axhspan(TARGET_LOW_MG_DL, TARGET_HIGH_MG_DL, color="#2a9d8f", alpha=0.12, lw=0)
-        ax.axhline(HYPO_LEVEL2_MG_DL, color="#d62828", lw=0.8, ls="--")
-        ax.fill_between(hours, q[0], q[4], color="#457b9d", alpha=0.25, lw=0, label="5-95 %")
-        ax.fill_between(hours, q[1], q[3], color="#457b9d", alpha=0.5, lw=0, label="25-75 %")
-        ax.plot(hours, q[2], color="#1d3557", lw=1.4, label="median")
-        ax.set_title(name, fontsize=10)
-        ax.set_xlim(0, 24)
-        ax.set_ylim(30, 400)
-        ax.set_xlabel("time of day (h)")
-        ax.set_ylabel("glucose (mg/dL)")
-        if k == 0:
-            ax.legend(fontsize=7, loc="upper right")
-    return figure_to_png(fig)
-
-
-def _adaptation_png(curve: pd.DataFrame) -> bytes:
-    from metamed.report.plots import figure_to_png
-
-    fig = Figure(figsize=(9, 3.2), layout="constrained")
-    for k, metric in enumerate(("tir_pct", "below_54_pct", "failure_pct")):
-        ax = fig.add_subplot(1, 3, k + 1)
-        for g in (*AGE_GROUPS, "all"):
-            sub = curve[(curve["age_group"] == g) & (curve["days_of_data"] != "oracle (Quest)")]
-            if sub.empty:
-                continue
-            line = ax.plot(sub["days_of_data"].astype(int), sub[metric], marker="o", label=g)
-            oracle = curve[(curve["age_group"] == g) & (curve["days_of_data"] == "oracle (Quest)")]
-            if not oracle.empty:
-                ax.axhline(float(oracle[metric].iloc[0]), color=line[0].get_color(), ls=":", lw=1)
-        ax.set_xlabel("days of the patient's own data")
-        ax.set_title(metric + " (dotted: oracle)", fontsize=9)
-        if k == 0:
-            ax.legend(fontsize=7)
-    return figure_to_png(fig)
-
-
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return (
-        f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}" style="max-width:100%">'
-    )
-
-
-def render_html(results: DoseResults) -> str:
-    """Self-contained HTML report (inline PNG figures, metric tables per age group)."""
-    summary = summary_table(results)
-    controllers = list(dict.fromkeys(summary["controller"]))
-    curve = adaptation_table(results)
-    p = results.protocol
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>metamed dosing report</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;"
-        "text-align:right}th{background:#f0f0f0}.note{background:#fff3cd;padding:.6em}</style>",
-        "</head><body><h1>metamed insulin dosing report</h1>",
-        "<p class='note'><b>All patients are simulated</b> (UVA/Padova model, the 30 simglucose "
-        "virtual patients); these results are not clinical evidence.</p>",
-        "<h2>Protocol</h2><pre>" + html.escape(json.dumps(asdict(p), indent=1)) + "</pre>",
-        "<p>Each patient-day is a separate one-day episode (randomised meals, CGM noise); "
-        "metrics are computed over the full day (a failed day is padded with its terminal "
-        "glucose); failure = day ended by BG &lt; 40 or &gt; 600 mg/dL.</p>",
-        "<h2>Glucose over the day</h2>",
-        _img(_percentile_png(results, controllers), "glucose percentile bands per controller"),
-        "<h2>Metrics per age group</h2>",
-        summary.to_html(index=False, float_format=lambda x: f"{x:.2f}"),
-    ]
-    if not curve.empty:
-        parts += [
-            "<h2>Personalisation: adaptation curve (leave-patients-out)</h2>",
-            _img(_adaptation_png(curve), "adaptation curve"),
-            curve.to_html(index=False, float_format=lambda x: f"{x:.2f}"),
-            "<h3>Therapy-parameter error vs the oracle (RMS log ratio)</h3>",
-            parameter_error_table(results).to_html(index=False, float_format=lambda x: f"{x:.3f}"),
-        ]
-    parts += [
-        "<h2>Published anchors (their own protocols)</h2>",
-        ANCHORS.to_html(index=False, float_format=lambda x: f"{x:.2f}", na_rep="-"),
-        "</body></html>",
-    ]
-    return "\n".join(parts)
-
-
-def run_dose(
-    controllers: Sequence[str] = CONTROLLER_NAMES,
-    patients: str | Sequence[str] | None = None,
-    days: int | None = None,
-    seed: int = 0,
-    out_dir: str | Path = "dose_report",
-    progress: Callable[[str], None] | None = None,
-    quick: bool = False,
-    advance: Callable[[str, int, int], None] | None = None,
-    force: bool = False,
-) -> Path:
-    """Evaluate controllers and write ``report.html`` + ``per_patient_day.csv``.
-
-    Parameters
-    ----------
-    controllers : sequence of str
-        Names registered in :mod:`metamed.dosing.registry` (the built-ins:
-        :data:`CONTROLLER_NAMES`).
-    patients : str, sequence of str or None
-        Age groups and/or names (each patient at most once), or None for all 30 virtual
-        patients.
-    days : int, optional
-        One-day evaluation episodes per patient and controller (default 10; not with
-        ``quick``).
-    seed : int
-        Seed of the first evaluation episode.
-    out_dir : path
-        Output folder (created), checked before simulating anything and written all or
-        nothing (:mod:`metamed.outputs`).
-    progress : callable, optional
-        Receives one-line progress messages (phases, the run-time estimate).
-    quick : bool
-        Demo mode: 1 evaluation day and 1 record day (seconds instead of a minute);
-        cannot be combined with ``days``.
-    advance : callable, optional
-        ``advance("days", done, total)`` after each evaluation day.
-    force : bool
-        Replace the files of a previous run in ``out_dir`` (otherwise a folder holding
-        files is refused).
-
-    Returns
-    -------
-    pathlib.Path
-        Path of the HTML report.
-    """
-    if quick and days is not None:
-        raise MetamedValueError(
-            f"quick runs 1 evaluation day, so days={days} would be ignored; give either "
-            "--quick or --days, not both."
-        )
-    out = check_output_place(out_dir, force=force)
-    protocol = DoseProtocol(
-        days=1 if quick else (10 if days is None else int(days)),
-        seed=int(seed),
-        record_days=1 if quick else 3,
-    )
-    results = evaluate_controllers(controllers, patients, protocol, progress, advance=advance)
-    with staged_output(out) as staging:
-        results.per_patient_day.to_csv(staging / "per_patient_day.csv", index=False)
-        (staging / "report.html").write_text(render_html(results), encoding="utf-8")
-    return out / "report.html"

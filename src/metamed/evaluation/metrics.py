@@ -1,7 +1,7 @@
-"""Scoring rules for one query set: discrimination, calibration, utility, regression error.
+"""Scoring rules for one query set, and the one registry that says what each metric means.
 
-Every function takes the observed outcomes ``y`` and the model's predictions for the
-same rows and returns one float.  Two kinds of trouble are kept apart:
+Every metric function takes the observed outcomes ``y`` and the model's predictions for
+the same rows and returns one float.  Two kinds of trouble are kept apart:
 
 * **Invalid input** (different lengths, empty arrays, NaN / inf, probabilities outside
   [0, 1], binary labels other than 0/1) is a caller bug and raises
@@ -10,30 +10,54 @@ same rows and returns one float.  Two kinds of trouble are kept apart:
   about the data, not a bug: the function returns ``nan`` so an evaluation run over
   hundreds of episodes records the gap instead of crashing.  Each docstring says when.
 
+AUROC, AUPRC, Brier score, RMSE, MAE and R² are scikit-learn's.  ECE, the calibration
+slope and intercept and net benefit are written here because scikit-learn has no
+equivalent (each docstring says why); ``tests/evaluation/test_metrics.py`` checks all of
+them against independent computations.
+
+:data:`METRICS` is the registry: for each metric its name, label, outcome kind,
+direction (higher / lower is better, or closest to a target value), role in reports and
+function.  Statistics, reports, plots and the CLI read names, labels, directions and
+targets from it and nowhere else; a new metric (or a new outcome kind: multi-label
+assays, survival) is one more :class:`Metric` entry.
+
 Probabilities are clipped to ``[EPS_PROB, 1 - EPS_PROB]`` before any logit is taken so
 that a model that outputs exactly 0 or 1 still gets a finite calibration slope.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Literal
 
 import numpy as np
+import sklearn
 from numpy.typing import ArrayLike
+from sklearn import metrics as skm
 
-from metamed.errors import MetamedValueError
+from metamed.errors import MetamedValueError, unknown_name
 
 __all__ = [
     "EPS_PROB",
-    "BINARY_METRICS",
-    "NUMERIC_METRICS",
-    "METRIC_LABELS",
-    "LOWER_IS_BETTER",
-    "TARGET_VALUE",
+    "Direction",
+    "Role",
+    "Metric",
+    "METRICS",
+    "get_metric",
+    "metrics_for",
+    "primary_metric",
+    "headline_metrics",
+    "outcome_kind",
+    "score",
     "auroc",
     "auprc",
     "brier",
     "ece",
+    "calibration_slope",
+    "calibration_intercept",
     "calibration_slope_intercept",
     "net_benefit",
     "rmse",
@@ -46,38 +70,6 @@ __all__ = [
 # Probabilities are clipped this far from 0 and 1 before taking logits; 1e-6 keeps
 # logit(p) within about +-13.8, finite yet far beyond any realistic clinical risk.
 EPS_PROB: float = 1e-6
-
-BINARY_METRICS: tuple[str, ...] = (
-    "auroc",
-    "auprc",
-    "brier",
-    "ece",
-    "calibration_slope",
-    "calibration_intercept",
-)
-NUMERIC_METRICS: tuple[str, ...] = ("rmse", "mae", "r2")
-
-# Human-readable names used by verdict sentences and report axes.
-METRIC_LABELS: dict[str, str] = {
-    "auroc": "AUROC",
-    "auprc": "AUPRC",
-    "brier": "Brier score",
-    "ece": "ECE",
-    "calibration_slope": "calibration slope",
-    "calibration_intercept": "calibration intercept",
-    "net_benefit": "net benefit",
-    "rmse": "RMSE",
-    "mae": "MAE",
-    "r2": "R²",
-}
-
-# Metrics where a smaller value is better; every other metric without a target value
-# below is "higher is better".
-LOWER_IS_BETTER: frozenset[str] = frozenset({"brier", "ece", "rmse", "mae"})
-
-# Metrics whose ideal is a specific value rather than an extreme (a perfectly calibrated
-# model has slope 1 and intercept 0; Van Calster et al. 2019, J Clin Epidemiol 74:167).
-TARGET_VALUE: dict[str, float] = {"calibration_slope": 1.0, "calibration_intercept": 0.0}
 
 # Newton iterations for the logistic recalibration fits; each is a 1- or 2-parameter
 # concave problem that converges in < 10 steps when the MLE exists.
@@ -157,6 +149,16 @@ def _one_class(y: np.ndarray) -> bool:
     return bool(np.all(y == y[0]))
 
 
+def _validated_by_us() -> sklearn.config_context:
+    """Turn off scikit-learn's own argument checks for inputs this module has validated.
+
+    The checks above already guarantee finite, 1-D, equal-length arrays (and 0/1 labels);
+    repeating them costs more than the metric itself on query sets of a few hundred rows,
+    and the protocol scores thousands of such sets.
+    """
+    return sklearn.config_context(skip_parameter_validation=True, assume_finite=True)
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, EPS_PROB, 1.0 - EPS_PROB)
     return np.log(q) - np.log1p(-q)
@@ -175,24 +177,13 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------- discrimination
 
 
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties given their average rank (needed for tied scores)."""
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    # Boundaries of runs of equal values.
-    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
-    ends = np.r_[starts[1:], len(x)]
-    avg = (starts + ends + 1) / 2.0  # mean of ranks starts+1 .. ends
-    run_ranks = np.repeat(avg, ends - starts)
-    ranks = np.empty(len(x), dtype=float)
-    ranks[order] = run_ranks
-    return ranks
-
-
 def auroc(y: ArrayLike, p: ArrayLike) -> float:
     """Area under the ROC curve (probability a random case outranks a random control).
 
-    Computed from the Mann-Whitney U statistic with tied scores counted as one half.
+    scikit-learn's trapezoidal area under its ROC curve (:func:`~sklearn.metrics.auc`
+    of :func:`~sklearn.metrics.roc_curve`), which is what
+    :func:`~sklearn.metrics.roc_auc_score` computes for a binary outcome, without its
+    label checks that cost twice the metric; tied scores count one half.
 
     Parameters
     ----------
@@ -204,24 +195,24 @@ def auroc(y: ArrayLike, p: ArrayLike) -> float:
     Returns
     -------
     float
-        AUROC in [0, 1]; ``nan`` when ``y`` holds only one class (undefined).
+        AUROC in [0, 1]; ``nan`` when ``y`` holds only one class (undefined; scikit-learn
+        would raise).
     """
     y_arr, p_arr = _check_binary(y, p)
     if _one_class(y_arr):
         return float("nan")
-    ranks = _average_ranks(p_arr)
-    n_pos = float(y_arr.sum())
-    n_neg = float(len(y_arr) - n_pos)
-    u_stat = ranks[y_arr == 1].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u_stat / (n_pos * n_neg))
+    with _validated_by_us():
+        fpr, tpr, _ = skm.roc_curve(y_arr, p_arr, pos_label=1)
+        return float(skm.auc(fpr, tpr))
 
 
 def auprc(y: ArrayLike, p: ArrayLike) -> float:
     """Area under the precision-recall curve as average precision.
 
+    scikit-learn's :func:`~sklearn.metrics.average_precision_score`:
     ``AP = sum_n (R_n - R_{n-1}) P_n`` over distinct score thresholds in decreasing
-    order (step-wise, no interpolation), the definition scikit-learn also uses.  Its
-    chance level is the outcome prevalence, not 0.5.
+    order (step-wise, no interpolation).  Its chance level is the outcome prevalence,
+    not 0.5.
 
     Parameters
     ----------
@@ -240,17 +231,8 @@ def auprc(y: ArrayLike, p: ArrayLike) -> float:
     y_arr, p_arr = _check_binary(y, p)
     if _one_class(y_arr):
         return float("nan")
-    order = np.argsort(-p_arr, kind="mergesort")
-    p_sorted = p_arr[order]
-    y_sorted = y_arr[order]
-    # Last index of each run of tied scores: a threshold admits all ties at once.
-    last_of_run = np.flatnonzero(np.r_[p_sorted[1:] != p_sorted[:-1], True])
-    tp = np.cumsum(y_sorted)[last_of_run]
-    n_flagged = last_of_run + 1.0
-    precision = tp / n_flagged
-    recall = tp / y_arr.sum()
-    recall_step = np.diff(np.r_[0.0, recall])
-    return float(np.sum(recall_step * precision))
+    with _validated_by_us():
+        return float(skm.average_precision_score(y_arr, p_arr))
 
 
 # -------------------------------------------------------------------------- calibration
@@ -258,6 +240,8 @@ def auprc(y: ArrayLike, p: ArrayLike) -> float:
 
 def brier(y: ArrayLike, p: ArrayLike) -> float:
     """Brier score: mean squared difference between outcome and predicted probability.
+
+    scikit-learn's :func:`~sklearn.metrics.brier_score_loss` with outcome 1 positive.
 
     Parameters
     ----------
@@ -272,7 +256,8 @@ def brier(y: ArrayLike, p: ArrayLike) -> float:
         Brier score in [0, 1], lower is better.  Defined even when ``y`` holds one class.
     """
     y_arr, p_arr = _check_binary(y, p)
-    return float(np.mean((p_arr - y_arr) ** 2))
+    with _validated_by_us():
+        return float(skm.brier_score_loss(y_arr, p_arr, pos_label=1))
 
 
 def ece(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> float:
@@ -282,6 +267,10 @@ def ece(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> float:
     ``[0, 1/B), [1/B, 2/B), ..., [(B-1)/B, 1]`` (the last bin includes 1); empty bins
     contribute nothing.  This is the weighted, equal-width form of Naeini et al. 2015
     (AAAI) as used by Guo et al. 2017 (ICML).
+
+    Hand-written because scikit-learn has no ECE:
+    :func:`sklearn.calibration.calibration_curve` returns the rates of the non-empty
+    bins but not their counts, which the weighted sum needs.
 
     Parameters
     ----------
@@ -394,6 +383,12 @@ def calibration_slope_intercept(y: ArrayLike, p: ArrayLike) -> tuple[float, floa
 
     ``p`` is clipped to ``[EPS_PROB, 1 - EPS_PROB]`` before the logit.
 
+    Hand-written (damped Newton) rather than fitted with scikit-learn: the fit must
+    detect complete separation, where the slope's maximum-likelihood estimate does not
+    exist, and report ``nan``; :class:`~sklearn.linear_model.LogisticRegression` with
+    ``C=inf`` instead stops at an arbitrary large slope (with a convergence warning),
+    and it takes no offset term for the intercept model.
+
     Parameters
     ----------
     y : array-like of shape (n,)
@@ -409,16 +404,26 @@ def calibration_slope_intercept(y: ArrayLike, p: ArrayLike) -> tuple[float, floa
         variation in ``L``) or when ``L`` separates the classes perfectly (the slope's
         MLE does not exist).
     """
+    return calibration_slope(y, p), calibration_intercept(y, p)
+
+
+def calibration_slope(y: ArrayLike, p: ArrayLike) -> float:
+    """Calibration slope alone (ideal 1); see :func:`calibration_slope_intercept`."""
     y_arr, p_arr = _check_binary(y, p)
     if _one_class(y_arr):
-        return float("nan"), float("nan")
+        return float("nan")
     lp = _logit(p_arr)
-    intercept = _fit_intercept_with_offset(y_arr, lp)
     if np.ptp(lp) == 0.0:
-        slope = float("nan")
-    else:
-        _, slope = _fit_logistic_1d(y_arr, lp)
-    return slope, intercept
+        return float("nan")
+    return _fit_logistic_1d(y_arr, lp)[1]
+
+
+def calibration_intercept(y: ArrayLike, p: ArrayLike) -> float:
+    """Calibration-in-the-large alone (ideal 0); see :func:`calibration_slope_intercept`."""
+    y_arr, p_arr = _check_binary(y, p)
+    if _one_class(y_arr):
+        return float("nan")
+    return _fit_intercept_with_offset(y_arr, _logit(p_arr))
 
 
 # ----------------------------------------------------------------------------- utility
@@ -431,6 +436,9 @@ def net_benefit(y: ArrayLike, p: ArrayLike, threshold: float) -> float:
     Making 26:565): true positives gained minus false positives weighted by the odds at
     the threshold, i.e. by how many false alarms one true case is worth.  Compare with
     "treat all" (``prevalence - (1 - prevalence) * t/(1-t)``) and "treat none" (0).
+
+    Hand-written because scikit-learn has no decision-curve metric (its confusion-matrix
+    helpers give TP and FP but not the threshold-odds weighting).
 
     Parameters
     ----------
@@ -464,7 +472,7 @@ def net_benefit(y: ArrayLike, p: ArrayLike, threshold: float) -> float:
 
 
 def rmse(y: ArrayLike, pred: ArrayLike) -> float:
-    """Root mean squared error, in the outcome's units.
+    """Root mean squared error, in the outcome's units (scikit-learn's).
 
     Parameters
     ----------
@@ -479,11 +487,12 @@ def rmse(y: ArrayLike, pred: ArrayLike) -> float:
         RMSE >= 0, lower is better.
     """
     y_arr, p_arr = _check_pair(y, pred, "pred")
-    return float(np.sqrt(np.mean((y_arr - p_arr) ** 2)))
+    with _validated_by_us():
+        return float(skm.root_mean_squared_error(y_arr, p_arr))
 
 
 def mae(y: ArrayLike, pred: ArrayLike) -> float:
-    """Mean absolute error, in the outcome's units.
+    """Mean absolute error, in the outcome's units (scikit-learn's).
 
     Parameters
     ----------
@@ -498,11 +507,12 @@ def mae(y: ArrayLike, pred: ArrayLike) -> float:
         MAE >= 0, lower is better.
     """
     y_arr, p_arr = _check_pair(y, pred, "pred")
-    return float(np.mean(np.abs(y_arr - p_arr)))
+    with _validated_by_us():
+        return float(skm.mean_absolute_error(y_arr, p_arr))
 
 
 def r2(y: ArrayLike, pred: ArrayLike) -> float:
-    """Coefficient of determination ``1 - SS_res / SS_tot`` on the query set.
+    """Coefficient of determination ``1 - SS_res / SS_tot`` on the query set (scikit-learn's).
 
     Parameters
     ----------
@@ -516,17 +526,250 @@ def r2(y: ArrayLike, pred: ArrayLike) -> float:
     float
         R² (at most 1, can be negative: worse than predicting the query mean).  ``nan``
         when ``y`` is constant, where ``SS_tot = 0`` and R² is undefined (scikit-learn
-        returns 0 or 1 there; we do not invent a value).
+        returns 0 or 1 there by default; we do not invent a value).
     """
     y_arr, p_arr = _check_pair(y, pred, "pred")
-    ss_tot = float(np.sum((y_arr - y_arr.mean()) ** 2))
-    if ss_tot == 0.0:
+    if np.ptp(y_arr) == 0.0:
         return float("nan")
-    ss_res = float(np.sum((y_arr - p_arr) ** 2))
-    return 1.0 - ss_res / ss_tot
+    with _validated_by_us():
+        return float(skm.r2_score(y_arr, p_arr))
 
 
-# ------------------------------------------------------------------------------ bundles
+# ----------------------------------------------------------------------------- registry
+
+#: ``"higher"`` / ``"lower"`` is better, or ``"target"``: closest to :attr:`Metric.target`.
+Direction = Literal["higher", "lower", "target"]
+#: What a report does with a metric: ``"primary"`` ranks methods for its outcome kind
+#: (summary table, K-shot curve, verdicts, per-task table); ``"headline"`` also gets a
+#: summary table and verdicts; ``"secondary"`` is plotted in the small K-shot panels (as
+#: are headline metrics); ``"recalibration"`` metrics share a panel with their ideal lines.
+Role = Literal["primary", "headline", "secondary", "recalibration"]
+
+_DIRECTIONS = ("higher", "lower", "target")
+_ROLES = ("primary", "headline", "secondary", "recalibration")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: what it is called, what it applies to, which way is better, how to compute it.
+
+    Attributes
+    ----------
+    name : str
+        Key in the tidy results table (``results["metric"]``).
+    label : str
+        Human-readable name for tables, axes and verdict sentences.
+    kind : str
+        Outcome kind it scores: ``"binary"`` or ``"numeric"`` today; multi-label assays
+        and survival outcomes add their own kinds (``fn`` then takes their ``y``).
+    direction : {"higher", "lower", "target"}
+        Which values are better; ``"target"`` means closest to ``target``.
+    fn : callable
+        ``fn(y, pred) -> float`` on one query set (``nan`` where undefined).
+    target : float or None
+        The ideal value, for ``direction="target"`` only (calibration slope 1).
+    role : {"primary", "headline", "secondary", "recalibration"}
+        How reports use it (see :data:`Role`).
+    parameter : str or None
+        For a metric family with a parameter (net benefit's ``threshold``): results name
+        each member ``"<name>@<value>"`` and :func:`get_metric` builds it; the family is
+        never computed by default.
+    """
+
+    name: str
+    label: str
+    kind: str
+    direction: Direction
+    fn: Callable[..., float]
+    target: float | None = None
+    role: Role = "secondary"
+    parameter: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in _DIRECTIONS:
+            raise MetamedValueError(
+                f"Metric '{self.name}': direction must be one of {_DIRECTIONS}; "
+                f"received {self.direction!r}."
+            )
+        if (self.direction == "target") != (self.target is not None):
+            raise MetamedValueError(
+                f"Metric '{self.name}': give a target value exactly when direction is "
+                f"'target'; received direction={self.direction!r}, target={self.target!r}."
+            )
+        if self.role not in _ROLES:
+            raise MetamedValueError(
+                f"Metric '{self.name}': role must be one of {_ROLES}; received {self.role!r}."
+            )
+
+    def __call__(self, y: ArrayLike, pred: ArrayLike) -> float:
+        return self.fn(y, pred)
+
+    def loss(self, value: float) -> float:
+        """``value`` turned so that smaller is better (distance to the target for targets)."""
+        if self.direction == "target":
+            return abs(value - float(self.target))  # type: ignore[arg-type]
+        return value if self.direction == "lower" else -value
+
+    def is_better(self, a: float, b: float) -> bool:
+        """True when value ``a`` is strictly better than value ``b``."""
+        return self.loss(a) < self.loss(b)
+
+    @property
+    def direction_note(self) -> str:
+        """``"lower is better"``, ``"ideal 1"``, or ``""`` for the usual higher-is-better."""
+        if self.direction == "lower":
+            return "lower is better"
+        if self.direction == "target":
+            return f"ideal {self.target:g}"
+        return ""
+
+    @property
+    def axis_label(self) -> str:
+        """Label with its direction note, e.g. ``"Brier score (lower is better)"``."""
+        note = self.direction_note
+        return f"{self.label} ({note})" if note else self.label
+
+
+def _registry(*metrics: Metric) -> Mapping[str, Metric]:
+    return MappingProxyType({m.name: m for m in metrics})
+
+
+#: Every metric metamed knows, in the order results tables list them.
+METRICS: Mapping[str, Metric] = _registry(
+    Metric("auroc", "AUROC", "binary", "higher", auroc, role="primary"),
+    Metric("auprc", "AUPRC", "binary", "higher", auprc),
+    Metric("brier", "Brier score", "binary", "lower", brier, role="headline"),
+    Metric("ece", "ECE", "binary", "lower", ece),
+    # A perfectly calibrated model has slope 1 and intercept 0 (Van Calster et al. 2019,
+    # J Clin Epidemiol 74:167).
+    Metric(
+        "calibration_slope", "calibration slope", "binary", "target", calibration_slope,
+        target=1.0, role="recalibration",
+    ),
+    Metric(
+        "calibration_intercept", "calibration intercept", "binary", "target",
+        calibration_intercept, target=0.0, role="recalibration",
+    ),
+    Metric("net_benefit", "net benefit", "binary", "higher", net_benefit, parameter="threshold"),
+    Metric("rmse", "RMSE", "numeric", "lower", rmse, role="primary"),
+    Metric("mae", "MAE", "numeric", "lower", mae),
+    Metric("r2", "R²", "numeric", "higher", r2, role="headline"),
+)  # fmt: skip
+
+
+def get_metric(name: str) -> Metric:
+    """The registered metric called ``name``; ``"net_benefit@0.1"`` is net benefit at 0.1.
+
+    Raises
+    ------
+    UnknownNameError
+        For a name the registry does not hold, with a "did you mean" suggestion.
+    """
+    metric = METRICS.get(str(name))
+    if metric is not None:
+        return metric
+    base, _, value = str(name).partition("@")
+    family = METRICS.get(base)
+    if family is not None and family.parameter is not None:
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            return replace(
+                family,
+                name=str(name),
+                label=f"{family.label} at {number:g}",
+                fn=functools.partial(family.fn, **{family.parameter: number}),
+                parameter=None,
+            )
+    known = [
+        m.name if m.parameter is None else f"{m.name}@<{m.parameter}>" for m in METRICS.values()
+    ]
+    raise unknown_name("metric", str(name), known)
+
+
+def metrics_for(kind: str, roles: Iterable[Role] | None = None) -> tuple[Metric, ...]:
+    """Metrics of outcome ``kind`` in registry order, without parametrised families.
+
+    Parameters
+    ----------
+    kind : str
+        Outcome kind, e.g. ``"binary"``.
+    roles : iterable of Role, optional
+        Keep only these roles (default: all).
+
+    Raises
+    ------
+    UnknownNameError
+        When no registered metric scores ``kind``.
+    """
+    kinds = list(dict.fromkeys(m.kind for m in METRICS.values()))
+    if kind not in kinds:
+        raise unknown_name("outcome kind", str(kind), kinds)
+    wanted = set(roles) if roles is not None else set(_ROLES)
+    return tuple(
+        m for m in METRICS.values() if m.kind == kind and m.role in wanted and m.parameter is None
+    )
+
+
+def primary_metric(kind: str) -> Metric:
+    """The metric that ranks methods for outcome ``kind`` (AUROC, RMSE)."""
+    return metrics_for(kind, roles=("primary",))[0]
+
+
+def headline_metrics(kind: str) -> tuple[Metric, ...]:
+    """Primary then headline metrics of ``kind``: the ones summaries and verdicts show."""
+    return (primary_metric(kind), *metrics_for(kind, roles=("headline",)))
+
+
+def outcome_kind(metric_names: Iterable[str]) -> str:
+    """The one outcome kind of the registered metrics named in a results table.
+
+    Raises
+    ------
+    MetamedValueError
+        When the names mix outcome kinds (results of different outcomes in one table)
+        or none of them is a registered metric.
+    """
+    names = sorted({str(n) for n in metric_names})
+    kinds = sorted({get_metric(n).kind for n in names})
+    if len(kinds) != 1:
+        raise MetamedValueError(
+            f"results must hold the metrics of one outcome kind; metrics {names} belong to "
+            f"kinds {kinds or 'none'}. Report each outcome separately."
+        )
+    return kinds[0]
+
+
+def score(
+    kind: str,
+    y: ArrayLike,
+    pred: ArrayLike,
+    *,
+    net_benefit_thresholds: Sequence[float] = (),
+) -> dict[str, float]:
+    """Every default metric of outcome ``kind`` on one query set, keyed by metric name.
+
+    Parameters
+    ----------
+    kind : str
+        Outcome kind (``"binary"``: ``pred`` are probabilities; ``"numeric"``).
+    y, pred : array-like of shape (n,)
+        Observed outcomes and predictions for the same rows.
+    net_benefit_thresholds : sequence of float, default ()
+        Binary only: risk thresholds at which to add :func:`net_benefit`, keyed
+        ``"net_benefit@{t:g}"`` (e.g. ``"net_benefit@0.1"``).
+
+    Returns
+    -------
+    dict of str to float
+        Undefined entries are ``nan`` (see each function).
+    """
+    chosen = [*metrics_for(kind)]
+    chosen += [get_metric(f"net_benefit@{float(t):g}") for t in net_benefit_thresholds]
+    # Each metric validates its inputs: the first one reports a bad input in one message.
+    return {m.name: m(y, pred) for m in chosen}
 
 
 def binary_metrics(
@@ -536,7 +779,7 @@ def binary_metrics(
     n_bins: int = 10,
     net_benefit_thresholds: Sequence[float] = (),
 ) -> dict[str, float]:
-    """All binary-outcome metrics for one query set, keyed by the names in ``BINARY_METRICS``.
+    """All default binary-outcome metrics for one query set (:func:`score` for ``"binary"``).
 
     Parameters
     ----------
@@ -547,8 +790,7 @@ def binary_metrics(
     n_bins : int, default 10
         Bins for :func:`ece`.
     net_benefit_thresholds : sequence of float, default ()
-        Risk thresholds at which to add :func:`net_benefit`, keyed
-        ``"net_benefit@{t:g}"`` (e.g. ``"net_benefit@0.1"``).
+        Risk thresholds at which to add :func:`net_benefit`, keyed ``"net_benefit@{t:g}"``.
 
     Returns
     -------
@@ -556,35 +798,18 @@ def binary_metrics(
         ``auroc, auprc, brier, ece, calibration_slope, calibration_intercept`` (plus any
         net-benefit keys); undefined entries are ``nan`` (see each function).
     """
-    y_arr, p_arr = _check_binary(y, p)
-    slope, intercept = calibration_slope_intercept(y_arr, p_arr)
-    out = {
-        "auroc": auroc(y_arr, p_arr),
-        "auprc": auprc(y_arr, p_arr),
-        "brier": brier(y_arr, p_arr),
-        "ece": ece(y_arr, p_arr, n_bins=n_bins),
-        "calibration_slope": slope,
-        "calibration_intercept": intercept,
-    }
-    for t in net_benefit_thresholds:
-        out[f"net_benefit@{float(t):g}"] = net_benefit(y_arr, p_arr, t)
+    out = score("binary", y, p, net_benefit_thresholds=net_benefit_thresholds)
+    if n_bins != 10:
+        out["ece"] = ece(y, p, n_bins=n_bins)
     return out
 
 
 def numeric_metrics(y: ArrayLike, pred: ArrayLike) -> dict[str, float]:
-    """All numeric-outcome metrics for one query set, keyed by ``NUMERIC_METRICS``.
-
-    Parameters
-    ----------
-    y : array-like of shape (n,)
-        Observed numeric outcomes.
-    pred : array-like of shape (n,)
-        Predictions in the same units.
+    """All numeric-outcome metrics for one query set (:func:`score` for ``"numeric"``).
 
     Returns
     -------
     dict of str to float
         ``rmse, mae, r2``; ``r2`` is ``nan`` for a constant ``y``.
     """
-    y_arr, p_arr = _check_pair(y, pred, "pred")
-    return {"rmse": rmse(y_arr, p_arr), "mae": mae(y_arr, p_arr), "r2": r2(y_arr, p_arr)}
+    return score("numeric", y, pred)

@@ -6,12 +6,18 @@ treating them as independent would make confidence intervals far too narrow.  Ev
 function here therefore first averages a metric over draws within each task and then
 works with one number per task:
 
-* :func:`bootstrap_ci` resamples tasks (percentile bootstrap of the mean).
+* :func:`~metamed.evaluation.bootstrap.bootstrap_ci` resamples tasks (percentile
+  bootstrap of the mean); every interval is seeded by its cell's identity, so it does
+  not depend on which other intervals were asked for.
 * :func:`summarise` reports mean over tasks, its CI, ``n_tasks`` and ``n_draws``.
 * :func:`paired_comparison` pairs two methods on identical episodes (same task and
   draw, hence the same support and query rows), averages the differences within each
   task, and gives a task-bootstrap CI and a Wilcoxon signed-rank p-value.
-* :func:`verdicts` turns comparisons against the best baseline into plain sentences.
+* :func:`verdicts` compares each method with the best baseline and judges it (better,
+  worse, leaning, no clear difference); :mod:`metamed.report.verdicts` words it.
+
+Which way a metric is better, and its ideal value, come from the metric registry
+(:data:`metamed.evaluation.metrics.METRICS`).
 
 With few held-out tasks (e.g. 4 hospitals) a bootstrap over tasks is coarse: there are
 only ``n_tasks ** n_tasks`` resamples, the percentile interval tends to be too narrow,
@@ -24,20 +30,22 @@ Expected columns of ``results``: ``method, dataset, task, k, draw, metric, value
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
 from scipy import stats
 
 from metamed.errors import MetamedValueError, unknown_name
-from metamed.evaluation.metrics import LOWER_IS_BETTER, METRIC_LABELS, TARGET_VALUE
+from metamed.evaluation.bootstrap import ConfidenceInterval, _check_settings, bootstrap_ci
+from metamed.evaluation.metrics import get_metric, outcome_kind, primary_metric
 
 __all__ = [
     "RESULT_COLUMNS",
+    "FEW_TASKS",
+    "JUDGEMENTS",
     "ConfidenceInterval",
     "PairedComparison",
     "bootstrap_ci",
@@ -50,32 +58,19 @@ __all__ = [
 
 RESULT_COLUMNS: tuple[str, ...] = ("method", "dataset", "task", "k", "draw", "metric", "value")
 
-# Below this many held-out tasks verdict sentences add a warning that the CI is coarse;
+# Below this many held-out tasks verdicts carry a warning that the CI is coarse;
 # 10 is a rule of thumb (the bootstrap distribution of a mean of < 10 units is lumpy).
 FEW_TASKS: int = 10
 
-
-@dataclass(frozen=True)
-class ConfidenceInterval:
-    """Mean over tasks with a bootstrap confidence interval.
-
-    Attributes
-    ----------
-    mean : float
-        Mean of the finite per-task values (``nan`` when there are none).
-    low, high : float
-        Percentile bootstrap bounds; ``nan`` when fewer than 2 finite tasks.
-    n_tasks : int
-        Number of finite per-task values used.
-    level : float
-        Confidence level, e.g. 0.95.
-    """
-
-    mean: float
-    low: float
-    high: float
-    n_tasks: int
-    level: float
+#: The judgements :func:`verdicts` can give, from strongest evidence to none.
+JUDGEMENTS: tuple[str, ...] = (
+    "better",
+    "worse",
+    "leaning better",
+    "leaning worse",
+    "no clear difference",
+    "undetermined",
+)
 
 
 @dataclass(frozen=True)
@@ -138,33 +133,6 @@ def _check_results(results: pd.DataFrame) -> pd.DataFrame:
     return results
 
 
-def _check_level(level: float) -> None:
-    if not 0.0 < float(level) < 1.0:
-        raise MetamedValueError(
-            f"level must be a confidence level in (0, 1); received {level!r}. Use e.g. 0.95."
-        )
-
-
-def _check_n_boot(n_boot: int) -> None:
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise MetamedValueError(
-            f"n_boot must be a positive integer; received {n_boot!r}. Use e.g. n_boot=2000."
-        )
-
-
-def _percentile_bounds(
-    values: np.ndarray, n_boot: int, level: float, rng: np.random.Generator
-) -> tuple[float, float]:
-    n = len(values)
-    if n < 2:
-        return float("nan"), float("nan")
-    idx = rng.integers(0, n, size=(n_boot, n))
-    boot_means = values[idx].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(boot_means, [alpha, 1.0 - alpha])
-    return float(low), float(high)
-
-
 def _select(
     results: pd.DataFrame, *, metric: str, k: int | None = None, dataset: str | None = None
 ) -> pd.DataFrame:
@@ -197,57 +165,7 @@ def _require_single_dataset(rows: pd.DataFrame, dataset: str | None) -> None:
         )
 
 
-def _better_sign(metric: str) -> int:
-    """+1 when a larger value is better, -1 when smaller is better, 0 for target metrics."""
-    if metric in TARGET_VALUE:
-        return 0
-    return -1 if metric in LOWER_IS_BETTER else 1
-
-
 # ---------------------------------------------------------------------------- public API
-
-
-def bootstrap_ci(
-    values_by_task: ArrayLike | Mapping[object, float],
-    n_boot: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> ConfidenceInterval:
-    """Percentile bootstrap CI of the mean over tasks, resampling tasks with replacement.
-
-    Parameters
-    ----------
-    values_by_task : array-like or mapping of task to float
-        One value per held-out task (already averaged over draws).  NaN values (metric
-        undefined for that task) are dropped before resampling.
-    n_boot : int, default 2000
-        Bootstrap resamples.
-    level : float, default 0.95
-        Confidence level.
-    seed : int, default 0
-        Seed of the ``numpy.random.Generator`` used; equal seeds give equal intervals.
-
-    Returns
-    -------
-    ConfidenceInterval
-        ``mean, low, high, n_tasks, level``.  With fewer than 2 finite tasks the bounds
-        are ``nan`` (one task carries no information about between-task spread).
-
-    Notes
-    -----
-    With few tasks (say < 10) the percentile bootstrap is coarse and tends to
-    under-cover; read ``n_tasks`` alongside the interval.
-    """
-    _check_n_boot(n_boot)
-    _check_level(level)
-    raw = list(values_by_task.values()) if isinstance(values_by_task, Mapping) else values_by_task
-    values = np.asarray(raw, dtype=float).reshape(-1)
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return ConfidenceInterval(float("nan"), float("nan"), float("nan"), 0, float(level))
-    rng = np.random.default_rng(seed)
-    low, high = _percentile_bounds(values, n_boot, level, rng)
-    return ConfidenceInterval(float(values.mean()), low, high, len(values), float(level))
 
 
 def task_means(results: pd.DataFrame) -> pd.DataFrame:
@@ -288,8 +206,9 @@ def summarise(
     level : float, default 0.95
         Confidence level.
     seed : int, default 0
-        Seed; every cell uses the same seed so that the table is reproducible and does
-        not depend on row order.
+        Seed; each cell's resamples derive from it and the cell's identity
+        ``("summary", dataset, method, k, metric)``, so the table is reproducible and a
+        cell's interval does not depend on the other cells or the row order.
 
     Returns
     -------
@@ -298,8 +217,7 @@ def summarise(
         ``n_draws`` is the number of distinct draw ids with a finite value in that cell.
     """
     _check_results(results)
-    _check_n_boot(n_boot)
-    _check_level(level)
+    _check_settings(n_boot, level)
     per_task = task_means(results)
     finite = results[np.isfinite(results["value"].astype(float))]
     draw_counts = finite.groupby(["dataset", "method", "k", "metric"])["draw"].nunique()
@@ -307,7 +225,10 @@ def summarise(
     for (dataset, method, k, metric), cell in per_task.groupby(
         ["dataset", "method", "k", "metric"], sort=True
     ):
-        ci = bootstrap_ci(cell["value"].to_numpy(), n_boot=n_boot, level=level, seed=seed)
+        ci = bootstrap_ci(
+            cell["value"].to_numpy(), n_boot=n_boot, level=level, seed=seed,
+            cell=("summary", dataset, method, k, metric),
+        )  # fmt: skip
         rows.append(
             {
                 "dataset": dataset,
@@ -357,7 +278,8 @@ def paired_comparison(
     dataset : str, optional
         Required when ``results`` holds several datasets.
     n_boot, level, seed
-        Bootstrap settings, as in :func:`bootstrap_ci`.
+        Bootstrap settings, as in :func:`~metamed.evaluation.bootstrap.bootstrap_ci`; the
+        interval's cell is ``("paired", dataset, method, reference, metric, k)``.
     test_unit : {"task", "episode"}, default "task"
         What the Wilcoxon signed-rank test treats as independent pairs.  ``"task"``
         (default) tests the per-task mean differences, matching the bootstrap; it is
@@ -380,23 +302,57 @@ def paired_comparison(
     for name in (method, reference):
         if name not in known_methods:
             raise unknown_name("method", name, known_methods)
+    episodes = _episode_table(rows, (method, reference), metric, k)
+    return _compare(episodes, method, reference, metric, k, n_boot, level, seed, test_unit)
+
+
+def _episode_table(rows: pd.DataFrame, methods: Sequence[str], metric: str, k: int) -> pd.DataFrame:
+    """One dataset's values at one K and metric: one row per episode, one column per method.
+
+    The index is ``(dataset, task, draw)``, sorted, so every comparison built from it
+    sees the episodes in the same order whichever other methods the table holds.
+    """
     keys = ["dataset", "task", "draw"]
-    left = rows.loc[rows["method"] == method, [*keys, "value"]]
-    right = rows.loc[rows["method"] == reference, [*keys, "value"]]
-    for name, part in ((method, left), (reference, right)):
-        if part.duplicated(keys).any():
-            raise MetamedValueError(
-                f"Method '{name}' has several rows for the same (task, draw) at K={k}, metric "
-                f"'{metric}'; expected one. Deduplicate results (e.g. rows from two runs "
-                f"appended together)."
-            )
-    paired = left.merge(right, on=keys, suffixes=("_m", "_r"), how="inner")
-    paired = paired[np.isfinite(paired["value_m"]) & np.isfinite(paired["value_r"])]
-    paired = paired.assign(diff=paired["value_m"] - paired["value_r"])
-    per_task = paired.groupby(["dataset", "task"], sort=True)[["value_m", "value_r", "diff"]].mean()
+    part = rows.loc[rows["method"].isin(methods), ["method", *keys, "value"]]
+    duplicated = part.duplicated(["method", *keys])
+    if duplicated.any():
+        name = part.loc[duplicated, "method"].iloc[0]
+        raise MetamedValueError(
+            f"Method '{name}' has several rows for the same (task, draw) at K={k}, metric "
+            f"'{metric}'; expected one. Deduplicate results (e.g. rows from two runs "
+            f"appended together)."
+        )
+    wide = part.pivot(index=keys, columns="method", values="value")
+    wide.columns = [str(c) for c in wide.columns]
+    return wide.sort_index()
+
+
+def _compare(
+    episodes: pd.DataFrame,
+    method: str,
+    reference: str,
+    metric: str,
+    k: int,
+    n_boot: int,
+    level: float,
+    seed: int,
+    test_unit: Literal["task", "episode"],
+) -> PairedComparison:
+    """``method - reference`` on the episodes where both have a finite value."""
+    empty = np.full(len(episodes), np.nan)
+    m = episodes[method].to_numpy(dtype=float) if method in episodes else empty
+    r = episodes[reference].to_numpy(dtype=float) if reference in episodes else empty
+    keep = np.isfinite(m) & np.isfinite(r)
+    index = episodes.index[keep]
+    paired = pd.DataFrame({"value_m": m[keep], "value_r": r[keep]}, index=index)
+    paired["diff"] = paired["value_m"] - paired["value_r"]
+    per_task = paired.groupby(level=["dataset", "task"], sort=True).mean()
     diffs_task = per_task["diff"].to_numpy(dtype=float)
 
-    ci = bootstrap_ci(diffs_task, n_boot=n_boot, level=level, seed=seed)
+    # The dataset is part of the cell's identity whether or not the caller named it.
+    cell_dataset = episodes.index.get_level_values("dataset")[0] if len(episodes) else ""
+    cell = ("paired", cell_dataset, method, reference, metric, int(k))
+    ci = bootstrap_ci(diffs_task, n_boot=n_boot, level=level, seed=seed, cell=cell)
     test_diffs = diffs_task if test_unit == "task" else paired["diff"].to_numpy(dtype=float)
     p_value = _wilcoxon_p(test_diffs)
     return PairedComparison(
@@ -436,9 +392,9 @@ def best_baseline(
 ) -> str:
     """Name of the baseline with the best mean over tasks at support size ``k``.
 
-    "Best" is the highest mean, the lowest for metrics in ``LOWER_IS_BETTER`` (Brier,
-    ECE, RMSE, MAE), and the closest to the ideal for calibration slope (1) and
-    intercept (0).  Ties go to the baseline listed first.
+    "Best" follows the metric's direction in the registry: the highest mean, the lowest
+    where lower is better (Brier, ECE, RMSE, MAE), or the closest to the ideal value
+    (calibration slope 1, intercept 0).  Ties go to the baseline listed first.
 
     Parameters
     ----------
@@ -464,6 +420,7 @@ def best_baseline(
         When no listed baseline has a finite result at this K and metric.
     """
     _check_results(results)
+    scorer = get_metric(metric)
     rows = _select(results, metric=metric, k=k, dataset=dataset)
     _require_single_dataset(rows, dataset)
     per_task = rows.groupby(["method", "task"])["value"].mean()
@@ -475,12 +432,7 @@ def best_baseline(
         task_values = task_values[np.isfinite(task_values)]
         if len(task_values) == 0:
             continue  # metric undefined on every task for this baseline
-        mean = float(task_values.mean())
-        if metric in TARGET_VALUE:
-            loss = abs(mean - TARGET_VALUE[metric])
-        else:
-            loss = mean if metric in LOWER_IS_BETTER else -mean
-        scores.append((loss, order, name))
+        scores.append((scorer.loss(float(task_values.mean())), order, name))
     if not scores:
         present = sorted(map(str, rows["method"].unique()))
         raise MetamedValueError(
@@ -488,23 +440,6 @@ def best_baseline(
             f"methods present there: {present}. Check the baseline names or rerun them at K={k}."
         )
     return min(scores)[2]
-
-
-def _fmt(x: float, signed: bool = False) -> str:
-    if not np.isfinite(x):
-        return "n/a"
-    if x != 0.0 and abs(x) < 0.0005:
-        # Would print as +-0.000 and hide which side of 0 a CI bound lies on.
-        return f"{x:+.1e}" if signed else f"{x:.1e}"
-    return f"{x:+.3f}" if signed else f"{x:.3f}"
-
-
-def _fmt_p(p: float) -> str:
-    if not np.isfinite(p):
-        return "p = n/a"
-    if p < 0.001:
-        return "p < 0.001"
-    return f"p = {p:.2f}" if p >= 0.01 else f"p = {p:.3f}"
 
 
 def _judge(cmp: PairedComparison, alpha: float) -> str:
@@ -519,54 +454,18 @@ def _judge(cmp: PairedComparison, alpha: float) -> str:
         return "undetermined"
     if lo <= 0.0 <= hi:
         return "no clear difference"
-    sign = _better_sign(cmp.metric)
-    if sign == 0:
-        # Calibration slope / intercept: better means closer to the ideal value.
-        target = TARGET_VALUE[cmp.metric]
-        closer = abs(cmp.mean_method - target) < abs(cmp.mean_reference - target)
-        direction = "better" if closer else "worse"
-    else:
-        direction = "better" if sign * cmp.mean_difference > 0 else "worse"
+    # For target metrics (calibration slope / intercept) better means closer to the ideal.
+    better = get_metric(cmp.metric).is_better(cmp.mean_method, cmp.mean_reference)
+    direction = "better" if better else "worse"
     significant = bool(np.isfinite(cmp.p_value) and cmp.p_value < alpha)
     return direction if significant else f"leaning {direction}"
-
-
-def _sentence(cmp: PairedComparison, judgement: str, alpha: float, level: float) -> str:
-    label = METRIC_LABELS.get(cmp.metric, cmp.metric)
-    sig = "significant" if np.isfinite(cmp.p_value) and cmp.p_value < alpha else "not significant"
-    head = (
-        f"K={cmp.k}: {cmp.method} vs {cmp.reference}: {_fmt(cmp.mean_difference, True)} {label} "
-        f"[{_fmt(cmp.ci_low, True)}, {_fmt(cmp.ci_high, True)}], {_fmt_p(cmp.p_value)} ({sig})"
-    )
-    pct = f"{level * 100:g}%"
-    if judgement in ("better", "worse"):
-        tail = f"{cmp.method} is {judgement} than {cmp.reference}"
-    elif judgement.startswith("leaning "):
-        direction = judgement.removeprefix("leaning ")
-        tail = (
-            f"{cmp.method} may be {direction} than {cmp.reference}, but the evidence is weak "
-            f"({pct} CI excludes 0, test not significant)"
-        )
-    elif judgement == "no clear difference":
-        tail = f"no clear difference ({pct} CI spans 0)"
-    else:
-        tail = "undetermined (fewer than 2 tasks with paired results)"
-    direction_note = ""
-    if _better_sign(cmp.metric) == -1:
-        direction_note = "; lower is better"
-    elif _better_sign(cmp.metric) == 0:
-        direction_note = f"; ideal {TARGET_VALUE[cmp.metric]:g}"
-    note = f"{cmp.n_tasks} task{'s' if cmp.n_tasks != 1 else ''}{direction_note}"
-    if 0 < cmp.n_tasks < FEW_TASKS:
-        note += "; few tasks, so the CI is coarse"
-    return f"{head} — {tail}; {note}."
 
 
 def verdicts(
     results: pd.DataFrame,
     methods: Sequence[str],
     baselines: Sequence[str],
-    metric: str = "auroc",
+    metric: str | None = None,
     *,
     n_boot: int = 2000,
     level: float = 0.95,
@@ -574,15 +473,17 @@ def verdicts(
     seed: int = 0,
     test_unit: Literal["task", "episode"] = "task",
 ) -> pd.DataFrame:
-    """Compare each method with the best baseline at each K, in numbers and in words.
+    """Compare each method with the best baseline at each K and judge the difference.
 
     For every dataset and K the best baseline is chosen by :func:`best_baseline` (on
     all tasks at that K), then :func:`paired_comparison` gives the paired difference.
     The judgement (column ``judgement``) is "better" / "worse" only when the bootstrap CI
     excludes 0 *and* the Wilcoxon test is significant at ``alpha``; "leaning better" /
     "leaning worse" when only the CI excludes 0; "no clear difference" when the CI spans
-    0; "undetermined" with fewer than 2 paired tasks.  "Better" accounts for the metric's
-    direction (lower Brier/ECE/RMSE/MAE is better; slope/intercept closer to 1/0).
+    0; "undetermined" with fewer than 2 paired tasks.  "Better" follows the
+    metric's direction in the registry (lower Brier/ECE/RMSE/MAE is better;
+    slope/intercept closer to 1/0).  :func:`metamed.report.verdicts.verdict_sentences`
+    words each row.
 
     Parameters
     ----------
@@ -592,8 +493,9 @@ def verdicts(
         Methods to judge (e.g. the meta-learners); names missing from ``results`` raise.
     baselines : sequence of str
         Candidate baselines; a method is never compared with itself.
-    metric : str, default "auroc"
-        Metric to compare on.
+    metric : str, optional
+        Metric to compare on; default the primary metric of the results' outcome kind
+        in the registry (AUROC for binary outcomes, RMSE for numeric ones).
     n_boot, level, seed
         Bootstrap settings.
     alpha : float, default 0.05
@@ -606,8 +508,8 @@ def verdicts(
     DataFrame
         One row per dataset x method x K with columns ``dataset, k, method, baseline,
         metric, mean_method, mean_baseline, difference, ci_low, ci_high, p_value,
-        n_tasks, n_pairs, judgement, sentence``.  Rows where no baseline has results at
-        that K are skipped.
+        n_tasks, n_pairs, judgement``.  Rows where no baseline has results at that K are
+        skipped.
 
     Notes
     -----
@@ -620,34 +522,40 @@ def verdicts(
     for name in methods:
         if name not in known:
             raise unknown_name("method", name, known)
+    if test_unit not in ("task", "episode"):
+        raise MetamedValueError(f"test_unit must be 'task' or 'episode'; received {test_unit!r}.")
+    if metric is None:
+        metric = primary_metric(outcome_kind(results["metric"].unique())).name
+    get_metric(metric)  # an unknown metric fails here, before any work
     rows_metric = _select(results, metric=metric)
     out: list[dict[str, object]] = []
     for dataset in sorted(rows_metric["dataset"].unique(), key=str):
         rows_ds = rows_metric[rows_metric["dataset"] == dataset]
         for k in sorted(rows_ds["k"].unique()):
             rows_k = rows_ds[rows_ds["k"] == k]
-            present = set(rows_k["method"].unique())
+            # One episode table and one best-baseline choice per candidate list serve every
+            # method at this K (the same numbers paired_comparison gives one at a time).
+            present = {str(m) for m in rows_k["method"].unique()}
+            episodes = _episode_table(rows_k, sorted(present), metric, int(k))
+            best: dict[tuple[str, ...], str | None] = {}
             for method in methods:
                 if method not in present:
                     continue
-                candidates = [b for b in baselines if b != method and b in present]
+                candidates = tuple(b for b in baselines if b != method and b in present)
                 if not candidates:
                     continue
-                try:
-                    base = best_baseline(rows_k, candidates, metric, int(k), dataset=dataset)
-                except MetamedValueError:
-                    continue  # every candidate undefined at this K: nothing to compare with
-                cmp = paired_comparison(
-                    rows_k,
-                    method,
-                    base,
-                    metric,
-                    int(k),
-                    dataset=dataset,
-                    n_boot=n_boot,
-                    level=level,
-                    seed=seed,
-                    test_unit=test_unit,
+                if candidates not in best:
+                    try:
+                        best[candidates] = best_baseline(
+                            rows_k, candidates, metric, int(k), dataset=dataset
+                        )
+                    except MetamedValueError:
+                        best[candidates] = None  # every candidate undefined at this K
+                base = best[candidates]
+                if base is None:
+                    continue
+                cmp = _compare(
+                    episodes, method, base, metric, int(k), n_boot, level, seed, test_unit
                 )
                 judgement = _judge(cmp, alpha)
                 out.append(
@@ -666,12 +574,10 @@ def verdicts(
                         "n_tasks": cmp.n_tasks,
                         "n_pairs": cmp.n_pairs,
                         "judgement": judgement,
-                        "sentence": _sentence(cmp, judgement, alpha, level),
                     }
                 )
     columns = [
         "dataset", "k", "method", "baseline", "metric", "mean_method", "mean_baseline",
         "difference", "ci_low", "ci_high", "p_value", "n_tasks", "n_pairs", "judgement",
-        "sentence",
     ]  # fmt: skip
     return pd.DataFrame(out, columns=columns)

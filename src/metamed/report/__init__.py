@@ -1,5 +1,6 @@
-"""metamed.report: self-contained HTML evaluation reports and their figures."""
+"""metamed.report: the report engine, HTML and Markdown reports, figures and verdict prose."""
 
+from metamed.report.engine import render
 from metamed.report.html import render_report, write_report
 from metamed.report.markdown import summary_markdown
 from metamed.report.plots import (
@@ -10,11 +11,15 @@ from metamed.report.plots import (
     predicted_vs_observed_png,
     reliability_png,
 )
+from metamed.report.verdicts import verdict_sentence, verdict_sentences
 
 __all__ = [
     "write_report",
     "summary_markdown",
     "render_report",
+    "render",
+    "verdict_sentence",
+    "verdict_sentences",
     "figure_to_png",
     "kshot_curve_png",
     "kshot_panels_png",

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from metamed.evaluation.statistics import summarise, verdicts
+from metamed.evaluation.metrics import Metric, get_metric, headline_metrics, outcome_kind
+from metamed.evaluation.statistics import summarise
+from metamed.report.verdicts import judged
 
 __all__ = ["summary_markdown"]
 
@@ -14,16 +16,15 @@ __all__ = ["summary_markdown"]
 def _metric_table(summary: pd.DataFrame, metric: str, methods: Sequence[str]) -> list[str]:
     view = summary[summary["metric"] == metric]
     ks = sorted(view["k"].unique())
+    cells = {(str(r["method"]), r["k"]): r for r in view.to_dict("records")}
     lines = ["| method | " + " | ".join(f"K={k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
     for method in methods:
-        rows = view[view["method"] == method].set_index("k")
-        cells = [
-            f"{rows.loc[k, 'mean']:.3f} [{rows.loc[k, 'ci_low']:.3f}, {rows.loc[k, 'ci_high']:.3f}]"
-            if k in rows.index
-            else "-"
-            for k in ks
+        row = [cells.get((method, k)) for k in ks]
+        shown = [
+            f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if r is not None else "-"
+            for r in row
         ]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method} | " + " | ".join(shown) + " |")
     return lines
 
 
@@ -34,26 +35,29 @@ def summary_markdown(
 
     Methods keep the order in which they appear in ``results``; each meta-learner is
     compared with the best baseline at each K on the same episodes, for every metric
-    shown.
+    shown.  By default the metrics shown are the outcome kind's primary and headline
+    metrics in the registry (AUROC and Brier score; RMSE and R²).
     """
     summary = summarise(results)
-    methods = list(dict.fromkeys(results["method"]))
+    methods = [str(m) for m in dict.fromkeys(results["method"])]
     present = set(summary["metric"])
-    if metrics is None:  # discrimination + calibration, or error + fit for numeric outcomes
-        metrics = ("auroc", "brier") if "auroc" in present else ("rmse", "r2")
+    chosen: list[Metric] = (
+        list(headline_metrics(outcome_kind(present)))
+        if metrics is None
+        else [get_metric(m) for m in metrics]
+    )
+    shown = [m for m in chosen if m.name in present]
     parts: list[str] = []
-    for metric in metrics:
-        if metric in present:
-            parts += [f"**{metric.upper()}** (mean over held-out tasks [95% CI])", ""]
-            parts += _metric_table(summary, metric, methods) + [""]
+    for metric in shown:
+        parts += [f"**{metric.label}** (mean over held-out tasks [95% CI])", ""]
+        parts += _metric_table(summary, metric.name, methods) + [""]
     others = [m for m in methods if m not in baselines]
     used_baselines = [b for b in baselines if b in methods]
     if others and used_baselines:
         # discrimination and calibration both get a paired verdict: adapting can help one
         # without the other
-        judged = [m for m in metrics if m in present]
-        for metric in judged:
-            table = verdicts(results, others, used_baselines, metric=metric)
-            parts += [f"**Verdicts against the best baseline at each K ({metric.upper()})**", ""]
+        for metric in shown:
+            table = judged(results, others, used_baselines, metric.name)
+            parts += [f"**Verdicts against the best baseline at each K ({metric.label})**", ""]
             parts += [f"- {sentence}" for sentence in table["sentence"]] + [""]
     return "\n".join(parts).rstrip() + "\n"

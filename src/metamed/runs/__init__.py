@@ -6,5 +6,6 @@ The command line (:mod:`metamed.cli`) is a thin shell over it.
 """
 
 from metamed.runs.benchmark import BenchmarkOutputs, make_methods, make_splits, run_benchmark
+from metamed.runs.dose import run_dose
 
-__all__ = ["BenchmarkOutputs", "make_methods", "make_splits", "run_benchmark"]
+__all__ = ["BenchmarkOutputs", "make_methods", "make_splits", "run_benchmark", "run_dose"]
