@@ -23,9 +23,9 @@ import pandas as pd
 
 from metamed.data.preprocess import Preprocessor
 from metamed.errors import MetamedValueError
-from metamed.evaluation.metrics import binary_metrics, numeric_metrics
+from metamed.evaluation.metrics import score
 from metamed.learners.base import MetaLearner
-from metamed.outcomes import BINARY, NUMERIC, Outcome
+from metamed.outcomes import Outcome
 from metamed.tasks import (
     Task,
     TaskSet,
@@ -109,15 +109,9 @@ def check_shots(tasks: Iterable[Task], shots: Sequence[int]) -> None:
             )
 
 
-#: The default metrics of each outcome type, in one call per query set.
-_SCORERS: dict[Outcome, Callable[[np.ndarray, np.ndarray], dict[str, float]]] = {
-    BINARY: binary_metrics,
-    NUMERIC: numeric_metrics,
-}
-
-
 def _score(outcome: Outcome, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    return _SCORERS[outcome](y, p)
+    """The registry's metrics of this outcome kind (its ``default_metrics``) on one query set."""
+    return score(outcome.name, y, p)
 
 
 def run_protocol(

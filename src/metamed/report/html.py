@@ -43,6 +43,7 @@ from metamed.evaluation.metrics import (
     primary_metric,
 )
 from metamed.evaluation.statistics import FEW_TASKS, RESULT_COLUMNS, summarise
+from metamed.outcomes import as_outcome
 from metamed.report import plots
 from metamed.report.engine import Cell, Image, Table, format_number, render
 from metamed.report.verdicts import judged
@@ -414,7 +415,7 @@ def _dataset_block(
     block["recalibration"] = panels(("recalibration",), "calibration slope and intercept versus K")
 
     # Reliability diagrams for probabilities, predicted vs observed for numbers.
-    probabilities = kind == "binary"
+    probabilities = as_outcome(kind).predicts_probabilities
     block["reliability_title"] = (
         "Reliability diagrams" if probabilities else "Predicted vs observed"
     )
@@ -520,7 +521,14 @@ def render_report(
         several=len(datasets) > 1,
         datasets=blocks,
         model_card=_model_card(
-            provenance, results, meta, base, verdict_all, n_boot, level, kind == "binary"
+            provenance,
+            results,
+            meta,
+            base,
+            verdict_all,
+            n_boot,
+            level,
+            as_outcome(kind).predicts_probabilities,
         ),
         provenance=_provenance_section(provenance),
     )
