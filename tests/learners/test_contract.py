@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
+import sklearn.base
 import torch
 
-from metamed.errors import MetamedTypeError, MetamedValueError, NotFittedError
+from metamed.errors import MetamedTypeError, MetamedValueError, NotFittedError, UnknownNameError
 from metamed.learners.base import LEARNERS, AdaptedModel, BinaryModel, MetaLearner, make_learner
 from metamed.outcomes import OUTCOMES, Outcome
 from metamed.tasks import Task, sample_support_query
@@ -320,3 +322,52 @@ def test_clone_is_unfitted_with_same_params(name: str, fitted) -> None:
     twin = learner.clone()
     assert type(twin) is type(learner) and not twin.is_fitted()
     assert twin.get_params() == learner.get_params()
+
+
+# -- hyperparameters: declared once, keyword-only, scikit-learn's estimator API ------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sklearn_clone_gives_an_unfitted_twin(name: str, fitted, problem: Problem) -> None:
+    """``sklearn.base.clone`` (get_params(deep=False) + the constructor, with its check
+    that the constructor stores each value unchanged) works, fitted or not, and the
+    twin learns exactly what the original learned."""
+    learner = fitted(name)
+    for original in (learner, LEARNERS[name](**fast_params(name))):
+        twin = sklearn.base.clone(original)
+        assert type(twin) is type(original) and not twin.is_fitted()
+        assert twin.get_params() == original.get_params()
+    twin = sklearn.base.clone(learner).meta_fit(problem.train, val_tasks=problem.val)
+    np.testing.assert_array_equal(
+        twin.adapt(problem.support).predict_proba(problem.query.X),
+        learner.adapt(problem.support).predict_proba(problem.query.X),
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hyperparameters_are_keyword_only_and_set_by_name(name: str) -> None:
+    cls = LEARNERS[name]
+    parameters = inspect.signature(cls).parameters.values()
+    assert parameters and all(p.kind is p.KEYWORD_ONLY for p in parameters)
+    first = next(iter(parameters))
+    with pytest.raises(TypeError):
+        cls(first.default)  # positional: refused
+    learner = cls()
+    assert learner.get_params(deep=False) == {p.name: p.default for p in parameters}
+    assert learner.set_params(random_state=7) is learner and learner.random_state == 7
+    with pytest.raises(UnknownNameError, match="Did you mean 'random_state'"):
+        learner.set_params(random_stat=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_hyperparameter_is_checked_with_one_message_format(name: str, problem) -> None:
+    """The defaults are valid, and each hyperparameter, given a value of no sensible
+    type, is refused by meta_fit with the same sentence."""
+    cls = LEARNERS[name]
+    cls()._validate_params()
+    for parameter in inspect.signature(cls).parameters:
+        learner = cls(**{**fast_params(name), parameter: object()})
+        expected = rf"^{cls.__name__}: {parameter} must be .+, got <object"
+        with pytest.raises(MetamedTypeError, match=expected):
+            learner.meta_fit(problem.train)
+        assert not learner.is_fitted()

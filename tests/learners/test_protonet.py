@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from metamed.errors import MetamedValueError
+from metamed.errors import MetamedTypeError, MetamedValueError
 from metamed.learners.protonet import (
     ProtoNet,
     _batch_loss,
@@ -162,9 +162,14 @@ def test_progress_is_called_every_iteration(tasks) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
-    [dict(embedding_dim=0), dict(n_query=0), dict(learn_temperature="yes"), dict(lr=float("nan"))],
+    "bad, error",
+    [
+        (dict(embedding_dim=0), MetamedValueError),
+        (dict(n_query=0), MetamedValueError),
+        (dict(learn_temperature="yes"), MetamedTypeError),  # the wrong type
+        (dict(lr=float("nan")), MetamedValueError),
+    ],
 )
-def test_more_bad_hyperparameters(bad, tasks) -> None:
-    with pytest.raises(MetamedValueError):
+def test_more_bad_hyperparameters(bad, error, tasks) -> None:
+    with pytest.raises(error, match=f"ProtoNet: {next(iter(bad))} must be"):
         ProtoNet(**{**FAST, **bad}).meta_fit(tasks[:3])

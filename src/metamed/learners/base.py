@@ -9,8 +9,10 @@
     p = model.predict_proba(query_X)                      # models of a binary outcome
     learner.save(path); MAML.load(path)
 
-``__init__`` stores hyperparameters only; they are validated in ``meta_fit`` (the
-scikit-learn estimator contract), so that ``get_params`` / cloning stay trivial.
+Each learner declares its hyperparameters once, as keyword-only fields with the values
+they accept (:mod:`metamed.learners._params`); ``__init__`` only stores them and
+``meta_fit`` validates them (the scikit-learn estimator contract), so ``get_params``,
+``set_params``, ``clone`` and ``sklearn.base.clone`` work from the signature.
 Randomness enters only through ``random_state``.  A learner states the outcome types it
 models (``outcome_types``); ``meta_fit`` records the tasks' one outcome in
 ``outcome_type_`` and ``adapt`` refuses a support set of another.
@@ -20,13 +22,21 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from metamed.artifacts import artifact_error, read_artifact, write_artifact
-from metamed.errors import MetamedValueError, NotFittedError, did_you_mean, unknown_name
+from metamed.errors import (
+    MetamedValueError,
+    NotFittedError,
+    UnknownNameError,
+    did_you_mean,
+    unknown_name,
+)
+from metamed.learners._params import check_hyperparameters
 from metamed.outcomes import BINARY, Outcome
 from metamed.tasks.task import Task, check_support_task, check_task_list
 
@@ -39,7 +49,12 @@ __all__ = [
     "LEARNERS",
     "make_learner",
     "learner_names",
+    "ProgressCallback",
 ]
+
+#: ``progress(iteration, total_iterations, train_loss)``, called after each meta-training
+#: iteration (epoch for the pooled model).
+ProgressCallback = Callable[[int, int, float], None]
 
 LEARNERS: dict[str, type[MetaLearner]] = {}
 #: Every AdaptedModel subclass by class name: where a saved model's class is looked up.
@@ -193,19 +208,43 @@ class MetaLearner(ABC):
     outcome_types: ClassVar[tuple[Outcome, ...]] = ()
     #: The training tasks' outcome type, set by ``meta_fit``.
     outcome_type_: Outcome
+    #: Run-time hook called during meta-training; a hyperparameter of the learners that
+    #: take it in ``__init__``, otherwise set on the instance.  Never saved.
+    progress: ProgressCallback | None = None
 
     # -- scikit-learn style parameter handling -------------------------------------------
     @classmethod
     def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
+        """The hyperparameters: the (keyword-only) parameters of ``__init__``, in order."""
+        return list(inspect.signature(cls).parameters)
 
-    def get_params(self) -> dict[str, Any]:
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Hyperparameters by name (scikit-learn's estimator API).
+
+        ``deep`` is accepted for scikit-learn; no hyperparameter holds an estimator.
+        """
         return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> MetaLearner:
+        """Set hyperparameters by name and return ``self``; checked at ``meta_fit``."""
+        known = self._param_names()
+        for name in params:
+            if name not in known:
+                raise UnknownNameError(
+                    f"{type(self).__name__} has no hyperparameter '{name}'."
+                    f"{did_you_mean(name, known)} Its hyperparameters: {', '.join(known)}."
+                )
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
 
     def clone(self) -> MetaLearner:
         """A new, unfitted learner with the same hyperparameters."""
-        return type(self)(**self.get_params())
+        return type(self)(**self.get_params(deep=False))
+
+    def _validate_params(self) -> None:
+        """Check every hyperparameter against its declaration (called by ``meta_fit``)."""
+        check_hyperparameters(self)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -15,8 +15,8 @@ contract (:mod:`metamed.learners.base`) and the neural ones use the same functio
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -24,10 +24,28 @@ import torch
 from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from metamed.errors import MetamedTypeError, MetamedValueError
+from metamed.errors import MetamedValueError
 from metamed.learners._estimator_state import estimator_from_state, estimator_state
+from metamed.learners._params import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    SEED,
+    Callback,
+    Interval,
+    LayerWidths,
+    hyperparameter,
+    hyperparameters,
+)
 from metamed.learners._training import EarlyStopping
-from metamed.learners.base import AdaptedModel, BinaryModel, MetaLearner, register
+from metamed.learners.base import (
+    AdaptedModel,
+    BinaryModel,
+    MetaLearner,
+    ProgressCallback,
+    register,
+)
 from metamed.learners.mlp import Params, init_mlp, mlp_forward
 from metamed.outcomes import BINARY, NUMERIC, Outcome, TargetScaling
 from metamed.tasks.task import Task, check_task_list
@@ -43,86 +61,17 @@ __all__ = [
     "PooledFineTune",
     "PooledMLP",
     "SupportModel",
-    # checks shared with protonet.py
+    # data checks shared with protonet.py
     "as_features",
-    "check_float",
-    "check_hidden_sizes",
-    "check_int",
-    "check_progress",
-    "check_random_state",
     "check_val_tasks",
     "detach_params",
     "stack_tasks",
 ]
 
-#: Signature of the optional ``progress`` hook: (iteration, total, loss) -> None.
-ProgressFn = Callable[[int, int, float], None]
+_SEED_HINT = "Pass e.g. random_state=0; results are reproducible only with a fixed seed."
 
 
-# -- hyperparameter and data checks shared by the learners in this package ------------------
-def check_int(name: str, value: Any, minimum: int, owner: str) -> int:
-    """Return ``value`` if it is an integer >= ``minimum``; raise a clear error otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise MetamedValueError(
-            f"{owner}: {name} must be an integer >= {minimum}, got {value!r}. "
-            f"Pass e.g. {name}={max(minimum, 1)}."
-        )
-    return int(value)
-
-
-def check_float(
-    name: str,
-    value: Any,
-    owner: str,
-    minimum: float = 0.0,
-    inclusive: bool = False,
-) -> float:
-    """Return ``value`` as float if finite and > ``minimum`` (>= when ``inclusive``)."""
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float, np.integer, np.floating))
-        and math.isfinite(float(value))
-        and (float(value) >= minimum if inclusive else float(value) > minimum)
-    )
-    if not ok:
-        bound = f">= {minimum}" if inclusive else f"> {minimum}"
-        raise MetamedValueError(f"{owner}: {name} must be a finite number {bound}, got {value!r}.")
-    return float(value)
-
-
-def check_random_state(value: Any, owner: str) -> int:
-    """Seeds are explicit non-negative integers (no global RNG, no ``None``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise MetamedValueError(
-            f"{owner}: random_state must be a non-negative integer seed, got {value!r}. "
-            "Pass e.g. random_state=0; results are reproducible only with a fixed seed."
-        )
-    return int(value)
-
-
-def check_hidden_sizes(value: Any, owner: str) -> tuple[int, ...]:
-    """Hidden layer widths: a sequence of positive integers (empty = linear model)."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise MetamedValueError(
-            f"{owner}: hidden_sizes must be a sequence of positive integers such as (64, 64), "
-            f"got {value!r}."
-        )
-    for width in value:
-        if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
-            raise MetamedValueError(
-                f"{owner}: hidden_sizes must hold positive integers such as (64, 64), got {value!r}."
-            )
-    return tuple(int(w) for w in value)
-
-
-def check_progress(value: Any, owner: str) -> ProgressFn | None:
-    if value is not None and not callable(value):
-        raise MetamedTypeError(
-            f"{owner}: progress must be None or a callable(iteration, total, loss), got {value!r}."
-        )
-    return value
-
-
+# -- data checks shared by the learners in this package ---------------------------------------
 def check_val_tasks(
     val_tasks: list[Task] | None, n_features: int, outcome_type: Outcome
 ) -> list[Task]:
@@ -277,6 +226,7 @@ def _estimator_labels(outcome: Outcome, y: np.ndarray) -> np.ndarray:
 
 # -- pooled MLP ------------------------------------------------------------------------------
 @register("pooled")
+@hyperparameters
 class PooledMLP(MetaLearner):
     """One MLP trained on all training tasks' rows pooled; ``adapt`` does not adapt.
 
@@ -310,36 +260,14 @@ class PooledMLP(MetaLearner):
 
     outcome_types = tuple(_MLP_MODELS)
 
-    def __init__(
-        self,
-        hidden_sizes: Sequence[int] = (64, 64),
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        batch_size: int = 128,
-        max_epochs: int = 100,
-        patience: int = 10,
-        random_state: int = 0,
-        progress: ProgressFn | None = None,
-    ) -> None:
-        self.hidden_sizes = hidden_sizes
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.random_state = random_state
-        self.progress = progress
-
-    def _validate_params(self) -> None:
-        owner = type(self).__name__
-        check_hidden_sizes(self.hidden_sizes, owner)
-        check_float("lr", self.lr, owner)
-        check_float("weight_decay", self.weight_decay, owner, inclusive=True)
-        check_int("batch_size", self.batch_size, 1, owner)
-        check_int("max_epochs", self.max_epochs, 1, owner)
-        check_int("patience", self.patience, 1, owner)
-        check_random_state(self.random_state, owner)
-        check_progress(self.progress, owner)
+    hidden_sizes: Sequence[int] = hyperparameter(default=(64, 64), allowed=LayerWidths())
+    lr: float = hyperparameter(default=1e-3, allowed=POSITIVE)
+    weight_decay: float = hyperparameter(default=0.0, allowed=NON_NEGATIVE)
+    batch_size: int = hyperparameter(default=128, allowed=POSITIVE_INT)
+    max_epochs: int = hyperparameter(default=100, allowed=POSITIVE_INT)
+    patience: int = hyperparameter(default=10, allowed=POSITIVE_INT)
+    random_state: int = hyperparameter(default=0, allowed=SEED, hint=_SEED_HINT)
+    progress: ProgressCallback | None = hyperparameter(default=None, allowed=[Callback(), None])
 
     def meta_fit(self, train_tasks: list[Task], val_tasks: list[Task] | None = None) -> PooledMLP:
         """Train the MLP on all rows of ``train_tasks``; early-stop on ``val_tasks`` if given."""
@@ -362,7 +290,7 @@ class PooledMLP(MetaLearner):
             yv_t = torch.from_numpy(scaling.transform(yv)).float()
 
         gen = torch.Generator().manual_seed(int(self.random_state))
-        sizes = [n_features, *check_hidden_sizes(self.hidden_sizes, ""), 1]
+        sizes = [n_features, *[int(w) for w in self.hidden_sizes], 1]
         params = {k: v.requires_grad_(True) for k, v in init_mlp(sizes, gen).items()}
         opt = torch.optim.Adam(params.values(), lr=self.lr, weight_decay=self.weight_decay)
 
@@ -417,6 +345,7 @@ class PooledMLP(MetaLearner):
 
 
 @register("pooled-finetune")
+@hyperparameters
 class PooledFineTune(PooledMLP):
     """The pooled MLP fine-tuned on each support set.
 
@@ -441,40 +370,9 @@ class PooledFineTune(PooledMLP):
         As :class:`PooledMLP`.
     """
 
-    def __init__(
-        self,
-        hidden_sizes: Sequence[int] = (64, 64),
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        batch_size: int = 128,
-        max_epochs: int = 100,
-        patience: int = 10,
-        finetune_steps: int = 20,
-        finetune_lr: float = 0.05,
-        anchor_strength: float = 1.0,
-        random_state: int = 0,
-        progress: ProgressFn | None = None,
-    ) -> None:
-        super().__init__(
-            hidden_sizes=hidden_sizes,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            max_epochs=max_epochs,
-            patience=patience,
-            random_state=random_state,
-            progress=progress,
-        )
-        self.finetune_steps = finetune_steps
-        self.finetune_lr = finetune_lr
-        self.anchor_strength = anchor_strength
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        owner = type(self).__name__
-        check_int("finetune_steps", self.finetune_steps, 0, owner)
-        check_float("finetune_lr", self.finetune_lr, owner)
-        check_float("anchor_strength", self.anchor_strength, owner, inclusive=True)
+    finetune_steps: int = hyperparameter(default=20, allowed=NON_NEGATIVE_INT)
+    finetune_lr: float = hyperparameter(default=0.05, allowed=POSITIVE)
+    anchor_strength: float = hyperparameter(default=1.0, allowed=NON_NEGATIVE)
 
     def adapt(self, support: Task) -> MLPModel:
         """Fine-tune a copy of the pooled weights on ``support`` (full batch, deterministic)."""
@@ -504,9 +402,6 @@ class _LocalLearner(MetaLearner):
     uses_meta_training = False
     outcome_types = tuple(_SUPPORT_MODELS)
 
-    def _validate_params(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
     def meta_fit(
         self, train_tasks: list[Task], val_tasks: list[Task] | None = None
     ) -> _LocalLearner:
@@ -524,6 +419,7 @@ class _LocalLearner(MetaLearner):
 
 
 @register("local-logreg")
+@hyperparameters
 class LocalLogisticRegression(_LocalLearner):
     """L2-penalised logistic regression fitted on the support set alone.
 
@@ -542,16 +438,9 @@ class LocalLogisticRegression(_LocalLearner):
         Kept for a uniform contract; lbfgs is deterministic.
     """
 
-    def __init__(self, C: float = 1.0, max_iter: int = 1000, random_state: int = 0) -> None:
-        self.C = C
-        self.max_iter = max_iter
-        self.random_state = random_state
-
-    def _validate_params(self) -> None:
-        owner = type(self).__name__
-        check_float("C", self.C, owner)
-        check_int("max_iter", self.max_iter, 1, owner)
-        check_random_state(self.random_state, owner)
+    C: float = hyperparameter(default=1.0, allowed=POSITIVE)
+    max_iter: int = hyperparameter(default=1000, allowed=POSITIVE_INT)
+    random_state: int = hyperparameter(default=0, allowed=SEED, hint=_SEED_HINT)
 
     def adapt(self, support: Task) -> SupportModel:
         """Fit a fresh logistic (or ridge) regression on ``support``."""
@@ -568,6 +457,7 @@ class LocalLogisticRegression(_LocalLearner):
 
 
 @register("local-gbm")
+@hyperparameters
 class LocalGBM(_LocalLearner):
     """LightGBM gradient boosting fitted on the support set alone.
 
@@ -596,33 +486,13 @@ class LocalGBM(_LocalLearner):
     random_state : int, default 0
     """
 
-    def __init__(
-        self,
-        n_estimators: int = 100,
-        learning_rate: float = 0.1,
-        num_leaves: int = 7,
-        min_child_samples: int = 2,
-        reg_lambda: float = 5.0,
-        n_jobs: int = 1,
-        random_state: int = 0,
-    ) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
-        self.reg_lambda = reg_lambda
-        self.n_jobs = n_jobs
-        self.random_state = random_state
-
-    def _validate_params(self) -> None:
-        owner = type(self).__name__
-        check_int("n_estimators", self.n_estimators, 1, owner)
-        check_float("learning_rate", self.learning_rate, owner)
-        check_int("num_leaves", self.num_leaves, 2, owner)
-        check_int("min_child_samples", self.min_child_samples, 1, owner)
-        check_float("reg_lambda", self.reg_lambda, owner, inclusive=True)
-        check_int("n_jobs", self.n_jobs, 1, owner)
-        check_random_state(self.random_state, owner)
+    n_estimators: int = hyperparameter(default=100, allowed=POSITIVE_INT)
+    learning_rate: float = hyperparameter(default=0.1, allowed=POSITIVE)
+    num_leaves: int = hyperparameter(default=7, allowed=Interval(Integral, 2, None))
+    min_child_samples: int = hyperparameter(default=2, allowed=POSITIVE_INT)
+    reg_lambda: float = hyperparameter(default=5.0, allowed=NON_NEGATIVE)
+    n_jobs: int = hyperparameter(default=1, allowed=POSITIVE_INT)
+    random_state: int = hyperparameter(default=0, allowed=SEED, hint=_SEED_HINT)
 
     def _estimator(self) -> Any:
         kwargs: dict[str, Any] = dict(

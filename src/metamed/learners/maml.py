@@ -25,16 +25,32 @@ set of validation episodes (early stopping).  The shared scaffolding
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from metamed.errors import MetamedTypeError, MetamedValueError, unknown_name
+from metamed.errors import MetamedValueError
+from metamed.learners._params import (
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    SEED,
+    Boolean,
+    LayerWidths,
+    Options,
+    hyperparameter,
+    hyperparameters,
+)
 from metamed.learners._training import EarlyStopping
-from metamed.learners.base import AdaptedModel, BinaryModel, MetaLearner, register
+from metamed.learners.base import (
+    AdaptedModel,
+    BinaryModel,
+    MetaLearner,
+    ProgressCallback,
+    register,
+)
 from metamed.learners.engine import (
     BACKENDS,
     InnerLoopConfig,
@@ -67,9 +83,6 @@ __all__ = [
     "MetaSGD",
     "ProgressCallback",
 ]
-
-#: ``progress(iteration, total_iterations, train_loss)``, called after each meta-iteration.
-ProgressCallback = Callable[[int, int, float], None]
 
 #: Validation episodes drawn per validation task (fixed once per ``meta_fit``): several
 #: draws per task make the early-stopping signal less dependent on one lucky support set.
@@ -135,39 +148,7 @@ _ADAPTED_MLPS: dict[Outcome, type[AdaptedMLP]] = {
 }
 
 
-# -- hyperparameter checks -------------------------------------------------------------------
-def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        hint = " or None" if allow_none else ""
-        raise MetamedTypeError(f"{name} must be an integer{hint}, got {value!r}.")
-    if value < minimum:
-        raise MetamedValueError(f"{name} must be >= {minimum}, got {value}.")
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise MetamedTypeError(f"{name} must be a number, got {value!r}.")
-    if not math.isfinite(value) or value <= 0:
-        raise MetamedValueError(f"{name} must be a finite number > 0, got {value}.")
-
-
-def _check_hidden_sizes(value: Any, min_layers: int) -> None:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise MetamedTypeError(
-            f"hidden_sizes must be a sequence of layer widths such as (64, 64), got {value!r}."
-        )
-    sizes = list(value)
-    for width in sizes:
-        _check_int("each hidden layer width in hidden_sizes", width, 1)
-    if len(sizes) < min_layers:
-        raise MetamedValueError(
-            f"hidden_sizes needs at least {min_layers} hidden layer(s) for this learner "
-            f"(its inner loop adapts only the output layer on top of them), got {tuple(sizes)}."
-        )
-
-
+@hyperparameters
 class GradientMetaLearner(MetaLearner):
     """Shared scaffolding of the MLP meta-learners (MAML family and Reptile).
 
@@ -193,44 +174,27 @@ class GradientMetaLearner(MetaLearner):
     """
 
     outcome_types = tuple(_ADAPTED_MLPS)
-    #: Set to a ``ProgressCallback`` on an instance to follow meta-training (not saved).
-    progress: ProgressCallback | None = None
     #: Adapt only the output layer (ANIL).
     _head_only: ClassVar[bool] = False
     #: Keys of the state dict built by ``_init_state``; each is published as ``<stem>_``.
     _state_stems: ClassVar[tuple[str, ...]] = ("params",)
 
-    def __init__(
-        self,
-        hidden_sizes: tuple[int, ...] = (64, 64),
-        inner_steps: int = 5,
-        inner_lr: float = 0.1,
-        outer_lr: float = 1e-3,
-        meta_batch_size: int = 16,
-        meta_iterations: int = 500,
-        k_support: int = 10,
-        n_query: int | None = 20,
-        chunk_size: int | None = None,
-        adapt_steps: int | None = None,
-        eval_every: int = 25,
-        patience: int | None = 5,
-        backend: str = "manual",
-        random_state: int | None = 0,
-    ) -> None:
-        self.hidden_sizes = hidden_sizes
-        self.inner_steps = inner_steps
-        self.inner_lr = inner_lr
-        self.outer_lr = outer_lr
-        self.meta_batch_size = meta_batch_size
-        self.meta_iterations = meta_iterations
-        self.k_support = k_support
-        self.n_query = n_query
-        self.chunk_size = chunk_size
-        self.adapt_steps = adapt_steps
-        self.eval_every = eval_every
-        self.patience = patience
-        self.backend = backend
-        self.random_state = random_state
+    # The hyperparameters of the whole family (documented in _FAMILY_DOC below); a
+    # progress hook is set on the instance (MetaLearner.progress), not passed here.
+    hidden_sizes: tuple[int, ...] = hyperparameter(default=(64, 64), allowed=LayerWidths())
+    inner_steps: int = hyperparameter(default=5, allowed=POSITIVE_INT)
+    inner_lr: float = hyperparameter(default=0.1, allowed=POSITIVE)
+    outer_lr: float = hyperparameter(default=1e-3, allowed=POSITIVE)
+    meta_batch_size: int = hyperparameter(default=16, allowed=POSITIVE_INT)
+    meta_iterations: int = hyperparameter(default=500, allowed=POSITIVE_INT)
+    k_support: int = hyperparameter(default=10, allowed=POSITIVE_INT)
+    n_query: int | None = hyperparameter(default=20, allowed=[POSITIVE_INT, None])
+    chunk_size: int | None = hyperparameter(default=None, allowed=[POSITIVE_INT, None])
+    adapt_steps: int | None = hyperparameter(default=None, allowed=[NON_NEGATIVE_INT, None])
+    eval_every: int = hyperparameter(default=25, allowed=POSITIVE_INT)
+    patience: int | None = hyperparameter(default=5, allowed=[POSITIVE_INT, None])
+    backend: str = hyperparameter(default="manual", allowed=Options(BACKENDS))
+    random_state: int | None = hyperparameter(default=0, allowed=[SEED, None])
 
     # -- hooks for subclasses ------------------------------------------------------------
     def _init_state(self, params: Params) -> dict[str, Params]:
@@ -248,25 +212,6 @@ class GradientMetaLearner(MetaLearner):
 
     def _make_optimizer(self, state: dict[str, Params]) -> torch.optim.Optimizer | None:
         return None
-
-    # -- validation ----------------------------------------------------------------------
-    def _validate_params(self) -> None:
-        _check_hidden_sizes(self.hidden_sizes, 1 if self._head_only else 0)
-        _check_int("inner_steps", self.inner_steps, 1)
-        _check_positive("inner_lr", self.inner_lr)
-        _check_positive("outer_lr", self.outer_lr)
-        _check_int("meta_batch_size", self.meta_batch_size, 1)
-        _check_int("meta_iterations", self.meta_iterations, 1)
-        _check_int("k_support", self.k_support, 1)
-        _check_int("n_query", self.n_query, 1, allow_none=True)
-        _check_int("chunk_size", self.chunk_size, 1, allow_none=True)
-        _check_int("adapt_steps", self.adapt_steps, 0, allow_none=True)
-        _check_int("eval_every", self.eval_every, 1)
-        _check_int("patience", self.patience, 1, allow_none=True)
-        if self.backend not in BACKENDS:
-            raise unknown_name("backend", self.backend, BACKENDS)
-        if self.random_state is not None:
-            _check_int("random_state", self.random_state, 0)
 
     # -- episodes ------------------------------------------------------------------------
     def _scaled(self, batch: EpisodeBatch) -> EpisodeBatch:
@@ -434,15 +379,6 @@ def _copy_state(state: dict[str, Params]) -> dict[str, Params]:
 class _MAMLFamily(GradientMetaLearner):
     """Outer loop shared by MAML, FOMAML, ANIL and Meta-SGD: Adam on the meta-gradient."""
 
-    def _first_order(self) -> bool:
-        return bool(getattr(self, "first_order", False))
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        first_order = getattr(self, "first_order", False)
-        if not isinstance(first_order, (bool, np.bool_)):
-            raise MetamedTypeError(f"first_order must be True or False, got {first_order!r}.")
-
     def _make_optimizer(self, state: dict[str, Params]) -> torch.optim.Optimizer:
         leaves = [t.requires_grad_(True) for tensors in state.values() for t in tensors.values()]
         # foreach=False: the per-tensor loop is exact and these tensors are few and small.
@@ -467,36 +403,17 @@ class _MAMLFamily(GradientMetaLearner):
         return out.loss
 
 
+@hyperparameters
 class _FirstOrderOption(_MAMLFamily):
     """The MAML-family hyperparameters plus ``first_order`` (MAML, ANIL and Meta-SGD).
 
     FOMAML is first order by definition and therefore takes no such parameter.
     """
 
-    def __init__(
-        self,
-        hidden_sizes: tuple[int, ...] = (64, 64),
-        inner_steps: int = 5,
-        inner_lr: float = 0.1,
-        outer_lr: float = 1e-3,
-        meta_batch_size: int = 16,
-        meta_iterations: int = 500,
-        k_support: int = 10,
-        n_query: int | None = 20,
-        chunk_size: int | None = None,
-        adapt_steps: int | None = None,
-        eval_every: int = 25,
-        patience: int | None = 5,
-        backend: str = "manual",
-        first_order: bool = False,
-        random_state: int | None = 0,
-    ) -> None:
-        super().__init__(
-            hidden_sizes, inner_steps, inner_lr, outer_lr, meta_batch_size, meta_iterations,
-            k_support, n_query, chunk_size, adapt_steps, eval_every, patience, backend,
-            random_state,
-        )  # fmt: skip
-        self.first_order = first_order
+    first_order: bool = hyperparameter(default=False, allowed=Boolean())
+
+    def _first_order(self) -> bool:
+        return bool(self.first_order)
 
 
 _FAMILY_DOC = """
@@ -561,6 +478,7 @@ class FOMAML(_MAMLFamily):
 
 
 @register("anil")
+@hyperparameters
 class ANIL(_FirstOrderOption):
     """Almost No Inner Loop (Raghu et al., 2020).
 
@@ -572,6 +490,11 @@ class ANIL(_FirstOrderOption):
     """
 
     _head_only = True
+    hidden_sizes: tuple[int, ...] = hyperparameter(
+        default=(64, 64),
+        allowed=LayerWidths(min_layers=1),
+        hint="ANIL's inner loop adapts only the output layer, on top of the hidden ones.",
+    )
 
 
 @register("metasgd")

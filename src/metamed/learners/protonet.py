@@ -30,24 +30,26 @@ The whole meta-batch is processed in one call: episodes are padded into an
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 
 import numpy as np
 import torch
 
 from metamed.errors import MetamedValueError
-from metamed.learners._training import EarlyStopping
-from metamed.learners.base import BinaryModel, MetaLearner, register
-from metamed.learners.baselines import (
-    ProgressFn,
-    as_features,
-    check_float,
-    check_hidden_sizes,
-    check_int,
-    check_progress,
-    check_random_state,
-    check_val_tasks,
-    detach_params,
+from metamed.learners._params import (
+    POSITIVE,
+    POSITIVE_INT,
+    SEED,
+    Boolean,
+    Callback,
+    Interval,
+    LayerWidths,
+    hyperparameter,
+    hyperparameters,
 )
+from metamed.learners._training import EarlyStopping
+from metamed.learners.base import BinaryModel, MetaLearner, ProgressCallback, register
+from metamed.learners.baselines import as_features, check_val_tasks, detach_params
 from metamed.learners.mlp import Params, init_mlp, mlp_features, n_layers
 from metamed.outcomes import BINARY
 from metamed.tasks.episodes import EpisodeBatch, EpisodeSampler
@@ -147,6 +149,7 @@ class ProtoModel(BinaryModel):
 
 
 @register("protonet")
+@hyperparameters
 class ProtoNet(MetaLearner):
     """Prototypical network meta-trained on episodes; binary outcomes only.
 
@@ -185,55 +188,19 @@ class ProtoNet(MetaLearner):
     #: Class prototypes need classes.
     outcome_types = (BINARY,)
 
-    def __init__(
-        self,
-        hidden_sizes: Sequence[int] = (64, 64),
-        embedding_dim: int = 32,
-        k_support: int = 10,
-        n_query: int | None = 32,
-        meta_batch_size: int = 16,
-        n_iterations: int = 1000,
-        lr: float = 1e-3,
-        learn_temperature: bool = True,
-        prior_correction: bool = True,
-        eval_every: int = 50,
-        patience: int = 10,
-        random_state: int = 0,
-        progress: ProgressFn | None = None,
-    ) -> None:
-        self.hidden_sizes = hidden_sizes
-        self.embedding_dim = embedding_dim
-        self.k_support = k_support
-        self.n_query = n_query
-        self.meta_batch_size = meta_batch_size
-        self.n_iterations = n_iterations
-        self.lr = lr
-        self.learn_temperature = learn_temperature
-        self.prior_correction = prior_correction
-        self.eval_every = eval_every
-        self.patience = patience
-        self.random_state = random_state
-        self.progress = progress
-
-    def _validate_params(self) -> None:
-        owner = type(self).__name__
-        check_hidden_sizes(self.hidden_sizes, owner)
-        check_int("embedding_dim", self.embedding_dim, 1, owner)
-        check_int("k_support", self.k_support, 2, owner)
-        if self.n_query is not None:
-            check_int("n_query", self.n_query, 1, owner)
-        check_int("meta_batch_size", self.meta_batch_size, 1, owner)
-        check_int("n_iterations", self.n_iterations, 1, owner)
-        check_float("lr", self.lr, owner)
-        for name in ("learn_temperature", "prior_correction"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise MetamedValueError(
-                    f"{owner}: {name} must be True or False, got {getattr(self, name)!r}."
-                )
-        check_int("eval_every", self.eval_every, 1, owner)
-        check_int("patience", self.patience, 1, owner)
-        check_random_state(self.random_state, owner)
-        check_progress(self.progress, owner)
+    hidden_sizes: Sequence[int] = hyperparameter(default=(64, 64), allowed=LayerWidths())
+    embedding_dim: int = hyperparameter(default=32, allowed=POSITIVE_INT)
+    k_support: int = hyperparameter(default=10, allowed=Interval(Integral, 2, None))
+    n_query: int | None = hyperparameter(default=32, allowed=[POSITIVE_INT, None])
+    meta_batch_size: int = hyperparameter(default=16, allowed=POSITIVE_INT)
+    n_iterations: int = hyperparameter(default=1000, allowed=POSITIVE_INT)
+    lr: float = hyperparameter(default=1e-3, allowed=POSITIVE)
+    learn_temperature: bool = hyperparameter(default=True, allowed=Boolean())
+    prior_correction: bool = hyperparameter(default=True, allowed=Boolean())
+    eval_every: int = hyperparameter(default=50, allowed=POSITIVE_INT)
+    patience: int = hyperparameter(default=10, allowed=POSITIVE_INT)
+    random_state: int = hyperparameter(default=0, allowed=SEED)
+    progress: ProgressCallback | None = hyperparameter(default=None, allowed=[Callback(), None])
 
     def meta_fit(self, train_tasks: list[Task], val_tasks: list[Task] | None = None) -> ProtoNet:
         """Meta-train the embedding (and temperature) on episodes from ``train_tasks``."""
@@ -254,7 +221,7 @@ class ProtoNet(MetaLearner):
             val_batch = val_sampler.sample(VAL_EPISODES)
 
         gen = torch.Generator().manual_seed(int(self.random_state))
-        sizes = [n_features, *check_hidden_sizes(self.hidden_sizes, ""), int(self.embedding_dim)]
+        sizes = [n_features, *[int(w) for w in self.hidden_sizes], int(self.embedding_dim)]
         params = {name: p.requires_grad_(True) for name, p in init_mlp(sizes, gen).items()}
         log_scale = torch.zeros((), requires_grad=bool(self.learn_temperature))
         trainable = [*params.values(), *([log_scale] if self.learn_temperature else [])]

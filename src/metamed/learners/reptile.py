@@ -15,9 +15,11 @@ on the support set (``adapt_steps`` SGD steps, default ``inner_steps``).
 
 from __future__ import annotations
 
+from numbers import Real
+
 import torch
 
-from metamed.errors import MetamedValueError
+from metamed.learners._params import Interval, hyperparameter, hyperparameters
 from metamed.learners.base import register
 from metamed.learners.engine import Params, adapt_params, forward, masked_loss
 from metamed.learners.maml import GradientMetaLearner
@@ -27,6 +29,7 @@ __all__ = ["Reptile"]
 
 
 @register("reptile")
+@hyperparameters
 class Reptile(GradientMetaLearner):
     """Reptile meta-learner on the shared MLP.
 
@@ -39,8 +42,8 @@ class Reptile(GradientMetaLearner):
     inner_lr : float, default 0.1
         Inner-loop (and test-time fine-tuning) SGD step size.
     outer_lr : float, default 0.5
-        Initial meta step size ε (interpolation toward the adapted parameters, in (0, 1]
-        is the usual range), annealed linearly to 0.
+        Initial meta step size ε, in (0, 1] (an interpolation toward the adapted
+        parameters), annealed linearly to 0.
     meta_batch_size : int, default 16
     meta_iterations : int, default 500
     k_support : int, default 10
@@ -64,36 +67,11 @@ class Reptile(GradientMetaLearner):
     parameters φ_i on their own episode rows (Reptile has no query loss to report).
     """
 
-    def __init__(
-        self,
-        hidden_sizes: tuple[int, ...] = (64, 64),
-        inner_steps: int = 5,
-        inner_lr: float = 0.1,
-        outer_lr: float = 0.5,
-        meta_batch_size: int = 16,
-        meta_iterations: int = 500,
-        k_support: int = 10,
-        n_query: int | None = 20,
-        chunk_size: int | None = None,
-        adapt_steps: int | None = None,
-        eval_every: int = 25,
-        patience: int | None = 5,
-        backend: str = "manual",
-        random_state: int | None = 0,
-    ) -> None:
-        super().__init__(
-            hidden_sizes, inner_steps, inner_lr, outer_lr, meta_batch_size, meta_iterations,
-            k_support, n_query, chunk_size, adapt_steps, eval_every, patience, backend,
-            random_state,
-        )  # fmt: skip
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        if self.outer_lr > 1:
-            raise MetamedValueError(
-                f"Reptile's outer_lr is an interpolation step toward the adapted parameters and "
-                f"must be in (0, 1], got {self.outer_lr}."
-            )
+    outer_lr: float = hyperparameter(
+        default=0.5,
+        allowed=Interval(Real, 0, 1, "right"),
+        hint="Reptile's outer_lr is an interpolation step toward the adapted parameters.",
+    )
 
     def _adapted_tasks(
         self, params: Params, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor
