@@ -80,12 +80,20 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def frame(self, name: str) -> pd.DataFrame:
+    def rows(self, name: str) -> np.ndarray:
+        """Positions (0-based) in the cohort table of task ``name``'s patients, in task order.
+
+        Row ``i`` of the task's :meth:`frame` (and of the task built from it by
+        :func:`~metamed.data.make_tasks`) is row ``rows(name)[i]`` of the cohort table.
+        """
         if name not in self._rows:
             raise MetamedValueError(
                 f"Unknown task '{name}'.{did_you_mean(name, self.names)} Tasks: {', '.join(self.names)}."
             )
-        return self.cohort.frame.iloc[self._rows[name]]
+        return self._rows[name].copy()
+
+    def frame(self, name: str) -> pd.DataFrame:
+        return self.cohort.frame.iloc[self.rows(name)]
 
     def frames(self, names: tuple[str, ...] | list[str]) -> pd.DataFrame:
         """Rows of several tasks stacked (for fitting preprocessing on meta-train tasks)."""
