@@ -8,7 +8,10 @@ a generator seeded by (seed, task, K, draw), so every method sees exactly the sa
 support and query rows; this is what makes paired comparisons valid.
 
 Outputs are two tidy tables: ``results`` (method, dataset, task, k, draw, metric, value)
-and ``predictions`` (method, dataset, task, k, draw, y_true, y_prob) for calibration plots.
+and ``predictions`` (method, dataset, task, k, draw, row, y_true, y_prob) for calibration
+plots; ``row`` is the scored patient's position in the cohort table, so every prediction
+can be traced back to its patient (and the leakage tests can tell query rows from support
+rows without re-deriving the episodes).
 """
 
 from __future__ import annotations
@@ -206,6 +209,7 @@ def run_protocol(
                                     "task": task.name,
                                     "k": k,
                                     "draw": draw,
+                                    "row": taskset.rows(task.name)[query_idx],
                                     "y_true": query.y,
                                     "y_prob": p,
                                 }
