@@ -7,7 +7,9 @@ seeding determinism, adapt leaving the learner unchanged, probability shape and 
 save/load round trip of the meta-learner and of an adapted model (same state,
 bit-identical predictions, the same files when saved again), bad hyperparameters
 rejected in ``meta_fit``, use before ``meta_fit``, one-class support sets and support
-sets of the wrong width.
+sets of the wrong width, and unusable inputs (NaN, inf, text, wrong shape, beyond
+float32) refused with one metamed error by ``adapt`` and by the adapted model's
+``predict_proba`` / ``predict``.
 
 A new learner must add its fast hyperparameters to ``FAST_PARAMS`` and one invalid
 setting to ``BAD_PARAMS``; until it does, its tests fail saying so.
@@ -27,7 +29,13 @@ import pytest
 import sklearn.base
 import torch
 
-from metamed.errors import MetamedTypeError, MetamedValueError, NotFittedError, UnknownNameError
+from metamed.errors import (
+    MetamedError,
+    MetamedTypeError,
+    MetamedValueError,
+    NotFittedError,
+    UnknownNameError,
+)
 from metamed.learners.base import LEARNERS, AdaptedModel, BinaryModel, MetaLearner, make_learner
 from metamed.outcomes import OUTCOMES, Outcome
 from metamed.tasks import Task, sample_support_query
@@ -371,3 +379,61 @@ def test_every_hyperparameter_is_checked_with_one_message_format(name: str, prob
         with pytest.raises(MetamedTypeError, match=expected):
             learner.meta_fit(problem.train)
         assert not learner.is_fitted()
+
+
+#: Unusable model inputs, each made from valid query features, with the message expected.
+BAD_FEATURES: dict[str, tuple[Callable[[np.ndarray], Any], str]] = {
+    "nan": (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 3, np.nan, X), "NaN or inf"),
+    "inf": (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 5, np.inf, X), "NaN or inf"),
+    "beyond-float32": (lambda X: np.where(X > 1, 1e39, X), "float32"),
+    "too-narrow": (lambda X: X[:, :-1], "shape"),
+    "one-row-1d": (lambda X: X[0], "shape"),
+    "text": (lambda X: X.astype(str), "numbers"),
+    "one-text-cell": (
+        lambda X: np.where(np.arange(X.size).reshape(X.shape) == 2, "n/a", X.astype(object)),
+        "numbers",
+    ),
+}
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_FEATURES))
+@pytest.mark.parametrize("name", NAMES)
+def test_adapted_model_rejects_unusable_features(name: str, bad: str, problem, fitted) -> None:
+    model = fitted(name).adapt(problem.support)
+    make_bad, message = BAD_FEATURES[bad]
+    X = make_bad(problem.query.X.astype(np.float64))
+    for method in (model.predict_proba, model.predict):
+        with pytest.raises(MetamedError, match=message) as caught:
+            method(X)
+        assert "\n" not in str(caught.value)
+        assert isinstance(
+            caught.value, (MetamedTypeError if "numbers" in message else MetamedValueError)
+        )
+
+
+def _support_with_nan_feature(support: Task) -> Task:
+    X = support.X.copy()
+    task = Task(support.name, X, support.y)
+    task.X[0, 0] = np.nan  # arrays stay writable: a Task checked once can be changed later
+    return task
+
+
+def _support_with_nan_label(support: Task) -> Task:
+    task = Task(support.name, support.X, support.y.copy())
+    task.y[2] = np.nan
+    return task
+
+
+BAD_SUPPORT: dict[str, tuple[Callable[[Task], Any], type, str]] = {
+    "nan-feature": (_support_with_nan_feature, MetamedValueError, "NaN or inf"),
+    "nan-label": (_support_with_nan_label, MetamedValueError, "label"),
+    "not-a-task": (lambda s: (s.X, s.y), MetamedTypeError, "Task"),
+}
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_SUPPORT))
+@pytest.mark.parametrize("name", NAMES)
+def test_adapt_rejects_unusable_support(name: str, bad: str, problem, fitted) -> None:
+    make_bad, error, message = BAD_SUPPORT[bad]
+    with pytest.raises(error, match=message):
+        fitted(name).adapt(make_bad(problem.support))

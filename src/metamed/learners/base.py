@@ -29,7 +29,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from metamed.artifacts import artifact_error, read_artifact, write_artifact
+from metamed.data.cohort import MAX_ABS_VALUE
 from metamed.errors import (
+    MetamedTypeError,
     MetamedValueError,
     NotFittedError,
     UnknownNameError,
@@ -50,6 +52,7 @@ __all__ = [
     "make_learner",
     "learner_names",
     "ProgressCallback",
+    "check_features",
 ]
 
 #: ``progress(iteration, total_iterations, train_loss)``, called after each meta-training
@@ -87,6 +90,59 @@ def make_learner(name: str, **params: Any) -> MetaLearner:
     return LEARNERS[name](**params)
 
 
+def check_features(X: Any, n_features: int, what: str = "X") -> np.ndarray:
+    """Model inputs as a float32 array of shape (n, ``n_features``), or one clear error.
+
+    The one input check of every learner: adapted models run it on the rows they are
+    asked to score and ``adapt`` on the support set, so every learner refuses the same
+    inputs with the same message (a NaN once went through the MLP models as NaN risks).
+
+    Raises
+    ------
+    MetamedTypeError
+        ``X`` does not hold numbers (text, mixed objects).
+    MetamedValueError
+        Wrong shape, NaN or infinite values, or values beyond the float32 range.
+    """
+    fix = "Preprocess the rows with the Preprocessor fitted at meta-training."
+    try:
+        arr = np.asarray(X)
+        if arr.dtype == object:
+            arr = arr.astype(np.float64)
+    except (TypeError, ValueError):
+        cells = np.asarray(X, dtype=object).ravel() if not isinstance(X, (str, bytes)) else [X]
+        example = next((c for c in cells if not isinstance(c, (int, float, np.number))), X)
+        raise MetamedTypeError(
+            f"{what} must hold numbers only (preprocessed features), got {example!r}. {fix}"
+        ) from None
+    if arr.dtype.kind not in "biuf":
+        raise MetamedTypeError(
+            f"{what} must hold numbers (preprocessed features), got an array of dtype {arr.dtype}. "
+            f"{fix}"
+        )
+    if arr.ndim != 2 or arr.shape[1] != n_features:
+        raise MetamedValueError(
+            f"{what} must have shape (n_rows, {n_features}), got {arr.shape}. {fix}"
+        )
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            raise MetamedValueError(
+                f"{what} holds {int(bad.sum())} NaN or inf value(s) (first at row {row}, column "
+                f"{col}); impute them (the fitted Preprocessor does) or drop those rows."
+            )
+        huge = np.abs(arr) > MAX_ABS_VALUE
+        if huge.any():
+            row, col = (int(i) for i in np.argwhere(huge)[0])
+            raise MetamedValueError(
+                f"{what} holds {int(huge.sum())} value(s) beyond the float32 range (|x| > "
+                f"{MAX_ABS_VALUE:.2e}; first at row {row}, column {col}: {arr[row, col]:.3g}); "
+                f"models compute in float32. {fix}"
+            )
+    return arr.astype(np.float32, copy=False)
+
+
 class AdaptedModel(ABC):
     """A model adapted to one task: ``predict(X)`` gives one prediction per row, shape (n,).
 
@@ -97,10 +153,18 @@ class AdaptedModel(ABC):
 
     Every subclass is entered in :data:`ADAPTED_MODELS` under its class name, which is how
     :meth:`load` finds the class of a saved model (never by importing a path from a file).
+    Subclasses set ``n_features`` and pass every ``X`` they are given through
+    :meth:`_inputs` before using it.
     """
 
     #: The outcome this model predicts; every concrete model class states it.
     outcome_type: ClassVar[Outcome]
+    #: Input width the model was adapted on.
+    n_features: int
+
+    def _inputs(self, X: Any) -> np.ndarray:
+        """``X`` checked by :func:`check_features` against this model's input width."""
+        return check_features(X, self.n_features)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -309,6 +373,15 @@ class MetaLearner(ABC):
             )
         if len(support) == 0:
             raise MetamedValueError("The support set is empty; adapt needs labelled examples.")
+        # A Task checks its arrays when built, but they stay writable: check again here.
+        check_features(support.X, n_features, f"Support set '{support.name}' X")
+        missing = ~np.isfinite(support.y)
+        if missing.any():
+            raise MetamedValueError(
+                f"Support set '{support.name}' has {int(missing.sum())} missing (NaN or inf) "
+                f"label(s) (first at row {int(np.argmax(missing))}); every support patient needs "
+                "a label."
+            )
         fitted = self.outcome_type_
         if support.outcome_type != fitted:
             raise MetamedValueError(

@@ -61,8 +61,6 @@ __all__ = [
     "PooledFineTune",
     "PooledMLP",
     "SupportModel",
-    # data checks shared with protonet.py
-    "as_features",
     "check_val_tasks",
     "detach_params",
     "stack_tasks",
@@ -94,19 +92,6 @@ def check_val_tasks(
             f"'{outcome_type}'; validate on tasks of the training outcome."
         )
     return list(val_tasks)
-
-
-def as_features(X: Any, n_features: int) -> np.ndarray:
-    """Query features as a float32 (n, d) array, checked against the training width."""
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2 or X.shape[1] != n_features:
-        raise MetamedValueError(
-            f"Expected features of shape (n_rows, {n_features}), got {X.shape}. Preprocess the "
-            "rows with the Preprocessor fitted at meta-training."
-        )
-    if not np.isfinite(X).all():
-        raise MetamedValueError("Features contain NaN or inf; impute them before predicting.")
-    return X
 
 
 def stack_tasks(tasks: list[Task]) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +131,7 @@ class MLPModel(AdaptedModel):
         self.y_std = y_std
 
     def _raw(self, X: Any) -> torch.Tensor:
-        x = torch.from_numpy(as_features(X, self.n_features))
+        x = torch.from_numpy(self._inputs(X))
         with torch.no_grad():
             return mlp_forward(self.params, x)
 
@@ -196,7 +181,7 @@ class BinarySupportModel(BinaryModel, SupportModel):
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(y = 1) per row, shape (n,)."""
-        proba = self.estimator.predict_proba(as_features(X, self.n_features))
+        proba = self.estimator.predict_proba(self._inputs(X))
         # Column of class 1: the support set always holds both classes, so classes_ == [0, 1].
         col = int(np.flatnonzero(np.asarray(self.estimator.classes_) == 1)[0])
         return np.asarray(proba[:, col], dtype=np.float64)
@@ -209,7 +194,7 @@ class NumericSupportModel(SupportModel):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted values, shape (n,)."""
-        return np.asarray(self.estimator.predict(as_features(X, self.n_features)), dtype=np.float64)
+        return np.asarray(self.estimator.predict(self._inputs(X)), dtype=np.float64)
 
 
 #: The support-set model of each outcome type.

@@ -107,14 +107,8 @@ class AdaptedMLP(AdaptedModel):
         self.target_std = target_std
 
     def _outputs(self, X: np.ndarray) -> torch.Tensor:
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise MetamedValueError(
-                f"X must have shape (n, {self.n_features}) (preprocessed like the support set), "
-                f"got {X.shape}."
-            )
         with torch.no_grad():
-            out = forward(self.params, torch.from_numpy(X))
+            out = forward(self.params, torch.from_numpy(self._inputs(X)))
         return out.double().reshape(-1)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ from metamed.learners._params import (
 )
 from metamed.learners._training import EarlyStopping
 from metamed.learners.base import BinaryModel, MetaLearner, ProgressCallback, register
-from metamed.learners.baselines import as_features, check_val_tasks, detach_params
+from metamed.learners.baselines import check_val_tasks, detach_params
 from metamed.learners.mlp import Params, init_mlp, mlp_features, n_layers
 from metamed.outcomes import BINARY
 from metamed.tasks.episodes import EpisodeBatch, EpisodeSampler
@@ -139,7 +139,7 @@ class ProtoModel(BinaryModel):
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(y = 1) per row, shape (n,)."""
-        x = torch.from_numpy(as_features(X, self.n_features))
+        x = torch.from_numpy(self._inputs(X))
         with torch.no_grad():
             log_odds = None if self.log_odds is None else torch.tensor(self.log_odds)
             logits = proto_logits(
