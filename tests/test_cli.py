@@ -364,3 +364,33 @@ def test_usage_errors_are_one_line_without_a_box(args, fragment):
     assert lines[0].startswith("error: ")
     assert not set("╭│╰─") & set(result.stderr)
     assert result.stdout == ""
+
+
+def _los_table(tmp_path):
+    path, table = hospital_table(tmp_path)
+    rng = np.random.default_rng(1)
+    table["los_days"] = 3 + 2 * table["lactate"] + rng.normal(0, 1, len(table))
+    table.drop(columns="died").to_csv(path, index=False)
+    return ["benchmark", "--table", str(path), "--task-col", "hospital", "--outcome-col",
+            "los_days", "--shots", "5", "--draws", "1"]  # fmt: skip
+
+
+def test_default_methods_follow_a_numeric_outcome(tmp_path):
+    out = tmp_path / "run"
+    result = invoke(*_los_table(tmp_path), "--meta-iterations", "2", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    methods = set(pd.read_csv(out / "results.csv")["method"])
+    from metamed.learners import learners_for  # here: importing the CLI must stay light
+    from metamed.outcomes import NUMERIC
+
+    assert methods == set(learners_for(NUMERIC)) and "protonet" not in methods
+    config = json.loads((out / "config.json").read_text())
+    assert "protonet" not in config["config"]["methods"]
+
+
+def test_requested_method_that_cannot_model_the_outcome_fails_before_training(tmp_path):
+    out = tmp_path / "run"
+    result = invoke(*_los_table(tmp_path), "--methods", "local-logreg,protonet", "--out", str(out))
+    assert_clean_error(result, "'protonet'", "numeric outcome", "local-logreg", "pooled")
+    assert "meta-trained" not in result.output
+    assert not out.exists()

@@ -104,9 +104,6 @@ data_app = typer.Typer(no_args_is_help=True, help="Get and check datasets.")
 app.add_typer(data_app, name="data")
 
 
-DEFAULT_METHODS = (
-    "maml,fomaml,anil,metasgd,reptile,protonet,pooled,pooled-finetune,local-logreg,local-gbm"
-)
 FORCE_HELP = (
     "Replace the files of an earlier run in --out (by default a non-empty --out is refused)."
 )
@@ -305,7 +302,11 @@ def benchmark(
         help="binary | numeric: needed when the outcome holds a few whole numbers such as "
         "0/1/2 (--table only; default: inferred).",
     ),
-    methods: str = typer.Option(DEFAULT_METHODS, help="Comma-separated method names."),
+    methods: str | None = typer.Option(
+        None,
+        help="Comma-separated method names (default: every method that models the cohort's "
+        "outcome, binary or numeric; docs/learners/ has one page per method).",
+    ),
     shots: str = typer.Option("5,10,20,40", help="Support sizes K, comma-separated."),
     draws: int = typer.Option(20, min=1, help="Random support draws per held-out task and K."),
     seed: int = typer.Option(0, min=0, help="Master seed (episodes, initialisation)."),
@@ -324,8 +325,8 @@ def benchmark(
         from metamed.learners import learner_names, make_learner
         from metamed.runs import run_benchmark
 
-        method_names = _parse_list(methods, "methods")
-        for name in method_names:  # fail on a typo before loading anything
+        method_names = None if methods is None else _parse_list(methods, "methods")
+        for name in method_names or ():  # fail on a typo before loading anything
             if name not in learner_names():
                 make_learner(name)
         config = ProtocolConfig(shots=_parse_shots(shots), draws=draws, seed=seed)

@@ -268,9 +268,7 @@ def test_query_labels_do_not_reach_predictions(name: str, how: str, baseline) ->
     )
 
 
-@pytest.mark.parametrize(
-    "name", [n for n in NAMES if NUMERIC in LEARNERS[n].outcome_types]
-)
+@pytest.mark.parametrize("name", [n for n in NAMES if NUMERIC in LEARNERS[n].outcome_types])
 def test_numeric_query_outcomes_do_not_reach_predictions(name: str, baseline) -> None:
     cohort, before = baseline(name, "numeric")
     rows = always_query(before)

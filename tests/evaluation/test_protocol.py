@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from metamed.data import Cohort, Schema
 from metamed.errors import MetamedValueError
 from metamed.evaluation.protocol import ProtocolConfig, run_protocol
 from metamed.learners.base import BinaryModel, MetaLearner
+from metamed.outcomes import BINARY, NUMERIC
 from metamed.tasks import TaskSet
 
 
@@ -44,6 +47,7 @@ class SpyLearner(MetaLearner):
     """Records everything it is given."""
 
     LOG: list = []
+    outcome_types = (BINARY, NUMERIC)
 
     def __init__(self, random_state: int = 0) -> None:
         self.random_state = random_state
@@ -173,3 +177,22 @@ def test_tasks_too_small_for_validation_rows_train_on_everything():
     ((_, _, train_X),) = [e for e in SpyLearner.LOG if e[0] == "meta_fit"]
     assert [len(X) for X in train_X] == [40, 40, 40]
     assert [e[1] for e in SpyLearner.LOG if e[0] == "val"] == [None]
+
+
+def test_method_that_cannot_model_the_outcome_fails_before_any_training():
+    from metamed.learners import ProtoNet
+
+    cohort = small_cohort()
+    frame = cohort.frame.assign(died=cohort.frame["a"] * 2.0)
+    numeric = Cohort("toy", frame, replace(cohort.schema, outcome_type="numeric"), {})
+    taskset = TaskSet(numeric, "site")
+    SpyLearner.LOG.clear()
+    with pytest.raises(MetamedValueError, match="'protonet' does not support a numeric outcome"):
+        run_protocol(
+            taskset,
+            {"spy": SpyLearner(), "protonet": ProtoNet()},
+            list(taskset.leave_one_out()),
+            ProtocolConfig(shots=(4,), draws=1),
+            "toy",
+        )
+    assert not [e for e in SpyLearner.LOG if e[0] == "meta_fit"]

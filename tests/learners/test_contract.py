@@ -36,8 +36,15 @@ from metamed.errors import (
     NotFittedError,
     UnknownNameError,
 )
-from metamed.learners.base import LEARNERS, AdaptedModel, BinaryModel, MetaLearner, make_learner
-from metamed.outcomes import OUTCOMES, Outcome
+from metamed.learners.base import (
+    LEARNERS,
+    AdaptedModel,
+    BinaryModel,
+    MetaLearner,
+    learners_for,
+    make_learner,
+)
+from metamed.outcomes import BINARY, NUMERIC, OUTCOMES, Outcome
 from metamed.tasks import Task, sample_support_query
 
 importlib.import_module("metamed.learners.baselines")
@@ -437,3 +444,14 @@ def test_adapt_rejects_unusable_support(name: str, bad: str, problem, fitted) ->
     make_bad, error, message = BAD_SUPPORT[bad]
     with pytest.raises(error, match=message):
         fitted(name).adapt(make_bad(problem.support))
+
+
+def test_learners_for_and_default_methods_follow_the_declared_outcomes() -> None:
+    from metamed.learners import DEFAULT_METHODS, default_methods
+
+    assert sorted(DEFAULT_METHODS) == NAMES, "every registered learner is a default method"
+    for outcome in OUTCOMES.values():
+        able = [n for n in NAMES if outcome in LEARNERS[n].outcome_types]
+        assert learners_for(outcome) == able
+        assert default_methods(outcome) == [n for n in DEFAULT_METHODS if n in able]
+    assert "protonet" in default_methods(BINARY) and "protonet" not in default_methods(NUMERIC)

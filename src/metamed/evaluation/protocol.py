@@ -27,7 +27,7 @@ import pandas as pd
 from metamed.data.preprocess import Preprocessor
 from metamed.errors import MetamedValueError
 from metamed.evaluation.metrics import score
-from metamed.learners.base import MetaLearner
+from metamed.learners.base import MetaLearner, check_outcome_supported
 from metamed.outcomes import Outcome
 from metamed.tasks import (
     Task,
@@ -141,10 +141,12 @@ def run_protocol(
         if progress is not None:
             progress(what, done, total)
 
-    # Every held-out task must fit every K before anything is trained; only labels and
-    # row counts are needed for that, not features.
+    # Before anything is trained: every held-out task must fit every K (only labels and
+    # row counts are needed for that, not features) ...
     outcome = taskset.cohort.schema.outcome
     outcome_type = taskset.cohort.schema.outcome_type
+    for name, learner in methods.items():  # ... and every method must model this outcome
+        check_outcome_supported(name, type(learner), outcome_type)
     for name in sorted({name for split in splits for name in split.test}):
         y = taskset.frame(name)[outcome].to_numpy(dtype=np.float32)
         check_shots([Task(name, np.zeros((len(y), 0), np.float32), y, outcome_type)], config.shots)

@@ -11,6 +11,7 @@ from metamed.learners.base import (
     BinaryModel,
     MetaLearner,
     learner_names,
+    learners_for,
     make_learner,
     register,
 )
@@ -24,15 +25,30 @@ from metamed.learners.maml import ANIL, FOMAML, MAML, AdaptedMLP, GradientMetaLe
 from metamed.learners.pipeline import Pipeline
 from metamed.learners.protonet import ProtoNet
 from metamed.learners.reptile import Reptile
+from metamed.outcomes import Outcome as _Outcome
 
 #: Methods that are reference points rather than meta-learners: each meta-learner is
 #: compared with the best of these on the same episodes.
 BASELINES: tuple[str, ...] = ("pooled", "pooled-finetune", "local-logreg", "local-gbm")
 
+#: What ``metamed benchmark`` runs when no methods are named, in this order (meta-learners
+#: first, then the baselines), kept to those that model the cohort's outcome.
+DEFAULT_METHODS: tuple[str, ...] = (
+    "maml", "fomaml", "anil", "metasgd", "reptile", "protonet", *BASELINES,
+)  # fmt: skip
+
+
+def default_methods(outcome: _Outcome) -> list[str]:
+    """:data:`DEFAULT_METHODS` that model ``outcome`` (ProtoNet, for one, is binary only)."""
+    able = set(learners_for(outcome))
+    return [name for name in DEFAULT_METHODS if name in able]
+
+
 __all__ = [
     "ADAPTED_MODELS",
     "ANIL",
     "BASELINES",
+    "DEFAULT_METHODS",
     "FOMAML",
     "LEARNERS",
     "MAML",
@@ -49,7 +65,9 @@ __all__ = [
     "PooledMLP",
     "ProtoNet",
     "Reptile",
+    "default_methods",
     "learner_names",
+    "learners_for",
     "make_learner",
     "register",
 ]

@@ -52,6 +52,8 @@ __all__ = [
     "make_learner",
     "learner_names",
     "ProgressCallback",
+    "learners_for",
+    "check_outcome_supported",
     "check_features",
 ]
 
@@ -81,6 +83,29 @@ def register(name: str):
 
 def learner_names() -> list[str]:
     return sorted(LEARNERS)
+
+
+def learners_for(outcome: Outcome) -> list[str]:
+    """Names of the registered learners that model ``outcome`` (their ``outcome_types``)."""
+    return [n for n in learner_names() if outcome in LEARNERS[n].outcome_types]
+
+
+def check_outcome_supported(name: str, learner: type[MetaLearner], outcome: Outcome) -> None:
+    """Raise a clear error, naming the learners that do, if ``learner`` cannot model
+    ``outcome``; the protocol calls it for every method before training any."""
+    if outcome in learner.outcome_types:
+        return
+    able = learners_for(outcome)
+    fits = (
+        f"Methods for {outcome} outcomes: {', '.join(able)}; drop '{name}' from the methods, or "
+        "leave the methods out to run every one that fits the outcome."
+        if able
+        else f"No registered method models {outcome} outcomes."
+    )
+    raise MetamedValueError(
+        f"Method '{name}' does not support a {outcome} outcome (it models "
+        f"{' and '.join(map(str, learner.outcome_types))} outcomes). {fits}"
+    )
 
 
 def make_learner(name: str, **params: Any) -> MetaLearner:
@@ -356,7 +381,7 @@ class MetaLearner(ABC):
             )
         kind = kinds.pop()
         if kind not in self.outcome_types:
-            able = [n for n, c in sorted(LEARNERS.items()) if kind in c.outcome_types]
+            able = learners_for(kind)
             raise MetamedValueError(
                 f"{type(self).__name__} models {' and '.join(map(str, self.outcome_types))} "
                 f"outcomes; {what} have a {kind} outcome. Learners for {kind} outcomes: "

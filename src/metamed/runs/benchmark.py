@@ -16,7 +16,7 @@ from typing import Any
 from metamed.data.cohort import Cohort
 from metamed.errors import MetamedValueError
 from metamed.evaluation.protocol import Progress, ProtocolConfig, ProtocolResult, run_protocol
-from metamed.learners import BASELINES, make_learner
+from metamed.learners import BASELINES, default_methods, make_learner
 from metamed.learners.base import MetaLearner
 from metamed.outputs import check_output_place, staged_output
 from metamed.provenance import provenance_record
@@ -91,7 +91,7 @@ def make_methods(
 
 def run_benchmark(
     cohort: Cohort,
-    methods: Sequence[str],
+    methods: Sequence[str] | None,
     out: Path,
     config: ProtocolConfig,
     task_col: str | None = None,
@@ -104,8 +104,12 @@ def run_benchmark(
 
     ``out`` is checked before anything starts; if it already holds a previous run's files,
     ``force=True`` replaces them all (otherwise :class:`~metamed.errors.OutputPlaceError`).
+    ``methods`` None runs :func:`~metamed.learners.default_methods` for the cohort's
+    outcome; a named method that cannot model the outcome is an error before any training.
     """
     out = check_output_place(out, force=force)
+    if methods is None:
+        methods = default_methods(cohort.schema.outcome_type)
     taskset = TaskSet(cohort, task_col)
     splits = make_splits(taskset, split, config.seed)
     learners = make_methods(methods, config.seed, overrides)
