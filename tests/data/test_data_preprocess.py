@@ -12,6 +12,7 @@ from metamed.data import Cohort, Schema
 from metamed.data.preprocess import (
     MISSING_LEVEL,
     OTHER_LEVEL,
+    UNKNOWN_CODE,
     Preprocessor,
     outcome_array,
 )
@@ -53,6 +54,7 @@ def test_fit_transform_layout_and_values() -> None:
         "dx:E11",
         "dx:I10",
         "dx:N18",
+        f"dx:{UNKNOWN_CODE}",
     ]
     X = pre.transform(_frame())
     assert X.dtype == np.float32 and X.shape == (4, len(pre.feature_names_))
@@ -67,7 +69,10 @@ def test_fit_transform_layout_and_values() -> None:
     np.testing.assert_array_equal(X[:, 3:7].sum(axis=1), np.ones(4))
     np.testing.assert_array_equal(X[3, 3:7], [1, 0, 0, 0])
     # Multi-hot codes, whitespace around codes ignored, missing cell -> no code.
-    np.testing.assert_array_equal(X[:, 7:10], [[1, 1, 0], [0, 1, 0], [0, 0, 0], [0, 1, 1]])
+    # Every code was seen at fit: the unknown bucket stays empty.
+    np.testing.assert_array_equal(
+        X[:, 7:11], [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 1, 1, 0]]
+    )
 
 
 def test_unseen_category_and_new_missing_go_to_fixed_columns() -> None:
@@ -88,6 +93,8 @@ def test_unseen_category_and_new_missing_go_to_fixed_columns() -> None:
     np.testing.assert_allclose(X[0, 0], expected, rtol=1e-6)
     codes = [pre.feature_names_.index(n) for n in ("dx:E11", "dx:I10", "dx:N18")]
     np.testing.assert_array_equal(X[:, codes], [[0, 0, 0], [1, 0, 0]])
+    # Q99 was never seen at fit: both rows hold it, so both set the unknown bucket.
+    np.testing.assert_array_equal(X[:, pre.feature_names_.index(f"dx:{UNKNOWN_CODE}")], [1, 1])
     assert np.isfinite(X).all()
 
 
@@ -127,7 +134,9 @@ def test_max_codes_keeps_most_frequent() -> None:
     pre = Preprocessor(SCHEMA, max_codes=1).fit(_frame())
     assert pre.codes_["dx"] == ["I10"]
     pre0 = Preprocessor(SCHEMA, max_codes=0).fit(_frame())
-    assert not any(n.startswith("dx:") for n in pre0.feature_names_)
+    # No vocabulary: only the bucket is left, set in every row that holds a code.
+    assert [n for n in pre0.feature_names_ if n.startswith("dx:")] == [f"dx:{UNKNOWN_CODE}"]
+    np.testing.assert_array_equal(pre0.transform(_frame())[:, -1], [1, 1, 0, 1])
 
 
 def test_errors() -> None:

@@ -196,3 +196,31 @@ def test_method_that_cannot_model_the_outcome_fails_before_any_training():
             "toy",
         )
     assert not [e for e in SpyLearner.LOG if e[0] == "meta_fit"]
+
+
+def test_codes_unknown_to_the_meta_train_vocabulary_are_counted_per_split():
+    cohort = small_cohort(n=40)
+    frame = cohort.frame.copy()
+    # Training sites share two codes; the held-out site3 has only codes never seen in training
+    # in its first 10 rows.
+    frame["dx"] = np.where(frame["site"] == "site3", "250.01", "428.0;250.01")
+    frame.loc[frame.index[frame["site"] == "site3"][:10], "dx"] = "V57.1;E849"
+    schema = Schema(outcome="died", numeric=("a", "b", "c"), codesets=("dx",), group=("site",))
+    taskset = TaskSet(Cohort("codes", frame, schema), "site")
+    split = taskset.split(["site3"])
+    result = run_protocol(
+        taskset, {"spy": SpyLearner()}, [split], ProtocolConfig(shots=(4,), draws=1), "codes"
+    )
+    assert result.config["unknown_codes"] == [
+        {
+            "test": ["site3"],
+            "vocabulary": {"dx": 2},
+            "train": {"dx": {"rows": 0, "codes": 0}},
+            "held_out": {"dx": {"rows": 10, "codes": 2}},
+        }
+    ]
+    plain = run_protocol(
+        TaskSet(cohort, "site"), {"spy": SpyLearner()}, [TaskSet(cohort, "site").split(["site3"])],
+        ProtocolConfig(shots=(4,), draws=1), "toy",
+    )  # fmt: skip
+    assert "unknown_codes" not in plain.config  # cohorts without code sets: config unchanged

@@ -7,32 +7,65 @@ group or reference columns, so nothing about held-out tasks, labels or clinical 
 can leak into the inputs.
 
 The output width is fixed at fit time: a value first seen at transform time (a new
-category, a missing cell in a column that was complete at fit) never adds a column.
+category, a missing cell in a column that was complete at fit, a new diagnosis code)
+never adds a column.
+
+Code sets (diagnosis or medication codes, ``;``-separated in one cell) are a feature
+kind of their own: a multi-hot vector over a vocabulary learned at fit, optionally
+after rolling each code up the ICD-9-CM hierarchy (its 3-character category, its
+chapter; :mod:`metamed.data.icd9`).  The vocabulary is what the meta-train rows hold
+often enough (``min_code_count``, ``max_codes``); every other code, too rare in training
+or never seen there (a rare cohort's own diagnoses, typically), sets the column's one
+``<unknown>`` bucket.  How many rows and distinct codes went to the bucket is counted
+(:meth:`Preprocessor.count_unknown_codes`, ``unknown_codes_`` for the fit rows) so a
+run can report how much of a held-out cohort its vocabulary did not cover.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from metamed.data.cohort import CODESET_SEPARATOR, MAX_ABS_VALUE, Schema, check_numeric_range
+from metamed.data.icd9 import icd9_category, icd9_chapter
 from metamed.errors import (
     MetamedTypeError,
     MetamedValueError,
     NotFittedError,
     did_you_mean,
+    unknown_name,
 )
 
-__all__ = ["Preprocessor", "outcome_array", "MISSING_LEVEL", "OTHER_LEVEL"]
+__all__ = [
+    "Preprocessor",
+    "outcome_array",
+    "CODE_LEVELS",
+    "MISSING_LEVEL",
+    "OTHER_LEVEL",
+    "UNKNOWN_CODE",
+]
 
 #: Category level given to missing cells of a categorical column.
 MISSING_LEVEL = "<missing>"
 #: Bucket for categories not seen at fit time (and for missing cells when no cell was
 #: missing at fit time).
 OTHER_LEVEL = "<other>"
+
+#: Bucket of a code-set column for the codes outside its vocabulary: too rare in the fit
+#: rows, beyond ``max_codes``, or first seen at transform time.
+UNKNOWN_CODE = "<unknown>"
+
+#: How a code becomes a vocabulary entry: as it is, or rolled up to its ICD-9-CM
+#: category or chapter (``None``: the code has no such ancestor, i.e. is not ICD-9).
+CODE_LEVELS: dict[str, Callable[[str], str | None]] = {
+    "code": lambda code: code,
+    "icd9_category": icd9_category,
+    "icd9_chapter": icd9_chapter,
+}
 
 # Standard deviations below this are treated as zero (constant column): scaling such a
 # column would only amplify rounding noise.
@@ -73,36 +106,67 @@ class Preprocessor:
     level ``"<missing>"`` when it occurs at fit), plus one ``"<other>"`` column that
     catches levels first seen at transform time.
 
-    Code-set columns (``;``-separated codes): multi-hot over the ``max_codes`` codes
-    found in the most fit rows (ties broken alphabetically); other codes are ignored.
+    Code-set columns (``;``-separated codes): each code becomes one entry per level of
+    ``code_levels`` (the code itself, its ICD-9-CM category, its chapter).  The
+    vocabulary holds the entries found in at least ``min_code_count`` fit rows, at most
+    the ``max_codes`` found in the most rows (ties broken alphabetically); the output is
+    a multi-hot vector over it plus one ``"<unknown>"`` column, set in a row holding any
+    code outside the vocabulary.  A missing or empty cell holds no code.
 
     Parameters
     ----------
     schema : Schema
         Column roles.  Only ``schema.features`` are read.
     max_codes : int, default 50
-        Maximum number of codes kept per code-set column.
+        Maximum number of vocabulary entries per code-set column.
+    min_code_count : int, default 1
+        Fewest fit rows an entry must appear in to get a column of its own; rarer ones go
+        to the ``"<unknown>"`` bucket (a code seen in one patient mostly names that
+        patient).
+    code_levels : sequence of str or mapping, default ("code",)
+        Levels of :data:`CODE_LEVELS` that each code contributes, for every code-set
+        column, or a mapping from code-set column to its levels (columns not named keep
+        ``("code",)``).  ``("icd9_category", "icd9_chapter")`` rolls ICD-9 codes up to
+        their 3-character category and their chapter.
 
     Attributes
     ----------
     feature_names_ : list of str
         Name of each output column, e.g. ``"chol"``, ``"chol__missing"``, ``"cp=4"``,
-        ``"dx:E11"``.
+        ``"dx:E11"``, ``"dx:<unknown>"``.
     medians_, means_, stds_ : dict
         Fit statistics of numeric columns (after imputation for means/stds).
     categories_ : dict
         Levels (in output order, without ``"<other>"``) of each categorical column.
     codes_ : dict
-        Kept codes of each code-set column.
+        Vocabulary of each code-set column (sorted), without ``"<unknown>"``.
+    code_levels_ : dict
+        Levels of each code-set column.
+    unknown_codes_ : dict
+        For each code-set column, ``{"rows": r, "codes": c}``: the fit rows holding a code
+        outside the vocabulary and the number of such distinct entries (see
+        :meth:`count_unknown_codes`).
+    unknown_bucket_ : bool
+        Whether code-set columns have the ``"<unknown>"`` column; False only for a state
+        saved by a metamed that had none (:meth:`from_dict` keeps its layout).
     """
 
-    def __init__(self, schema: Schema, max_codes: int = 50) -> None:
+    def __init__(
+        self,
+        schema: Schema,
+        max_codes: int = 50,
+        *,
+        min_code_count: int = 1,
+        code_levels: Iterable[str] | Mapping[str, Iterable[str]] = ("code",),
+    ) -> None:
         self.schema = schema
         self.max_codes = max_codes
+        self.min_code_count = min_code_count
+        self.code_levels = code_levels
 
     # -- fitting -------------------------------------------------------------------
     def fit(self, frame: pd.DataFrame) -> Preprocessor:
-        """Learn imputation values, scaling, levels and codes from ``frame``.
+        """Learn imputation values, scaling, levels and code vocabularies from ``frame``.
 
         Parameters
         ----------
@@ -117,7 +181,12 @@ class Preprocessor:
         """
         if not isinstance(self.max_codes, (int, np.integer)) or self.max_codes < 0:
             raise MetamedValueError(f"max_codes must be an integer >= 0, got {self.max_codes!r}.")
+        if not isinstance(self.min_code_count, (int, np.integer)) or self.min_code_count < 1:
+            raise MetamedValueError(
+                f"min_code_count must be an integer >= 1, got {self.min_code_count!r}."
+            )
         features = self._select(frame)
+        code_levels = self._resolve_code_levels()
         if len(frame) == 0:
             raise MetamedValueError(
                 "Cannot fit the preprocessor on an empty table: pass the rows of the "
@@ -148,15 +217,115 @@ class Preprocessor:
             if MISSING_LEVEL in levels:
                 ordered = [MISSING_LEVEL, *ordered]
             self.categories_[col] = ordered
+        self.code_levels_: dict[str, tuple[str, ...]] = code_levels
+        self.unknown_bucket_ = True
         self.codes_: dict[str, list[str]] = {}
         for col in self.schema.codesets:
             counts: Counter[str] = Counter()
             for cell in features[col].tolist():
-                counts.update(_split_codes(cell))
-            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                entries, not_placed = self._entries(col, cell)
+                if not_placed:
+                    code, level = not_placed[0]
+                    raise MetamedValueError(
+                        f"Code-set column '{col}' holds the code {code!r}, which has no "
+                        f"{level} (it is not an ICD-9-CM diagnosis code). Roll up only "
+                        f"columns of ICD-9 codes: code_levels={{'{col}': ('code',)}} keeps "
+                        "this column's codes as they are."
+                    )
+                counts.update(entries)
+            frequent = [kv for kv in counts.items() if kv[1] >= self.min_code_count]
+            ranked = sorted(frequent, key=lambda kv: (-kv[1], kv[0]))
             self.codes_[col] = sorted(code for code, _ in ranked[: int(self.max_codes)])
         self.feature_names_: list[str] = self._names()
+        self.unknown_codes_: dict[str, dict[str, int]] = self.count_unknown_codes(features)
         return self
+
+    def _resolve_code_levels(self) -> dict[str, tuple[str, ...]]:
+        """``code_levels`` checked and spelled out for every code-set column."""
+        given = self.code_levels
+        codesets = self.schema.codesets
+        if isinstance(given, Mapping):
+            for col in given:
+                if col not in codesets:
+                    raise MetamedValueError(
+                        f"code_levels names '{col}', which is not a code-set column of the "
+                        f"schema.{did_you_mean(str(col), codesets)} Code-set columns: "
+                        f"{', '.join(codesets) or 'none'}."
+                    )
+            per_column = {col: given.get(col, ("code",)) for col in codesets}
+        else:
+            per_column = {col: given for col in codesets}
+        resolved: dict[str, tuple[str, ...]] = {}
+        for col, levels in per_column.items():
+            levels = (levels,) if isinstance(levels, str) else tuple(levels)
+            if not levels:
+                raise MetamedValueError(
+                    f"code_levels for '{col}' is empty; give at least one of "
+                    f"{', '.join(CODE_LEVELS)}."
+                )
+            for level in levels:
+                if level not in CODE_LEVELS:
+                    raise unknown_name("code level", str(level), CODE_LEVELS)
+            resolved[col] = tuple(dict.fromkeys(levels))
+        return resolved
+
+    def _entries(self, col: str, cell: object) -> tuple[set[str], list[tuple[str, str]]]:
+        """Vocabulary entries of one cell, and the (code, level) pairs that have none."""
+        entries: set[str] = set()
+        not_placed: list[tuple[str, str]] = []
+        for code in _split_codes(cell):
+            for level in self.code_levels_[col]:
+                entry = CODE_LEVELS[level](code)
+                if entry is None:
+                    not_placed.append((code, level))
+                else:
+                    entries.add(entry)
+        return entries, not_placed
+
+    def _encode_codes(self, col: str, cells: list[object]) -> tuple[np.ndarray, int, set[str]]:
+        """Multi-hot block of ``cells`` (vocabulary, then the bucket), the number of rows
+        holding an unknown code, and the unknown codes."""
+        vocabulary = self.codes_[col]
+        position = {code: i for i, code in enumerate(vocabulary)}
+        bucket = len(vocabulary)
+        block = np.zeros((len(cells), bucket + int(self.unknown_bucket_)))
+        unknown: set[str] = set()
+        rows = 0
+        for i, cell in enumerate(cells):
+            entries, not_placed = self._entries(col, cell)
+            outside = {e for e in entries if e not in position}
+            outside.update(code for code, _ in not_placed)
+            for entry in entries - outside:
+                block[i, position[entry]] = 1.0
+            if outside:
+                rows += 1
+                unknown |= outside
+                if self.unknown_bucket_:
+                    block[i, bucket] = 1.0
+        return block, rows, unknown
+
+    def count_unknown_codes(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+        """How much of ``frame``'s codes the fitted vocabularies do not cover.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            Rows holding the schema's feature columns (e.g. a held-out task).
+
+        Returns
+        -------
+        dict
+            Code-set column -> ``{"rows": r, "codes": c}``: ``r`` rows hold at least one
+            code that goes to the ``"<unknown>"`` bucket, and ``c`` distinct such entries
+            (codes or their rolled-up categories and chapters) occur.
+        """
+        self._check_fitted()
+        features = self._select(frame)
+        report: dict[str, dict[str, int]] = {}
+        for col in self.schema.codesets:
+            _, rows, unknown = self._encode_codes(col, features[col].tolist())
+            report[col] = {"rows": rows, "codes": len(unknown)}
+        return report
 
     def _names(self) -> list[str]:
         names = list(self.schema.numeric)
@@ -166,6 +335,8 @@ class Preprocessor:
             names.append(f"{col}={OTHER_LEVEL}")
         for col in self.schema.codesets:
             names += [f"{col}:{code}" for code in self.codes_[col]]
+            if self.unknown_bucket_:
+                names.append(f"{col}:{UNKNOWN_CODE}")
         return names
 
     # -- transforming --------------------------------------------------------------
@@ -173,8 +344,8 @@ class Preprocessor:
         """Model inputs for ``frame`` as a float32 array of shape ``(n, len(feature_names_))``.
 
         Missing numeric values take the fit median; unseen categories fall into the
-        ``"<other>"`` column; unknown codes are ignored.  Outcome, group and reference
-        columns are never read.
+        ``"<other>"`` column; codes outside the vocabulary set the ``"<unknown>"``
+        column.  Outcome, group and reference columns are never read.
         """
         self._check_fitted()
         features = self._select(frame)
@@ -215,13 +386,7 @@ class Preprocessor:
             onehot[np.arange(n), idx] = 1.0
             blocks.append(onehot)
         for col in self.schema.codesets:
-            position = {code: i for i, code in enumerate(self.codes_[col])}
-            multihot = np.zeros((n, len(position)))
-            for i, cell in enumerate(features[col].tolist()):
-                for code in _split_codes(cell):
-                    if code in position:
-                        multihot[i, position[code]] = 1.0
-            blocks.append(multihot)
+            blocks.append(self._encode_codes(col, features[col].tolist())[0])
         return np.concatenate(blocks, axis=1).astype(np.float32)
 
     def fit_transform(self, frame: pd.DataFrame) -> np.ndarray:
@@ -241,6 +406,9 @@ class Preprocessor:
         return {
             "schema": self.schema.to_dict(),
             "max_codes": int(self.max_codes),
+            "min_code_count": int(self.min_code_count),
+            "code_levels": {col: list(levels) for col, levels in self.code_levels_.items()},
+            "unknown_codes": self.unknown_codes_,
             "medians": self.medians_,
             "means": self.means_,
             "stds": self.stds_,
@@ -251,7 +419,12 @@ class Preprocessor:
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Preprocessor:
-        """Rebuild a fitted preprocessor from :meth:`to_dict` output."""
+        """Rebuild a fitted preprocessor from :meth:`to_dict` output.
+
+        A state without ``code_levels`` was saved before code-set columns had an
+        ``"<unknown>"`` bucket: it is rebuilt with its own layout (no bucket), so the
+        model saved with it gets the inputs it was trained on.
+        """
         schema_state = dict(state["schema"])
         schema = Schema(
             outcome=schema_state["outcome"],
@@ -264,13 +437,26 @@ class Preprocessor:
             event_col=schema_state.get("event_col"),
             units=dict(schema_state.get("units", {})),
         )
-        pre = cls(schema, max_codes=int(state["max_codes"]))
+        legacy = "code_levels" not in state
+        code_levels = {col: tuple(v) for col, v in state.get("code_levels", {}).items()}
+        pre = cls(
+            schema,
+            max_codes=int(state["max_codes"]),
+            min_code_count=int(state.get("min_code_count", 1)),
+            code_levels=code_levels,
+        )
         pre.medians_ = {k: float(v) for k, v in state["medians"].items()}
         pre.means_ = {k: float(v) for k, v in state["means"].items()}
         pre.stds_ = {k: float(v) for k, v in state["stds"].items()}
         pre.indicators_ = list(state["indicators"])
         pre.categories_ = {k: list(v) for k, v in state["categories"].items()}
         pre.codes_ = {k: list(v) for k, v in state["codes"].items()}
+        pre.code_levels_ = pre._resolve_code_levels()
+        pre.unknown_bucket_ = not legacy
+        pre.unknown_codes_ = {
+            col: {k: int(v) for k, v in counts.items()}
+            for col, counts in state.get("unknown_codes", {}).items()
+        }
         pre.feature_names_ = pre._names()
         return pre
 

@@ -154,8 +154,19 @@ def run_protocol(
     rows: list[dict] = []
     preds: list[pd.DataFrame] = []
     fit_seconds: dict[str, float] = {}
+    unknown_codes: list[dict] = []
     for split in splits:
         prep = Preprocessor(taskset.cohort.schema).fit(taskset.frames(split.train))
+        if taskset.cohort.schema.codesets:
+            # How much of the held-out tasks' codes the meta-train vocabulary misses.
+            unknown_codes.append(
+                {
+                    "test": list(split.test),
+                    "vocabulary": {col: len(codes) for col, codes in prep.codes_.items()},
+                    "train": prep.unknown_codes_,
+                    "held_out": prep.count_unknown_codes(taskset.frames(split.test)),
+                }
+            )
         train = make_tasks(taskset, split.train, prep)
         val = make_tasks(taskset, split.val, prep) if split.val else None
         if val is None and config.val_rows_fraction > 0:
@@ -219,4 +230,7 @@ def run_protocol(
                         )
                         tick(f"{name}: {task.name}, K={k}")
     predictions = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
-    return ProtocolResult(pd.DataFrame(rows), predictions, fit_seconds, asdict(config))
+    run = asdict(config)
+    if unknown_codes:  # only cohorts with code sets: other runs' config is unchanged
+        run["unknown_codes"] = unknown_codes
+    return ProtocolResult(pd.DataFrame(rows), predictions, fit_seconds, run)

@@ -37,7 +37,8 @@ def feature_schema(preprocessor: Preprocessor) -> dict[str, Any]:
 
     Each column has its ``name``, ``type`` (numeric, categorical, codeset) and ``unit``
     (None where the schema gives none); categorical columns list their ``categories``,
-    code-set columns their ``codes``, numeric ones whether a missing-value indicator
+    code-set columns their ``codes`` (the vocabulary) and ``code_levels`` (whether codes
+    are rolled up the ICD-9 hierarchy), numeric ones whether a missing-value indicator
     is added.  ``inputs`` names the model's input columns after preprocessing.
     """
     schema = preprocessor.schema
@@ -63,7 +64,13 @@ def feature_schema(preprocessor: Preprocessor) -> dict[str, Any]:
         )
     for col in schema.codesets:
         columns.append(
-            {"name": col, "type": "codeset", "unit": None, "codes": preprocessor.codes_[col]}
+            {
+                "name": col,
+                "type": "codeset",
+                "unit": None,
+                "codes": preprocessor.codes_[col],
+                "code_levels": list(preprocessor.code_levels_[col]),
+            }
         )
     return {
         "columns": columns,
