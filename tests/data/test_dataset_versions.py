@@ -28,6 +28,7 @@ FINGERPRINTS = {
     ("iwpc-warfarin", 1): "cf58cb4ac66836a8a6e2699131b864656b6cb0f10f3a123da8f5241dacfbb7ae",
     ("opt", 1): "ae5399ec6865f5b7cf61ca66043366eff94337eaff7ee6967b5bb2e47e9dbb89",
     ("indo-rct", 1): "56f5efe5732b14115f7b78b65a842bdfbd1ea3c5afb441ed8bfb547fd93ae9ad",
+    ("diabetes-130", 1): "7609c74a5a49093c872db9ec71f84c2e2eaf68841223ae106ceef1979adb840f",
 }
 
 
@@ -65,7 +66,7 @@ def test_uci_heart_cohort_matches_its_version(data_dir: Path, uci_heart_dir: Pat
 
 
 @pytest.mark.parametrize(
-    "name", ["eicu-demo", "physionet-2012", "iwpc-warfarin", "opt", "indo-rct"]
+    "name", ["eicu-demo", "physionet-2012", "iwpc-warfarin", "opt", "indo-rct", "diabetes-130"]
 )
 def test_real_cohort_matches_its_version(name: str, data_dir: Path, need_dataset) -> None:
     need_dataset(get_source(name).folder)  # fails (never skips) when the folder is missing

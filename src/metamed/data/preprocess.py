@@ -85,6 +85,23 @@ def _category_key(value: object) -> str:
     return str(value)
 
 
+def _distinct(series: pd.Series) -> tuple[np.ndarray, list[object]]:
+    """Distinct cells of ``series`` and, for each row, the position of its cell there.
+
+    Per-cell work (a category's key, a code set's codes) then runs once per distinct
+    value instead of once per row: diagnoses and levels repeat across patients.  The last
+    distinct value is ``None``; it stands for every missing cell.
+    """
+    inverse, uniques = pd.factorize(series, use_na_sentinel=True)
+    values = list(uniques)
+    is_bool = [isinstance(v, (bool, np.bool_)) for v in values]
+    if any(is_bool) and not all(is_bool):
+        # True == 1 in Python, so factorize merges them, but they are two levels
+        # ("True" and "1"): keep every cell apart.
+        return np.arange(len(series)), [*series.tolist(), None]
+    return np.where(inverse < 0, len(values), inverse), [*values, None]
+
+
 def _split_codes(value: object) -> list[str]:
     """Codes of one code-set cell; a missing or empty cell holds no code."""
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
@@ -211,7 +228,8 @@ class Preprocessor:
                 self.indicators_.append(col)
         self.categories_: dict[str, list[str]] = {}
         for col in self.schema.categorical:
-            levels = {_category_key(v) for v in features[col].tolist()}
+            inverse, cells = _distinct(features[col])
+            levels = {_category_key(cells[j]) for j in np.unique(inverse)}
             # Missing first, then the others sorted: a fixed, data-order-free layout.
             ordered = sorted(levels - {MISSING_LEVEL})
             if MISSING_LEVEL in levels:
@@ -222,7 +240,11 @@ class Preprocessor:
         self.codes_: dict[str, list[str]] = {}
         for col in self.schema.codesets:
             counts: Counter[str] = Counter()
-            for cell in features[col].tolist():
+            inverse, cells = _distinct(features[col])
+            rows_per_cell = np.bincount(inverse, minlength=len(cells))
+            for cell, n_rows in zip(cells, rows_per_cell, strict=True):
+                if not n_rows:
+                    continue
                 entries, not_placed = self._entries(col, cell)
                 if not_placed:
                     code, level = not_placed[0]
@@ -232,7 +254,7 @@ class Preprocessor:
                         f"columns of ICD-9 codes: code_levels={{'{col}': ('code',)}} keeps "
                         "this column's codes as they are."
                     )
-                counts.update(entries)
+                counts.update(dict.fromkeys(entries, int(n_rows)))
             frequent = [kv for kv in counts.items() if kv[1] >= self.min_code_count]
             ranked = sorted(frequent, key=lambda kv: (-kv[1], kv[0]))
             self.codes_[col] = sorted(code for code, _ in ranked[: int(self.max_codes)])
@@ -282,27 +304,28 @@ class Preprocessor:
                     entries.add(entry)
         return entries, not_placed
 
-    def _encode_codes(self, col: str, cells: list[object]) -> tuple[np.ndarray, int, set[str]]:
-        """Multi-hot block of ``cells`` (vocabulary, then the bucket), the number of rows
-        holding an unknown code, and the unknown codes."""
-        vocabulary = self.codes_[col]
-        position = {code: i for i, code in enumerate(vocabulary)}
-        bucket = len(vocabulary)
-        block = np.zeros((len(cells), bucket + int(self.unknown_bucket_)))
-        unknown: set[str] = set()
-        rows = 0
-        for i, cell in enumerate(cells):
+    def _code_rows(
+        self, col: str, cells: pd.Series
+    ) -> tuple[np.ndarray, np.ndarray, list[set[str]]]:
+        """Code-set encoding of each distinct cell: ``(inverse, rows, outside)``.
+
+        ``rows[inverse]`` is the multi-hot block of ``cells`` (vocabulary, then the
+        bucket) and ``outside[j]`` the codes of distinct cell ``j`` that are not in the
+        vocabulary.  Computed once per distinct cell: the same diagnoses recur.
+        """
+        position = {code: i for i, code in enumerate(self.codes_[col])}
+        bucket = len(position)
+        inverse, values = _distinct(cells)
+        rows = np.zeros((len(values), bucket + int(self.unknown_bucket_)), dtype=np.float32)
+        outside: list[set[str]] = []
+        for j, cell in enumerate(values):
             entries, not_placed = self._entries(col, cell)
-            outside = {e for e in entries if e not in position}
-            outside.update(code for code, _ in not_placed)
-            for entry in entries - outside:
-                block[i, position[entry]] = 1.0
-            if outside:
-                rows += 1
-                unknown |= outside
-                if self.unknown_bucket_:
-                    block[i, bucket] = 1.0
-        return block, rows, unknown
+            rows[j, [position[e] for e in entries if e in position]] = 1.0
+            outside.append({e for e in entries if e not in position})
+            outside[j].update(code for code, _ in not_placed)
+            if self.unknown_bucket_ and outside[j]:
+                rows[j, bucket] = 1.0
+        return inverse, rows, outside
 
     def count_unknown_codes(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
         """How much of ``frame``'s codes the fitted vocabularies do not cover.
@@ -323,8 +346,10 @@ class Preprocessor:
         features = self._select(frame)
         report: dict[str, dict[str, int]] = {}
         for col in self.schema.codesets:
-            _, rows, unknown = self._encode_codes(col, features[col].tolist())
-            report[col] = {"rows": rows, "codes": len(unknown)}
+            inverse, _, outside = self._code_rows(col, features[col])
+            has_unknown = np.array([bool(codes) for codes in outside])
+            unknown = set().union(*(outside[j] for j in np.unique(inverse)))
+            report[col] = {"rows": int(has_unknown[inverse].sum()), "codes": len(unknown)}
         return report
 
     def _names(self) -> list[str]:
@@ -378,16 +403,16 @@ class Preprocessor:
             levels = self.categories_[col]
             position = {level: i for i, level in enumerate(levels)}
             other = len(levels)
-            idx = np.array(
-                [position.get(_category_key(v), other) for v in features[col].tolist()],
-                dtype=np.int64,
-            )
-            onehot = np.zeros((n, len(levels) + 1))
+            inverse, cells = _distinct(features[col])
+            idx = np.array([position.get(_category_key(v), other) for v in cells])[inverse]
+            onehot = np.zeros((n, len(levels) + 1), dtype=np.float32)
             onehot[np.arange(n), idx] = 1.0
             blocks.append(onehot)
         for col in self.schema.codesets:
-            blocks.append(self._encode_codes(col, features[col].tolist())[0])
-        return np.concatenate(blocks, axis=1).astype(np.float32)
+            inverse, rows, _ = self._code_rows(col, features[col])
+            blocks.append(rows[inverse])
+        # Each block cast on its own: a float64 copy of the whole matrix never exists.
+        return np.concatenate([b.astype(np.float32, copy=False) for b in blocks], axis=1)
 
     def fit_transform(self, frame: pd.DataFrame) -> np.ndarray:
         """``fit(frame)`` then ``transform(frame)``."""

@@ -69,8 +69,13 @@ class TaskSet:
         self.cohort = cohort
         self.task_col = task_col
         keys = cohort.frame[task_col].astype(str)
+        # One pass over the rows (grouping), not one per task: condition cohorts have
+        # hundreds of tasks (661 diagnosis categories in Diabetes-130).
+        positions = {
+            str(name): rows for name, rows in keys.groupby(keys, sort=False).indices.items()
+        }
         self._rows: dict[str, np.ndarray] = {
-            name: np.flatnonzero((keys == name).to_numpy()) for name in sorted(keys.unique())
+            name: np.asarray(positions[name], dtype=np.int64) for name in sorted(positions)
         }
 
     @property
@@ -97,7 +102,11 @@ class TaskSet:
 
     def frames(self, names: tuple[str, ...] | list[str]) -> pd.DataFrame:
         """Rows of several tasks stacked (for fitting preprocessing on meta-train tasks)."""
-        return pd.concat([self.frame(n) for n in names]) if names else self.cohort.frame.iloc[:0]
+        for name in names:
+            if name not in self._rows:
+                self.frame(name)  # the unknown-task error
+        rows = [self._rows[n] for n in names]
+        return self.cohort.frame.iloc[np.concatenate(rows) if rows else []]
 
     def summary(self) -> pd.DataFrame:
         """One row per task: number of patients and the outcome's summary (prevalence)."""

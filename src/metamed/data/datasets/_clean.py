@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,15 +18,16 @@ from metamed.data.registry import DataFile, fetch_command, read_files
 from metamed.errors import MetamedValueError
 
 
-def read_csv(path: Path, dataset: str, columns: Iterable[str]) -> pd.DataFrame:
+def read_csv(path: Path, dataset: str, columns: Iterable[str], **options: Any) -> pd.DataFrame:
     """Read one file of ``dataset``; refuse it when one of ``columns`` is absent.
 
     The file has already passed its sha256 check when a loader calls this through
     ``load_dataset``, so a missing column means the loader is called on a different
     copy (a fixture, a hand-made extract): the message says which column and file.
+    ``options`` go to :func:`pandas.read_csv` (e.g. which texts mean missing).
     """
     try:
-        frame = pd.read_csv(path, low_memory=False)
+        frame = pd.read_csv(path, low_memory=False, **options)
     except (ValueError, OSError) as exc:  # pandas' ParserError derives from ValueError
         raise MetamedValueError(
             f"Dataset '{dataset}': could not read {path.name} as CSV ({exc}). Re-fetch it: "
@@ -81,14 +83,18 @@ def recode(
     """
     text = series.astype("string").str.strip()
     missing = set(missing)
-    unknown = sorted(set(text.dropna()) - set(codes) - missing)
+    unknown = sorted(set(text.dropna().unique()) - set(codes) - missing)
     if unknown:
         raise MetamedValueError(
             f"{where}: unexpected code(s) {unknown[:5]}; expected one of "
             f"{sorted(codes) + sorted(missing)}."
         )
-    mapped = text.map(lambda v: np.nan if pd.isna(v) or v in missing else codes[v])
-    return mapped.astype(float)
+    # A mapping, not a function: pandas looks each value up without a Python call per row.
+    lookup = {
+        **{code: float(value) for code, value in codes.items()},
+        **dict.fromkeys(missing, np.nan),
+    }
+    return text.map(lookup).astype(float)
 
 
 def numbers(series: pd.Series, missing: Iterable[str] = (), *, where: str) -> pd.Series:
