@@ -30,6 +30,7 @@ FINGERPRINTS = {
     ("indo-rct", 1): "56f5efe5732b14115f7b78b65a842bdfbd1ea3c5afb441ed8bfb547fd93ae9ad",
     ("diabetes-130", 1): "7609c74a5a49093c872db9ec71f84c2e2eaf68841223ae106ceef1979adb840f",
     ("support2", 1): "57e6e39fb122c8780d755ab56636a8e4743a0b8ad1a9b00b1d9a391cc87c6314",
+    ("eicu-demo-diagnoses", 1): "43eda4f2d851e8f9cc68ab88b6c29cc6e67b6b14125d009fd90059312335dc62",
 }
 
 
@@ -68,7 +69,16 @@ def test_uci_heart_cohort_matches_its_version(data_dir: Path, uci_heart_dir: Pat
 
 @pytest.mark.parametrize(
     "name",
-    ["eicu-demo", "physionet-2012", "iwpc-warfarin", "opt", "indo-rct", "diabetes-130", "support2"],
+    [
+        "eicu-demo",
+        "eicu-demo-diagnoses",
+        "physionet-2012",
+        "iwpc-warfarin",
+        "opt",
+        "indo-rct",
+        "diabetes-130",
+        "support2",
+    ],
 )
 def test_real_cohort_matches_its_version(name: str, data_dir: Path, need_dataset) -> None:
     need_dataset(get_source(name).folder)  # fails (never skips) when the folder is missing

@@ -95,11 +95,18 @@ from metamed.outcomes import BINARY
 
 __all__ = [
     "APACHE_SENTINEL",
+    "APSVAR_COLUMNS",
     "EICU_LEAKING_COLUMNS",
     "EICU_OUTCOMES",
     "EICU_REFERENCE_COLUMNS",
     "EICU_TASKS",
+    "EICU_UNITS",
+    "PATIENT_CATEGORICAL",
+    "PATIENT_NUMERIC",
+    "PREDVAR_CATEGORICAL",
+    "PREDVAR_COLUMNS",
     "SPEC",
+    "stay_table",
 ]
 
 NAME = "eicu-demo"
@@ -224,7 +231,7 @@ EICU_LEAKING_COLUMNS: tuple[str, ...] = (
     *REFERENCE_SOURCES,
 )
 
-_PATIENT_NUMERIC = (
+PATIENT_NUMERIC = (
     "age",
     "admissionheight",
     "admissionweight",
@@ -232,7 +239,7 @@ _PATIENT_NUMERIC = (
     "unitvisitnumber",
     "teachingstatus",
 )
-_PATIENT_CATEGORICAL = (
+PATIENT_CATEGORICAL = (
     "gender",
     "ethnicity",
     "apacheadmissiondx",
@@ -241,7 +248,7 @@ _PATIENT_CATEGORICAL = (
     "unitstaytype",
     "numbedscategory",
 )
-_UNITS = {
+EICU_UNITS = {
     "age": "years",
     "admissionheight": "cm",
     "admissionweight": "kg",
@@ -294,9 +301,24 @@ def _apache_tables(folder: Path) -> pd.DataFrame:
     return tables.merge(iva, on=key, how="outer", validate="one_to_one")
 
 
-def _load(folder: Path, *, outcome: str, task: str) -> Cohort:
-    """The loader of :data:`SPEC`: ``folder`` holds the verified demo tables."""
-    patient = read_csv(folder / "patient.csv.gz", NAME, PATIENT_COLUMNS)[list(PATIENT_COLUMNS)]
+def stay_table(folder: Path, outcome: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One cleaned row per ICU stay with the ``outcome`` column (the rules of this module).
+
+    Shared with the ``eicu-demo-diagnoses`` dataset (same stays, other tasks).
+
+    Parameters
+    ----------
+    folder : Path
+        The verified demo tables.
+    outcome : str
+        One of :data:`EICU_OUTCOMES`; for ``hospital_mortality`` the stays without a
+        discharge status are left out.
+    extra : tuple of str
+        Columns of ``patient.csv.gz`` to read besides :data:`PATIENT_COLUMNS` (e.g. for
+        ordering a patient's stays); they are never features here.
+    """
+    columns = [*PATIENT_COLUMNS, *(c for c in extra if c not in PATIENT_COLUMNS)]
+    patient = read_csv(folder / "patient.csv.gz", NAME, columns)[columns]
     hospital = read_csv(folder / "hospital.csv.gz", NAME, HOSPITAL_COLUMNS)
     frame = patient.merge(
         hospital[list(HOSPITAL_COLUMNS)], on="hospitalid", how="left", validate="many_to_one"
@@ -319,7 +341,12 @@ def _load(folder: Path, *, outcome: str, task: str) -> Cohort:
     else:
         stay_min = frame["unitdischargeoffset"].astype(float)
         frame[outcome] = (stay_min > ICU_STAY_THRESHOLD_MIN).astype(np.int64)
+    return frame
 
+
+def _load(folder: Path, *, outcome: str, task: str) -> Cohort:
+    """The loader of :data:`SPEC`: ``folder`` holds the verified demo tables."""
+    frame = stay_table(folder, outcome)
     task_col = EICU_TASKS[task]
     if task_col == "region":
         frame = frame[frame["region"].notna()]
@@ -327,12 +354,12 @@ def _load(folder: Path, *, outcome: str, task: str) -> Cohort:
     group = tuple(dict.fromkeys((task_col, "hospitalid", "uniquepid")))
     schema = Schema(
         outcome=outcome,
-        numeric=(*_PATIENT_NUMERIC, *APSVAR_COLUMNS, *PREDVAR_COLUMNS),
-        categorical=(*_PATIENT_CATEGORICAL, *site_level, *PREDVAR_CATEGORICAL),
+        numeric=(*PATIENT_NUMERIC, *APSVAR_COLUMNS, *PREDVAR_COLUMNS),
+        categorical=(*PATIENT_CATEGORICAL, *site_level, *PREDVAR_CATEGORICAL),
         group=group,
         reference=EICU_REFERENCE_COLUMNS,
         outcome_type=BINARY,
-        units=dict(_UNITS),
+        units=dict(EICU_UNITS),
     )
     frame = frame.reset_index(drop=True)[list(schema.columns)]
     return Cohort(
