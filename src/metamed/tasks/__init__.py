@@ -9,6 +9,7 @@ from metamed.tasks.episodes import (
     sample_support_query,
     stack_episodes,
 )
+from metamed.tasks.rare import RareRule, RareSplit, rare_split
 from metamed.tasks.task import Task, check_support_task, check_task_list, hold_out_rows
 from metamed.tasks.taskset import TaskSet, TaskSplit, make_tasks
 
@@ -16,6 +17,8 @@ __all__ = [
     "Episode",
     "EpisodeBatch",
     "EpisodeSampler",
+    "RareRule",
+    "RareSplit",
     "Task",
     "TaskSet",
     "TaskSplit",
@@ -24,6 +27,7 @@ __all__ = [
     "hold_out_rows",
     "make_tasks",
     "make_episode",
+    "rare_split",
     "max_support_size",
     "sample_support_query",
     "stack_episodes",
