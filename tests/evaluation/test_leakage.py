@@ -88,6 +88,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "anil": _GRADIENT_META,
     "metasgd": _GRADIENT_META,
     "reptile": {**_GRADIENT_META, "outer_lr": 0.5},
+    "metapred": {**_GRADIENT_META, "n_sources": 2},
 }
 
 NAMES = sorted(LEARNERS)

@@ -64,6 +64,7 @@ PARAMS: dict[str, dict[str, Any]] = {
         hidden_sizes=(8,), lr=0.05, max_epochs=8, batch_size=32, patience=2, finetune_steps=3
     ),
     "maml": TINY_META,
+    "metapred": {**TINY_META, "n_sources": 2},
     "local-logreg": {},
 }
 

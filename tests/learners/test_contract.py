@@ -50,7 +50,7 @@ from metamed.tasks import Task, sample_support_query
 importlib.import_module("metamed.learners.baselines")
 importlib.import_module("metamed.learners.protonet")
 # The MAML family and Reptile are written in parallel: check them once they exist.
-for _module in ("metamed.learners.maml", "metamed.learners.reptile"):
+for _module in ("metamed.learners.maml", "metamed.learners.reptile", "metamed.learners.metapred"):
     try:
         importlib.import_module(_module)
     except ModuleNotFoundError as error:
@@ -87,6 +87,7 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "anil": _MAML_FAST,
     "metasgd": _MAML_FAST,
     "reptile": _MAML_FAST,
+    "metapred": {**_MAML_FAST, "n_sources": 2},
 }
 
 #: One invalid hyperparameter setting per learner; meta_fit must reject it.
@@ -101,6 +102,7 @@ BAD_PARAMS: dict[str, dict[str, Any]] = {
     "anil": dict(inner_lr=0.0),
     "metasgd": dict(meta_batch_size=0),
     "reptile": dict(outer_lr=-1.0),
+    "metapred": dict(source_weight=-0.5),
 }
 
 NAMES = sorted(LEARNERS)

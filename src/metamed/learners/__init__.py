@@ -22,6 +22,7 @@ from metamed.learners.baselines import (
     PooledMLP,
 )
 from metamed.learners.maml import ANIL, FOMAML, MAML, AdaptedMLP, GradientMetaLearner, MetaSGD
+from metamed.learners.metapred import MetaPred
 from metamed.learners.pipeline import Pipeline
 from metamed.learners.protonet import ProtoNet
 from metamed.learners.reptile import Reptile
@@ -59,6 +60,7 @@ __all__ = [
     "LocalGBM",
     "LocalLogisticRegression",
     "MetaLearner",
+    "MetaPred",
     "MetaSGD",
     "Pipeline",
     "PooledFineTune",

@@ -207,6 +207,10 @@ class GradientMetaLearner(MetaLearner):
     def _make_optimizer(self, state: dict[str, Params]) -> torch.optim.Optimizer | None:
         return None
 
+    def _make_sampler(self, tasks: list[Task], rng: np.random.Generator) -> EpisodeSampler:
+        """Where meta-training episodes come from (MetaPred draws groups of cohorts)."""
+        return EpisodeSampler(tasks, self.k_support, self.n_query, rng)
+
     # -- episodes ------------------------------------------------------------------------
     def _scaled(self, batch: EpisodeBatch) -> EpisodeBatch:
         """Standardise numeric targets (inner_lr then means the same on every dataset)."""
@@ -283,9 +287,7 @@ class GradientMetaLearner(MetaLearner):
     def _fit(self, train_tasks: list[Task], val_tasks: list[Task] | None, n_features: int) -> None:
         seeds = np.random.SeedSequence(self.random_state)
         train_seed, val_seed, init_seed = seeds.spawn(3)
-        sampler = EpisodeSampler(
-            train_tasks, self.k_support, self.n_query, np.random.default_rng(train_seed)
-        )
+        sampler = self._make_sampler(train_tasks, np.random.default_rng(train_seed))
         generator = torch.Generator().manual_seed(int(init_seed.generate_state(1)[0]))
         sizes = [n_features, *[int(h) for h in self.hidden_sizes], 1]
         state = self._init_state(init_mlp(sizes, generator))
