@@ -29,7 +29,7 @@ def _tasks(n_tasks: int, rows: int = 30, seed: int = 0) -> list[Task]:
 
 
 def test_each_group_draws_distinct_cohorts_target_last() -> None:
-    sampler = _DomainSampler(_tasks(5), 4, 6, np.random.default_rng(0), group=4)
+    sampler = _DomainSampler(_tasks(5), 4, 6, np.random.default_rng(0), n_sources=3)
     batch = sampler.sample(30)
     cohorts = batch.support_x[:, 0, 0].reshape(30, 4)
     for row in cohorts.tolist():
@@ -42,12 +42,20 @@ def test_too_few_cohorts_for_the_groups_is_one_clear_error() -> None:
     learner = MetaPred(n_sources=3, meta_iterations=2, k_support=4, n_query=6)
     with pytest.raises(MetamedValueError, match="n_sources = 3 needs 4 training cohorts"):
         learner.meta_fit(_tasks(3))
+    with pytest.raises(MetamedValueError, match="Pass at least two training cohorts"):
+        MetaPred(meta_iterations=2, k_support=4, n_query=6).meta_fit(_tasks(1))
+
+
+def test_by_default_the_sources_are_three_or_all_cohorts_but_one() -> None:
+    fast = dict(hidden_sizes=(4,), meta_iterations=2, k_support=4, n_query=6)
+    assert MetaPred(**fast).meta_fit(_tasks(3)).n_sources_ == 2
+    assert MetaPred(**fast).meta_fit(_tasks(6)).n_sources_ == 3
 
 
 def _reference_loss(learner: MetaPred, params: dict, chunk: tuple) -> torch.Tensor:
     """The meta-objective of one group, looped with torch.autograd.grad(create_graph)."""
     sx, sy, sm, qx, qy, qm = (t[0] for t in chunk)
-    n = learner.n_sources
+    n = learner.n_sources_
 
     def loss(p: dict, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         rows = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -74,7 +82,8 @@ def _reference_loss(learner: MetaPred, params: dict, chunk: tuple) -> torch.Tens
 def test_meta_gradient_matches_looped_reference() -> None:
     learner = MetaPred(n_sources=2, inner_steps=2, inner_lr=0.3, source_weight=0.7)
     learner.outcome_type_ = BINARY
-    sampler = _DomainSampler(_tasks(5), 5, 7, np.random.default_rng(1), group=3)
+    learner.n_sources_ = 2
+    sampler = _DomainSampler(_tasks(5), 5, 7, np.random.default_rng(1), n_sources=2)
     batch = sampler.sample(4)
     tensors = [t.reshape(4, 3, *t.shape[1:]) for t in batch._tensors()]
     params = {

@@ -35,7 +35,7 @@ BASELINES: tuple[str, ...] = ("pooled", "pooled-finetune", "local-logreg", "loca
 #: What ``metamed benchmark`` runs when no methods are named, in this order (meta-learners
 #: first, then the baselines), kept to those that model the cohort's outcome.
 DEFAULT_METHODS: tuple[str, ...] = (
-    "maml", "fomaml", "anil", "metasgd", "reptile", "protonet", *BASELINES,
+    "maml", "fomaml", "anil", "metasgd", "reptile", "protonet", "metapred", *BASELINES,
 )  # fmt: skip
 
 

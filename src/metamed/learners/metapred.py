@@ -57,6 +57,9 @@ from metamed.tasks.task import Task
 
 __all__ = ["MetaPred"]
 
+#: Sources per group when ``n_sources`` is None and enough training cohorts exist (*ours*).
+DEFAULT_SOURCES = 3
+
 
 class _DomainSampler(EpisodeSampler):
     """Episodes in groups of ``group`` distinct cohorts: sources first, simulated target last.
@@ -70,22 +73,24 @@ class _DomainSampler(EpisodeSampler):
         k_support: int,
         n_query: int | None,
         rng: np.random.Generator,
-        group: int,
+        n_sources: int | None,
     ) -> None:
         super().__init__(tasks, k_support, n_query, rng)
-        if len(self.tasks) < group:
-            usable = len(self.tasks)
-            raise MetamedValueError(
-                f"MetaPred: n_sources = {group - 1} needs {group} training cohorts that can "
-                f"provide a K={k_support} episode (sources plus a simulated target); "
-                f"{usable} can. Lower n_sources to at most {max(usable - 1, 1)}"
-                + (
-                    " or pass more training cohorts."
-                    if usable >= 2
-                    else " and pass more training cohorts."
-                )
+        usable = len(self.tasks)
+        if n_sources is None:  # as many as there are, up to DEFAULT_SOURCES
+            n_sources = max(1, min(DEFAULT_SOURCES, usable - 1))
+        if usable < n_sources + 1:
+            lower = (
+                f"Lower n_sources to at most {usable - 1} or pass more training cohorts."
+                if usable >= 2
+                else "Pass at least two training cohorts."
             )
-        self.group = group
+            raise MetamedValueError(
+                f"MetaPred: n_sources = {n_sources} needs {n_sources + 1} training cohorts that "
+                f"can provide a K={k_support} episode (sources plus a simulated target); "
+                f"{usable} can. {lower}"
+            )
+        self.group = n_sources + 1
 
     def sample(self, meta_batch_size: int) -> EpisodeBatch:
         episodes = []
@@ -109,9 +114,10 @@ class MetaPred(_FirstOrderOption):
     ----------
     hidden_sizes : tuple of int, default (64, 64)
         Hidden layer widths of the MLP.
-    n_sources : int, default 3
+    n_sources : int or None, default None
         Source cohorts per meta-training group; one more cohort is the simulated target
-        (*ours*; needs ``n_sources + 1`` usable training cohorts).
+        (needs ``n_sources + 1`` usable training cohorts).  None: 3, or all training
+        cohorts but one when there are fewer (*ours*).
     source_weight : float, default 0.5
         ``μ``, weight of the sources' query losses in the meta-objective (0 drops them).
     inner_steps : int, default 2
@@ -144,9 +150,11 @@ class MetaPred(_FirstOrderOption):
         Meta-learned MLP parameters.
     history_ : dict
         ``train_loss`` holds the meta-objective per iteration.
+    n_sources_ : int
+        Sources per group used by the fit.
     """
 
-    n_sources: int = hyperparameter(default=3, allowed=POSITIVE_INT)
+    n_sources: int | None = hyperparameter(default=None, allowed=[POSITIVE_INT, None])
     source_weight: float = hyperparameter(default=0.5, allowed=NON_NEGATIVE)
     inner_steps: int = hyperparameter(default=2, allowed=POSITIVE_INT)
     meta_batch_size: int = hyperparameter(default=8, allowed=POSITIVE_INT)
@@ -157,14 +165,14 @@ class MetaPred(_FirstOrderOption):
     )
 
     def _make_sampler(self, tasks: list[Task], rng: np.random.Generator) -> EpisodeSampler:
-        return _DomainSampler(
-            tasks, self.k_support, self.n_query, rng, group=int(self.n_sources) + 1
-        )
+        sampler = _DomainSampler(tasks, self.k_support, self.n_query, rng, self.n_sources)
+        self.n_sources_ = sampler.group - 1
+        return sampler
 
     def _group_loss(self, params: Params, chunk: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Meta-objective of each group of ``chunk`` ([M, group, rows, ...] tensors): [M]."""
         sx, sy, sm, qx, qy, qm = chunk
-        n = int(self.n_sources)
+        n = self.n_sources_
         adapted = params
         for _ in range(int(self.inner_steps)):
             for i in range(n):
@@ -186,7 +194,7 @@ class MetaPred(_FirstOrderOption):
         return target + float(self.source_weight) * sources
 
     def _train_step(self, state: dict[str, Params], batch: EpisodeBatch, iteration: int) -> float:
-        group = int(self.n_sources) + 1
+        group = self.n_sources_ + 1
         tensors = [_grouped(t, group) for t in batch._tensors()]
         n_groups = int(tensors[0].shape[0])
         step = n_groups if self.chunk_size is None else int(self.chunk_size)
