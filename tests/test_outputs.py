@@ -270,7 +270,7 @@ def no_work(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("work started before the output place was checked")
 
-    monkeypatch.setattr("metamed.runs.benchmark.run_protocol", refuse)
+    monkeypatch.setattr("metamed.runs.benchmark.execute", refuse)
     monkeypatch.setattr("metamed.dosing.evaluate.evaluate_controllers", refuse)
     monkeypatch.setattr("metamed.data.fetch._download", refuse)
 

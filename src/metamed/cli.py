@@ -225,57 +225,30 @@ def _show_schema(cohort, task_col: str | None) -> None:
     )
 
 
-def _load_cohort(
-    dataset: str | None,
-    table: Path | None,
-    data_dir: Path | None,
-    task_col: str | None,
-    outcome_col: str | None,
-    feature_cols: str | None,
-    categorical_cols: str | None,
-    drop_cols: str | None,
-    positive_label: str | None = None,
-    outcome_type: str | None = None,
-):
-    from metamed.data import cohort_from_table, load_dataset
+def _load_cohort(data, data_dir: Path | None):
+    """The spec's cohort; a table's inferred schema is shown (it is a guess worth checking)."""
+    from metamed.runs import load_cohort
 
-    if table is not None:
-        if dataset is not None:
-            raise MetamedValueError("Give either --dataset or --table, not both.")
-        if not task_col or not outcome_col:
-            raise MetamedValueError(
-                "--table needs --task-col (the site/condition column) and --outcome-col."
-            )
-        cohort = cohort_from_table(
-            table,
-            task_col=task_col,
-            outcome_col=outcome_col,
-            feature_cols=_parse_list(feature_cols, "feature-cols") or None,
-            categorical_cols=_parse_list(categorical_cols, "categorical-cols") or None,
-            drop_cols=_parse_list(drop_cols, "drop-cols") or None,
-            positive_label=positive_label,
-            outcome_type=outcome_type,
-        )
-        _show_schema(cohort, task_col)
-        return cohort
-    table_only = (
-        outcome_col,
-        feature_cols,
-        categorical_cols,
-        drop_cols,
-        positive_label,
-        outcome_type,
-    )
-    if any(v is not None for v in table_only):
-        raise MetamedValueError(
-            "--outcome-col, --feature-cols, --categorical-cols, --drop-cols, --positive-label "
-            "and --outcome-type apply to --table only."
-        )
-    return load_dataset(dataset or "synthetic", data_dir=data_dir)
+    cohort = load_cohort(data, data_dir)
+    if data.table is not None:
+        _show_schema(cohort, data.task_col)
+    return cohort
+
+
+#: Flags that describe the benchmark itself; with --config the file says all of them.
+SPEC_FLAGS = (
+    "dataset", "table", "task_col", "outcome_col", "feature_cols", "categorical_cols",
+    "drop_cols", "positive_label", "outcome_type", "methods", "shots", "draws", "seed",
+    "split", "meta_iterations",
+)  # fmt: skip
 
 
 @app.command()
 def benchmark(
+    config: Path | None = typer.Option(
+        None,
+        help="A TOML benchmark spec (data, methods and hyperparameters, shots, draws, seed, split).",
+    ),
     dataset: str | None = typer.Option(None, help="Known dataset name (see `metamed datasets`)."),
     table: Path | None = typer.Option(None, help="Your own patient table (CSV or Parquet)."),
     data_dir: Path | None = typer.Option(
@@ -307,54 +280,112 @@ def benchmark(
         help="Comma-separated method names (default: every method that models the cohort's "
         "outcome, binary or numeric; docs/learners/ has one page per method).",
     ),
-    shots: str = typer.Option("5,10,20,40", help="Support sizes K, comma-separated."),
-    draws: int = typer.Option(20, min=1, help="Random support draws per held-out task and K."),
-    seed: int = typer.Option(0, min=0, help="Master seed (episodes, initialisation)."),
-    split: str = typer.Option("auto", help="auto | loso (leave one task out) | random."),
+    shots: str | None = typer.Option(
+        None, help="Support sizes K, comma-separated [default: 5,10,20,40]."
+    ),
+    draws: int | None = typer.Option(
+        None, min=1, help="Random support draws per held-out task and K [default: 20]."
+    ),
+    seed: int | None = typer.Option(
+        None, min=0, help="Master seed (episodes, initialisation) [default: 0]."
+    ),
+    split: str | None = typer.Option(
+        None, help="auto | loso (leave one task out) | random [default: auto]."
+    ),
     meta_iterations: int | None = typer.Option(
         None,
         min=1,
-        help="Override meta-training iterations of the MAML family and Reptile (quick runs).",
+        help="Override meta-training iterations of every method that has them (the MAML "
+        "family and Reptile; quick runs).",
     ),
-    out: Path = typer.Option(Path("runs/benchmark"), help="Output folder."),
+    out: Path = typer.Option(Path("runs/benchmark"), help="Output folder (also the run folder)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the interrupted run in --out (same command), redoing no finished job.",
+    ),
+    executor: str = typer.Option("serial", help="serial | processes | ray."),
+    jobs: int = typer.Option(
+        1, min=1, help="Parallel jobs (local processes, or Ray CPUs for a local cluster)."
+    ),
+    address: str | None = typer.Option(
+        None, help="Address of a running Ray cluster (--executor ray)."
+    ),
 ) -> None:
     """Meta-train on all but the held-out tasks, adapt from K examples, score the rest."""
+    given = {k: v for k, v in locals().items() if k in SPEC_FLAGS and v is not None}
     with user_errors():
-        from metamed.evaluation.protocol import ProtocolConfig
-        from metamed.learners import learner_names, make_learner
-        from metamed.runs import run_benchmark
+        from metamed.evaluation.spec import BenchmarkSpec, DataSpec
+        from metamed.learners import DEFAULT_METHODS, default_methods
+        from metamed.runs import make_executor, read_spec, run_spec
+        from metamed.runs.run_folder import RunFolder
 
-        method_names = None if methods is None else _parse_list(methods, "methods")
-        for name in method_names or ():  # fail on a typo before loading anything
-            if name not in learner_names():
-                make_learner(name)
-        config = ProtocolConfig(shots=_parse_shots(shots), draws=draws, seed=seed)
-        cohort = _load_cohort(
-            dataset,
-            table,
-            data_dir,
-            task_col,
-            outcome_col,
-            feature_cols,
-            categorical_cols,
-            drop_cols,
-            positive_label,
-            outcome_type,
-        )
-        overrides = {"meta_iterations": meta_iterations} if meta_iterations else None
-        with progress_bar(f"benchmark {cohort.name}") as update:
-            outputs = run_benchmark(
-                cohort,
-                method_names,
-                out,
-                config,
+        runner = make_executor(executor, jobs, address)
+        method_names: list[str] | None = None
+        if config is not None:
+            if given:
+                flags = ", ".join("--" + k.replace("_", "-") for k in given)
+                raise MetamedValueError(
+                    f"--config {config} says what to run; drop {flags} (or put them in the file)."
+                )
+            spec = read_spec(config)
+        else:
+            data = DataSpec(
+                dataset=dataset,
+                table=str(table) if table is not None else None,
                 task_col=task_col,
-                split=split,
-                overrides=overrides,
-                progress=update,
-                force=force,
+                outcome_col=outcome_col,
+                feature_cols=_parse_list(feature_cols, "feature-cols") or None,
+                categorical_cols=_parse_list(categorical_cols, "categorical-cols") or None,
+                drop_cols=_parse_list(drop_cols, "drop-cols") or None,
+                positive_label=positive_label,
+                outcome_type=outcome_type,
             )
+            if methods:
+                method_names = _parse_list(methods, "methods")
+            spec = BenchmarkSpec(  # checks the method names before any data is loaded
+                data=data,
+                methods=tuple(method_names or DEFAULT_METHODS),
+                shots=_parse_shots(shots or "5,10,20,40"),
+                draws=20 if draws is None else draws,
+                seed=0 if seed is None else seed,
+                split=split or "auto",
+                overrides={"meta_iterations": meta_iterations} if meta_iterations else {},
+            )
+        cohort = _load_cohort(spec.data, data_dir)
+        if config is None and method_names is None:  # the defaults follow the outcome
+            outcome_type = cohort.schema.outcome_type
+            spec = dataclasses.replace(spec, methods=tuple(default_methods(outcome_type)))
+        for key, applies in spec.overridden().items():
+            skipped = [m for m in spec.method_ids if m not in applies]
+            if skipped:
+                err_console.print(
+                    f"{key} applies to {', '.join(applies)}; not to {', '.join(skipped)} "
+                    "(no such hyperparameter).",
+                    style="dim",
+                    highlight=False,
+                )
+        place = RunFolder.check(out, resume=resume, force=force)
+        try:
+            with progress_bar(f"benchmark {cohort.name}") as update:
+                outputs = run_spec(
+                    spec,
+                    place,
+                    cohort=cohort,
+                    executor=runner,
+                    force=force,
+                    resume=resume,
+                    progress=update,
+                )
+        except KeyboardInterrupt:
+            if (place / "jobs" / "run.json").is_file():
+                err_console.print(
+                    f"interrupted; the finished jobs are kept in {place / 'jobs'}. Rerun the "
+                    "same command with --resume to continue."
+                )
+                raise typer.Exit(130) from None
+            raise
         _print_summary(outputs)
 
 

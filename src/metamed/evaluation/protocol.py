@@ -1,24 +1,37 @@
-"""The episodic evaluation protocol.
+"""The episodic evaluation protocol, as a plan of jobs.
 
 For every split (e.g. leave-one-site-out), preprocessing is fitted on the split's
 meta-train tasks only, every method is meta-trained once, and then for each held-out
-task, each support size K and each of R draws: a random support set holding both classes is sampled,
-the method adapts to it, and the *rest of the task* is scored.  Episodes are drawn from
-a generator seeded by (seed, task, K, draw), so every method sees exactly the same
-support and query rows; this is what makes paired comparisons valid.
+task, each support size K and each of R draws: a random support set holding both classes
+is sampled, the method adapts to it, and the *rest of the task* is scored.  Episodes are
+drawn from a generator seeded by (seed, task, K, draw), so every method sees exactly the
+same support and query rows; this is what makes paired comparisons valid.
+
+The work is cut into jobs, so that it can run in parallel, on other machines, or resume::
+
+    the_plan = plan(taskset, methods, splits, config, dataset)   # checks K first; no work
+    fitted = run_fit(fit_job, taskset, config)                    # split x method
+    result = run_score(score_job, fitted, config, dataset)        # fit x task x K (R draws)
+    tables = collect(the_plan, results_by_key, fit_seconds)       # same tables, any order
+
+Each job is a pure function of itself and its data: the learner's ``random_state``, the
+validation-row seed and the episode seeds fix every draw, so a job gives the same rows in
+any process and in any order.  :func:`run_protocol` is the serial composition of the three.
+Executors and run folders live in :mod:`metamed.runs`; nothing here writes a file.
 
 Outputs are two tidy tables: ``results`` (method, dataset, task, k, draw, metric, value)
 and ``predictions`` (method, dataset, task, k, draw, row, y_true, y_prob) for calibration
-plots; ``row`` is the scored patient's position in the cohort table, so every prediction
-can be traced back to its patient (and the leakage tests can tell query rows from support
-rows without re-deriving the episodes).
+plots; ``method`` is the method id (see :mod:`metamed.evaluation.spec`) and ``row`` the
+scored patient's position in the cohort table, so every prediction can be traced back to
+its patient (and the leakage tests can tell query rows from support rows without
+re-deriving the episodes).
 """
 
 from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -39,14 +52,45 @@ from metamed.tasks import (
     sample_support_query,
 )
 
-__all__ = ["ProtocolConfig", "ProtocolResult", "run_protocol", "episode_rng", "check_shots"]
+__all__ = [
+    "FitJob",
+    "FittedMethod",
+    "JobCounter",
+    "Plan",
+    "ProtocolConfig",
+    "ProtocolResult",
+    "ScoreJob",
+    "ScoreResult",
+    "check_shots",
+    "code_coverage",
+    "collect",
+    "episode_rng",
+    "iter_serial",
+    "plan",
+    "run_fit",
+    "run_job",
+    "run_protocol",
+    "run_score",
+]
 
 #: Fewest held-out rows of a training task worth validating on: a validation episode
 #: needs a support set (10 rows by default) plus a query set.
 MIN_VAL_ROWS = 30
 
-#: progress callback: (description, completed units, total units)
+#: progress callback: (description, completed jobs, total jobs)
 Progress = Callable[[str, int, int], None]
+
+#: The result tables' columns and types, the same however the jobs ran (in this process,
+#: in another, or read back from a run folder).
+RESULT_COLUMNS = ["method", "dataset", "task", "k", "draw", "metric", "value"]
+RESULT_DTYPES = {"k": "int64", "draw": "int64", "value": "float64"}
+PREDICTION_DTYPES = {
+    "k": "int64",
+    "draw": "int64",
+    "row": "int64",
+    "y_true": "float32",
+    "y_prob": "float64",
+}
 
 
 @dataclass(frozen=True)
@@ -117,6 +161,315 @@ def _score(outcome: Outcome, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return score(outcome.name, y, p)
 
 
+@dataclass(frozen=True)
+class FitJob:
+    """Meta-train one method on one split: fit preprocessing on its training tasks, meta-fit."""
+
+    split_index: int
+    split: TaskSplit
+    method: str
+    #: the unfitted learner (hyperparameters only); each job fits a fresh clone
+    learner: MetaLearner
+
+    @property
+    def key(self) -> str:
+        return f"fit|{self.split_index}|{self.method}"
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """Adapt a fitted method to support sets of one held-out task and score the rest.
+
+    One score job holds the draws of one (fit, task, K): the episodes are independent,
+    and grouping them keeps the cost of a job (shipping the fitted model) small.
+    """
+
+    fit_key: str
+    split_index: int
+    method: str
+    task: str
+    k: int
+    draws: tuple[int, ...]
+
+    @property
+    def key(self) -> str:
+        return f"score|{self.split_index}|{self.method}|{self.task}|{self.k}|{self.draws[0]}-{self.draws[-1]}"
+
+
+@dataclass(frozen=True)
+class FittedMethod:
+    """What a fit job hands its score jobs: the meta-trained learner and the held-out tasks."""
+
+    learner: MetaLearner
+    test_tasks: dict[str, Task]
+    seconds: float
+    #: each held-out task's rows' positions in the cohort table (the predictions' ``row``)
+    test_rows: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """The tidy rows of one score job."""
+
+    results: pd.DataFrame
+    predictions: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every job of a protocol run, in the order their rows appear in the result tables."""
+
+    fits: tuple[FitJob, ...]
+    scores: tuple[ScoreJob, ...]
+    config: ProtocolConfig
+    dataset: str
+
+    @property
+    def splits(self) -> list[TaskSplit]:
+        """The splits, in order (each fit job holds its own)."""
+        return list({f.split_index: f.split for f in self.fits}.values())
+
+    def scores_of(self, fit: FitJob) -> list[ScoreJob]:
+        return [s for s in self.scores if s.fit_key == fit.key]
+
+    def fit_of(self, score: ScoreJob) -> FitJob:
+        return next(f for f in self.fits if f.key == score.fit_key)
+
+    def __len__(self) -> int:
+        return len(self.fits) + len(self.scores)
+
+
+def plan(
+    taskset: TaskSet,
+    methods: Mapping[str, MetaLearner],
+    splits: Sequence[TaskSplit],
+    config: ProtocolConfig,
+    dataset: str,
+) -> Plan:
+    """All fit jobs (split x method) and score jobs (fit x held-out task x K, all draws).
+
+    Checks that every K fits every held-out task before any job runs; only labels and row
+    counts are read for that.  ``methods`` maps a method id to an *unfitted* learner.
+    """
+    if not methods:
+        raise MetamedValueError("No methods to evaluate; pass at least one method name.")
+    outcome = taskset.cohort.schema.outcome
+    outcome_type = taskset.cohort.schema.outcome_type
+    for method, learner in methods.items():  # every method must model this outcome
+        check_outcome_supported(method, type(learner), outcome_type)
+    for name in sorted({name for split in splits for name in split.test}):
+        y = taskset.frame(name)[outcome].to_numpy(dtype=np.float32)
+        check_shots([Task(name, np.zeros((len(y), 0), np.float32), y, outcome_type)], config.shots)
+    fits: list[FitJob] = []
+    scores: list[ScoreJob] = []
+    draws = tuple(range(config.draws))
+    for index, split in enumerate(splits):
+        for method, learner in methods.items():
+            fit = FitJob(index, split, method, learner)
+            fits.append(fit)
+            scores += [
+                ScoreJob(fit.key, index, method, task, k, draws)
+                for task in split.test
+                for k in config.shots
+            ]
+    return Plan(tuple(fits), tuple(scores), config, dataset)
+
+
+def run_fit(
+    job: FitJob,
+    taskset: TaskSet,
+    config: ProtocolConfig,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> FittedMethod:
+    """Fit preprocessing on the split's training tasks only, then meta-train a fresh clone.
+
+    A pure function of the job and the data: the same job gives the same fitted method in
+    any process (the learner's ``random_state`` and the validation-row seed fix every draw).
+    """
+    split = job.split
+    prep = Preprocessor(taskset.cohort.schema).fit(taskset.frames(split.train))
+    train = make_tasks(taskset, split.train, prep)
+    val = make_tasks(taskset, split.val, prep) if split.val else None
+    if val is None and config.val_rows_fraction > 0:
+        fit_part, val_part = hold_out_rows(
+            train, config.val_rows_fraction, np.random.default_rng([config.seed, 1])
+        )
+        if any(len(t) >= MIN_VAL_ROWS for t in val_part):
+            # a task too small to give validation rows keeps all its rows for training
+            train = [
+                fit if len(v) >= MIN_VAL_ROWS else whole
+                for fit, v, whole in zip(fit_part, val_part, train, strict=True)
+            ]
+            val = [v for v in val_part if len(v) >= MIN_VAL_ROWS]
+    test = make_tasks(taskset, split.test, prep)
+    learner = job.learner.clone()
+    if progress is not None and hasattr(learner, "progress"):
+        learner.progress = progress
+    start = time.perf_counter()
+    learner.meta_fit(train, val_tasks=val)
+    seconds = time.perf_counter() - start
+    if hasattr(learner, "progress"):
+        learner.progress = None  # a run-time hook, not model state (and not picklable)
+    rows = {t.name: taskset.rows(t.name) for t in test}
+    return FittedMethod(learner, {t.name: t for t in test}, seconds, rows)
+
+
+def run_score(
+    job: ScoreJob, fitted: FittedMethod, config: ProtocolConfig, dataset: str
+) -> ScoreResult:
+    """Sample each draw's support set, adapt, and score the rest of the task."""
+    task = fitted.test_tasks[job.task]
+    rows: list[dict] = []
+    preds: list[pd.DataFrame] = []
+    for draw in job.draws:
+        support_idx, query_idx = sample_support_query(
+            task, job.k, episode_rng(config.seed, task.name, job.k, draw)
+        )
+        model = fitted.learner.adapt(task.subset(support_idx))
+        query = task.subset(query_idx)
+        # what the outcome scores: P(y=1) (binary), the value (numeric)
+        p = task.outcome_type.predict(model, query.X)
+        cell = {
+            "method": job.method,
+            "dataset": dataset,
+            "task": task.name,
+            "k": job.k,
+            "draw": draw,
+        }
+        for metric, value in _score(task.outcome_type, query.y, p).items():
+            rows.append({**cell, "metric": metric, "value": float(value)})
+        row = fitted.test_rows[job.task][query_idx]
+        preds.append(pd.DataFrame({**cell, "row": row, "y_true": query.y, "y_prob": p}))
+    return ScoreResult(
+        pd.DataFrame(rows, columns=RESULT_COLUMNS), pd.concat(preds, ignore_index=True)
+    )
+
+
+def run_job(
+    job: FitJob | ScoreJob, data: TaskSet | FittedMethod, config: ProtocolConfig, dataset: str
+):
+    """Run one job: a fit job needs the task set, a score job its fitted method."""
+    if isinstance(job, FitJob):
+        return run_fit(job, data, config)
+    return run_score(job, data, config, dataset)
+
+
+def code_coverage(taskset: TaskSet, splits: Sequence[TaskSplit]) -> list[dict]:
+    """Per split, how much of the held-out tasks' codes the meta-train vocabulary misses.
+
+    Empty for cohorts without code sets.  Refits each split's preprocessing (data only,
+    deterministic), so that the count needs no fitted method and survives a resume.
+    """
+    if not taskset.cohort.schema.codesets:
+        return []
+    coverage = []
+    for split in splits:
+        prep = Preprocessor(taskset.cohort.schema).fit(taskset.frames(split.train))
+        coverage.append(
+            {
+                "test": list(split.test),
+                "vocabulary": {col: len(codes) for col, codes in prep.codes_.items()},
+                "train": prep.unknown_codes_,
+                "held_out": prep.count_unknown_codes(taskset.frames(split.test)),
+            }
+        )
+    return coverage
+
+
+def collect(
+    plan: Plan,
+    scores: Mapping[str, ScoreResult],
+    fit_seconds: Mapping[str, float],
+    unknown_codes: Sequence[dict] = (),
+) -> ProtocolResult:
+    """The tidy tables from the score jobs' rows, in plan order, whatever order they ran in.
+
+    ``fit_seconds`` maps a fit job's key to its meta-training time; ``unknown_codes`` (from
+    :func:`code_coverage`) goes into the run's config when there is any, so the config of
+    a cohort without code sets is unchanged.
+    """
+    missing = [s.key for s in plan.scores if s.key not in scores]
+    if missing:
+        raise MetamedValueError(f"{len(missing)} score jobs have no result (first: {missing[0]}).")
+    parts = [scores[s.key] for s in plan.scores]
+    results = pd.concat([p.results for p in parts], ignore_index=True)
+    predictions = pd.concat([p.predictions for p in parts], ignore_index=True)
+    seconds = {
+        f"{fit.method}|{','.join(fit.split.test)}": float(fit_seconds[fit.key])
+        for fit in plan.fits
+        if fit.key in fit_seconds
+    }
+    run = asdict(plan.config)
+    if unknown_codes:
+        run["unknown_codes"] = list(unknown_codes)
+    return ProtocolResult(
+        results.astype(RESULT_DTYPES), predictions.astype(PREDICTION_DTYPES), seconds, run
+    )
+
+
+#: meta-training hook of :func:`iter_serial`: (method id, iteration, iterations, loss)
+IterationHook = Callable[[str, int, int, float], None]
+
+
+def iter_serial(
+    plan: Plan,
+    taskset: TaskSet,
+    done: Collection[str] = (),
+    on_iteration: IterationHook | None = None,
+) -> Iterator[tuple[FitJob | ScoreJob, FittedMethod | ScoreResult]]:
+    """Run the jobs of ``plan`` one after another, skipping the keys in ``done``.
+
+    Yields each finished job with its result.  A fit job is run only when one of its score
+    jobs is still to do.
+    """
+    for fit in plan.fits:
+        todo = [s for s in plan.scores_of(fit) if s.key not in done]
+        if not todo:
+            continue
+        hook = None
+        if on_iteration is not None:
+
+            def hook(it: int, n_it: int, loss: float, method: str = fit.method) -> None:
+                on_iteration(method, it, n_it, loss)
+
+        fitted = run_fit(fit, taskset, plan.config, hook)
+        yield fit, fitted
+        for job in todo:
+            yield job, run_score(job, fitted, plan.config, plan.dataset)
+
+
+class JobCounter:
+    """Turns finished jobs into ``progress(what, done, total)`` calls.
+
+    Jobs already done (``done``) count from the start; a fit job counts as done when all
+    its score jobs are.
+    """
+
+    def __init__(self, plan: Plan, progress: Progress | None, done: Collection[str] = ()) -> None:
+        self.progress, self.total = progress, len(plan)
+        skipped_fits = [f for f in plan.fits if all(s.key in done for s in plan.scores_of(f))]
+        self.count = len(skipped_fits) + sum(s.key in done for s in plan.scores)
+
+    def finished(self, job: FitJob | ScoreJob) -> None:
+        self.count += 1
+        if self.progress is None:
+            return
+        if isinstance(job, FitJob):
+            what = f"meta-trained {job.method} (held out: {', '.join(job.split.test)})"
+        else:
+            what = f"{job.method}: {job.task}, K={job.k}"
+        self.progress(what, self.count, self.total)
+
+    def iteration(self, method: str, it: int, n_it: int, loss: float) -> None:
+        """Long meta-training shows its iterations inside the current step."""
+        if self.progress is not None:
+            self.progress(
+                f"meta-training {method}: iteration {it}/{n_it}, loss {loss:.3f}",
+                self.count,
+                self.total,
+            )
+
+
 def run_protocol(
     taskset: TaskSet,
     methods: dict[str, MetaLearner],
@@ -125,112 +478,19 @@ def run_protocol(
     dataset: str,
     progress: Progress | None = None,
 ) -> ProtocolResult:
-    """Meta-train each method on each split and score it on the held-out tasks.
+    """Meta-train each method on each split and score it on the held-out tasks, serially.
 
-    ``methods`` maps a method name to an *unfitted* learner; each split gets a fresh clone.
+    ``methods`` maps a method id to an *unfitted* learner; each split gets a fresh clone.
+    The same as :func:`plan`, then every job in turn, then :func:`collect`.
     """
-    if not methods:
-        raise MetamedValueError("No methods to evaluate; pass at least one method name.")
-    n_episodes = sum(len(s.test) for s in splits) * len(config.shots) * config.draws * len(methods)
-    total = len(splits) * len(methods) + n_episodes
-    done = 0
-
-    def tick(what: str) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(what, done, total)
-
-    # Before anything is trained: every held-out task must fit every K (only labels and
-    # row counts are needed for that, not features) ...
-    outcome = taskset.cohort.schema.outcome
-    outcome_type = taskset.cohort.schema.outcome_type
-    for name, learner in methods.items():  # ... and every method must model this outcome
-        check_outcome_supported(name, type(learner), outcome_type)
-    for name in sorted({name for split in splits for name in split.test}):
-        y = taskset.frame(name)[outcome].to_numpy(dtype=np.float32)
-        check_shots([Task(name, np.zeros((len(y), 0), np.float32), y, outcome_type)], config.shots)
-
-    rows: list[dict] = []
-    preds: list[pd.DataFrame] = []
+    the_plan = plan(taskset, methods, splits, config, dataset)
+    counter = JobCounter(the_plan, progress)
+    scores: dict[str, ScoreResult] = {}
     fit_seconds: dict[str, float] = {}
-    unknown_codes: list[dict] = []
-    for split in splits:
-        prep = Preprocessor(taskset.cohort.schema).fit(taskset.frames(split.train))
-        if taskset.cohort.schema.codesets:
-            # How much of the held-out tasks' codes the meta-train vocabulary misses.
-            unknown_codes.append(
-                {
-                    "test": list(split.test),
-                    "vocabulary": {col: len(codes) for col, codes in prep.codes_.items()},
-                    "train": prep.unknown_codes_,
-                    "held_out": prep.count_unknown_codes(taskset.frames(split.test)),
-                }
-            )
-        train = make_tasks(taskset, split.train, prep)
-        val = make_tasks(taskset, split.val, prep) if split.val else None
-        if val is None and config.val_rows_fraction > 0:
-            fit_part, val_part = hold_out_rows(
-                train, config.val_rows_fraction, np.random.default_rng([config.seed, 1])
-            )
-            if any(len(t) >= MIN_VAL_ROWS for t in val_part):
-                # a task too small to give validation rows keeps all its rows for training
-                train = [
-                    fit if len(v) >= MIN_VAL_ROWS else whole
-                    for fit, v, whole in zip(fit_part, val_part, train, strict=True)
-                ]
-                val = [v for v in val_part if len(v) >= MIN_VAL_ROWS]
-        test = make_tasks(taskset, split.test, prep)
-        for name, template in methods.items():
-            learner = template.clone()
-            if progress is not None and hasattr(learner, "progress"):
-                # long meta-training shows its iterations inside the current step
-                learner.progress = lambda it, n_it, loss, name=name: progress(
-                    f"meta-training {name}: iteration {it}/{n_it}, loss {loss:.3f}", done, total
-                )
-            start = time.perf_counter()
-            learner.meta_fit(train, val_tasks=val)
-            fit_seconds[f"{name}|{','.join(split.test)}"] = time.perf_counter() - start
-            tick(f"meta-trained {name} (held out: {', '.join(split.test)})")
-            for task in test:
-                for k in config.shots:
-                    for draw in range(config.draws):
-                        support_idx, query_idx = sample_support_query(
-                            task, k, episode_rng(config.seed, task.name, k, draw)
-                        )
-                        model = learner.adapt(task.subset(support_idx))
-                        query = task.subset(query_idx)
-                        # what the outcome scores: P(y=1) (binary), the value (numeric)
-                        p = task.outcome_type.predict(model, query.X)
-                        for metric, value in _score(task.outcome_type, query.y, p).items():
-                            rows.append(
-                                {
-                                    "method": name,
-                                    "dataset": dataset,
-                                    "task": task.name,
-                                    "k": k,
-                                    "draw": draw,
-                                    "metric": metric,
-                                    "value": float(value),
-                                }
-                            )
-                        preds.append(
-                            pd.DataFrame(
-                                {
-                                    "method": name,
-                                    "dataset": dataset,
-                                    "task": task.name,
-                                    "k": k,
-                                    "draw": draw,
-                                    "row": taskset.rows(task.name)[query_idx],
-                                    "y_true": query.y,
-                                    "y_prob": p,
-                                }
-                            )
-                        )
-                        tick(f"{name}: {task.name}, K={k}")
-    predictions = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
-    run = asdict(config)
-    if unknown_codes:  # only cohorts with code sets: other runs' config is unchanged
-        run["unknown_codes"] = unknown_codes
-    return ProtocolResult(pd.DataFrame(rows), predictions, fit_seconds, run)
+    for job, result in iter_serial(the_plan, taskset, on_iteration=counter.iteration):
+        counter.finished(job)
+        if isinstance(job, FitJob):
+            fit_seconds[job.key] = result.seconds
+        else:
+            scores[job.key] = result
+    return collect(the_plan, scores, fit_seconds, code_coverage(taskset, the_plan.splits))

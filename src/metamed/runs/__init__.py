@@ -5,7 +5,42 @@ this package loads the data, runs the jobs, and puts tables, config and report o
 The command line (:mod:`metamed.cli`) is a thin shell over it.
 """
 
-from metamed.runs.benchmark import BenchmarkOutputs, make_methods, make_splits, run_benchmark
+from metamed.runs.benchmark import (
+    BenchmarkOutputs,
+    execute,
+    load_cohort,
+    make_methods,
+    make_splits,
+    read_spec,
+    run_benchmark,
+    run_spec,
+)
 from metamed.runs.dose import run_dose
+from metamed.runs.executors import (
+    EXECUTORS,
+    Executor,
+    ProcessExecutor,
+    RayExecutor,
+    SerialExecutor,
+    make_executor,
+)
+from metamed.runs.run_folder import RunFolder
 
-__all__ = ["BenchmarkOutputs", "make_methods", "make_splits", "run_benchmark", "run_dose"]
+__all__ = [
+    "EXECUTORS",
+    "BenchmarkOutputs",
+    "Executor",
+    "ProcessExecutor",
+    "RayExecutor",
+    "RunFolder",
+    "SerialExecutor",
+    "execute",
+    "load_cohort",
+    "make_executor",
+    "make_methods",
+    "make_splits",
+    "read_spec",
+    "run_benchmark",
+    "run_dose",
+    "run_spec",
+]
