@@ -316,7 +316,7 @@ def benchmark(
     """Meta-train on all but the held-out tasks, adapt from K examples, score the rest."""
     given = {k: v for k, v in locals().items() if k in SPEC_FLAGS and v is not None}
     with user_errors():
-        from metamed.evaluation.spec import BenchmarkSpec, DataSpec
+        from metamed.evaluation.spec import BenchmarkSpec, DataSpec, MethodSpec
         from metamed.learners import DEFAULT_METHODS, default_methods
         from metamed.runs import make_executor, read_spec, run_spec
         from metamed.runs.run_folder import RunFolder
@@ -346,7 +346,7 @@ def benchmark(
                 method_names = _parse_list(methods, "methods")
             spec = BenchmarkSpec(  # checks the method names before any data is loaded
                 data=data,
-                methods=tuple(method_names or DEFAULT_METHODS),
+                methods=tuple(MethodSpec(m) for m in method_names or DEFAULT_METHODS),
                 shots=_parse_shots(shots or "5,10,20,40"),
                 draws=20 if draws is None else draws,
                 seed=0 if seed is None else seed,
@@ -356,7 +356,8 @@ def benchmark(
         cohort = _load_cohort(spec.data, data_dir)
         if config is None and method_names is None:  # the defaults follow the outcome
             outcome_type = cohort.schema.outcome_type
-            spec = dataclasses.replace(spec, methods=tuple(default_methods(outcome_type)))
+            defaults = tuple(MethodSpec(m) for m in default_methods(outcome_type))
+            spec = dataclasses.replace(spec, methods=defaults)
         for key, applies in spec.overridden().items():
             skipped = [m for m in spec.method_ids if m not in applies]
             if skipped:

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from metamed.data.preprocess import Preprocessor
-from metamed.errors import MetamedValueError
+from metamed.errors import MetamedTypeError, MetamedValueError
 from metamed.evaluation.metrics import score
 from metamed.learners.base import MetaLearner, check_outcome_supported
 from metamed.outcomes import Outcome
@@ -349,9 +349,14 @@ def run_job(
     job: FitJob | ScoreJob, data: TaskSet | FittedMethod, config: ProtocolConfig, dataset: str
 ):
     """Run one job: a fit job needs the task set, a score job its fitted method."""
-    if isinstance(job, FitJob):
+    if isinstance(job, FitJob) and isinstance(data, TaskSet):
         return run_fit(job, data, config)
-    return run_score(job, data, config, dataset)
+    if isinstance(job, ScoreJob) and isinstance(data, FittedMethod):
+        return run_score(job, data, config, dataset)
+    raise MetamedTypeError(
+        f"run_job: a fit job needs a TaskSet and a score job a FittedMethod, got "
+        f"{type(job).__name__} with {type(data).__name__}."
+    )
 
 
 def code_coverage(taskset: TaskSet, splits: Sequence[TaskSplit]) -> list[dict]:
@@ -489,7 +494,7 @@ def run_protocol(
     fit_seconds: dict[str, float] = {}
     for job, result in iter_serial(the_plan, taskset, on_iteration=counter.iteration):
         counter.finished(job)
-        if isinstance(job, FitJob):
+        if isinstance(result, FittedMethod):
             fit_seconds[job.key] = result.seconds
         else:
             scores[job.key] = result

@@ -97,9 +97,9 @@ class DataSpec:
     table: str | None = None
     task_col: str | None = None
     outcome_col: str | None = None
-    feature_cols: tuple[str, ...] | None = None
-    categorical_cols: tuple[str, ...] | None = None
-    drop_cols: tuple[str, ...] | None = None
+    feature_cols: Sequence[str] | None = None
+    categorical_cols: Sequence[str] | None = None
+    drop_cols: Sequence[str] | None = None
     positive_label: str | None = None
     outcome_type: str | None = None
 

@@ -19,17 +19,19 @@ from metamed.data.cohort import Cohort
 from metamed.errors import DataNotFoundError, MetamedValueError
 from metamed.evaluation.protocol import (
     FitJob,
+    FittedMethod,
     JobCounter,
     Plan,
     Progress,
     ProtocolConfig,
     ProtocolResult,
+    ScoreJob,
     ScoreResult,
     code_coverage,
     collect,
     plan,
 )
-from metamed.evaluation.spec import BenchmarkSpec, DataSpec
+from metamed.evaluation.spec import BenchmarkSpec, DataSpec, MethodSpec
 from metamed.learners import BASELINES, default_methods
 from metamed.learners.base import MetaLearner
 from metamed.outputs import staged_output
@@ -114,7 +116,7 @@ def make_methods(
 
     An override that none of ``names`` accepts is an error naming the learners that do.
     """
-    spec = BenchmarkSpec(DataSpec(), tuple(names), seed=seed, overrides=overrides or {})
+    spec = BenchmarkSpec(DataSpec(), tuple(MethodSpec(n) for n in names), seed=seed, overrides=overrides or {})
     return spec.learners()
 
 
@@ -122,6 +124,7 @@ def load_cohort(data: DataSpec, data_dir: str | Path | None = None) -> Cohort:
     """The cohort a spec's data names: a registered dataset, or a table."""
     if data.table is None:
         return load_dataset(data.dataset or "synthetic", data_dir=data_dir, **data.options)
+    assert data.task_col and data.outcome_col  # DataSpec requires both for a table
     return cohort_from_table(
         data.table,
         task_col=data.task_col,
@@ -283,11 +286,11 @@ def execute(
     scores: dict[str, ScoreResult] = {}
     fit_seconds: dict[str, float] = {}
     for job, result in executor.run(the_plan, taskset, done, counter.iteration):
-        if isinstance(job, FitJob):
+        if isinstance(job, FitJob) and isinstance(result, FittedMethod):
             fit_seconds[job.key] = result.seconds
             if folder is not None:
                 folder.record_fit(job, result.seconds)
-        else:
+        elif isinstance(job, ScoreJob) and isinstance(result, ScoreResult):
             scores[job.key] = result
             if folder is not None:
                 folder.record_score(job, result)
