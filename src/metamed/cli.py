@@ -355,8 +355,8 @@ def benchmark(
             )
         cohort = _load_cohort(spec.data, data_dir)
         if config is None and method_names is None:  # the defaults follow the outcome
-            outcome_type = cohort.schema.outcome_type
-            defaults = tuple(MethodSpec(m) for m in default_methods(outcome_type))
+            outcome = cohort.schema.outcome_type
+            defaults = tuple(MethodSpec(m) for m in default_methods(outcome))
             spec = dataclasses.replace(spec, methods=defaults)
         for key, applies in spec.overridden().items():
             skipped = [m for m in spec.method_ids if m not in applies]
