@@ -145,8 +145,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "preprocess-fit-on-all-tasks",
         "src/metamed/evaluation/protocol.py",
-        "fit(taskset.frames(split.train))",
-        "fit(taskset.cohort.frame)",
+        # run_fit's preprocessing (code_coverage refits it only to count unknown codes)
+        "fit(taskset.frames(split.train))\n    train = ",
+        "fit(taskset.cohort.frame)\n    train = ",
         "preprocessing is fitted on every task, held-out rows included",
     ),
     Mutant(
