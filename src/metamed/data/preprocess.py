@@ -153,6 +153,10 @@ class Preprocessor:
         ``"dx:E11"``, ``"dx:<unknown>"``.
     medians_, means_, stds_ : dict
         Fit statistics of numeric columns (after imputation for means/stds).
+    ranges_ : dict
+        Smallest and largest value seen at fit of each numeric column, ``(min, max)``
+        (``(nan, nan)`` for a column with no observed value): what the model was
+        trained on, which deployment checks compare new patients with.
     categories_ : dict
         Levels (in output order, without ``"<other>"``) of each categorical column.
     codes_ : dict
@@ -213,12 +217,17 @@ class Preprocessor:
         self.means_: dict[str, float] = {}
         self.stds_: dict[str, float] = {}
         self.indicators_: list[str] = []
+        self.ranges_: dict[str, tuple[float, float]] = {}
         for col in self.schema.numeric:
             values = self._numeric_values(features[col], col)
             missing = np.isnan(values)
             # A column with no observed value at fit carries no information; impute 0
             # so the output stays finite (its indicator column is then constant).
             median = float(np.median(values[~missing])) if (~missing).any() else 0.0
+            seen = values[~missing]
+            self.ranges_[col] = (
+                (float(seen.min()), float(seen.max())) if len(seen) else (np.nan, np.nan)
+            )
             filled = np.where(missing, median, values)
             std = float(filled.std())
             self.medians_[col] = median
@@ -438,6 +447,7 @@ class Preprocessor:
             "means": self.means_,
             "stds": self.stds_,
             "indicators": list(self.indicators_),
+            "ranges": {k: list(v) for k, v in self.ranges_.items()},
             "categories": self.categories_,
             "codes": self.codes_,
         }
@@ -474,6 +484,8 @@ class Preprocessor:
         pre.means_ = {k: float(v) for k, v in state["means"].items()}
         pre.stds_ = {k: float(v) for k, v in state["stds"].items()}
         pre.indicators_ = list(state["indicators"])
+        # Artifacts saved before ranges were recorded have none: nothing to compare with.
+        pre.ranges_ = {k: (float(v[0]), float(v[1])) for k, v in state.get("ranges", {}).items()}
         pre.categories_ = {k: list(v) for k, v in state["categories"].items()}
         pre.codes_ = {k: list(v) for k, v in state["codes"].items()}
         pre.code_levels_ = pre._resolve_code_levels()

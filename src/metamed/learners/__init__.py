@@ -21,6 +21,7 @@ from metamed.learners.baselines import (
     PooledFineTune,
     PooledMLP,
 )
+from metamed.learners.conformal import ConformalModel, conformal_adapt
 from metamed.learners.maml import ANIL, FOMAML, MAML, AdaptedMLP, GradientMetaLearner, MetaSGD
 from metamed.learners.metapred import MetaPred
 from metamed.learners.pipeline import Pipeline
@@ -56,6 +57,7 @@ __all__ = [
     "AdaptedMLP",
     "AdaptedModel",
     "BinaryModel",
+    "ConformalModel",
     "GradientMetaLearner",
     "LocalGBM",
     "LocalLogisticRegression",
@@ -67,6 +69,7 @@ __all__ = [
     "PooledMLP",
     "ProtoNet",
     "Reptile",
+    "conformal_adapt",
     "default_methods",
     "learner_names",
     "learners_for",

@@ -27,6 +27,7 @@ from metamed.artifacts import artifact_error, read_artifact, write_artifact
 from metamed.data.preprocess import Preprocessor, outcome_array
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
 from metamed.learners.base import ADAPTED_MODEL, AdaptedModel, BinaryModel, MetaLearner
+from metamed.learners.conformal import ConformalModel, conformal_adapt
 from metamed.tasks.task import Task
 
 __all__ = ["Pipeline", "feature_schema"]
@@ -39,17 +40,21 @@ def feature_schema(preprocessor: Preprocessor) -> dict[str, Any]:
     (None where the schema gives none); categorical columns list their ``categories``,
     code-set columns their ``codes`` (the vocabulary) and ``code_levels`` (whether codes
     are rolled up the ICD-9 hierarchy), numeric ones whether a missing-value indicator
-    is added.  ``inputs`` names the model's input columns after preprocessing.
+    is added, and ``range``, the smallest and largest value seen at meta-training (null
+    where unknown).  ``inputs`` names the model's input columns after preprocessing.
     """
     schema = preprocessor.schema
     columns: list[dict[str, Any]] = []
+    ranges = getattr(preprocessor, "ranges_", {})
     for col in schema.numeric:
+        low, high = ranges.get(col, (np.nan, np.nan))
         columns.append(
             {
                 "name": col,
                 "type": "numeric",
                 "unit": schema.units.get(col),
                 "missing_indicator": col in preprocessor.indicators_,
+                "range": None if np.isnan(low) else [low, high],
             }
         )
     for col in schema.categorical:
@@ -160,11 +165,21 @@ class Pipeline:
         return self.preprocessor.transform(frame)
 
     # -- adapting and predicting -------------------------------------------------------
-    def adapt(self, support: pd.DataFrame) -> Pipeline:
+    def adapt(
+        self,
+        support: pd.DataFrame,
+        coverage: float | None = None,
+        method: str = "auto",
+        record: dict[str, Any] | None = None,
+    ) -> Pipeline:
         """A pipeline adapted to the task whose labelled raw rows are ``support``.
 
         ``support`` needs the input columns and the outcome column; the meta-learner is
-        unchanged.
+        unchanged.  With ``coverage`` (e.g. 0.9) the model is wrapped in a
+        :class:`~metamed.learners.conformal.ConformalModel` calibrated on the same rows
+        (``method`` as in :func:`~metamed.learners.conformal.conformal_adapt`), so that
+        :meth:`predict_set` / :meth:`predict_interval` work.  ``record`` adds entries to
+        the ``adapted_from`` provenance (the parent artifact, the support data's hash).
         """
         if not isinstance(self.model, MetaLearner):
             raise MetamedTypeError(
@@ -178,10 +193,18 @@ class Pipeline:
             outcome_array(support, schema),
             schema.outcome_type,
         )
-        adapted = self.model.adapt(task)
+        adapted: AdaptedModel
+        if coverage is None:
+            adapted = self.model.adapt(task)
+        else:
+            adapted = conformal_adapt(self.model, task, coverage, method)
         provenance = {
             **self.provenance,
-            "adapted_from": {"learner": self.model.name, "support_rows": len(task)},
+            "adapted_from": {
+                "learner": self.model.name,
+                "support_rows": len(task),
+                **(record or {}),
+            },
         }
         return Pipeline(self.preprocessor, adapted, provenance)
 
@@ -207,6 +230,24 @@ class Pipeline:
         """Class labels (binary) or predicted values (numeric) for each raw row, shape (n,)."""
         model = self._adapted()
         return model.predict(self.transform(frame))
+
+    def _conformal(self) -> ConformalModel:
+        model = self._adapted()
+        if not isinstance(model, ConformalModel):
+            raise MetamedTypeError(
+                "This pipeline's model was adapted without conformal calibration; adapt it "
+                "with a coverage (pipeline.adapt(support_rows, coverage=0.9)) for sets and "
+                "intervals."
+            )
+        return model
+
+    def predict_set(self, frame: pd.DataFrame) -> np.ndarray:
+        """Conformal prediction sets for each raw row: (n, 2) bool ("holds 0", "holds 1")."""
+        return self._conformal().predict_set(self.transform(frame))
+
+    def predict_interval(self, frame: pd.DataFrame) -> np.ndarray:
+        """Conformal prediction intervals for each raw row (numeric outcomes): (n, 2)."""
+        return self._conformal().predict_interval(self.transform(frame))
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -1,0 +1,352 @@
+"""Conformal prediction sets and intervals, calibrated on a site's own support rows.
+
+A risk of 0.3 says nothing about how far it can be trusted at a new hospital.
+:func:`conformal_adapt` adapts a meta-learner to a site's labelled support rows and
+calibrates, on those same rows, a prediction *set* (binary outcomes: ``{0}``, ``{1}``,
+``{0, 1}`` or, rarely, empty) or *interval* (numeric outcomes) that holds the patient's
+true outcome with a stated probability, the ``coverage`` target (default 90%)::
+
+    model = conformal_adapt(learner, support, coverage=0.9)
+    p = model.predict_proba(X)              # the adapted model's risk, as without conformal
+    sets = model.predict_set(X)             # (n, 2) bool: does the set hold 0, does it hold 1
+    lo_hi = model.predict_interval(X)       # numeric outcomes: (n, 2)
+
+Scores (nonconformity): ``1 - p_y(x)`` for binary outcomes (the probability the model
+gives the true class; Sadinle et al. 2019), ``|y - prediction|`` for numeric ones.
+
+Methods, chosen by the size ``n`` of the support set (``method="auto"``):
+
+- ``"split"`` (n >= :data:`SPLIT_MIN_ROWS`): the served model is adapted on 70% of the
+  rows and scored on the other 30%.  Coverage is at least the target, marginally over
+  the site's patients, and at most target + 1/(n_cal + 1) (Vovk et al. 2005; Lei et al.
+  2018), provided the support rows and the new patients are exchangeable (drawn alike
+  from the same site).
+- ``"cv+"`` (small n): the served model is adapted on *all* rows, so none are spent on
+  calibration; each row is scored by a model adapted without its fold (10 folds), and
+  those fold models are kept to build the set of a new patient (CV+; Barber et al. 2021
+  for intervals, Romano et al. 2020 for classification sets).
+- ``"jackknife+"`` (n <= :data:`JACKKNIFE_MAX_ROWS`): CV+ with one row per fold.
+
+Guarantees of the cross methods are weaker on paper (coverage at least ``1 - 2 alpha``
+for jackknife+, with ``alpha = 1 - coverage``) and close to the target in practice; the
+coverage on held-out sites is checked in ``tests/learners/test_conformal.py``.
+
+The set of a new patient ``x`` holds label ``y`` when fewer than ``coverage * (n + 1)``
+calibration rows ``i`` have a score below the score ``(x, y)`` gets from row ``i``'s
+model: one rule for all three methods (split: every row's model is the served one).
+Binary folds are stratified so that every fold model sees both classes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from metamed.artifacts import TextFile
+from metamed.errors import MetamedTypeError, MetamedValueError
+from metamed.learners.base import ADAPTED_MODELS, AdaptedModel, MetaLearner
+from metamed.tasks.task import Task, check_support_task
+
+__all__ = [
+    "CONFORMAL_METHODS",
+    "ConformalModel",
+    "DEFAULT_COVERAGE",
+    "JACKKNIFE_MAX_ROWS",
+    "SPLIT_MIN_ROWS",
+    "conformal_adapt",
+    "min_support_rows",
+]
+
+DEFAULT_COVERAGE = 0.9
+CONFORMAL_METHODS = ("auto", "split", "cv+", "jackknife+")
+#: From this many support rows on, 30% of them are worth spending on calibration alone.
+SPLIT_MIN_ROWS = 500
+#: Up to this many rows, every row is its own fold (jackknife+).
+JACKKNIFE_MAX_ROWS = 20
+#: Folds of CV+ between the two.
+CV_FOLDS = 10
+#: Share of the rows kept for calibration by the split method.
+SPLIT_CALIBRATION_FRACTION = 0.3
+
+
+def _check_coverage(coverage: Any) -> float:
+    if isinstance(coverage, bool) or not isinstance(coverage, (int, float, np.floating)):
+        raise MetamedTypeError(f"coverage must be a number between 0 and 1, got {coverage!r}.")
+    if not 0.0 < float(coverage) < 1.0:
+        raise MetamedValueError(
+            f"coverage must lie strictly between 0 and 1 (e.g. 0.9 for 90%), got {coverage}."
+        )
+    return float(coverage)
+
+
+def min_support_rows(coverage: float) -> int:
+    """Fewest calibration rows with which a set can reach ``coverage`` without holding everything.
+
+    With ``n`` rows the largest attainable quantile is ``n / (n + 1)``, so ``n`` must be
+    at least ``coverage / (1 - coverage)`` (9 rows for 90%, 19 for 95%).
+    """
+    return math.ceil(_check_coverage(coverage) / (1.0 - coverage) - 1e-9)
+
+
+def _rank(coverage: float, n: int) -> int:
+    """Number of calibration scores a test score may exceed: ``ceil(coverage (n + 1)) - 1``."""
+    return math.ceil(coverage * (n + 1) - 1e-9) - 1
+
+
+def _stratified_folds(y: np.ndarray, n_folds: int, binary: bool, rng: np.random.Generator):
+    """Fold index of each row; binary rows are dealt out class by class."""
+    fold = np.empty(len(y), dtype=np.int64)
+    groups = [np.flatnonzero(y > 0.5), np.flatnonzero(y <= 0.5)] if binary else [np.arange(len(y))]
+    start = 0
+    for group in groups:
+        order = rng.permutation(group)
+        fold[order] = (start + np.arange(len(order))) % n_folds
+        start += len(order)
+    return fold
+
+
+def _check_classes(support: Task, method: str) -> None:
+    counts = np.bincount(support.y.astype(np.int64), minlength=2)
+    if counts.min() < 2:
+        raise MetamedValueError(
+            f"The support set holds {counts[0]} patient(s) with outcome 0 and {counts[1]} with "
+            f"outcome 1; conformal calibration ({method}) needs at least 2 of each, so that "
+            "every model it adapts sees both classes."
+        )
+
+
+def _scores(model: AdaptedModel, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if model.outcome_type == "binary":
+        p = np.asarray(model.predict_proba(X), dtype=np.float64)
+        return np.where(y > 0.5, 1.0 - p, p)
+    return np.abs(y - np.asarray(model.predict(X), dtype=np.float64))
+
+
+def conformal_adapt(
+    learner: MetaLearner,
+    support: Task,
+    coverage: float = DEFAULT_COVERAGE,
+    method: str = "auto",
+    random_state: int = 0,
+) -> ConformalModel:
+    """Adapt ``learner`` to ``support`` and calibrate sets or intervals on the same rows.
+
+    Parameters
+    ----------
+    learner : MetaLearner
+        Meta-trained; it is not changed.
+    support : Task
+        The site's labelled rows.  For the stated coverage they must be a random sample
+        of the patients the model will see (not, say, the site's hardest cases).
+    coverage : float, default 0.9
+        Target probability that a set or interval holds the true outcome.
+    method : {"auto", "split", "cv+", "jackknife+"}
+        See the module docstring; ``"auto"`` chooses by the number of rows.
+    random_state : int, default 0
+        Seeds the split or the folds.
+
+    Raises
+    ------
+    MetamedValueError
+        Too few rows for the coverage (:func:`min_support_rows`), or fewer than 2
+        patients of a class (binary outcomes).
+    """
+    coverage = _check_coverage(coverage)
+    support = check_support_task(support)
+    if method not in CONFORMAL_METHODS:
+        raise MetamedValueError(
+            f"Unknown conformal method '{method}'; use one of {', '.join(CONFORMAL_METHODS)}."
+        )
+    n = len(support)
+    if method == "auto":
+        method = (
+            "split" if n >= SPLIT_MIN_ROWS else "jackknife+" if n <= JACKKNIFE_MAX_ROWS else "cv+"
+        )
+    binary = support.outcome_type == "binary"
+    rng = np.random.default_rng([random_state, n])
+    needed = min_support_rows(coverage)
+    if method == "split":
+        n_cal = int(round(SPLIT_CALIBRATION_FRACTION * n))
+        if n_cal < needed:
+            raise MetamedValueError(
+                f"Split conformal at {coverage:.0%} coverage needs at least {needed} calibration "
+                f"rows, i.e. {math.ceil(needed / SPLIT_CALIBRATION_FRACTION)} support rows; got "
+                f"{n}. Use method='cv+' (which calibrates on every row) or add patients."
+            )
+        if binary:
+            _check_classes(support, method)
+        # Stratified: ~30% of each class is set aside, so both parts hold both classes.
+        part = _stratified_folds(support.y, 10, binary, rng) < round(
+            10 * SPLIT_CALIBRATION_FRACTION
+        )
+        cal = np.flatnonzero(part)
+        model = learner.adapt(support.subset(np.flatnonzero(~part)))
+        scores = _scores(model, support.X[cal], support.y[cal])
+        return ConformalModel(model, [], np.zeros(len(cal), np.int64), scores, coverage, method)
+    if n < needed:
+        raise MetamedValueError(
+            f"{coverage:.0%} coverage needs at least {needed} support patients (with n "
+            f"patients the most a set can promise is n/(n+1)); got {n}. Add patients or lower "
+            "the coverage."
+        )
+    if binary:
+        _check_classes(support, method)
+    n_folds = n if method == "jackknife+" else min(CV_FOLDS, n)
+    fold = _stratified_folds(support.y, n_folds, binary, rng)
+    model = learner.adapt(support)
+    fold_models = []
+    scores = np.empty(n, dtype=np.float64)
+    for k in range(n_folds):
+        held = np.flatnonzero(fold == k)
+        fold_model = learner.adapt(support.subset(np.flatnonzero(fold != k)))
+        scores[held] = _scores(fold_model, support.X[held], support.y[held])
+        fold_models.append(fold_model)
+    return ConformalModel(model, fold_models, fold, scores, coverage, method)
+
+
+class ConformalModel(AdaptedModel):
+    """An adapted model with conformal sets (binary) or intervals (numeric) around it.
+
+    Built by :func:`conformal_adapt`.  ``predict_proba`` and ``predict`` are the served
+    model's; :meth:`predict_set` and :meth:`predict_interval` add the uncertainty.
+
+    Parameters
+    ----------
+    model : AdaptedModel
+        The model whose risks are served.
+    fold_models : list of AdaptedModel
+        CV+ / jackknife+: the model that scored each fold; empty for split conformal
+        (every calibration row was scored by ``model``).
+    fold_of : ndarray of int
+        For each calibration row, its index in ``fold_models``.
+    scores : ndarray of float
+        Nonconformity score of each calibration row.
+    coverage : float
+        Target coverage of the sets or intervals.
+    method : str
+        ``"split"``, ``"cv+"`` or ``"jackknife+"``.
+    """
+
+    def __init__(
+        self,
+        model: AdaptedModel,
+        fold_models: list[AdaptedModel],
+        fold_of: np.ndarray,
+        scores: np.ndarray,
+        coverage: float,
+        method: str,
+    ) -> None:
+        self.model = model
+        self.fold_models = list(fold_models)
+        self.fold_of = np.asarray(fold_of, dtype=np.int64)
+        self.scores = np.asarray(scores, dtype=np.float64)
+        self.coverage = float(coverage)
+        self.method = method
+        self.outcome_type = model.outcome_type
+        self.n_features = getattr(model, "n_features", None)
+
+    @property
+    def n_calibration(self) -> int:
+        """Number of support rows the sets are calibrated on."""
+        return len(self.scores)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba(X)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.model.predict(X)
+
+    def _by_fold(self, X: np.ndarray, predict: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(that fold's predictions for X, its calibration scores) for each scoring model."""
+        models = self.fold_models or [self.model]
+        return [
+            (np.asarray(getattr(m, predict)(X), dtype=np.float64), self.scores[self.fold_of == k])
+            for k, m in enumerate(models)
+        ]
+
+    def predict_set(self, X: np.ndarray) -> np.ndarray:
+        """Prediction sets for a binary outcome: (n, 2) bool, columns "holds 0", "holds 1"."""
+        if self.outcome_type != "binary":
+            raise MetamedValueError(
+                "predict_set needs a binary outcome; use predict_interval for a numeric one."
+            )
+        n = len(self.scores)
+        below = np.zeros((len(np.asarray(X)), 2), dtype=np.int64)
+        for p, scores in self._by_fold(X, "predict_proba"):
+            ordered = np.sort(scores)
+            # Score of label 0 is p, of label 1 is 1 - p; count calibration scores below.
+            below[:, 0] += np.searchsorted(ordered, p, side="left")
+            below[:, 1] += np.searchsorted(ordered, 1.0 - p, side="left")
+        return below <= _rank(self.coverage, n)
+
+    def predict_interval(self, X: np.ndarray, chunk_rows: int = 1000) -> np.ndarray:
+        """Prediction intervals for a numeric outcome: (n, 2) float, lower and upper."""
+        if self.outcome_type != "numeric":
+            raise MetamedValueError(
+                "predict_interval needs a numeric outcome; use predict_set for a binary one."
+            )
+        n = len(self.scores)
+        upper_k = _rank(self.coverage, n)  # 0-based order statistic of the upper end
+        lower_k = n - 1 - upper_k  # the mirror one of the lower end
+        if not self.fold_models:
+            mu = np.asarray(self.model.predict(X), dtype=np.float64)
+            q = np.sort(self.scores)[upper_k]
+            return np.stack([mu - q, mu + q], axis=1)
+        fold_mu = np.stack([mu for mu, _ in self._by_fold(X, "predict")])  # (K, m)
+        out = np.empty((fold_mu.shape[1], 2))
+        for start in range(0, fold_mu.shape[1], chunk_rows):  # bounds memory at n x chunk
+            mu = fold_mu[self.fold_of, start : start + chunk_rows]  # (n, chunk)
+            low = mu - self.scores[:, None]
+            high = mu + self.scores[:, None]
+            out[start : start + chunk_rows, 0] = np.partition(low, lower_k, axis=0)[lower_k]
+            out[start : start + chunk_rows, 1] = np.partition(high, upper_k, axis=0)[upper_k]
+        return out
+
+    # -- persistence: nested models saved as their own class + state -----------------------
+    def _artifact_state(self) -> dict[str, Any]:
+        return {
+            "model": _nested_state(self.model, "served"),
+            "fold_models": [_nested_state(m, f"fold{k}") for k, m in enumerate(self.fold_models)],
+            "fold_of": self.fold_of,
+            "scores": self.scores,
+            "coverage": self.coverage,
+            "method": self.method,
+        }
+
+    @classmethod
+    def _from_artifact_state(cls, state: dict[str, Any]) -> AdaptedModel:
+        try:
+            return cls(
+                _nested_model(state["model"]),
+                [_nested_model(m) for m in state["fold_models"]],
+                state["fold_of"],
+                state["scores"],
+                state["coverage"],
+                state["method"],
+            )
+        except (KeyError, TypeError) as error:
+            raise MetamedValueError(f"its conformal state is incomplete ({error}).") from None
+
+
+def _nested_state(model: AdaptedModel, prefix: str) -> dict[str, Any]:
+    """``model`` as {class, state}; its text files renamed so that several fit in one folder."""
+
+    def rename(value: Any) -> Any:
+        if isinstance(value, TextFile):
+            return TextFile(f"{prefix}-{value.name}", value.text)
+        if isinstance(value, dict):
+            return {k: rename(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(rename(v) for v in value)
+        return value
+
+    return {"class": type(model).__name__, "state": rename(model._artifact_state())}
+
+
+def _nested_model(section: dict[str, Any]) -> AdaptedModel:
+    name = section.get("class")
+    if name not in ADAPTED_MODELS or name == ConformalModel.__name__:
+        raise MetamedValueError(f"adapted model class {name!r} is not one this metamed knows.")
+    return ADAPTED_MODELS[name]._from_artifact_state(section.get("state", {}))
