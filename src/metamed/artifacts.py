@@ -80,6 +80,7 @@ __all__ = [
     "WEIGHTS",
     "TextFile",
     "artifact_error",
+    "artifact_id",
     "read_artifact",
     "write_artifact",
 ]
@@ -363,6 +364,14 @@ def _read_manifest(path: Path) -> dict[str, Any]:
             "damaged after saving. Restore the original or save the model again.",
         )
     return manifest
+
+
+def artifact_id(path: str | Path) -> str:
+    """The artifact's ``manifest_sha256`` (checked): names this exact model in lineage records.
+
+    Every file's sha256 is in the manifest, so this one hash pins the whole artifact.
+    """
+    return _sha256(_canonical(_read_manifest(Path(path))))
 
 
 def _read_files(path: Path, manifest: dict[str, Any]) -> dict[str, bytes]:

@@ -646,6 +646,403 @@ def data_fetch(
         console.print(f"{name}: downloaded and verified in {path}")
 
 
+# -- deploying at a site: train, adapt, predict, inspect, serve ----------------------------
+token_app = typer.Typer(no_args_is_help=True, help="API tokens of `metamed serve`.")
+app.add_typer(token_app, name="token")
+
+MODELS_HELP = "Folder of model artifacts that `metamed serve` serves (one sub-folder each)."
+
+
+def _check_new_place(path: Path, force: bool, option: str) -> None:
+    """A model folder may replace only an earlier model, and only with --force."""
+    if path.exists() and not path.is_dir():
+        raise MetamedValueError(f"{option} {path} is a file; give a folder for the model.")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise MetamedValueError(
+            f"{option} {path} already exists and is not empty; rerun with --force to replace "
+            "the model there, or choose a new folder."
+        )
+
+
+def _read_csv(path: Path, option: str):
+    """A CSV as a DataFrame and the sha256 of its bytes, or one clear error."""
+    import hashlib
+
+    import pandas as pd
+
+    if not path.is_file():
+        raise MetamedValueError(f"{option} {path}: no such file.")
+    data = path.read_bytes()
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise MetamedValueError(f"{option} {path} is not a readable CSV table: {first}.") from None
+    return frame, hashlib.sha256(data).hexdigest()
+
+
+def _note_ignored(ignored: list[str]) -> None:
+    if ignored:
+        err_console.print(
+            f"[bold]note:[/] ignored columns that are not model inputs: {', '.join(ignored)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(
+        ..., help="Train config (TOML): [data], [method], optional [evaluation]."
+    ),
+    out: Path = typer.Option(..., help="Folder to write the model artifact into."),
+    data_dir: Path | None = typer.Option(
+        None, help="Folder holding the datasets (default: $METAMED_DATA_DIR)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace a model already in --out."),
+) -> None:
+    """Meta-train one method on every task of a dataset and save it as a model artifact."""
+    with user_errors():
+        from metamed.runs.train import read_train_spec, train_model
+
+        spec = read_train_spec(config)
+        _check_new_place(out, force, "--out")
+        with progress_bar(f"train {spec.method}") as update:
+            path = train_model(spec, out, data_dir=data_dir, progress=update)
+        console.print(f"model: {path} (inspect it: metamed inspect --model {path})")
+
+
+@app.command()
+def adapt(
+    model: Path = typer.Option(..., help="A meta-trained model (metamed train)."),
+    support: Path = typer.Option(
+        ..., help="CSV of the site's labelled patients (inputs and outcome)."
+    ),
+    out: Path = typer.Option(..., help="Folder to write the adapted model into."),
+    coverage: float = typer.Option(0.9, help="Target coverage of the prediction sets/intervals."),
+    method: str = typer.Option(
+        "auto", help="Conformal calibration: auto | split | cv+ | jackknife+."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace a model already in --out."),
+) -> None:
+    """Adapt a meta-trained model to a site's labelled patients, with conformal calibration."""
+    with user_errors():
+        from metamed.learners.conformal import CONFORMAL_METHODS
+        from metamed.serve import adapt_pipeline, load_model
+
+        if method not in CONFORMAL_METHODS:
+            raise MetamedValueError(
+                f"--method must be one of {', '.join(CONFORMAL_METHODS)}, got '{method}'."
+            )
+        _check_new_place(out, force, "--out")
+        parent = load_model(model, max_rows=10**9)
+        frame, sha = _read_csv(support, "--support")
+        rows, ignored = parent.schema.check_frame(frame, with_outcome=True)
+        _note_ignored(ignored)
+        adapted = adapt_pipeline(parent, rows, sha, coverage, method)
+        path = adapted.save(out)
+        record = adapted.provenance["adapted_from"]
+        console.print(
+            f"adapted model: {path} ({record['support_rows']} support patients, "
+            f"{coverage:.0%} {record['method']} conformal calibration; support sha256 {sha[:12]}...)"
+        )
+
+
+@app.command()
+def predict(
+    model: Path = typer.Option(..., help="An adapted model (metamed adapt)."),
+    input: Path = typer.Option(..., help="CSV of patients (the model's input columns)."),
+    out: Path = typer.Option(..., help="CSV to write: risk and prediction set per patient."),
+    id_col: str | None = typer.Option(
+        None, help="Column of --input copied to --out to identify patients."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
+) -> None:
+    """Risk and conformal prediction set (or interval) for every patient of a CSV."""
+    with user_errors():
+        import pandas as pd
+
+        from metamed.errors import did_you_mean
+        from metamed.serve import load_model, predict_rows
+
+        if out.exists() and (out.is_dir() or not force):
+            raise MetamedValueError(
+                f"--out {out} exists; "
+                + (
+                    "it is a folder, give a file name."
+                    if out.is_dir()
+                    else "rerun with --force to replace it."
+                )
+            )
+        if not out.parent.is_dir():
+            raise MetamedValueError(f"--out {out}: the folder {out.parent} does not exist.")
+        served = load_model(model, max_rows=10**9)
+        frame, _ = _read_csv(input, "--input")
+        if id_col is not None and id_col not in frame.columns:
+            raise MetamedValueError(
+                f"--id-col '{id_col}' is not a column of {input}."
+                f"{did_you_mean(id_col, map(str, frame.columns))}"
+            )
+        rows, ignored = served.schema.check_frame(frame)
+        _note_ignored([c for c in ignored if c != id_col])
+        columns = predict_rows(served, rows)
+        result = pd.DataFrame({"row": range(len(rows))})
+        if id_col is not None:
+            result.insert(0, id_col, frame[id_col].to_numpy())
+        if "risk" in columns:
+            result["risk"] = columns["risk"]
+            result["prediction_set"] = [
+                "{" + ",".join(str(y) for y, held in ((0, h0), (1, h1)) if held) + "}"
+                for h0, h1 in zip(columns["holds_0"], columns["holds_1"], strict=True)
+            ]
+        else:
+            for name in ("prediction", "lower", "upper"):
+                result[name] = columns[name]
+        result["coverage"] = served.coverage
+        partial = out.with_name(f".{out.name}.partial")
+        result.to_csv(partial, index=False)
+        os.replace(partial, out)  # all or nothing: no half-written risks file
+        console.print(f"{len(result)} predictions: {out}")
+
+
+@app.command()
+def inspect(
+    model: Path = typer.Option(..., help="A model artifact folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Print a model's schema, provenance, lineage, uncertainty and evaluation summary."""
+    with user_errors():
+        import json
+
+        from metamed.serve import load_model
+
+        summary = load_model(model).summary
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
+            return
+        _print_model(summary)
+
+
+def _print_model(summary: dict) -> None:
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="dim", no_wrap=True)
+    facts.add_column()
+    outcome = summary.get("outcome") or {}
+    facts.add_row("model", Text(f"{summary['id']} ({summary['kind']}, {summary.get('learner')})"))
+    facts.add_row("sha256", Text(str(summary["manifest_sha256"])))
+    facts.add_row("outcome", Text(f"{outcome.get('column')} ({outcome.get('kind')})"))
+    data = summary.get("data") or {}
+    if data:
+        dataset = data.get("dataset") or {}
+        name = dataset.get("name") if isinstance(dataset, dict) else dataset
+        facts.add_row(
+            "data", Text(f"{name or data.get('source', '?')}; licence {data.get('licence', '?')}")
+        )
+    training = summary.get("training") or {}
+    if training:
+        facts.add_row(
+            "trained on",
+            Text(
+                f"{training.get('patients')} patients in {len(training.get('tasks', []))} tasks, "
+                f"{training.get('fit_seconds')} s"
+            ),
+        )
+    lineage = summary.get("lineage")
+    if lineage:
+        parent = lineage.get("parent") or {}
+        facts.add_row(
+            "adapted from",
+            Text(
+                f"{parent.get('id')} (sha256 {str(parent.get('manifest_sha256'))[:12]}...) on "
+                f"{lineage.get('support_rows')} support patients, support sha256 "
+                f"{str(lineage.get('support_sha256'))[:12]}..."
+            ),
+        )
+    uncertainty = summary.get("uncertainty")
+    if uncertainty:
+        facts.add_row(
+            "uncertainty",
+            Text(
+                f"{uncertainty['kind']} at {uncertainty['coverage']:.0%} coverage "
+                f"({uncertainty['method']}, {uncertainty['calibration_rows']} calibration rows)"
+            ),
+        )
+    console.print(facts)
+    table = Table(title="inputs", box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("column", "type", "unit", "accepted"):
+        table.add_column(col)
+    for col in summary.get("features", []):
+        if col["type"] == "numeric":
+            rng = col.get("accepted_range")
+            accepted = f"[{rng[0]:.4g}, {rng[1]:.4g}]" if rng else "any number"
+        elif col["type"] == "categorical":
+            accepted = ", ".join(col.get("categories", []))
+        else:
+            accepted = "codes"
+        table.add_row(col["name"], col["type"], col.get("unit") or "", Text(accepted))
+    console.print(table)
+    evaluation = summary.get("evaluation")
+    if evaluation:
+        table = Table(
+            title=f"held-out evaluation ({evaluation['split']} split, {evaluation['draws']} draws; "
+            f"held out: {', '.join(evaluation['held_out_tasks'])})",
+            box=box.SIMPLE_HEAD,
+            title_justify="left",
+        )
+        table.add_column("metric")
+        shots = [str(k) for k in evaluation["shots"]]
+        for k in shots:
+            table.add_column(f"K={k}", justify="right")
+        for metric, by_k in evaluation["metrics"].items():
+            cells = []
+            for k in shots:
+                cell = by_k.get(k)
+                cells.append(
+                    "-"
+                    if not cell or cell["mean"] is None
+                    else f"{cell['mean']:.3f} [{cell['ci_low']:.3f}, {cell['ci_high']:.3f}]"
+                )
+            table.add_row(metric, *cells)
+        console.print(table)
+    else:
+        console.print(
+            "evaluation: none recorded (add [evaluation] to the train config)", style="dim"
+        )
+
+
+@app.command()
+def serve(
+    models: Path = typer.Option(..., help=MODELS_HELP),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
+    max_rows: int = typer.Option(10_000, min=1, help="Most patient rows per request."),
+) -> None:
+    """Serve the models of a folder over HTTP: adapt, predict, describe (see docs/deploy.md)."""
+    with user_errors():
+        try:
+            import uvicorn
+
+            from metamed.serve.app import create_app, service_paths
+        except ImportError as error:
+            raise MetamedValueError(
+                f"metamed serve needs the serve extra ({error.name} is missing): "
+                "pip install 'metamed[serve]'."
+            ) from None
+        from metamed.serve import ModelStore
+
+        if not models.is_dir():
+            raise MetamedValueError(f"--models {models}: no such folder.")
+        tokens, audit = service_paths(models)
+        ids = ModelStore(models).ids()
+        err_console.print(
+            f"serving {len(ids)} model(s) from {models} on http://{host}:{port} "
+            f"(OpenAPI: /docs); audit log: {audit}",
+            highlight=False,
+        )
+        if not tokens.exists():
+            err_console.print(
+                f"[bold]note:[/] no API tokens yet: every call will be refused until you run "
+                f"metamed token create --models {models} --can predict",
+                highlight=False,
+            )
+        uvicorn.run(
+            create_app(models, max_rows=max_rows),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+
+
+@token_app.command("create")
+def token_create(
+    models: Path = typer.Option(..., help=MODELS_HELP),
+    can: str = typer.Option(..., help="Permissions, comma-separated: predict, adapt."),
+    name: str | None = typer.Option(None, help="Who the token is for (default: token-N)."),
+) -> None:
+    """Create an API token; it is printed once (stdout) and stored only as its hash."""
+    with user_errors():
+        from metamed.serve.app import service_paths
+        from metamed.serve.tokens import TokenStore, parse_permissions
+
+        if not models.is_dir():
+            raise MetamedValueError(f"--models {models}: no such folder.")
+        store = TokenStore(service_paths(models)[0])
+        permissions = parse_permissions(can)
+        name = name or f"token-{len(store.list()) + 1}"
+        secret = store.create(name, permissions)
+        err_console.print(
+            f"token '{name}' may {', '.join(permissions)}; it is shown only now:", highlight=False
+        )
+        typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list(models: Path = typer.Option(..., help=MODELS_HELP)) -> None:
+    """List tokens (names and permissions; the secrets are not stored)."""
+    with user_errors():
+        from metamed.serve.app import service_paths
+        from metamed.serve.tokens import TokenStore
+
+        table = Table(box=box.SIMPLE_HEAD)
+        for col in ("name", "permissions", "created", "revoked"):
+            table.add_column(col)
+        for token in TokenStore(service_paths(models)[0]).list():
+            table.add_row(
+                token.name, ",".join(token.permissions), token.created, token.revoked or ""
+            )
+        console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: str = typer.Argument(..., help="Name of the token to revoke."),
+    models: Path = typer.Option(..., help=MODELS_HELP),
+) -> None:
+    """Revoke a token: the service refuses it from its next request on."""
+    with user_errors():
+        from metamed.serve.app import service_paths
+        from metamed.serve.tokens import TokenStore
+
+        TokenStore(service_paths(models)[0]).revoke(name)
+        console.print(f"token '{name}' revoked")
+
+
+@app.command()
+def audit(
+    models: Path = typer.Option(..., help=MODELS_HELP),
+    last: int = typer.Option(20, min=1, help="Show the last N entries."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Show the service's audit log (who called what, when, on which model, with which result)."""
+    with user_errors():
+        import json
+
+        from metamed.serve.app import service_paths
+        from metamed.serve.audit import read_entries
+
+        entries = list(read_entries(service_paths(models)[1], last))
+        if as_json:
+            for entry in entries:
+                typer.echo(json.dumps(entry))
+            return
+        table = Table(box=box.SIMPLE_HEAD)
+        for col in ("seq", "time", "event", "action", "token", "model", "status", "outcome"):
+            table.add_column(col, overflow="fold")
+        for e in entries:
+            table.add_row(
+                str(e["seq"]),
+                e["time"],
+                e["event"],
+                e["action"],
+                e["token"] or "-",
+                e["model"] or "-",
+                "" if e["status"] is None else str(e["status"]),
+                Text((e["new_model"] and f"-> {e['new_model']} " or "") + (e["outcome"] or "")),
+            )
+        console.print(table)
+
+
 def main() -> None:
     try:
         app()

@@ -23,6 +23,8 @@ __all__ = [
     "OutputPlaceError",
     "ArtifactError",
     "ArtifactNotFoundError",
+    "InvalidInputError",
+    "ModelStateError",
     "did_you_mean",
     "unknown_name",
 ]
@@ -77,6 +79,24 @@ class ArtifactError(MetamedError, ValueError):
 
 class ArtifactNotFoundError(ArtifactError, FileNotFoundError):
     """A model artifact folder (or its manifest) is not where it was looked for."""
+
+
+class InvalidInputError(MetamedValueError):
+    """Patient rows sent to a deployed model break its input schema.
+
+    ``field`` names the column (``None`` for the rows as a whole) and ``row`` the 0-based
+    row, so that a service can answer which value of which record was wrong.
+    """
+
+    def __init__(self, message: str, field: str | None = None, row: int | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.row = row
+
+
+class ModelStateError(MetamedValueError):
+    """A model cannot do what was asked in its state: predict before it is adapted to a
+    site, adapt a model that already is."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
