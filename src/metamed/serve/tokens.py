@@ -18,6 +18,7 @@ import hashlib
 import re
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,9 @@ class TokenStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # verify() runs on every request: each thread keeps one read connection open
+        # instead of opening the file each time (revocations are still seen at once).
+        self._readers = threading.local()
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -119,13 +123,18 @@ class TokenStore:
         """The token whose secret this is, or None (unknown, malformed, revoked)."""
         if not secret or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             return None
-        if not self.path.exists():
-            return None
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT name, permissions, created, revoked FROM tokens WHERE sha256 = ?",
-                (_hash(secret),),
-            ).fetchone()
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            if not self.path.exists():
+                return None
+            with self._connect():  # creates the table if the file is new
+                pass
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+            self._readers.conn = conn
+        row = conn.execute(
+            "SELECT name, permissions, created, revoked FROM tokens WHERE sha256 = ?",
+            (_hash(secret),),
+        ).fetchone()
         if row is None or row[3] is not None:
             return None
         return Token(row[0], tuple(row[1].split(",")), row[2], row[3])
