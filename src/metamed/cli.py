@@ -824,6 +824,8 @@ def inspect(
 
 
 def _print_model(summary: dict) -> None:
+    from metamed.serve.validation import CATEGORICAL, NUMERIC_COLUMN
+
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim", no_wrap=True)
     facts.add_column()
@@ -872,10 +874,10 @@ def _print_model(summary: dict) -> None:
     for col in ("column", "type", "unit", "accepted"):
         table.add_column(col)
     for col in summary.get("features", []):
-        if col["type"] == "numeric":
+        if col["type"] == NUMERIC_COLUMN:
             rng = col.get("accepted_range")
             accepted = f"[{rng[0]:.4g}, {rng[1]:.4g}]" if rng else "any number"
-        elif col["type"] == "categorical":
+        elif col["type"] == CATEGORICAL:
             accepted = ", ".join(col.get("categories", []))
         else:
             accepted = "codes"

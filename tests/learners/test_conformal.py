@@ -156,7 +156,7 @@ def test_refusals_name_the_problem(binary_sites, maml):
     with pytest.raises(MetamedValueError, match="at least 9 support patients"):
         conformal_adapt(maml, support.subset(np.arange(8)), 0.9)
     one_positive = np.r_[np.flatnonzero(support.y == 1)[:1], np.flatnonzero(support.y == 0)[:20]]
-    with pytest.raises(MetamedValueError, match="1 with outcome 1; .*at least 2 of each"):
+    with pytest.raises(MetamedValueError, match="1 with outcome 1; .*at least 2 patients of each"):
         conformal_adapt(maml, support.subset(one_positive), 0.9)
     with pytest.raises(MetamedValueError, match="Split conformal at 90% coverage needs at least 9"):
         conformal_adapt(maml, support.subset(np.arange(25)), 0.9, "split")

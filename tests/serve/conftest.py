@@ -88,6 +88,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from typing import IO  # noqa: E402
 
 import httpx  # noqa: E402
 
@@ -107,11 +108,13 @@ class Server:
     models: Path
     url: str
     process: subprocess.Popen
+    log: IO[bytes]
 
     def kill(self) -> None:
         """SIGKILL: no cleanup code of the server runs."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
+        self.log.close()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -119,7 +122,9 @@ class Server:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.kill()
+                self.process.kill()
+                self.process.wait(timeout=30)
+        self.log.close()
 
 
 def start_server(models: Path, timeout_s: float = 120.0) -> Server:
@@ -133,13 +138,16 @@ def start_server(models: Path, timeout_s: float = 120.0) -> Server:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {(models.parent / log.name).read_text()}")
+            log.close()
+            raise RuntimeError(f"the server exited: {Path(log.name).read_text()}")
         try:
             if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                return Server(models, url, process)
+                return Server(models, url, process, log)
         except httpx.TransportError:
             time.sleep(0.2)
     process.kill()
+    process.wait(timeout=30)
+    log.close()
     raise RuntimeError(f"the server did not answer within {timeout_s} s")
 
 

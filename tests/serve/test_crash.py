@@ -41,8 +41,8 @@ def test_sigkill_mid_adapt_leaves_no_partial_model_and_loses_no_audit_entry(
 
     server = launch(models)
     try:
-        client = httpx.Client(base_url=server.url, timeout=120)
-        warm = client.post("/v1/models/meta/predict", json={"rows": []}, headers=headers)
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            warm = client.post("/v1/models/meta/predict", json={"rows": []}, headers=headers)
         assert warm.status_code == 422  # one audited call before the crash
         with httpx.Client(base_url=server.url, timeout=120) as other:
             import threading
@@ -77,28 +77,31 @@ def test_sigkill_mid_adapt_leaves_no_partial_model_and_loses_no_audit_entry(
 
     server = launch(models)  # restart: recovery runs at start-up
     try:
-        client = httpx.Client(base_url=server.url, timeout=120)
-        listed = {m["id"] for m in client.get("/v1/models", headers=headers).json()["models"]}
-        assert listed == {"meta", "slow"}
-        assert sorted(p.name for p in models.iterdir()) == [".metamed-service", "meta", "slow"]
-        assert not list(models.rglob(f"{STAGING_PREFIX}*"))
-        after = list(read_entries(audit_path))
-        assert after[: len(before)] == before  # every entry written before the kill survived
-        ends = [e for e in after if e["request_id"] == request_id and e["event"] != "started"]
-        assert [e["event"] for e in ends] == ["interrupted"]
-        assert ends[0]["token"] == "lab" and ends[0]["model"] == "slow"
-        # and the service still works: adapt and predict on the normal model
-        fast = client.post("/v1/models/meta/adapt", json=body, headers=headers)
-        assert fast.status_code == 201, fast.text
-        rows = {"rows": body["rows"][:2]}
-        for row in rows["rows"]:
-            row.pop("died")
-        answer = client.post(
-            f"/v1/models/{fast.json()['model']}/predict", json=rows, headers=headers
-        )
-        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            check_after_restart(client, headers, models, audit_path, before, request_id, body)
     finally:
         server.stop()
+
+
+def check_after_restart(client, headers, models, audit_path, before, request_id, body):
+    """Nothing half-written is left, every entry is kept, and the service works."""
+    listed = {m["id"] for m in client.get("/v1/models", headers=headers).json()["models"]}
+    assert listed == {"meta", "slow"}
+    assert sorted(p.name for p in models.iterdir()) == [".metamed-service", "meta", "slow"]
+    assert not list(models.rglob(f"{STAGING_PREFIX}*"))
+    after = list(read_entries(audit_path))
+    assert after[: len(before)] == before  # every entry written before the kill survived
+    ends = [e for e in after if e["request_id"] == request_id and e["event"] != "started"]
+    assert [e["event"] for e in ends] == ["interrupted"]
+    assert ends[0]["token"] == "lab" and ends[0]["model"] == "slow"
+    # and the service still works: adapt and predict on the normal model
+    fast = client.post("/v1/models/meta/adapt", json=body, headers=headers)
+    assert fast.status_code == 201, fast.text
+    rows = {"rows": body["rows"][:2]}
+    for row in rows["rows"]:
+        row.pop("died")
+    answer = client.post(f"/v1/models/{fast.json()['model']}/predict", json=rows, headers=headers)
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
 
 
 def _post(client, path, body, headers):

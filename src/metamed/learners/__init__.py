@@ -21,7 +21,12 @@ from metamed.learners.baselines import (
     PooledFineTune,
     PooledMLP,
 )
-from metamed.learners.conformal import ConformalModel, conformal_adapt
+from metamed.learners.conformal import (
+    ConformalIntervalModel,
+    ConformalModel,
+    ConformalSetModel,
+    conformal_adapt,
+)
 from metamed.learners.maml import ANIL, FOMAML, MAML, AdaptedMLP, GradientMetaLearner, MetaSGD
 from metamed.learners.metapred import MetaPred
 from metamed.learners.pipeline import Pipeline
@@ -57,7 +62,9 @@ __all__ = [
     "AdaptedMLP",
     "AdaptedModel",
     "BinaryModel",
+    "ConformalIntervalModel",
     "ConformalModel",
+    "ConformalSetModel",
     "GradientMetaLearner",
     "LocalGBM",
     "LocalLogisticRegression",

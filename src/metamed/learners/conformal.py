@@ -40,18 +40,21 @@ Binary folds are stratified so that every fold model sees both classes.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from metamed.artifacts import TextFile
 from metamed.errors import MetamedTypeError, MetamedValueError
-from metamed.learners.base import ADAPTED_MODELS, AdaptedModel, MetaLearner
+from metamed.learners.base import ADAPTED_MODELS, AdaptedModel, BinaryModel, MetaLearner
+from metamed.outcomes import BINARY, NUMERIC, Outcome
 from metamed.tasks.task import Task, check_support_task
 
 __all__ = [
     "CONFORMAL_METHODS",
+    "ConformalIntervalModel",
     "ConformalModel",
+    "ConformalSetModel",
     "DEFAULT_COVERAGE",
     "JACKKNIFE_MAX_ROWS",
     "SPLIT_MIN_ROWS",
@@ -95,10 +98,12 @@ def _rank(coverage: float, n: int) -> int:
     return math.ceil(coverage * (n + 1) - 1e-9) - 1
 
 
-def _stratified_folds(y: np.ndarray, n_folds: int, binary: bool, rng: np.random.Generator):
-    """Fold index of each row; binary rows are dealt out class by class."""
+def _stratified_folds(
+    y: np.ndarray, n_folds: int, outcome: Outcome, rng: np.random.Generator
+) -> np.ndarray:
+    """Fold index of each row, dealt out group by group (binary: class by class)."""
     fold = np.empty(len(y), dtype=np.int64)
-    groups = [np.flatnonzero(y > 0.5), np.flatnonzero(y <= 0.5)] if binary else [np.arange(len(y))]
+    groups = outcome.support_groups(y)
     start = 0
     for group in groups:
         order = rng.permutation(group)
@@ -108,17 +113,22 @@ def _stratified_folds(y: np.ndarray, n_folds: int, binary: bool, rng: np.random.
 
 
 def _check_classes(support: Task, method: str) -> None:
-    counts = np.bincount(support.y.astype(np.int64), minlength=2)
-    if counts.min() < 2:
+    """Every support group (binary: each class) needs 2 rows, so each fold model sees it."""
+    classes = support.outcome_type.classes
+    if classes is None:
+        return
+    counts = [int(np.sum(support.y == c)) for c in classes]
+    if min(counts) < 2:
+        held = " and ".join(f"{n} with outcome {c:g}" for n, c in zip(counts, classes, strict=True))
         raise MetamedValueError(
-            f"The support set holds {counts[0]} patient(s) with outcome 0 and {counts[1]} with "
-            f"outcome 1; conformal calibration ({method}) needs at least 2 of each, so that "
-            "every model it adapts sees both classes."
+            f"The support set holds {held}; conformal calibration ({method}) needs at least "
+            "2 patients of each, so that every model it adapts sees every class."
         )
 
 
 def _scores(model: AdaptedModel, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    if model.outcome_type == "binary":
+    """Nonconformity: 1 - P(true class) for a binary model, |y - prediction| otherwise."""
+    if isinstance(model, BinaryModel):
         p = np.asarray(model.predict_proba(X), dtype=np.float64)
         return np.where(y > 0.5, 1.0 - p, p)
     return np.abs(y - np.asarray(model.predict(X), dtype=np.float64))
@@ -164,7 +174,7 @@ def conformal_adapt(
         method = (
             "split" if n >= SPLIT_MIN_ROWS else "jackknife+" if n <= JACKKNIFE_MAX_ROWS else "cv+"
         )
-    binary = support.outcome_type == "binary"
+    outcome = support.outcome_type
     rng = np.random.default_rng([random_state, n])
     needed = min_support_rows(coverage)
     if method == "split":
@@ -175,26 +185,24 @@ def conformal_adapt(
                 f"rows, i.e. {math.ceil(needed / SPLIT_CALIBRATION_FRACTION)} support rows; got "
                 f"{n}. Use method='cv+' (which calibrates on every row) or add patients."
             )
-        if binary:
-            _check_classes(support, method)
+        _check_classes(support, method)
         # Stratified: ~30% of each class is set aside, so both parts hold both classes.
-        part = _stratified_folds(support.y, 10, binary, rng) < round(
+        part = _stratified_folds(support.y, 10, outcome, rng) < round(
             10 * SPLIT_CALIBRATION_FRACTION
         )
         cal = np.flatnonzero(part)
         model = learner.adapt(support.subset(np.flatnonzero(~part)))
         scores = _scores(model, support.X[cal], support.y[cal])
-        return ConformalModel(model, [], np.zeros(len(cal), np.int64), scores, coverage, method)
+        return _wrap(model, [], np.zeros(len(cal), np.int64), scores, coverage, method)
     if n < needed:
         raise MetamedValueError(
             f"{coverage:.0%} coverage needs at least {needed} support patients (with n "
             f"patients the most a set can promise is n/(n+1)); got {n}. Add patients or lower "
             "the coverage."
         )
-    if binary:
-        _check_classes(support, method)
+    _check_classes(support, method)
     n_folds = n if method == "jackknife+" else min(CV_FOLDS, n)
-    fold = _stratified_folds(support.y, n_folds, binary, rng)
+    fold = _stratified_folds(support.y, n_folds, outcome, rng)
     model = learner.adapt(support)
     fold_models = []
     scores = np.empty(n, dtype=np.float64)
@@ -203,14 +211,23 @@ def conformal_adapt(
         fold_model = learner.adapt(support.subset(np.flatnonzero(fold != k)))
         scores[held] = _scores(fold_model, support.X[held], support.y[held])
         fold_models.append(fold_model)
-    return ConformalModel(model, fold_models, fold, scores, coverage, method)
+    return _wrap(model, fold_models, fold, scores, coverage, method)
+
+
+def _wrap(model: AdaptedModel, *args: Any) -> ConformalModel:
+    kind: type[ConformalModel] = (
+        ConformalSetModel if isinstance(model, BinaryModel) else ConformalIntervalModel
+    )
+    return kind(model, *args)
 
 
 class ConformalModel(AdaptedModel):
     """An adapted model with conformal sets (binary) or intervals (numeric) around it.
 
-    Built by :func:`conformal_adapt`.  ``predict_proba`` and ``predict`` are the served
-    model's; :meth:`predict_set` and :meth:`predict_interval` add the uncertainty.
+    Built by :func:`conformal_adapt`: a :class:`ConformalSetModel` for a binary outcome
+    (``predict_proba`` and ``predict_set``), a :class:`ConformalIntervalModel` for a
+    numeric one (``predict`` and ``predict_interval``); predictions are the served
+    model's.
 
     Parameters
     ----------
@@ -244,16 +261,17 @@ class ConformalModel(AdaptedModel):
         self.scores = np.asarray(scores, dtype=np.float64)
         self.coverage = float(coverage)
         self.method = method
-        self.outcome_type = model.outcome_type
         self.n_features = getattr(model, "n_features", None)
+        if model.outcome_type != self.outcome_type:
+            raise MetamedValueError(
+                f"{type(self).__name__} wraps a model of a {self.outcome_type} outcome, got "
+                f"one of a {model.outcome_type} outcome."
+            )
 
     @property
     def n_calibration(self) -> int:
         """Number of support rows the sets are calibrated on."""
         return len(self.scores)
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.model.predict_proba(X)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.model.predict(X)
@@ -265,44 +283,6 @@ class ConformalModel(AdaptedModel):
             (np.asarray(getattr(m, predict)(X), dtype=np.float64), self.scores[self.fold_of == k])
             for k, m in enumerate(models)
         ]
-
-    def predict_set(self, X: np.ndarray) -> np.ndarray:
-        """Prediction sets for a binary outcome: (n, 2) bool, columns "holds 0", "holds 1"."""
-        if self.outcome_type != "binary":
-            raise MetamedValueError(
-                "predict_set needs a binary outcome; use predict_interval for a numeric one."
-            )
-        n = len(self.scores)
-        below = np.zeros((len(np.asarray(X)), 2), dtype=np.int64)
-        for p, scores in self._by_fold(X, "predict_proba"):
-            ordered = np.sort(scores)
-            # Score of label 0 is p, of label 1 is 1 - p; count calibration scores below.
-            below[:, 0] += np.searchsorted(ordered, p, side="left")
-            below[:, 1] += np.searchsorted(ordered, 1.0 - p, side="left")
-        return below <= _rank(self.coverage, n)
-
-    def predict_interval(self, X: np.ndarray, chunk_rows: int = 1000) -> np.ndarray:
-        """Prediction intervals for a numeric outcome: (n, 2) float, lower and upper."""
-        if self.outcome_type != "numeric":
-            raise MetamedValueError(
-                "predict_interval needs a numeric outcome; use predict_set for a binary one."
-            )
-        n = len(self.scores)
-        upper_k = _rank(self.coverage, n)  # 0-based order statistic of the upper end
-        lower_k = n - 1 - upper_k  # the mirror one of the lower end
-        if not self.fold_models:
-            mu = np.asarray(self.model.predict(X), dtype=np.float64)
-            q = np.sort(self.scores)[upper_k]
-            return np.stack([mu - q, mu + q], axis=1)
-        fold_mu = np.stack([mu for mu, _ in self._by_fold(X, "predict")])  # (K, m)
-        out = np.empty((fold_mu.shape[1], 2))
-        for start in range(0, fold_mu.shape[1], chunk_rows):  # bounds memory at n x chunk
-            mu = fold_mu[self.fold_of, start : start + chunk_rows]  # (n, chunk)
-            low = mu - self.scores[:, None]
-            high = mu + self.scores[:, None]
-            out[start : start + chunk_rows, 0] = np.partition(low, lower_k, axis=0)[lower_k]
-            out[start : start + chunk_rows, 1] = np.partition(high, upper_k, axis=0)[upper_k]
-        return out
 
     # -- persistence: nested models saved as their own class + state -----------------------
     def _artifact_state(self) -> dict[str, Any]:
@@ -330,6 +310,55 @@ class ConformalModel(AdaptedModel):
             raise MetamedValueError(f"its conformal state is incomplete ({error}).") from None
 
 
+class ConformalSetModel(ConformalModel, BinaryModel):
+    """Conformal prediction sets around a binary model (see :class:`ConformalModel`)."""
+
+    outcome_type: ClassVar[Outcome] = BINARY
+    model: BinaryModel
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba(X)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.model.predict(X)
+
+    def predict_set(self, X: np.ndarray) -> np.ndarray:
+        """Prediction sets for a binary outcome: (n, 2) bool, columns "holds 0", "holds 1"."""
+        n = len(self.scores)
+        below = np.zeros((len(np.asarray(X)), 2), dtype=np.int64)
+        for p, scores in self._by_fold(X, "predict_proba"):
+            ordered = np.sort(scores)
+            # Score of label 0 is p, of label 1 is 1 - p; count calibration scores below.
+            below[:, 0] += np.searchsorted(ordered, p, side="left")
+            below[:, 1] += np.searchsorted(ordered, 1.0 - p, side="left")
+        return below <= _rank(self.coverage, n)
+
+
+class ConformalIntervalModel(ConformalModel):
+    """Conformal prediction intervals around a numeric model (see :class:`ConformalModel`)."""
+
+    outcome_type: ClassVar[Outcome] = NUMERIC
+
+    def predict_interval(self, X: np.ndarray, chunk_rows: int = 1000) -> np.ndarray:
+        """Prediction intervals for a numeric outcome: (n, 2) float, lower and upper."""
+        n = len(self.scores)
+        upper_k = _rank(self.coverage, n)  # 0-based order statistic of the upper end
+        lower_k = n - 1 - upper_k  # the mirror one of the lower end
+        if not self.fold_models:
+            mu = np.asarray(self.model.predict(X), dtype=np.float64)
+            q = np.sort(self.scores)[upper_k]
+            return np.stack([mu - q, mu + q], axis=1)
+        fold_mu = np.stack([mu for mu, _ in self._by_fold(X, "predict")])  # (K, m)
+        out = np.empty((fold_mu.shape[1], 2))
+        for start in range(0, fold_mu.shape[1], chunk_rows):  # bounds memory at n x chunk
+            mu = fold_mu[self.fold_of, start : start + chunk_rows]  # (n, chunk)
+            low = mu - self.scores[:, None]
+            high = mu + self.scores[:, None]
+            out[start : start + chunk_rows, 0] = np.partition(low, lower_k, axis=0)[lower_k]
+            out[start : start + chunk_rows, 1] = np.partition(high, upper_k, axis=0)[upper_k]
+        return out
+
+
 def _nested_state(model: AdaptedModel, prefix: str) -> dict[str, Any]:
     """``model`` as {class, state}; its text files renamed so that several fit in one folder."""
 
@@ -347,6 +376,6 @@ def _nested_state(model: AdaptedModel, prefix: str) -> dict[str, Any]:
 
 def _nested_model(section: dict[str, Any]) -> AdaptedModel:
     name = section.get("class")
-    if name not in ADAPTED_MODELS or name == ConformalModel.__name__:
+    if name not in ADAPTED_MODELS or issubclass(ADAPTED_MODELS[name], ConformalModel):
         raise MetamedValueError(f"adapted model class {name!r} is not one this metamed knows.")
     return ADAPTED_MODELS[name]._from_artifact_state(section.get("state", {}))

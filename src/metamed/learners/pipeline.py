@@ -27,7 +27,7 @@ from metamed.artifacts import artifact_error, read_artifact, write_artifact
 from metamed.data.preprocess import Preprocessor, outcome_array
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
 from metamed.learners.base import ADAPTED_MODEL, AdaptedModel, BinaryModel, MetaLearner
-from metamed.learners.conformal import ConformalModel, conformal_adapt
+from metamed.learners.conformal import ConformalIntervalModel, ConformalSetModel, conformal_adapt
 from metamed.tasks.task import Task
 
 __all__ = ["Pipeline", "feature_schema"]
@@ -231,23 +231,31 @@ class Pipeline:
         model = self._adapted()
         return model.predict(self.transform(frame))
 
-    def _conformal(self) -> ConformalModel:
+    def _conformal(self, kind: type[ConformalSetModel | ConformalIntervalModel]):
         model = self._adapted()
-        if not isinstance(model, ConformalModel):
+        if not isinstance(model, kind):
+            what = "sets" if kind is ConformalSetModel else "intervals"
             raise MetamedTypeError(
-                "This pipeline's model was adapted without conformal calibration; adapt it "
-                "with a coverage (pipeline.adapt(support_rows, coverage=0.9)) for sets and "
-                "intervals."
+                f"Prediction {what} need a model adapted with a coverage "
+                "(pipeline.adapt(support_rows, coverage=0.9))"
+                + (
+                    ""
+                    if isinstance(model, (ConformalSetModel, ConformalIntervalModel))
+                    else ", and this one was adapted without"
+                )
+                + f"; {what} are for {kind.outcome_type} outcomes."
             )
         return model
 
     def predict_set(self, frame: pd.DataFrame) -> np.ndarray:
         """Conformal prediction sets for each raw row: (n, 2) bool ("holds 0", "holds 1")."""
-        return self._conformal().predict_set(self.transform(frame))
+        model: ConformalSetModel = self._conformal(ConformalSetModel)
+        return model.predict_set(self.transform(frame))
 
     def predict_interval(self, frame: pd.DataFrame) -> np.ndarray:
         """Conformal prediction intervals for each raw row (numeric outcomes): (n, 2)."""
-        return self._conformal().predict_interval(self.transform(frame))
+        model: ConformalIntervalModel = self._conformal(ConformalIntervalModel)
+        return model.predict_interval(self.transform(frame))
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -233,12 +233,12 @@ def _evaluate(
     )
     summary = summarise(result.results)
     metrics: dict[str, dict[str, dict[str, float]]] = {}
-    for row in summary.itertuples():
-        metrics.setdefault(str(row.metric), {})[str(row.k)] = {
-            "mean": float(row.mean),
-            "ci_low": float(row.ci_low),
-            "ci_high": float(row.ci_high),
-            "n_tasks": int(row.n_tasks),
+    for row in summary.to_dict(orient="records"):
+        metrics.setdefault(str(row["metric"]), {})[str(row["k"])] = {
+            "mean": float(row["mean"]),
+            "ci_low": float(row["ci_low"]),
+            "ci_high": float(row["ci_high"]),
+            "n_tasks": int(row["n_tasks"]),
         }
     return {
         "protocol": "episodic: adapt from K patients of a held-out task, score its others",

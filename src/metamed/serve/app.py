@@ -376,7 +376,7 @@ class Service:
             ]
         body = {
             "model": served.id,
-            "outcome": served.schema.outcome_kind,
+            "outcome": str(served.schema.outcome_type),
             "coverage": served.coverage,
             "predictions": predictions,
         }

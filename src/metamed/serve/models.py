@@ -30,8 +30,15 @@ import pandas as pd
 from metamed.artifacts import MANIFEST, artifact_id, read_artifact
 from metamed.errors import MetamedValueError, ModelStateError, OutputPlaceError, unknown_name
 from metamed.learners import ConformalModel, MetaLearner, Pipeline
-from metamed.learners.conformal import DEFAULT_COVERAGE
-from metamed.serve.validation import DEFAULT_MAX_ROWS, InputSchema, allowed_range
+from metamed.learners.conformal import DEFAULT_COVERAGE, ConformalIntervalModel, ConformalSetModel
+from metamed.outcomes import as_outcome
+from metamed.serve.validation import (
+    CATEGORICAL,
+    DEFAULT_MAX_ROWS,
+    NUMERIC_COLUMN,
+    InputSchema,
+    allowed_range,
+)
 
 __all__ = [
     "MODEL_ID_PATTERN",
@@ -106,23 +113,23 @@ def _summary(model_id: str, content: dict[str, Any], sha: str) -> dict[str, Any]
     columns = []
     for col in (content.get("features") or {}).get("columns", []):
         entry = {k: col.get(k) for k in ("name", "type", "unit")}
-        if col.get("type") == "numeric":
+        if col.get("type") == NUMERIC_COLUMN:
             entry["range"] = col.get("range")
             allowed = allowed_range(col.get("range"))
             entry["accepted_range"] = list(allowed) if allowed else None
-        if col.get("type") == "categorical":
+        if col.get("type") == CATEGORICAL:
             entry["categories"] = [c for c in col.get("categories", []) if c != "<missing>"]
         columns.append(entry)
     model = content.get("model") or {}
     uncertainty = None
-    if model.get("class") == ConformalModel.__name__:
+    if str(model.get("class", "")).startswith("Conformal"):
         state = model.get("state", {})
         uncertainty = {
             "coverage": state.get("coverage"),
             "method": state.get("method"),
             "calibration_rows": len(state.get("scores", [])),
             "kind": "prediction set"
-            if (content.get("outcome") or {}).get("kind") == "binary"
+            if as_outcome(str((content.get("outcome") or {}).get("kind"))).predicts_probabilities
             else "prediction interval",
         }
     learner = (content.get("learner") or {}).get("name") or (
@@ -206,9 +213,10 @@ def predict_rows(served: ServedModel, frame: pd.DataFrame) -> dict[str, np.ndarr
             f"Model '{served.id}' was adapted without conformal calibration; adapt it again "
             "with metamed adapt (which calibrates on the support rows)."
         )
-    if model.outcome_type == "binary":
+    if isinstance(model, ConformalSetModel):
         sets = model.predict_set(X)
         return {"risk": model.predict_proba(X), "holds_0": sets[:, 0], "holds_1": sets[:, 1]}
+    assert isinstance(model, ConformalIntervalModel)
     interval = model.predict_interval(X)
     return {"prediction": model.predict(X), "lower": interval[:, 0], "upper": interval[:, 1]}
 
@@ -259,7 +267,7 @@ class ModelStore:
         """Remove model folders left without a manifest by a killed adaptation; return them."""
         from metamed.outputs import STAGING_PREFIX, check_output_place
 
-        removed = []
+        removed: list[str] = []
         if not self.root.is_dir():
             return removed
         for folder in sorted(self.root.iterdir()):

@@ -35,8 +35,20 @@ import pandas as pd
 
 from metamed.data.preprocess import _category_key
 from metamed.errors import InvalidInputError, did_you_mean
+from metamed.outcomes import Outcome, as_outcome
 
-__all__ = ["ColumnRule", "InputSchema", "allowed_range", "DEFAULT_MAX_ROWS"]
+__all__ = [
+    "CATEGORICAL",
+    "CODESET",
+    "ColumnRule",
+    "DEFAULT_MAX_ROWS",
+    "InputSchema",
+    "NUMERIC_COLUMN",
+    "allowed_range",
+]
+
+#: Column kinds of the manifest's feature schema (``features.columns[].type``).
+NUMERIC_COLUMN, CATEGORICAL, CODESET = "numeric", "categorical", "codeset"
 
 #: Rows one request (or one CSV) may hold unless the caller says otherwise.
 DEFAULT_MAX_ROWS = 10_000
@@ -73,12 +85,12 @@ class ColumnRule:
     categories: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        if self.type == "numeric":
+        if self.type == NUMERIC_COLUMN:
             unit = f" {self.unit}" if self.unit else ""
             if self.allowed is None:
                 return f"a number{unit}"
             return f"a number{unit} in [{self.allowed[0]:.4g}, {self.allowed[1]:.4g}]"
-        if self.type == "categorical":
+        if self.type == CATEGORICAL:
             return f"one of {', '.join(self.categories)}"
         return "a text of ';'-separated codes"
 
@@ -127,7 +139,9 @@ class InputSchema:
                     name=col["name"],
                     type=col["type"],
                     unit=col.get("unit"),
-                    allowed=allowed_range(col.get("range")) if col["type"] == "numeric" else None,
+                    allowed=allowed_range(col.get("range"))
+                    if col["type"] == NUMERIC_COLUMN
+                    else None,
                     observed=tuple(col["range"]) if col.get("range") else None,
                     # The "<missing>" level is what an empty cell becomes; it is not typed in.
                     categories=tuple(str(v) for v in levels if v != "<missing>"),
@@ -136,7 +150,7 @@ class InputSchema:
         self.columns: tuple[ColumnRule, ...] = tuple(rules)
         self.by_name = {rule.name: rule for rule in rules}
         self.outcome: str = str(outcome.get("column"))
-        self.outcome_kind: str = str(outcome.get("kind", "binary"))
+        self.outcome_type: Outcome = as_outcome(str(outcome.get("kind")), "the manifest's outcome")
         self.max_rows = int(max_rows)
 
     @property
@@ -204,9 +218,9 @@ class InputSchema:
     def _check_json_value(self, rule: ColumnRule, value: Any, row: int) -> None:
         if value is None:
             return
-        if rule.type == "numeric":
+        if rule.type == NUMERIC_COLUMN:
             ok = _is_finite_number(value)
-        elif rule.type == "categorical":
+        elif rule.type == CATEGORICAL:
             ok = isinstance(value, str) or _is_finite_number(value)
         else:
             ok = isinstance(value, str)
@@ -238,7 +252,7 @@ class InputSchema:
         frame = frame.loc[:, expected]
         for rule in self.columns:
             column = frame[rule.name]
-            if rule.type == "numeric" and not (
+            if rule.type == NUMERIC_COLUMN and not (
                 pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
             ):
                 bad = column[pd.to_numeric(column, errors="coerce").isna() & column.notna()]
@@ -259,7 +273,7 @@ class InputSchema:
     def _check_values(self, frame: pd.DataFrame) -> None:
         for rule in self.columns:
             column = frame[rule.name]
-            if rule.type == "numeric" and rule.allowed is not None:
+            if rule.type == NUMERIC_COLUMN and rule.allowed is not None:
                 values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
                 with np.errstate(invalid="ignore"):
                     out = np.flatnonzero(
@@ -268,16 +282,17 @@ class InputSchema:
                     )
                 if len(out):
                     row = int(out[0])
+                    seen = rule.observed or rule.allowed
                     raise InvalidInputError(
                         f"Row {row}, column '{rule.name}': {values[row]:.6g} is outside the "
                         f"accepted range [{rule.allowed[0]:.4g}, {rule.allowed[1]:.4g}]"
                         f"{' ' + rule.unit if rule.unit else ''} (meta-training saw "
-                        f"{rule.observed[0]:.4g} to {rule.observed[1]:.4g}); check the value and "
+                        f"{seen[0]:.4g} to {seen[1]:.4g}); check the value and "
                         "its unit.",
                         field=rule.name,
                         row=row,
                     )
-            elif rule.type == "categorical":
+            elif rule.type == CATEGORICAL:
                 known = set(rule.categories)
                 for row, value in enumerate(column.tolist()):
                     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -293,34 +308,33 @@ class InputSchema:
                         )
 
     def _check_outcome(self, frame: pd.DataFrame) -> None:
+        classes = self.outcome_type.classes
+        expected = " or ".join(f"{c:g}" for c in classes) if classes else "a number"
         for row, value in enumerate(frame[self.outcome].tolist()):
             missing = value is None or (isinstance(value, float) and math.isnan(value))
             if missing or not _is_finite_number(value):
                 raise InvalidInputError(
-                    f"Row {row}, outcome '{self.outcome}': expected "
-                    f"{'0 or 1' if self.outcome_kind == 'binary' else 'a number'}, got "
+                    f"Row {row}, outcome '{self.outcome}': expected {expected}, got "
                     f"{'nothing' if missing else _show(value)}; every support patient needs "
                     "a known outcome.",
                     field=self.outcome,
                     row=row,
                 )
-            if self.outcome_kind == "binary" and float(value) not in (0.0, 1.0):
+            if classes is not None and float(value) not in classes:
                 raise InvalidInputError(
-                    f"Row {row}, outcome '{self.outcome}': a binary outcome is 0 or 1, got "
-                    f"{_show(value)}.",
+                    f"Row {row}, outcome '{self.outcome}': a {self.outcome_type} outcome is "
+                    f"{expected}, got {_show(value)}.",
                     field=self.outcome,
                     row=row,
                 )
-        if self.outcome_kind == "binary":
-            y = frame[self.outcome].to_numpy(dtype=np.float64)
-            counts = [int((y == 0).sum()), int((y == 1).sum())]
-            if min(counts) == 0:
-                only = 0 if counts[0] else 1
-                raise InvalidInputError(
-                    f"The support set holds one class only (all {self.outcome} = {only}); "
-                    "adaptation needs patients with both outcomes.",
-                    field=self.outcome,
-                )
+        y = frame[self.outcome].to_numpy(dtype=np.float64)
+        lacking = self.outcome_type.missing_class(y)
+        if lacking is not None:
+            raise InvalidInputError(
+                f"The support set holds one class only (all {self.outcome} = {y[0]:g}), no "
+                f"{lacking} patient; adaptation needs {self.outcome_type.support_needs}.",
+                field=self.outcome,
+            )
 
 
 def _show(value: Any) -> str:
