@@ -31,14 +31,23 @@ from metamed.errors import MetamedError, MetamedValueError, MetamedWarning
 # The commands (also callable from Python), the app that holds them, and the two
 # helpers every command uses: one-line user errors and a throttled progress bar.
 __all__ = [
+    "adapt",
     "app",
+    "audit",
     "benchmark",
     "data_fetch",
     "datasets",
     "demo",
     "dose",
+    "inspect",
     "main",
+    "predict",
     "progress_bar",
+    "serve",
+    "token_create",
+    "token_list",
+    "token_revoke",
+    "train",
     "user_errors",
 ]
 

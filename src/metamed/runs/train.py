@@ -51,7 +51,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["EvaluationSpec", "TrainSpec", "read_train_spec", "train_model"]
+__all__ = ["EvaluationSpec", "TrainSpec", "load_train_cohort", "read_train_spec", "train_model"]
 
 _DATA_KEYS = (
     "dataset",

@@ -62,7 +62,22 @@ from metamed.serve.models import ModelStore, adapt_pipeline, canonical_sha256, p
 from metamed.serve.tokens import Token, TokenStore
 from metamed.serve.validation import DEFAULT_MAX_ROWS
 
-__all__ = ["SERVICE_DIR", "create_app", "service_paths"]
+__all__ = [
+    "SERVICE_DIR",
+    "AdaptRequest",
+    "AdaptResponse",
+    "ErrorBody",
+    "ErrorDetail",
+    "Health",
+    "ModelInfo",
+    "ModelList",
+    "PredictRequest",
+    "PredictResponse",
+    "Prediction",
+    "Service",
+    "create_app",
+    "service_paths",
+]
 
 log = logging.getLogger("metamed.serve")
 

@@ -39,7 +39,7 @@ from typing import Any
 
 from metamed.errors import MetamedError
 
-__all__ = ["AUDIT_FIELDS", "AuditError", "AuditLog"]
+__all__ = ["AUDIT_FIELDS", "AuditError", "AuditLog", "read_entries"]
 
 AUDIT_FIELDS = (
     "time",
