@@ -143,8 +143,16 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     server = subprocess.Popen(
-        [sys.executable, "-c", "from metamed.cli import main; main()", "serve", "--models",
-         str(models), "--port", str(port)],  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from metamed.cli import main; main()",
+            "serve",
+            "--models",
+            str(models),
+            "--port",
+            str(port),
+        ],  # fmt: skip
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -166,7 +174,9 @@ def main() -> None:
             support = [rows[i] for i in idx]
             body = json.dumps({"rows": support}).encode()
             start = time.perf_counter()
-            answer = httpx.post(f"{url}/v1/models/meta/adapt", content=body, headers=headers, timeout=120)
+            answer = httpx.post(
+                f"{url}/v1/models/meta/adapt", content=body, headers=headers, timeout=120
+            )
             adapt_http.append(time.perf_counter() - start)
             assert answer.status_code == 201, answer.text
             model_id = answer.json()["model"]

@@ -274,7 +274,11 @@ class InputSchema:
         for rule in self.columns:
             column = frame[rule.name]
             if rule.type == NUMERIC_COLUMN and rule.allowed is not None:
-                values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+                values = (
+                    column.to_numpy(dtype=np.float64, na_value=np.nan)
+                    if pd.api.types.is_numeric_dtype(column)
+                    else pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+                )
                 with np.errstate(invalid="ignore"):
                     out = np.flatnonzero(
                         ~np.isnan(values)
