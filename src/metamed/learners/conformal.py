@@ -261,7 +261,7 @@ class ConformalModel(AdaptedModel):
         self.scores = np.asarray(scores, dtype=np.float64)
         self.coverage = float(coverage)
         self.method = method
-        self.n_features = getattr(model, "n_features", None)
+        self.n_features = model.n_features
         if model.outcome_type != self.outcome_type:
             raise MetamedValueError(
                 f"{type(self).__name__} wraps a model of a {self.outcome_type} outcome, got "
