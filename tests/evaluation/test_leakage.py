@@ -199,11 +199,11 @@ def baseline():
 def check_scores_follow_predictions(
     results: pd.DataFrame, predictions: pd.DataFrame, y_true: pd.Series, what: str
 ) -> None:
-    """Every per-episode score in ``results`` equals the metrics of ``predictions``' y_prob
+    """Every per-episode score in ``results`` equals the metrics of ``predictions``' y_pred
     against ``y_true`` (aligned with ``predictions``)."""
     score = binary_metrics if set(y_true.unique()) <= {0.0, 1.0} else numeric_metrics
     for (k, draw), group in predictions.groupby(EPISODE):
-        expected = score(y_true.loc[group.index].to_numpy(), group["y_prob"].to_numpy())
+        expected = score(y_true.loc[group.index].to_numpy(), group["y_pred"].to_numpy())
         rows = results[(results["k"] == k) & (results["draw"] == draw)]
         got = dict(zip(rows["metric"], rows["value"], strict=True))
         assert got.keys() == expected.keys()
@@ -222,11 +222,11 @@ def check_same_predictions(before: ProtocolResult, after: ProtocolResult, what: 
             f"leak: {what} changed which rows are scored in episode (K, draw) = {episode}: "
             "the support draw depends on query labels"
         )
-    mismatch = np.flatnonzero(b["y_prob"].to_numpy() != a["y_prob"].to_numpy())
+    mismatch = np.flatnonzero(b["y_pred"].to_numpy() != a["y_pred"].to_numpy())
     assert len(mismatch) == 0, (
         f"leak: {what} changed {len(mismatch)} of {len(b)} predictions (first: table row "
-        f"{int(b['row'].iloc[mismatch[0]])}, {b['y_prob'].iloc[mismatch[0]]!r} -> "
-        f"{a['y_prob'].iloc[mismatch[0]]!r}); predictions must not depend on query labels"
+        f"{int(b['row'].iloc[mismatch[0]])}, {b['y_pred'].iloc[mismatch[0]]!r} -> "
+        f"{a['y_pred'].iloc[mismatch[0]]!r}); predictions must not depend on query labels"
     )
 
 
@@ -299,7 +299,7 @@ def check_same_predictions_except(before: ProtocolResult, after: ProtocolResult,
         "leak: changing one query row's features changed which rows are scored"
     )
     others = (b["row"] != row).to_numpy()
-    moved = np.flatnonzero(b["y_prob"].to_numpy()[others] != a["y_prob"].to_numpy()[others])
+    moved = np.flatnonzero(b["y_pred"].to_numpy()[others] != a["y_pred"].to_numpy()[others])
     assert len(moved) == 0, (
         f"leak: changing the features of query row {row} changed {len(moved)} predictions "
         "of other rows: preprocessing or scoring depends on held-out rows"

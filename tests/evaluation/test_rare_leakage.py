@@ -137,7 +137,7 @@ def predictions(result: ProtocolResult, tasks: list[str] | None = None) -> pd.Da
     p = result.predictions
     if tasks is not None:
         p = p[p["task"].isin(tasks)]
-    return p.sort_values([*EPISODE, "row"]).reset_index(drop=True)[[*EPISODE, "row", "y_prob"]]
+    return p.sort_values([*EPISODE, "row"]).reset_index(drop=True)[[*EPISODE, "row", "y_pred"]]
 
 
 @pytest.fixture(scope="module")

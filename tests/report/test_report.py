@@ -64,7 +64,7 @@ def synth(
         res, columns=["method", "dataset", "task", "k", "draw", "metric", "value"]
     )
     predictions = pd.DataFrame(
-        preds, columns=["method", "dataset", "task", "k", "draw", "y_true", "y_prob"]
+        preds, columns=["method", "dataset", "task", "k", "draw", "y_true", "y_pred"]
     )
     return results, predictions
 
@@ -185,7 +185,7 @@ def test_nan_metrics_are_reported_not_fatal(
     slope_rows = results.index[results["metric"] == "calibration_slope"][::3]
     results.loc[slope_rows, "value"] = np.nan
     predictions = predictions.copy()
-    predictions.loc[predictions.index[:5], "y_prob"] = np.nan
+    predictions.loc[predictions.index[:5], "y_pred"] = np.nan
     text = render_report(
         results, predictions, PROVENANCE, baselines=["pooled", "local"], n_boot=100,
         reliability_ks=[2],

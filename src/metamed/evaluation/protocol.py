@@ -20,11 +20,12 @@ any process and in any order.  :func:`run_protocol` is the serial composition of
 Executors and run folders live in :mod:`metamed.runs`; nothing here writes a file.
 
 Outputs are two tidy tables: ``results`` (method, dataset, task, k, draw, metric, value)
-and ``predictions`` (method, dataset, task, k, draw, row, y_true, y_prob) for calibration
+and ``predictions`` (method, dataset, task, k, draw, row, y_true, y_pred) for calibration
 plots; ``method`` is the method id (see :mod:`metamed.evaluation.spec`) and ``row`` the
 scored patient's position in the cohort table, so every prediction can be traced back to
 its patient (and the leakage tests can tell query rows from support rows without
-re-deriving the episodes).
+re-deriving the episodes).  ``y_pred`` is what the outcome predicts: P(y = 1) for a
+binary outcome, the value for a numeric one.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ PREDICTION_DTYPES = {
     "draw": "int64",
     "row": "int64",
     "y_true": "float32",
-    "y_prob": "float64",
+    "y_pred": "float64",
 }
 
 
@@ -339,7 +340,7 @@ def run_score(
         for metric, value in _score(task.outcome_type, query.y, p).items():
             rows.append({**cell, "metric": metric, "value": float(value)})
         row = fitted.test_rows[job.task][query_idx]
-        preds.append(pd.DataFrame({**cell, "row": row, "y_true": query.y, "y_prob": p}))
+        preds.append(pd.DataFrame({**cell, "row": row, "y_true": query.y, "y_pred": p}))
     return ScoreResult(
         pd.DataFrame(rows, columns=RESULT_COLUMNS), pd.concat(preds, ignore_index=True)
     )

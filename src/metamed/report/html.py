@@ -50,7 +50,7 @@ from metamed.report.verdicts import judged
 
 __all__ = ["write_report", "render_report"]
 
-_PREDICTION_COLUMNS = ("method", "dataset", "task", "k", "draw", "y_true", "y_prob")
+_PREDICTION_COLUMNS = ("method", "dataset", "task", "k", "draw", "y_true", "y_pred")
 # The per-task table folds away behind a "show" toggle beyond this many rows.
 _FOLD_ROWS = 60
 
@@ -88,7 +88,7 @@ def _check_inputs(results: pd.DataFrame, predictions: pd.DataFrame | None) -> No
                 f"predictions must be a pandas DataFrame or None; received "
                 f"{type(predictions).__name__}."
             )
-        missing = [c for c in ("method", "k", "y_true", "y_prob") if c not in predictions.columns]
+        missing = [c for c in ("method", "k", "y_true", "y_pred") if c not in predictions.columns]
         if missing:
             raise MetamedValueError(
                 f"predictions is missing column(s) {missing}; expected "
@@ -562,7 +562,7 @@ def write_report(
     results : DataFrame
         Tidy results (``method, dataset, task, k, draw, metric, value``).
     predictions : DataFrame or None
-        Query-set predictions (``method, dataset, task, k, draw, y_true, y_prob``);
+        Query-set predictions (``method, dataset, task, k, draw, y_true, y_pred``);
         ``None`` leaves out the reliability diagrams.
     provenance : mapping or None
         Run provenance; see the module docstring for the keys that are interpreted.

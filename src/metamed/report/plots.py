@@ -6,7 +6,7 @@ open between calls, and safe to use from a server thread.
 
 Inputs are the tables of :mod:`metamed.evaluation`: a ``summary`` from
 :func:`metamed.evaluation.statistics.summarise` (one dataset) and the ``predictions``
-table (``method, dataset, task, k, draw, y_true, y_prob``).
+table (``method, dataset, task, k, draw, y_true, y_pred``).
 """
 
 from __future__ import annotations
@@ -289,12 +289,12 @@ def kshot_panels_png(
 
 
 def _check_predictions(predictions: pd.DataFrame) -> None:
-    needed = {"method", "k", "y_true", "y_prob"}
+    needed = {"method", "k", "y_true", "y_pred"}
     missing = needed - set(predictions.columns)
     if missing:
         raise MetamedValueError(
             f"predictions is missing column(s) {sorted(missing)}; expected columns "
-            f"method, dataset, task, k, draw, y_true, y_prob (received {list(predictions.columns)})."
+            f"method, dataset, task, k, draw, y_true, y_pred (received {list(predictions.columns)})."
         )
 
 
@@ -340,7 +340,7 @@ _UNIT_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
 def _finite_outcomes(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Observed and predicted values of ``rows``, keeping rows where both are finite."""
     y = rows["y_true"].to_numpy(dtype=float)
-    pred = rows["y_prob"].to_numpy(dtype=float)
+    pred = rows["y_pred"].to_numpy(dtype=float)
     keep = np.isfinite(y) & np.isfinite(pred)
     return y[keep], pred[keep]
 
@@ -374,7 +374,7 @@ def reliability_png(
     Parameters
     ----------
     predictions : DataFrame
-        Query-set predictions (``method, k, y_true, y_prob``, ...).
+        Query-set predictions (``method, k, y_true, y_pred``, ...).
     k : int
         Support size to show.
     methods : sequence of str, optional
@@ -451,7 +451,7 @@ def predicted_vs_observed_png(
     Parameters
     ----------
     predictions : DataFrame
-        Query-set predictions; ``y_prob`` holds the numeric prediction.
+        Query-set predictions; ``y_pred`` holds the numeric prediction.
     k : int
         Support size to show.
     methods, colors, n_bins, panel_in
