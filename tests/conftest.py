@@ -23,18 +23,38 @@ import torch
 from metamed.tasks import Task, sample_support_query
 
 # One torch thread: the tests use tiny models, where a second thread gains nothing and,
-# on a loaded 2-core machine, busy-waiting threads made the suite up to 10x slower.
+# on a loaded 2-core machine, busy-waiting threads made the suite up to 10x slower.  The
+# commands' default (--threads unset) follows OMP_NUM_THREADS, so a command run by a test
+# keeps one thread too, and so do the subprocesses the tests start.
+os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1)
 
 DATA_DIR_ENV = "METAMED_DATA_DIR"
 
 
-def _data_dir_or_skip() -> Path:
+def how_to_get(folder: str | None = None) -> str:
+    """How a user gets the data a test needs: the command for each dataset stored in
+    ``folder`` (all of them when None), ``metamed data fetch`` where the files can be
+    downloaded, ``metamed datasets NAME`` (which says where to obtain them) where not."""
+    from metamed.data import DATASETS
+
+    specs = [s for s in DATASETS.values() if s.files and folder in (None, s.folder)]
+    fetchable = [s.name for s in specs if all(f.url for f in s.files)]
+    manual = [s.name for s in specs if not all(f.url for f in s.files)]
+    ways = []
+    if fetchable:
+        ways.append(f"metamed data fetch {'|'.join(fetchable)} --dest DIR")
+    if manual:
+        ways.append(f"metamed datasets {'|'.join(manual)} (where to obtain it)")
+    return " or ".join(ways) or "metamed datasets (lists the datasets and where to get them)"
+
+
+def _data_dir_or_skip(folder: str | None = None) -> Path:
     value = os.environ.get(DATA_DIR_ENV, "").strip()
     if not value:
         pytest.skip(
-            f"needs real data: set {DATA_DIR_ENV} to the directory holding the dataset "
-            "folders (e.g. METAMED_DATA_DIR=/work/shared/data)"
+            f"needs real data: set {DATA_DIR_ENV}=DIR, a folder holding the dataset folders; "
+            f"get the data with {how_to_get(folder)}"
         )
     path = Path(value).expanduser()
     if not path.is_dir():
@@ -54,12 +74,12 @@ def require_dataset(folder: str) -> Path:
     Skips when the variable is unset; fails (never skips) when it is set but the
     directory or the dataset's folder is missing.  Call it inside a test or fixture.
     """
-    root = _data_dir_or_skip()
+    root = _data_dir_or_skip(folder)
     path = root / folder
     if not path.is_dir():
         pytest.fail(
             f"{DATA_DIR_ENV}={root} is set but the dataset folder '{folder}' is missing there; "
-            f"fetch it (metamed data fetch ... --dest {root}) or unset {DATA_DIR_ENV}."
+            f"get it ({how_to_get(folder).replace('DIR', str(root))}) or unset {DATA_DIR_ENV}."
         )
     return path
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import metamed
+from metamed.threads import thread_record
 
 __all__ = ["package_versions", "provenance_record"]
 
@@ -50,8 +51,6 @@ def _git_commit() -> str | None:
 
 def provenance_record(data: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """Everything needed to reproduce a run, as one JSON-serialisable dict."""
-    import torch
-
     versions = package_versions()
     source = str(data.get("source", ""))
     return {
@@ -72,6 +71,6 @@ def provenance_record(data: dict[str, Any], config: dict[str, Any]) -> dict[str,
         "machine": {
             "platform": platform.platform(),
             "processor": platform.machine(),
-            "torch_threads": torch.get_num_threads(),
+            **thread_record(),  # torch_threads, physical_cores, logical_cpus, OMP_NUM_THREADS
         },
     }

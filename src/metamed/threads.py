@@ -1,0 +1,113 @@
+"""How many threads a run computes with: chosen once per command, applied, recorded.
+
+A command's ``--threads`` wins; without it the default is ``OMP_NUM_THREADS`` when set
+(the variable every OpenMP and BLAS library honours, so a cluster job's limit holds),
+otherwise the physical cores this process may run on. Physical, not logical: a
+hyper-threaded core gives torch's small matrix products almost nothing, and oversubscribed
+threads are what hurt: under load a small MAML benchmark took 35-117 s with torch's
+default threads and 14 s with one (issue 7).
+
+The choice is applied to torch's intra-op pool and numba's (:func:`set_threads`) and recorded in a run's
+provenance (:func:`thread_record`); workers of a parallel executor share it between them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from metamed.errors import MetamedValueError
+
+__all__ = ["default_threads", "physical_cores", "set_threads", "thread_record"]
+
+_CPUINFO = Path("/proc/cpuinfo")
+
+
+def _available_cpus() -> set[int]:
+    """Logical CPUs this process may run on (a container's or taskset's limit included)."""
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows: no affinity API, every CPU counts
+        return set(range(os.cpu_count() or 1))
+
+
+def physical_cores(cpuinfo: Path = _CPUINFO) -> int:
+    """Physical cores among the CPUs this process may run on.
+
+    Read from ``/proc/cpuinfo`` (one ``physical id``/``core id`` pair per core, shared by
+    its hyper-threads); where that file is missing or says nothing of cores (not Linux,
+    some virtual machines) every available logical CPU counts as a core.
+    """
+    available = _available_cpus()
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return max(1, len(available))
+    cores: set[tuple[str, str]] = set()
+    for block in text.strip().split("\n\n"):
+        fields = dict(
+            (key.strip(), value.strip())
+            for key, _, value in (line.partition(":") for line in block.splitlines())
+        )
+        if "processor" not in fields or "core id" not in fields:
+            return max(1, len(available))
+        if int(fields["processor"]) in available:
+            cores.add((fields.get("physical id", "0"), fields["core id"]))
+    return max(1, len(cores))
+
+
+def default_threads() -> int:
+    """``OMP_NUM_THREADS`` when set, otherwise :func:`physical_cores`.
+
+    Raises
+    ------
+    MetamedValueError
+        ``OMP_NUM_THREADS`` is set to something other than a positive whole number.
+    """
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if not value:
+        return physical_cores()
+    first = value.split(",")[0]  # OpenMP's nested form "4,2": the outer level counts
+    if not first.isdigit() or int(first) < 1:
+        raise MetamedValueError(
+            f"OMP_NUM_THREADS must be a positive whole number such as 2, got {value!r}; "
+            "fix or unset it, or pass --threads."
+        )
+    return int(first)
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Make torch (and numba, the dosing kernel's compiler) compute with ``threads`` threads.
+
+    ``threads`` defaults to :func:`default_threads`; returns the number applied. Only
+    torch's intra-op pool is set: its inter-op pool can be sized once, before any parallel
+    work, and a library call cannot know that. numba reads ``NUMBA_NUM_THREADS`` when it is
+    imported, so the variable is set for a numba not yet imported, and a numba already
+    imported is told directly (within the pool it started with).
+    """
+    import torch
+
+    if threads is None:
+        threads = default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise MetamedValueError(f"threads must be a positive whole number, got {threads!r}.")
+    torch.set_num_threads(threads)
+    numba = sys.modules.get("numba")
+    if numba is None:
+        os.environ["NUMBA_NUM_THREADS"] = str(threads)
+    else:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return threads
+
+
+def thread_record() -> dict[str, object]:
+    """What a run's provenance says about threads: used, available, and where it came from."""
+    import torch
+
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "physical_cores": physical_cores(),
+        "logical_cpus": len(_available_cpus()),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+    }

@@ -1,0 +1,67 @@
+"""Threads: the default honours OMP_NUM_THREADS, else physical cores; applied to torch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from metamed import threads
+from metamed.errors import MetamedValueError
+
+# Two physical cores with two hyper-threads each: processors 0/2 share core 0, 1/3 core 1.
+HYPERTHREADED = "\n\n".join(
+    f"processor\t: {p}\nphysical id\t: 0\ncore id\t\t: {p % 2}\nmodel name\t: x" for p in range(4)
+)
+
+
+@pytest.fixture
+def restore_torch_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_physical_cores_counts_cores_not_hyperthreads(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(HYPERTHREADED)
+    monkeypatch.setattr(threads, "_available_cpus", lambda: {0, 1, 2, 3})
+    assert threads.physical_cores(cpuinfo) == 2
+    # a process pinned to the two hyper-threads of one core has one core
+    monkeypatch.setattr(threads, "_available_cpus", lambda: {0, 2})
+    assert threads.physical_cores(cpuinfo) == 1
+
+
+def test_physical_cores_without_core_ids_counts_logical_cpus(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nBogoMIPS\t: 50\n\nprocessor\t: 1\nBogoMIPS\t: 50")
+    monkeypatch.setattr(threads, "_available_cpus", lambda: {0, 1, 2})
+    assert threads.physical_cores(cpuinfo) == 3
+    assert threads.physical_cores(tmp_path / "missing") == 3
+
+
+def test_default_threads_honours_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.default_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "4,2")  # nested OpenMP: the outer level
+    assert threads.default_threads() == 4
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert threads.default_threads() == threads.physical_cores()
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "2.5"])
+def test_bad_omp_num_threads_is_one_clear_error(monkeypatch, value):
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    with pytest.raises(MetamedValueError, match="OMP_NUM_THREADS must be a positive whole"):
+        threads.default_threads()
+
+
+def test_set_threads_applies_to_torch(restore_torch_threads, monkeypatch):
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)  # restored afterwards
+    assert threads.set_threads(1) == 1
+    assert torch.get_num_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert threads.set_threads() == 2
+    assert threads.thread_record()["torch_threads"] == 2
+    assert threads.thread_record()["OMP_NUM_THREADS"] == "2"
+    with pytest.raises(MetamedValueError, match="positive whole number"):
+        threads.set_threads(0)
