@@ -102,13 +102,49 @@ class _OneLineUsageErrors(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+# Shell completion is typer's own: `metamed --install-completion` (bash, zsh, fish,
+# PowerShell) completes commands, options and the choices they list.
 app = typer.Typer(
     cls=_OneLineUsageErrors,
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="metamed: meta-learning for clinical models. Adapt to a new hospital, condition, patient or assay from a few examples.",
 )
+
+
+def _version_line() -> str:
+    """metamed's version, and the Python and torch build it runs on (torch's wheel tag,
+    e.g. 2.13.0+cpu, read from its metadata: importing torch would take a second)."""
+    import importlib.metadata
+    import platform
+
+    import metamed
+
+    try:
+        torch = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        torch = "not installed"
+    return f"metamed {metamed.__version__} (Python {platform.python_version()}, torch {torch})"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(_version_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print metamed's version (and the Python and torch it runs on) and exit.",
+    ),
+) -> None:
+    """Options of metamed itself; the app's help text is the one shown."""
 data_app = typer.Typer(no_args_is_help=True, help="Get and check datasets.")
 app.add_typer(data_app, name="data")
 
@@ -116,6 +152,17 @@ app.add_typer(data_app, name="data")
 FORCE_HELP = (
     "Replace the files of an earlier run in --out (by default a non-empty --out is refused)."
 )
+THREADS_HELP = (
+    "Threads to compute with (torch, numba); recorded in config.json "
+    "[default: $OMP_NUM_THREADS, else the physical cores]."
+)
+
+
+def _use_threads(threads: int | None) -> None:
+    """Apply --threads (or its default) before any work; see :mod:`metamed.threads`."""
+    from metamed.threads import set_threads
+
+    set_threads(threads)
 
 
 @contextlib.contextmanager
@@ -434,9 +481,11 @@ def demo(
     seed: int = typer.Option(0, min=0, help="Master seed."),
     dosing: bool = typer.Option(True, help="Also run the short insulin-dosing demo."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
 ) -> None:
     """Run the main job on built-in synthetic multi-site data and write HTML reports."""
     with user_errors():
+        _use_threads(threads)
         from metamed.data import make_synthetic_cohort
         from metamed.evaluation.protocol import ProtocolConfig
         from metamed.outputs import check_output_place, staged_output
@@ -494,15 +543,17 @@ def dose(
     ),
     out: Path = typer.Option(Path("runs/dose"), help="Output folder."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
 ) -> None:
     """Simulate insulin-dosing controllers on virtual (simulated) type-1-diabetes patients."""
     with user_errors():
+        _use_threads(threads)
         from metamed.runs import run_dose
 
         names = _parse_list(controllers, "controllers")
         chosen = None if patients == "all" else _parse_list(patients, "patients")
         with progress_bar("dose") as update:
-            report = run_dose(
+            outputs = run_dose(
                 names,
                 chosen,
                 days=days,
@@ -513,7 +564,42 @@ def dose(
                 advance=update,
                 force=force,
             )
-        console.print(f"dosing report: {report}")
+        _print_dose_summary(outputs)
+
+
+#: The dose table's columns at 80 terminal columns: (metric, header); the title gives units.
+DOSE_COLUMNS = (
+    ("tir_pct", "in range"),
+    ("below_70_pct", "< 70"),
+    ("below_54_pct", "< 54"),
+    ("above_250_pct", "> 250"),
+    ("failure_pct", "failed days"),
+)
+
+
+def _print_dose_summary(outputs) -> None:
+    """Mean metrics over all simulated patients, one row per controller, and what each is."""
+    view = outputs.summary[outputs.summary["age_group"] == "all"]
+    table = Table(
+        title="% of time in range 70-180 mg/dL, below 70 / 54, above 250 mg/dL; % of days "
+        "ended by glucose < 40 or > 600 (all simulated patients)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("controller", no_wrap=True)
+    table.add_column("patient-days", justify="right")
+    for _, header in DOSE_COLUMNS:
+        table.add_column(header, justify="right")
+    for _, row in view.iterrows():
+        cells = [f"{row[metric]:.1f}" for metric, _ in DOSE_COLUMNS]
+        table.add_row(str(row["controller"]), f"{row['patient_days']:,}", *cells)
+    console.print(table)
+    for controller in view["controller"]:
+        description = outputs.descriptions.get(controller)
+        if description:
+            console.print(f"{controller}: {description}", style="dim", highlight=False)
+    console.print(f"per age group and more metrics: {outputs.summary_csv}", highlight=False)
+    console.print(f"dosing report: {outputs.report_html}")
 
 
 @app.command()

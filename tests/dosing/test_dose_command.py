@@ -12,6 +12,7 @@ import re
 import time
 import warnings
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -127,3 +128,19 @@ def test_ordinary_dose_run_emits_no_warning(tmp_path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run_dose(["basal_bolus"], "adult#001", days=1, out_dir=tmp_path)
+
+
+def test_dose_prints_its_metric_table_and_names_the_oracle(tmp_path) -> None:
+    out = tmp_path / "d"
+    args = ["dose", "--controllers", "basal_bolus,pid", "--patients", "adult#001"]
+    result = runner.invoke(app, [*args, "--quick", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(out / "summary.csv")
+    overall = summary[summary["age_group"] == "all"].set_index("controller")
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    for controller in ("basal_bolus", "pid"):
+        row = overall.loc[controller]
+        printed = lines[controller].split()[1:]
+        expected = [f"{row[m]:.1f}" for m in ("tir_pct", "below_70_pct", "below_54_pct")]
+        assert printed[1:4] == expected, result.output
+    assert "basal_bolus: oracle" in result.output

@@ -165,7 +165,7 @@ def test_run_dose_quick_writes_self_contained_report(tmp_path) -> None:
     from metamed.runs import run_dose
 
     messages: list[str] = []
-    path = run_dose(
+    outputs = run_dose(
         ["basal_bolus", "personalised"],
         patients="adult",
         seed=3,
@@ -173,7 +173,7 @@ def test_run_dose_quick_writes_self_contained_report(tmp_path) -> None:
         progress=messages.append,
         quick=True,
     )
-    text = path.read_text()
+    text = outputs.report_html.read_text()
     assert "All patients are simulated" in text
     assert text.count("data:image/png;base64,") == 2  # percentile bands + adaptation curve
     assert "personalised" in text and "oracle (Quest)" in text

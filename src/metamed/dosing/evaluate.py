@@ -184,6 +184,8 @@ class DoseResults:
         Wall time of the phases and the number of simulated patient-days.
     meal_announcement : dict of str to str
         What each controller setting saw of the meals (from its registry entry).
+    descriptions : dict of str to str
+        What each controller setting is (its registry entry's description).
     """
 
     per_patient_day: pd.DataFrame
@@ -192,6 +194,7 @@ class DoseResults:
     personalisation: LeavePatientsOutResult | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
     meal_announcement: dict[str, str] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)
 
 
 def _check_controllers(controllers: Sequence[str]) -> list[ControllerEntry]:
@@ -287,6 +290,7 @@ def evaluate_controllers(
     # entries with the same environment options share one batched simulation
     batches: dict[tuple, list[tuple[str, Controller]]] = {}
     announced: dict[str, str] = {}
+    described: dict[str, str] = {}
     for entry in entries:
         key = tuple(sorted(entry.env_options.items()))
         for label, controller in entry.build(context):
@@ -296,6 +300,7 @@ def evaluate_controllers(
                     "needs its own label (check the registered controllers' build functions)."
                 )
             announced[label] = entry.meal_announcement
+            described[label] = entry.description
             batches.setdefault(key, []).append((label, controller))
     n = len(vp)
     groups: list[tuple[list[tuple[str, Controller]], GlucoseVectorEnv]] = []
@@ -355,6 +360,7 @@ def evaluate_controllers(
         personalisation=lpo,
         timings_s=timings,
         meal_announcement=announced,
+        descriptions=described,
     )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "FAILURE_HIGH_MG_DL",
     "RISK_GLUCOSE_FLOOR_MG_DL",
     "METRIC_NAMES",
+    "METRIC_LABELS",
     "bg_risk",
     "pad_to_horizon",
     "glycaemic_metrics",
@@ -83,6 +84,23 @@ METRIC_NAMES: tuple[str, ...] = (
     "risk_index",
     "failure",
 )
+
+
+#: Clinical names of the per-patient-day metrics (and ``failure_pct``, the share of days
+#: that ended in a failure), for tables and reports; the keys stay the column names.
+METRIC_LABELS: dict[str, str] = {
+    "tir_pct": "time in range 70-180 mg/dL (%)",
+    "below_70_pct": "time below 70 mg/dL (%)",
+    "below_54_pct": "time below 54 mg/dL (%)",
+    "above_180_pct": "time above 180 mg/dL (%)",
+    "above_250_pct": "time above 250 mg/dL (%)",
+    "mean_glucose_mg_dl": "mean glucose (mg/dL)",
+    "lbgi": "low blood glucose index (LBGI)",
+    "hbgi": "high blood glucose index (HBGI)",
+    "risk_index": "risk index (LBGI + HBGI)",
+    "failure_pct": "days ended by glucose < 40 or > 600 mg/dL (%)",
+    "cgm_tir_pct": "time in range 70-180 mg/dL on the CGM (%)",
+}
 
 
 def bg_risk(glucose_mg_dl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

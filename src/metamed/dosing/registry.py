@@ -96,6 +96,9 @@ class ControllerEntry:
         entries with equal options share one batched simulation.
     needs_personalisation : bool
         Whether ``build`` reads ``ControllerContext.therapy``.
+    description : str
+        What the controller is, in a clinician's words, for the tables and the report;
+        an oracle (a controller given what no clinic knows) says so first.
     """
 
     name: str
@@ -103,6 +106,7 @@ class ControllerEntry:
     meal_announcement: str
     env_options: Mapping[str, Any] = field(default_factory=dict)
     needs_personalisation: bool = False
+    description: str = ""
 
 
 _REGISTRY: dict[str, ControllerEntry] = {}
@@ -168,7 +172,11 @@ def _g2p2c(ctx: ControllerContext) -> list[Setting]:
 
 for _entry in (
     ControllerEntry(
-        "basal_bolus", lambda ctx: [("basal_bolus", _basal_bolus(_quest(ctx.patients)))], "yes"
+        "basal_bolus",
+        lambda ctx: [("basal_bolus", _basal_bolus(_quest(ctx.patients)))],
+        "yes",
+        description="oracle: basal-bolus therapy on each patient's true parameters (the "
+        "simulator's Quest values), which no clinic knows; an upper reference",
     ),
     ControllerEntry(
         "pid",
@@ -181,14 +189,25 @@ for _entry in (
             )
         ],
         "no",
+        description="PID feedback on the CGM reading around the patient's true basal rate "
+        "and correction factor; meals not announced",
     ),
     ControllerEntry(
         "population",
         lambda ctx: [("population", _basal_bolus(ctx.therapy["0d"]))],
         "yes",
         needs_personalisation=True,
+        description="basal-bolus therapy on population-average parameters (no data of the "
+        "patient's own)",
     ),
-    ControllerEntry("personalised", _personalised, "yes", needs_personalisation=True),
+    ControllerEntry(
+        "personalised",
+        _personalised,
+        "yes",
+        needs_personalisation=True,
+        description="basal-bolus therapy on parameters estimated from the patient's own "
+        "records (personalisation, leave patients out)",
+    ),
     ControllerEntry(
         "basal_bolus_g2p2c",
         _g2p2c,
@@ -196,6 +215,8 @@ for _entry in (
         env_options=MappingProxyType(
             {"announce_ahead_min": G2P2C_ANNOUNCE_AHEAD_MIN, "failure_signal": "cgm"}
         ),
+        description="G2P2C's protocol: its total-daily-insulin therapy rule (and, as "
+        "basal_bolus_quest_g2p2c, the true parameters) with meals announced 20 min early",
     ),
 ):
     register_controller(_entry)

@@ -15,7 +15,7 @@ from metamed.runs.benchmark import (
     run_benchmark,
     run_spec,
 )
-from metamed.runs.dose import run_dose
+from metamed.runs.dose import DoseOutputs, run_dose
 from metamed.runs.executors import (
     EXECUTORS,
     Executor,
@@ -29,6 +29,7 @@ from metamed.runs.run_folder import RunFolder
 __all__ = [
     "EXECUTORS",
     "BenchmarkOutputs",
+    "DoseOutputs",
     "Executor",
     "ProcessExecutor",
     "RayExecutor",

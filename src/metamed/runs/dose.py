@@ -6,15 +6,50 @@ The output folder is checked before simulating anything and written all or nothi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from metamed.dosing.evaluate import CONTROLLER_NAMES, DoseProtocol, evaluate_controllers
+import pandas as pd
+
+from metamed.dosing.evaluate import (
+    CONTROLLER_NAMES,
+    DoseProtocol,
+    evaluate_controllers,
+    summary_table,
+)
 from metamed.errors import MetamedValueError
 from metamed.outputs import check_output_place, staged_output
+from metamed.provenance import provenance_record
 from metamed.report.dosing import render_dose_report
 
-__all__ = ["run_dose"]
+__all__ = ["DoseOutputs", "run_dose"]
+
+_SOURCE = "simulated: UVA/Padova model, the 30 virtual patients of simglucose (MIT)"
+
+
+@dataclass(frozen=True)
+class DoseOutputs:
+    """What a dosing run wrote, and its summary for the screen.
+
+    Attributes
+    ----------
+    report_html, per_patient_day_csv, summary_csv, config_json : pathlib.Path
+        The files in the output folder (``config.json``: protocol, controllers,
+        patients, timings and the machine, threads included).
+    summary : pandas.DataFrame
+        Mean metrics per controller and age group (``"all"`` included), as ``summary.csv``.
+    descriptions : dict of str to str
+        What each controller setting is (its registry entry's description).
+    """
+
+    report_html: Path
+    per_patient_day_csv: Path
+    summary_csv: Path
+    config_json: Path
+    summary: pd.DataFrame
+    descriptions: dict[str, str] = field(default_factory=dict)
 
 
 def run_dose(
@@ -27,8 +62,9 @@ def run_dose(
     quick: bool = False,
     advance: Callable[[str, int, int], None] | None = None,
     force: bool = False,
-) -> Path:
-    """Evaluate controllers and write ``report.html`` + ``per_patient_day.csv``.
+) -> DoseOutputs:
+    """Evaluate controllers and write ``report.html``, ``per_patient_day.csv``,
+    ``summary.csv`` and ``config.json``.
 
     Parameters
     ----------
@@ -59,8 +95,8 @@ def run_dose(
 
     Returns
     -------
-    pathlib.Path
-        Path of the HTML report.
+    DoseOutputs
+        The files written and the summary table.
     """
     if quick and days is not None:
         raise MetamedValueError(
@@ -74,7 +110,25 @@ def run_dose(
         record_days=1 if quick else 3,
     )
     results = evaluate_controllers(controllers, patients, protocol, progress, advance=advance)
+    summary = summary_table(results)
+    run_config = {
+        "dataset": "simglucose-patients",
+        "protocol": asdict(protocol),
+        "controllers": sorted(set(results.per_patient_day["controller"])),
+        "patients": sorted(set(results.per_patient_day["patient"])),
+        "timings_s": results.timings_s,
+    }
+    provenance = provenance_record(data={"source": _SOURCE}, config=run_config)
     with staged_output(out) as staging:
+        (staging / "config.json").write_text(json.dumps(provenance, indent=2, default=str))
         results.per_patient_day.to_csv(staging / "per_patient_day.csv", index=False)
+        summary.to_csv(staging / "summary.csv", index=False)
         (staging / "report.html").write_text(render_dose_report(results), encoding="utf-8")
-    return out / "report.html"
+    return DoseOutputs(
+        report_html=out / "report.html",
+        per_patient_day_csv=out / "per_patient_day.csv",
+        summary_csv=out / "summary.csv",
+        config_json=out / "config.json",
+        summary=summary,
+        descriptions=dict(results.descriptions),
+    )
