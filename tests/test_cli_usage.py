@@ -65,3 +65,9 @@ def test_bad_omp_num_threads_is_one_line_and_exit_2(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "OMP_NUM_THREADS must be a positive whole number" in result.output
     assert "Traceback" not in result.output and not out.exists()
+
+
+def test_every_long_command_takes_threads():
+    for command in ("benchmark", "demo", "dose"):
+        result = runner.invoke(app, [command, "--help"])
+        assert "--threads" in result.output, command

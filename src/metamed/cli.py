@@ -368,10 +368,12 @@ def benchmark(
     address: str | None = typer.Option(
         None, help="Address of a running Ray cluster (--executor ray)."
     ),
+    threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
 ) -> None:
     """Meta-train on all but the held-out tasks, adapt from K examples, score the rest."""
     given = {k: v for k, v in locals().items() if k in SPEC_FLAGS and v is not None}
     with user_errors():
+        _use_threads(threads)
         from metamed.evaluation.spec import BenchmarkSpec, DataSpec, MethodSpec
         from metamed.learners import DEFAULT_METHODS, default_methods
         from metamed.runs import make_executor, read_spec, run_spec
