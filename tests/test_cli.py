@@ -96,7 +96,16 @@ def test_benchmark_on_own_table_writes_everything(tmp_path):
 
 def test_unknown_method_and_dataset_get_did_you_mean(tmp_path):
     assert_clean_error(
-        invoke("benchmark", "--methods", "mamll", "--out", str(tmp_path / "x")), "maml"
+        invoke(
+            "benchmark",
+            "--dataset",
+            "synthetic",
+            "--methods",
+            "mamll",
+            "--out",
+            str(tmp_path / "x"),
+        ),
+        "maml",
     )
     assert_clean_error(
         invoke("benchmark", "--dataset", "uci-hart", "--out", str(tmp_path / "x"), *FAST),

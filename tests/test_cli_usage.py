@@ -71,3 +71,13 @@ def test_every_long_command_takes_threads():
     for command in ("benchmark", "demo", "dose"):
         result = runner.invoke(app, [command, "--help"])
         assert "--threads" in result.output, command
+
+
+def test_benchmark_without_data_prints_usage_and_exits_2(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["benchmark"], prog_name="metamed")
+    assert result.exit_code == 2
+    assert "benchmark needs data: --dataset NAME" in result.output
+    assert "Usage: metamed benchmark [OPTIONS]" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists()  # nothing ran, nothing written

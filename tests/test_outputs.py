@@ -249,7 +249,7 @@ def test_a_commit_cut_short_by_sigkill_is_rolled_back(tmp_path):
 # Through the command: one line, exit 2, nothing written, and before any training.
 
 runner = CliRunner()
-QUICK_BENCHMARK = ["benchmark", "--methods", "local-logreg", "--shots", "4", "--draws", "1"]
+QUICK_BENCHMARK = ["benchmark", "--dataset", "synthetic", "--methods", "local-logreg", "--shots", "4", "--draws", "1"]
 
 
 def invoke(*args: str):

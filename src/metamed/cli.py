@@ -145,6 +145,8 @@ def _main_options(
     ),
 ) -> None:
     """Options of metamed itself; the app's help text is the one shown."""
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Get and check datasets.")
 app.add_typer(data_app, name="data")
 
@@ -301,6 +303,7 @@ SPEC_FLAGS = (
 
 @app.command()
 def benchmark(
+    ctx: typer.Context,
     config: Path | None = typer.Option(
         None,
         help="A TOML benchmark spec (data, methods and hyperparameters, shots, draws, seed, split).",
@@ -372,6 +375,16 @@ def benchmark(
 ) -> None:
     """Meta-train on all but the held-out tasks, adapt from K examples, score the rest."""
     given = {k: v for k, v in locals().items() if k in SPEC_FLAGS and v is not None}
+    if config is None and dataset is None and table is None:
+        # Without data there is nothing to benchmark; once this silently ran a five-minute
+        # synthetic benchmark. The built-in data is one flag away: --dataset synthetic.
+        typer.echo(
+            "error: benchmark needs data: --dataset NAME (see `metamed datasets`; "
+            "'synthetic' is built in), --table FILE --task-col COL --outcome-col COL, "
+            f"or --config spec.toml.\n{ctx.get_usage()}\nTry '{ctx.command_path} --help'.",
+            err=True,
+        )
+        raise typer.Exit(2)
     with user_errors():
         _use_threads(threads)
         from metamed.evaluation.spec import BenchmarkSpec, DataSpec, MethodSpec

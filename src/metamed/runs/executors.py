@@ -4,8 +4,9 @@
   meta-training iterations as it goes.
 - :class:`ProcessExecutor` (``--jobs N``): N local worker processes.  Workers are
   *spawned*, not forked (forking a process that has started torch's thread pools can
-  hang), and each gets ``cores // N`` torch threads so that N workers do not oversubscribe
-  the machine.
+  hang), and each gets ``threads // N`` torch threads (``threads``: the command's
+  ``--threads``, see :mod:`metamed.threads`) so that N workers do not oversubscribe the
+  machine.
 - :class:`RayExecutor` (``--executor ray [--address ADDR]``): tasks on a Ray cluster, a
   local one started for the run or an existing one.  A fit's score jobs receive its fitted
   model by reference from Ray's object store; the cluster's workers must have metamed
@@ -20,7 +21,6 @@ function of itself and its data (the seeds travel inside the job).
 from __future__ import annotations
 
 import multiprocessing
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -108,10 +108,13 @@ class ProcessExecutor(Executor):
         self.jobs = jobs
 
     def run(self, plan, taskset, done=(), on_iteration=None) -> Finished:
+        import torch
+
         todo = self.todo(plan, done)
         if not todo:
             return
-        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        # the workers share the command's threads (--threads, metamed.threads) between them
+        threads = max(1, torch.get_num_threads() // self.jobs)
         pool = ProcessPoolExecutor(
             max_workers=self.jobs,
             mp_context=multiprocessing.get_context("spawn"),
