@@ -231,19 +231,25 @@ def _parse_shots(text: str) -> tuple[int, ...]:
 
 @contextlib.contextmanager
 def progress_bar(description: str, every_s: float = 5.0) -> Iterator:
-    """Progress fed by (what, done, total) callbacks.
+    """Progress fed by (what, done, total) callbacks; ``done`` may be fractional.
 
-    A live bar on a terminal; in a log (CI, nohup) one plain line every ``every_s``
-    seconds, because a live bar writes nothing to a file until it ends.
+    A live bar with the elapsed time on a terminal; in a log (CI, nohup) one plain line
+    every ``every_s`` seconds with the elapsed time, because a live bar writes nothing to a
+    file until it ends. The estimate of the time left comes from the caller, in ``what``
+    (the protocol's job counter knows which jobs are slow; a bar's average speed does not).
     """
     if not err_console.is_terminal:
-        last = [0.0]
+        start = time.monotonic()
+        last = [-every_s]
 
-        def log_line(what: str, done: int, total: int) -> None:
+        def log_line(what: str, done: float, total: int) -> None:
             now = time.monotonic()
             if now - last[0] >= every_s or done == total:
                 last[0] = now
-                err_console.print(f"{description}: {done}/{total} {what}", highlight=False)
+                elapsed = _clock_time(now - start)
+                err_console.print(
+                    f"{description}: {int(done)}/{total} [{elapsed}] {what}", highlight=False
+                )
 
         yield log_line
         return
@@ -258,10 +264,16 @@ def progress_bar(description: str, every_s: float = 5.0) -> Iterator:
     ) as bar:
         task_id = bar.add_task(description, total=None, what="")
 
-        def update(what: str, done: int, total: int) -> None:
+        def update(what: str, done: float, total: int) -> None:
             bar.update(task_id, completed=done, total=total, what=what)
 
         yield update
+
+
+def _clock_time(seconds: float) -> str:
+    """Elapsed time as h:mm:ss, as rich's bar shows it."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def _show_schema(cohort, task_col: str | None) -> None:
