@@ -68,7 +68,7 @@ def test_bad_omp_num_threads_is_one_line_and_exit_2(tmp_path, monkeypatch):
 
 
 def test_every_long_command_takes_threads():
-    for command in ("benchmark", "demo", "dose"):
+    for command in ("benchmark", "demo", "dose", "train", "adapt"):
         result = runner.invoke(app, [command, "--help"])
         assert "--threads" in result.output, command
 

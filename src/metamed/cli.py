@@ -155,8 +155,8 @@ FORCE_HELP = (
     "Replace the files of an earlier run in --out (by default a non-empty --out is refused)."
 )
 THREADS_HELP = (
-    "Threads to compute with (torch, numba); recorded in config.json "
-    "[default: $OMP_NUM_THREADS, else the physical cores]."
+    "Threads to compute with (torch, numba), recorded with the run (config.json, or the "
+    "model's provenance) [default: $OMP_NUM_THREADS, else the physical cores]."
 )
 
 
@@ -822,9 +822,11 @@ def train(
         None, help="Folder holding the datasets (default: $METAMED_DATA_DIR)."
     ),
     force: bool = typer.Option(False, "--force", help="Replace a model already in --out."),
+    threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
 ) -> None:
     """Meta-train one method on every task of a dataset and save it as a model artifact."""
     with user_errors():
+        _use_threads(threads)
         from metamed.runs.train import read_train_spec, train_model
 
         spec = read_train_spec(config)
@@ -846,9 +848,11 @@ def adapt(
         "auto", help="Conformal calibration: auto | split | cv+ | jackknife+."
     ),
     force: bool = typer.Option(False, "--force", help="Replace a model already in --out."),
+    threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
 ) -> None:
     """Adapt a meta-trained model to a site's labelled patients, with conformal calibration."""
     with user_errors():
+        _use_threads(threads)
         from metamed.learners.conformal import CONFORMAL_METHODS
         from metamed.serve import adapt_pipeline, load_model
 

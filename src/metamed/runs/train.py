@@ -45,6 +45,7 @@ from metamed.learners import Pipeline, make_learner
 from metamed.learners.base import LEARNERS
 from metamed.runs.benchmark import make_splits
 from metamed.tasks import TaskSet, make_tasks
+from metamed.threads import thread_record
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -273,6 +274,7 @@ def train_model(
         "tasks": taskset.summary().to_dict(orient="records"),
         "patients": len(cohort.frame),
         "fit_seconds": round(seconds, 3),
+        "machine": thread_record(),  # threads used (--threads), physical cores
     }
     if evaluation is not None:
         provenance["evaluation"] = evaluation
