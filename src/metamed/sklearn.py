@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from metamed.errors import MetamedValueError, NotFittedError
@@ -287,11 +287,6 @@ class MetaRegressor(_Meta):
     def fit(self, X: Any, y: Any, groups: Any = None) -> MetaRegressor:
         """Meta-train on the tasks that ``groups`` marks (one label per row)."""
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
-        if type_of_target(y) == "binary":
-            # 0/1 labels fitted as numbers would give a regression of a binary outcome
-            raise MetamedValueError(
-                "y holds two values only; for a binary outcome use MetaClassifier."
-            )
         self._meta_fit(X, np.asarray(y, dtype=np.float64), groups)
         return self
 
