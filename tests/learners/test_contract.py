@@ -6,8 +6,8 @@ shifts of weights and intercept) with fast hyperparameters, and checked for:
 seeding determinism, adapt leaving the learner unchanged, probability shape and range,
 save/load round trip of the meta-learner and of an adapted model (same state,
 bit-identical predictions, the same files when saved again), bad hyperparameters
-rejected in ``meta_fit``, use before ``meta_fit``, one-class support sets and support
-sets of the wrong width, and unusable inputs (NaN, inf, text, wrong shape, beyond
+rejected in ``meta_fit``, use before ``meta_fit``, one-class support sets (adapted to,
+finite risks) and support sets of the wrong width, and unusable inputs (NaN, inf, text, wrong shape, beyond
 float32) refused with one metamed error by ``adapt`` and by the adapted model's
 ``predict_proba`` / ``predict``.
 
@@ -304,10 +304,20 @@ def test_adapt_before_meta_fit_raises(name: str, problem) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_one_class_support_raises(name: str, problem, fitted) -> None:
-    negatives = np.flatnonzero(problem.test.y == 0)[:5]
-    with pytest.raises(MetamedValueError, match="one class"):
-        fitted(name).adapt(problem.test.subset(negatives))
+def test_one_class_support_gives_finite_risks(name: str, problem, fitted) -> None:
+    """A site's K random patients may all share one outcome (the unconditioned sampler):
+    every learner adapts to that, and its risks are finite, and lower after five
+    negatives than after five positives."""
+    risks = {}
+    for label in (0, 1):
+        one_class = problem.test.subset(np.flatnonzero(problem.test.y == label)[:5])
+        model = fitted(name).adapt(one_class)
+        risks[label] = model.predict_proba(problem.query.X)
+        assert np.isfinite(risks[label]).all() and ((risks[label] >= 0) & (risks[label] <= 1)).all()
+    if name == "pooled":
+        np.testing.assert_array_equal(risks[0], risks[1])  # the pooled model does not adapt
+    else:
+        assert risks[0].mean() < risks[1].mean()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -242,9 +242,6 @@ def test_bad_tasks_and_supports_raise():
     with pytest.raises(MetamedError, match="not meta-trained"):
         learner.adapt(TEST[0])
     learner.meta_fit(TRAIN[:3])
-    one_class = Task("one", TEST[0].X[:3], np.zeros(3, dtype=np.float32))
-    with pytest.raises(MetamedValueError, match="one class"):
-        learner.adapt(one_class)
     with pytest.raises(MetamedValueError, match="features"):
         learner.adapt(Task("wide", np.zeros((4, N_FEATURES + 1)), np.array([0, 1, 0, 1])))
     with pytest.raises(MetamedValueError, match="shape"):

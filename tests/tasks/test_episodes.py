@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import hypergeom
 
-from metamed.errors import MetamedValueError
+from metamed.errors import MetamedValueError, UnknownNameError
 from metamed.tasks import Task, sample_support_query
 
 
@@ -58,3 +58,34 @@ def test_one_class_task_and_k_too_large_raise():
         sample_support_query(binary_task(20, 0), 4, np.random.default_rng(0))
     with pytest.raises(MetamedValueError, match="K=20 is larger"):
         sample_support_query(binary_task(20, 5), 20, np.random.default_rng(0))
+
+
+def test_unconditioned_support_matches_the_site_prevalence_in_expectation():
+    """At 7 % prevalence and K = 5 the conditioned sampler's supports are >= 20 % positive;
+    K random patients of the site (possibly one class) are positive at the site's rate."""
+    task = binary_task(400, 28)  # 7 % prevalence
+    k, n = 5, 4000
+    rates = {
+        sampler: np.array(
+            [
+                task.y[sample_support_query(task, k, np.random.default_rng(i), sampler=sampler)[0]].mean()
+                for i in range(n)
+            ]
+        )
+        for sampler in ("conditioned", "unconditioned")
+    }
+    law = hypergeom(400, 28, k)
+    se = np.sqrt(law.var()) / k / np.sqrt(n)
+    assert abs(rates["unconditioned"].mean() - 0.07) < 4 * se
+    assert np.mean(rates["unconditioned"] == 0) == pytest.approx(law.pmf(0), abs=0.03)
+    assert rates["conditioned"].min() >= 0.2 and rates["conditioned"].mean() > 0.2
+
+
+def test_unconditioned_sampler_draws_from_one_class_tasks_and_needs_k_of_one():
+    task = binary_task(20, 0)
+    s, q = sample_support_query(task, 1, np.random.default_rng(0), sampler="unconditioned")
+    assert len(s) == 1 and len(q) == 19
+    with pytest.raises(MetamedValueError, match="K=1 is too small"):
+        sample_support_query(binary_task(20, 5), 1, np.random.default_rng(0))
+    with pytest.raises(UnknownNameError, match="Did you mean 'unconditioned'"):
+        sample_support_query(task, 2, np.random.default_rng(0), sampler="unconditional")

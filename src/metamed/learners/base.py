@@ -413,11 +413,6 @@ class MetaLearner(ABC):
                 f"{type(self).__name__} was meta-trained on a {fitted} outcome but the support "
                 f"set of task '{support.name}' has a {support.outcome_type} outcome."
             )
-        if support.outcome_type.missing_class(support.y) is not None:
-            raise MetamedValueError(
-                f"The support set for task '{support.name}' holds one class only "
-                f"(all y = {int(support.y[0])}); give {support.outcome_type.support_needs}."
-            )
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

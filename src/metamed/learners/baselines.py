@@ -11,6 +11,12 @@ contract (:mod:`metamed.learners.base`) and the neural ones use the same functio
 - ``local-logreg`` (:class:`LocalLogisticRegression`): L2 logistic regression (ridge
   regression for numeric outcomes) on the support set only.
 - ``local-gbm`` (:class:`LocalGBM`): LightGBM on the support set only.
+
+A support set of one class (drawn by the unconditioned sampler) leaves the local models
+nothing to separate: they predict the support's event rate with half a patient added to
+each class, (n₁ + ½) / (K + 1) (:class:`ConstantRiskModel`; the Jeffreys prior's
+posterior mean), which uses the support set alone, as a local model must.  The pooled
+models need no fallback (fine-tuning on one class is a well-defined gradient step).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from metamed.tasks.task import Task, check_task_list
 
 __all__ = [
     "BinaryMLPModel",
+    "ConstantRiskModel",
     "BinarySupportModel",
     "LocalGBM",
     "LocalLogisticRegression",
@@ -63,6 +70,7 @@ __all__ = [
     "SupportModel",
     "check_val_tasks",
     "detach_params",
+    "one_class_risk",
     "stack_tasks",
 ]
 
@@ -195,6 +203,25 @@ class NumericSupportModel(SupportModel):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted values, shape (n,)."""
         return np.asarray(self.estimator.predict(self._inputs(X)), dtype=np.float64)
+
+
+class ConstantRiskModel(BinaryModel):
+    """The same risk for every patient: a local model's fallback for a one-class support set."""
+
+    def __init__(self, risk: float, n_features: int) -> None:
+        self.risk = float(risk)
+        self.n_features = n_features
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """``risk`` for every row, shape (n,)."""
+        return np.full(len(self._inputs(X)), self.risk)
+
+
+def one_class_risk(y: np.ndarray) -> float | None:
+    """(n₁ + ½) / (K + 1) when the binary labels ``y`` hold one class, else None."""
+    if BINARY.missing_class(y) is None:
+        return None
+    return (float(np.sum(y)) + 0.5) / (len(y) + 1.0)
 
 
 #: The support-set model of each outcome type.
@@ -402,6 +429,15 @@ class _LocalLearner(MetaLearner):
     def _check_adapt(self, support: Task) -> None:
         _check_adapt(self, support)
 
+    def _fit(self, estimator: Any, support: Task) -> AdaptedModel:
+        """``estimator`` fitted on ``support``, or the constant risk of a one-class support."""
+        if self.outcome_type_.classes is not None:
+            risk = one_class_risk(support.y)
+            if risk is not None:
+                return ConstantRiskModel(risk, self.n_features_)
+        estimator.fit(support.X, _estimator_labels(self.outcome_type_, support.y))
+        return _SUPPORT_MODELS[self.outcome_type_](estimator, self.n_features_)
+
 
 @register("local-logreg")
 @hyperparameters
@@ -427,7 +463,7 @@ class LocalLogisticRegression(_LocalLearner):
     max_iter: int = hyperparameter(default=1000, allowed=POSITIVE_INT)
     random_state: int = hyperparameter(default=0, allowed=SEED, hint=_SEED_HINT)
 
-    def adapt(self, support: Task) -> SupportModel:
+    def adapt(self, support: Task) -> AdaptedModel:
         """Fit a fresh logistic (or ridge) regression on ``support``."""
         self._check_adapt(support)
         estimators = {
@@ -436,9 +472,7 @@ class LocalLogisticRegression(_LocalLearner):
             ),
             NUMERIC: lambda: Ridge(alpha=1.0 / self.C),
         }
-        est = estimators[self.outcome_type_]()
-        est.fit(support.X, _estimator_labels(self.outcome_type_, support.y))
-        return _SUPPORT_MODELS[self.outcome_type_](est, self.n_features_)
+        return self._fit(estimators[self.outcome_type_](), support)
 
 
 @register("local-gbm")
@@ -495,9 +529,7 @@ class LocalGBM(_LocalLearner):
         )
         return {BINARY: LGBMClassifier, NUMERIC: LGBMRegressor}[self.outcome_type_](**kwargs)
 
-    def adapt(self, support: Task) -> SupportModel:
+    def adapt(self, support: Task) -> AdaptedModel:
         """Fit a fresh LightGBM model on ``support``."""
         self._check_adapt(support)
-        est = self._estimator()
-        est.fit(support.X, _estimator_labels(self.outcome_type_, support.y))
-        return _SUPPORT_MODELS[self.outcome_type_](est, self.n_features_)
+        return self._fit(self._estimator(), support)

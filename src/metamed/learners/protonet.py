@@ -22,6 +22,12 @@ With two classes the softmax reduces to a logistic function of the distance gap:
   class prior in ``b``.  Plain ProtoNets assume balanced classes (b = 0), which inflates
   risk for rare outcomes.  Support sets are random samples of the task (holding both
   classes), so ``n₁ / n₀`` estimates the task's odds (coarsely at tiny K).
+- A support set of one class (the unconditioned sampler draws them) has no prototype for
+  the other: that class falls back to its prior, the mean embedding of the training
+  rows of that class (``class_means_``, computed once after meta-training), and the log
+  odds get half a patient added to each class (log((n₁ + ½) / (n₀ + ½)), the
+  Haldane-Anscombe correction), so that all-negative support sets give a small, finite
+  risk instead of log(0).
 
 The whole meta-batch is processed in one call: episodes are padded into an
 :class:`~metamed.tasks.EpisodeBatch` and masks remove padding from prototypes and losses.
@@ -49,7 +55,7 @@ from metamed.learners._params import (
 )
 from metamed.learners._training import EarlyStopping
 from metamed.learners.base import BinaryModel, MetaLearner, ProgressCallback, register
-from metamed.learners.baselines import check_val_tasks, detach_params
+from metamed.learners.baselines import check_val_tasks, detach_params, stack_tasks
 from metamed.learners.mlp import Params, init_mlp, mlp_features, n_layers
 from metamed.outcomes import BINARY
 from metamed.tasks.episodes import EpisodeBatch, EpisodeSampler
@@ -255,6 +261,10 @@ class ProtoNet(MetaLearner):
         if val_batch is None:
             best, best_iteration = snapshot(), total
         self.params_, self.log_scale_ = best
+        with torch.no_grad():  # the prior prototypes of one-class support sets
+            X, y = (torch.from_numpy(a) for a in stack_tasks(train_tasks))
+            c0, c1, _ = prototypes(embed(self.params_, X), y, torch.ones_like(y))
+        self.class_means_ = torch.stack([c0, c1])
         self.n_features_ = n_features
         self.outcome_type_ = outcome_type
         self.best_iteration_ = best_iteration
@@ -263,13 +273,18 @@ class ProtoNet(MetaLearner):
         return self
 
     def adapt(self, support: Task) -> ProtoModel:
-        """Prototypes of ``support``'s two classes in the meta-learned embedding."""
+        """Prototypes of ``support``'s two classes in the meta-learned embedding (a class
+        the support set lacks takes its training-rows prototype)."""
         self._check_fitted()
         self._check_support(support, self.n_features_)
         with torch.no_grad():
             emb = embed(self.params_, torch.from_numpy(support.X))
             y = torch.from_numpy(support.y)
             c0, c1, log_odds = prototypes(emb, y, torch.ones_like(y))
+            n1 = float(y.sum())
+            if n1 in (0.0, float(len(y))):  # one class: see the module docstring
+                c0, c1 = (self.class_means_[0], c1) if n1 else (c0, self.class_means_[1])
+                log_odds = torch.log(torch.tensor((n1 + 0.5) / (len(y) - n1 + 0.5)))
         return ProtoModel(
             self.params_,
             c0,

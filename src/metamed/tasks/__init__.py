@@ -1,11 +1,14 @@
 """Tasks, splits by task, and K-shot episode sampling."""
 
 from metamed.tasks.episodes import (
+    SUPPORT_SAMPLERS,
     Episode,
     EpisodeBatch,
     EpisodeSampler,
+    check_sampler,
     make_episode,
     max_support_size,
+    min_support_size,
     sample_support_query,
     stack_episodes,
 )
@@ -14,6 +17,7 @@ from metamed.tasks.task import Task, check_support_task, check_task_list, hold_o
 from metamed.tasks.taskset import TaskSet, TaskSplit, make_tasks
 
 __all__ = [
+    "SUPPORT_SAMPLERS",
     "Episode",
     "EpisodeBatch",
     "EpisodeSampler",
@@ -22,6 +26,7 @@ __all__ = [
     "Task",
     "TaskSet",
     "TaskSplit",
+    "check_sampler",
     "check_support_task",
     "check_task_list",
     "hold_out_rows",
@@ -29,6 +34,7 @@ __all__ = [
     "make_episode",
     "rare_split",
     "max_support_size",
+    "min_support_size",
     "sample_support_query",
     "stack_episodes",
 ]

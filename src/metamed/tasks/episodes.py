@@ -1,10 +1,22 @@
 """K-shot episodes and fixed-shape, masked episode batches.
 
 An episode is a support set of K labelled rows and a disjoint query set from the
-same task.  The support set is a random sample holding a row of every support group
-the task's outcome names (:meth:`~metamed.outcomes.Outcome.support_groups`): both
-classes of a binary outcome.  Episodes of different sizes are padded into one tensor batch with masks so
-that a whole meta-batch is processed in one vectorised call.
+same task.  Two support samplers (:data:`SUPPORT_SAMPLERS`) say how a site's K labelled
+patients are drawn:
+
+- ``"conditioned"`` (the default): a random sample holding a row of every support group
+  the task's outcome names (:meth:`~metamed.outcomes.Outcome.support_groups`): both
+  classes of a binary outcome, as a site collecting patients until it has seen both
+  outcomes would;
+- ``"unconditioned"``: K random patients of the site, as a site that labels the next K
+  patients has them, possibly all of one class.  Conditioning inflates the support set's
+  positive rate at low prevalence (at 7 % prevalence and K = 5, a support set holding a
+  positive is at least 20 % positive, about three times the site's rate); the
+  unconditioned sample matches the site's rate in expectation.  Every learner adapts to
+  a one-class support set (falling back to its prior or to recalibration in the large).
+
+Episodes of different sizes are padded into one tensor batch with masks so that a whole
+meta-batch is processed in one vectorised call.
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from metamed.errors import MetamedValueError
+from metamed.errors import MetamedValueError, unknown_name
 from metamed.tasks.task import Task
 
 __all__ = [
@@ -25,7 +37,27 @@ __all__ = [
     "make_episode",
     "stack_episodes",
     "EpisodeSampler",
+    "SUPPORT_SAMPLERS",
+    "check_sampler",
+    "min_support_size",
 ]
+
+#: How support sets are drawn (see the module docstring): conditioned on holding every
+#: support group of the outcome (both classes), or K random patients of the site.
+SUPPORT_SAMPLERS: tuple[str, ...] = ("conditioned", "unconditioned")
+
+
+def check_sampler(sampler: str) -> str:
+    """``sampler`` when it names a support sampler, else an error with "did you mean"."""
+    if sampler not in SUPPORT_SAMPLERS:
+        raise unknown_name("support sampler", str(sampler), SUPPORT_SAMPLERS)
+    return sampler
+
+
+def min_support_size(task: Task, sampler: str = "conditioned") -> int:
+    """Smallest K the sampler can draw: a row of each support group when conditioned, one
+    patient when not."""
+    return task.outcome_type.min_support if check_sampler(sampler) == "conditioned" else 1
 
 
 def max_support_size(task: Task) -> int:
@@ -41,13 +73,17 @@ def sample_support_query(
     k_support: int,
     rng: np.random.Generator,
     n_query: int | None = None,
+    sampler: str = "conditioned",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw disjoint support and query row indices from ``task``.
 
-    The support set is a uniform random sample of ``k_support`` rows; a sample missing
-    one of the outcome's support groups (a class of a binary outcome) is redrawn, so the
-    support holds both classes, as a site collecting labelled patients until it has seen
-    both outcomes would.  It is *not* stratified by the task's prevalence: that
+    The support set is a uniform random sample of ``k_support`` rows.  With the
+    ``"conditioned"`` sampler a sample missing one of the outcome's support groups (a
+    class of a binary outcome) is redrawn, so the support holds both classes, as a site
+    collecting labelled patients until it has seen both outcomes would; with
+    ``"unconditioned"`` the first sample is kept, whatever classes it holds (the same
+    rows as the conditioned sampler whenever that one's first sample holds both).
+    Neither is stratified by the task's prevalence: that
     prevalence is computed from all labels, query rows included, and matching it in
     every support set hands the adapting model the held-out labels' base rate for free
     (on UCI Heart it flattered the Brier score of adapted models by up to 0.02).  The
@@ -56,23 +92,28 @@ def sample_support_query(
     """
     n = len(task)
     outcome = task.outcome_type
+    conditioned = check_sampler(sampler) == "conditioned"
     absent = outcome.missing_class(task.y)
-    if absent is not None:
+    if absent is not None and conditioned:
         raise MetamedValueError(
             f"Task '{task.name}' has no {absent} outcomes ({n} rows); a support set needs "
             f"{outcome.support_needs}. Drop this task or merge it with another."
         )
-    if k_support < outcome.min_support:
+    if k_support < min_support_size(task, sampler):
+        need = outcome.support_needs if conditioned else "at least one patient"
         raise MetamedValueError(
             f"K={k_support} is too small for a {outcome} task: the support set needs "
-            f"{outcome.support_needs} (K >= {outcome.min_support})."
+            f"{need} (K >= {min_support_size(task, sampler)})."
         )
     if k_support > n - 1:
         raise MetamedValueError(
             f"K={k_support} is larger than task '{task.name}' allows: it has {n} patients and "
             f"at least one must be left to score. Use K <= {n - 1}."
         )
-    support = _draw_from_every_group(outcome.support_groups(task.y), n, k_support, rng)
+    if conditioned:
+        support = _draw_from_every_group(outcome.support_groups(task.y), n, k_support, rng)
+    else:
+        support = rng.choice(n, k_support, replace=False)
     support = rng.permutation(support)
     rest = np.setdiff1d(np.arange(n), support, assume_unique=False)
     query = rng.permutation(rest)
@@ -123,9 +164,13 @@ class Episode:
 
 
 def make_episode(
-    task: Task, k_support: int, rng: np.random.Generator, n_query: int | None = None
+    task: Task,
+    k_support: int,
+    rng: np.random.Generator,
+    n_query: int | None = None,
+    sampler: str = "conditioned",
 ) -> Episode:
-    support, query = sample_support_query(task, k_support, rng, n_query)
+    support, query = sample_support_query(task, k_support, rng, n_query, sampler)
     return Episode(task, support, query)
 
 
