@@ -88,6 +88,11 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "metasgd": _MAML_FAST,
     "reptile": _MAML_FAST,
     "metapred": {**_MAML_FAST, "n_sources": 2},
+    "pooled-logreg": {},
+    "recal-intercept": {},
+    "recal-logistic": {},
+    "model-revision": {},
+    "mixed-intercept": dict(max_iter=50),
 }
 
 #: One invalid hyperparameter setting per learner; meta_fit must reject it.
@@ -103,9 +108,17 @@ BAD_PARAMS: dict[str, dict[str, Any]] = {
     "metasgd": dict(meta_batch_size=0),
     "reptile": dict(outer_lr=-1.0),
     "metapred": dict(source_weight=-0.5),
+    "pooled-logreg": dict(C=0.0),
+    "recal-intercept": dict(penalty=0.0),
+    "recal-logistic": dict(penalty=-1.0),
+    "model-revision": dict(revision_penalty=0.0),
+    "mixed-intercept": dict(C=-1.0),
 }
 
 NAMES = sorted(LEARNERS)
+
+#: Learners whose adapt leaves the pooled model as it is.
+NOT_ADAPTING = ("pooled", "pooled-logreg")
 
 
 @dataclass(frozen=True)
@@ -314,8 +327,8 @@ def test_one_class_support_gives_finite_risks(name: str, problem, fitted) -> Non
         model = fitted(name).adapt(one_class)
         risks[label] = model.predict_proba(problem.query.X)
         assert np.isfinite(risks[label]).all() and ((risks[label] >= 0) & (risks[label] <= 1)).all()
-    if name == "pooled":
-        np.testing.assert_array_equal(risks[0], risks[1])  # the pooled model does not adapt
+    if name in NOT_ADAPTING:
+        np.testing.assert_array_equal(risks[0], risks[1])
     else:
         assert risks[0].mean() < risks[1].mean()
 
@@ -459,9 +472,11 @@ def test_adapt_rejects_unusable_support(name: str, bad: str, problem, fitted) ->
 
 
 def test_learners_for_and_default_methods_follow_the_declared_outcomes() -> None:
-    from metamed.learners import DEFAULT_METHODS, default_methods
+    from metamed.learners import DEFAULT_METHODS, UPDATING, default_methods
 
-    assert sorted(DEFAULT_METHODS) == NAMES, "every registered learner is a default method"
+    assert sorted(DEFAULT_METHODS + UPDATING) == NAMES, (
+        "every registered learner is a default method or one of the updating hierarchy"
+    )
     for outcome in OUTCOMES.values():
         able = [n for n in NAMES if outcome in LEARNERS[n].outcome_types]
         assert learners_for(outcome) == able

@@ -68,7 +68,9 @@ def test_unconditioned_support_matches_the_site_prevalence_in_expectation():
     rates = {
         sampler: np.array(
             [
-                task.y[sample_support_query(task, k, np.random.default_rng(i), sampler=sampler)[0]].mean()
+                task.y[
+                    sample_support_query(task, k, np.random.default_rng(i), sampler=sampler)[0]
+                ].mean()
                 for i in range(n)
             ]
         )

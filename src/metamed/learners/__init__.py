@@ -29,14 +29,27 @@ from metamed.learners.conformal import (
 )
 from metamed.learners.maml import ANIL, FOMAML, MAML, AdaptedMLP, GradientMetaLearner, MetaSGD
 from metamed.learners.metapred import MetaPred
+from metamed.learners.mixed import RandomIntercept
 from metamed.learners.pipeline import Pipeline
 from metamed.learners.protonet import ProtoNet
 from metamed.learners.reptile import Reptile
+from metamed.learners.updating import (
+    LogisticRecalibration,
+    ModelRevision,
+    PooledLogistic,
+    RecalibrateIntercept,
+)
 from metamed.outcomes import Outcome as _Outcome
 
 #: Methods that are reference points rather than meta-learners: each meta-learner is
 #: compared with the best of these on the same episodes.
 BASELINES: tuple[str, ...] = ("pooled", "pooled-finetune", "local-logreg", "local-gbm")
+
+#: The clinical statistician's updating hierarchy and the mixed model (not in the default
+#: methods, so existing benchmarks keep their numbers; the sites suite runs them).
+UPDATING: tuple[str, ...] = (
+    "pooled-logreg", "recal-intercept", "recal-logistic", "model-revision", "mixed-intercept",
+)  # fmt: skip
 
 #: What ``metamed benchmark`` runs when no methods are named, in this order (meta-learners
 #: first, then the baselines), kept to those that model the cohort's outcome.
@@ -67,6 +80,12 @@ __all__ = [
     "ConformalSetModel",
     "GradientMetaLearner",
     "LocalGBM",
+    "LogisticRecalibration",
+    "ModelRevision",
+    "PooledLogistic",
+    "RandomIntercept",
+    "RecalibrateIntercept",
+    "UPDATING",
     "LocalLogisticRegression",
     "MetaLearner",
     "MetaPred",

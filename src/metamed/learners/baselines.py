@@ -22,6 +22,7 @@ models need no fallback (fine-tuning on one class is a well-defined gradient ste
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
 
@@ -65,12 +66,14 @@ __all__ = [
     "MLPModel",
     "NumericMLPModel",
     "NumericSupportModel",
+    "PooledRows",
     "PooledFineTune",
     "PooledMLP",
     "SupportModel",
     "check_val_tasks",
     "detach_params",
     "one_class_risk",
+    "pooled_rows",
     "stack_tasks",
 ]
 
@@ -104,6 +107,37 @@ def check_val_tasks(
 
 def stack_tasks(tasks: list[Task]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([t.X for t in tasks]), np.concatenate([t.y for t in tasks])
+
+
+@dataclass(frozen=True)
+class PooledRows:
+    """What a learner fitted on all training rows pooled starts from (:func:`pooled_rows`)."""
+
+    n_features: int
+    outcome: Outcome
+    X: np.ndarray
+    y: np.ndarray
+    val_tasks: list[Task]
+
+
+def pooled_rows(
+    learner: MetaLearner, train_tasks: list[Task], val_tasks: list[Task] | None
+) -> PooledRows:
+    """Check hyperparameters and tasks as ``meta_fit`` must, and stack the training rows.
+
+    Refuses training rows of one outcome class: a pooled model needs both.
+    """
+    learner._validate_params()
+    n_features = learner._check_tasks(train_tasks)
+    outcome = learner._check_outcome(train_tasks)
+    val = check_val_tasks(val_tasks, n_features, outcome)
+    X, y = stack_tasks(train_tasks)
+    if outcome.missing_class(y) is not None:
+        raise MetamedValueError(
+            f"train_tasks hold one outcome class only (all y = {int(y[0])}); "
+            f"{type(learner).__name__} needs patients of both classes."
+        )
+    return PooledRows(n_features, outcome, X, y, val)
 
 
 def detach_params(params: Params) -> Params:
@@ -283,16 +317,10 @@ class PooledMLP(MetaLearner):
 
     def meta_fit(self, train_tasks: list[Task], val_tasks: list[Task] | None = None) -> PooledMLP:
         """Train the MLP on all rows of ``train_tasks``; early-stop on ``val_tasks`` if given."""
-        self._validate_params()
-        n_features = self._check_tasks(train_tasks)
-        outcome = self._check_outcome(train_tasks)
-        val_tasks = check_val_tasks(val_tasks, n_features, outcome)
-        X, y = stack_tasks(train_tasks)
-        if outcome.missing_class(y) is not None:
-            raise MetamedValueError(
-                f"train_tasks hold one outcome class only (all y = {int(y[0])}); the pooled "
-                "model needs patients of both classes."
-            )
+        rows = pooled_rows(self, train_tasks, val_tasks)
+        n_features, outcome, X, y, val_tasks = (
+            rows.n_features, rows.outcome, rows.X, rows.y, rows.val_tasks
+        )
         scaling = outcome.fit_scaling(y)
         x_t = torch.from_numpy(X)
         y_t = torch.from_numpy(scaling.transform(y)).float()
