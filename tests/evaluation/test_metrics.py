@@ -269,3 +269,14 @@ def test_outcome_kind_of_a_results_table() -> None:
     assert M.outcome_kind(["rmse"]) == "numeric"
     with pytest.raises(MetamedValueError, match="one outcome kind"):
         M.outcome_kind(["auroc", "rmse"])
+
+
+def test_within_share_is_the_iwpc_share_of_doses_within_20_percent() -> None:
+    y = np.array([35.0, 35.0, 35.0, 50.0])
+    pred = np.array([42.0, 30.0, 27.0, 58.0])  # 7.0 is exactly 20 % of 35; 8 is more
+    assert M.within_share(y, pred) == pytest.approx(0.75)
+    assert M.get_metric("within@0.2")(y, pred) == pytest.approx(0.75)
+    assert M.get_metric("within@0.1")(y, pred) == pytest.approx(0.0)
+    assert "within" not in M.score("numeric", y, pred)  # asked for by name only
+    with pytest.raises(MetamedValueError, match="positive outcomes"):
+        M.within_share([0.0, 1.0], [0.0, 1.0])

@@ -63,6 +63,8 @@ __all__ = [
     "rmse",
     "mae",
     "r2",
+    "within_share",
+    "IWPC_TOLERANCE",
     "binary_metrics",
     "numeric_metrics",
 ]
@@ -535,6 +537,43 @@ def r2(y: ArrayLike, pred: ArrayLike) -> float:
         return float(skm.r2_score(y_arr, p_arr))
 
 
+#: The IWPC's accuracy convention for warfarin dosing: a predicted dose within 20 % of
+#: the stable dose (IWPC, N Engl J Med 2009;360:753-64).
+IWPC_TOLERANCE = 0.2
+
+
+def within_share(y: ArrayLike, pred: ArrayLike, tolerance: float = IWPC_TOLERANCE) -> float:
+    """Share of rows whose prediction lies within ``tolerance`` of the observed value.
+
+    A row counts when ``|pred - y| <= tolerance * y``: the IWPC's "percentage of patients
+    whose predicted dose is within 20 % of the actual dose" at ``tolerance = 0.2``.
+    Written here because scikit-learn has no relative-tolerance hit rate.
+
+    Parameters
+    ----------
+    y : array-like of shape (n,)
+        Observed values; must be positive (a relative error needs them).
+    pred : array-like of shape (n,)
+        Predictions in the same units.
+    tolerance : float, default 0.2
+        Allowed relative error, positive.
+
+    Returns
+    -------
+    float
+        Share in [0, 1], higher is better.
+    """
+    y_arr, p_arr = _check_pair(y, pred, "pred")
+    if not tolerance > 0:
+        raise MetamedValueError(f"tolerance must be positive, got {tolerance}.")
+    if (y_arr <= 0).any():
+        raise MetamedValueError(
+            f"within_share needs positive outcomes (a relative error); y holds "
+            f"{int((y_arr <= 0).sum())} value(s) <= 0. Use MAE or RMSE for this outcome."
+        )
+    return float(np.mean(np.abs(p_arr - y_arr) <= tolerance * y_arr))
+
+
 # ----------------------------------------------------------------------------- registry
 
 #: ``"higher"`` / ``"lower"`` is better, or ``"target"``: closest to :attr:`Metric.target`.
@@ -654,6 +693,8 @@ METRICS: Mapping[str, Metric] = _registry(
     Metric("rmse", "RMSE", "numeric", "lower", rmse, role="primary"),
     Metric("mae", "MAE", "numeric", "lower", mae),
     Metric("r2", "R²", "numeric", "higher", r2, role="headline"),
+    # within@0.2: the IWPC's share of doses within 20 % (asked for by name, never default)
+    Metric("within", "share within", "numeric", "higher", within_share, parameter="tolerance"),
 )  # fmt: skip
 
 
