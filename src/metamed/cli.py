@@ -309,7 +309,7 @@ def _load_cohort(data, data_dir: Path | None):
 SPEC_FLAGS = (
     "dataset", "table", "task_col", "outcome_col", "feature_cols", "categorical_cols",
     "drop_cols", "positive_label", "outcome_type", "methods", "shots", "draws", "seed",
-    "split", "meta_iterations",
+    "split", "meta_iterations", "sampler",
 )  # fmt: skip
 
 
@@ -368,6 +368,11 @@ def benchmark(
         min=1,
         help="Override meta-training iterations of every method that has them (the MAML "
         "family and Reptile; quick runs).",
+    ),
+    sampler: str | None = typer.Option(
+        None,
+        help="conditioned (support sets hold both classes) | unconditioned (K random "
+        "patients of the site, possibly one class) [default: conditioned].",
     ),
     out: Path = typer.Option(Path("runs/benchmark"), help="Output folder (also the run folder)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
@@ -435,6 +440,7 @@ def benchmark(
                 seed=0 if seed is None else seed,
                 split=split or "auto",
                 overrides={"meta_iterations": meta_iterations} if meta_iterations else {},
+                sampler=sampler or "conditioned",
             )
         cohort = _load_cohort(spec.data, data_dir)
         if config is None and method_names is None:  # the defaults follow the outcome

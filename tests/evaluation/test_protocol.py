@@ -10,7 +10,7 @@ import pytest
 
 import metamed.evaluation.protocol as protocol
 from metamed.data import Cohort, Schema
-from metamed.errors import MetamedValueError
+from metamed.errors import MetamedError, MetamedValueError
 from metamed.evaluation.protocol import ProtocolConfig, run_protocol
 from metamed.learners.base import BinaryModel, MetaLearner
 from metamed.outcomes import BINARY, NUMERIC
@@ -70,8 +70,8 @@ def test_no_query_row_or_label_reaches_adaptation(monkeypatch):
     drawn: list = []
     real_sample = protocol.sample_support_query
 
-    def recording_sample(task, k, rng, n_query=None):
-        s, q = real_sample(task, k, rng, n_query)
+    def recording_sample(task, k, rng, n_query=None, sampler="conditioned"):
+        s, q = real_sample(task, k, rng, n_query, sampler)
         drawn.append((task, s, q))
         return s, q
 
@@ -224,3 +224,28 @@ def test_codes_unknown_to_the_meta_train_vocabulary_are_counted_per_split():
         ProtocolConfig(shots=(4,), draws=1), "toy",
     )  # fmt: skip
     assert "unknown_codes" not in plain.config  # cohorts without code sets: config unchanged
+
+
+def test_unconditioned_sampler_is_recorded_and_one_class_supports_are_scored():
+    """K random patients of a site may all be negative: every draw is still adapted to and
+    scored, and the run says which sampler drew them."""
+    from metamed.learners import make_learner
+
+    cohort = small_cohort(n=60)
+    taskset = TaskSet(cohort, "site")
+    splits = list(taskset.leave_one_out())[:1]
+    SpyLearner.LOG.clear()
+    config = ProtocolConfig(shots=(1, 3), draws=20, sampler="unconditioned")
+    result = run_protocol(
+        taskset, {"spy": SpyLearner(), "local": make_learner("local-logreg")}, splits, config, "toy"
+    )
+    assert result.config["sampler"] == "unconditioned"
+    supports = [e[3] for e in SpyLearner.LOG if e[0] == "adapt"]
+    assert len(supports) == 2 * 20 and any(len(set(y)) == 1 for y in supports if len(y) == 3)
+    assert np.isfinite(result.predictions["y_prob"]).all()
+    with pytest.raises(MetamedValueError, match="K=1 is too small"):
+        run_protocol(
+            taskset, {"spy": SpyLearner()}, splits, replace(config, sampler="conditioned"), "toy"
+        )
+    with pytest.raises(MetamedError, match="Did you mean 'unconditioned'"):
+        ProtocolConfig(sampler="unconditional")

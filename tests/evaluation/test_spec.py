@@ -101,3 +101,14 @@ def test_bad_spec_files_get_one_clear_error(tmp_path, text, fragment):
     path.write_text(text)
     with pytest.raises(MetamedError, match=fragment):
         read_spec(path)
+
+
+def test_sampler_reaches_the_protocol_and_round_trips():
+    data = DataSpec(dataset="uci-heart")
+    default = BenchmarkSpec(data=data, methods=("pooled",))
+    assert "sampler" not in default.to_dict()  # earlier run folders' specs stay equal
+    spec = BenchmarkSpec(data=data, methods=("pooled",), sampler="unconditioned")
+    assert spec.protocol().sampler == "unconditioned"
+    assert BenchmarkSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(MetamedError, match="Did you mean 'unconditioned'"):
+        BenchmarkSpec(data=data, methods=("pooled",), sampler="unconditional")

@@ -2,8 +2,8 @@
 
 For every split (e.g. leave-one-site-out), preprocessing is fitted on the split's
 meta-train tasks only, every method is meta-trained once, and then for each held-out
-task, each support size K and each of R draws: a random support set holding both classes
-is sampled, the method adapts to it, and the *rest of the task* is scored.  Episodes are
+task, each support size K and each of R draws: a random support set is sampled (holding
+both classes, or K random patients: ``ProtocolConfig.sampler``), the method adapts to it, and the *rest of the task* is scored.  Episodes are
 drawn from a generator seeded by (seed, task, K, draw), so every method sees exactly the
 same support and query rows; this is what makes paired comparisons valid.
 
@@ -49,7 +49,9 @@ from metamed.tasks import (
     TaskSplit,
     hold_out_rows,
     make_tasks,
+    check_sampler,
     max_support_size,
+    min_support_size,
     sample_support_query,
 )
 
@@ -108,8 +110,13 @@ class ProtocolConfig:
     #: it (leave-one-site-out, K=10, 10 draws; pooled, pooled + fine-tune, FOMAML): Brier
     #: improved in 11 and AUROC in 9 of the 12 (site, method) pairs.
     val_rows_fraction: float = 0.2
+    #: How support sets are drawn (:data:`metamed.tasks.SUPPORT_SAMPLERS`): holding both
+    #: classes ("conditioned"), or K random patients of the site ("unconditioned").
+    #: Recorded in the run's configuration with the other fields.
+    sampler: str = "conditioned"
 
     def __post_init__(self) -> None:
+        check_sampler(self.sampler)
         if not self.shots or any(int(k) < 1 for k in self.shots):
             raise MetamedValueError(f"shots must be positive integers, got {self.shots}.")
         if not 0.0 <= self.val_rows_fraction < 1.0:
@@ -135,7 +142,9 @@ def episode_rng(seed: int, task: str, k: int, draw: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(task.encode()), k, draw])
 
 
-def check_shots(tasks: Iterable[Task], shots: Sequence[int]) -> None:
+def check_shots(
+    tasks: Iterable[Task], shots: Sequence[int], sampler: str = "conditioned"
+) -> None:
     """Fail early, before any work, if some K does not fit some held-out task."""
     for task in tasks:
         limit = max_support_size(task)
@@ -151,10 +160,11 @@ def check_shots(tasks: Iterable[Task], shots: Sequence[int]) -> None:
                 f"patients, at least one must be left to score). Use --shots with values <= {limit}."
             )
         outcome = task.outcome_type
-        if min(shots) < outcome.min_support:
+        least = min_support_size(task, sampler)
+        if min(shots) < least:
             raise MetamedValueError(
                 f"K={min(shots)} is too small for a {outcome} outcome: a support set needs "
-                f"{outcome.support_needs}; use K >= {outcome.min_support}."
+                f"{outcome.support_needs}; use K >= {least}."
             )
 
 
@@ -261,7 +271,11 @@ def plan(
         check_outcome_supported(method, type(learner), outcome_type)
     for name in sorted({name for split in splits for name in split.test}):
         y = taskset.frame(name)[outcome].to_numpy(dtype=np.float32)
-        check_shots([Task(name, np.zeros((len(y), 0), np.float32), y, outcome_type)], config.shots)
+        check_shots(
+            [Task(name, np.zeros((len(y), 0), np.float32), y, outcome_type)],
+            config.shots,
+            config.sampler,
+        )
     fits: list[FitJob] = []
     scores: list[ScoreJob] = []
     draws = tuple(range(config.draws))
@@ -325,7 +339,7 @@ def run_score(
     preds: list[pd.DataFrame] = []
     for draw in job.draws:
         support_idx, query_idx = sample_support_query(
-            task, job.k, episode_rng(config.seed, task.name, job.k, draw)
+            task, job.k, episode_rng(config.seed, task.name, job.k, draw), sampler=config.sampler
         )
         model = fitted.learner.adapt(task.subset(support_idx))
         query = task.subset(query_idx)

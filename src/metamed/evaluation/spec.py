@@ -20,6 +20,7 @@ An example file::
     draws = 20
     seed = 0
     split = "auto"              # auto | loso | random
+    sampler = "conditioned"     # or "unconditioned": K random patients of the site
 
     [data]
     dataset = "uci-heart"       # or: table = "patients.csv", task_col = ..., outcome_col = ...
@@ -211,6 +212,9 @@ class BenchmarkSpec:
     #: Share of training rows held out for early stopping when no task can be spared
     #: (see :class:`~metamed.evaluation.protocol.ProtocolConfig`).
     val_rows_fraction: float = ProtocolConfig.val_rows_fraction
+    #: How support sets are drawn (``conditioned`` or ``unconditioned``; see
+    #: :class:`~metamed.evaluation.protocol.ProtocolConfig`).
+    sampler: str = ProtocolConfig.sampler
 
     def __post_init__(self) -> None:
         methods = tuple(
@@ -245,6 +249,7 @@ class BenchmarkSpec:
             draws=self.draws,
             seed=self.seed,
             val_rows_fraction=self.val_rows_fraction,
+            sampler=self.sampler,
         )
 
     @property
@@ -286,6 +291,8 @@ class BenchmarkSpec:
         }
         if self.overrides:
             out["overrides"] = dict(self.overrides)
+        if self.sampler != ProtocolConfig.sampler:  # earlier run folders' specs stay equal
+            out["sampler"] = self.sampler
         return out
 
     @classmethod
