@@ -89,6 +89,11 @@ PARAMS: dict[str, dict[str, Any]] = {
     "metasgd": _GRADIENT_META,
     "reptile": {**_GRADIENT_META, "outer_lr": 0.5},
     "metapred": {**_GRADIENT_META, "n_sources": 2},
+    "pooled-logreg": {},
+    "recal-intercept": {},
+    "recal-logistic": {},
+    "model-revision": {},
+    "mixed-intercept": dict(max_iter=50),
 }
 
 NAMES = sorted(LEARNERS)
