@@ -389,10 +389,10 @@ def test_default_methods_follow_a_numeric_outcome(tmp_path):
     result = invoke(*_los_table(tmp_path), "--meta-iterations", "2", "--out", str(out))
     assert result.exit_code == 0, result.output
     methods = set(pd.read_csv(out / "results.csv")["method"])
-    from metamed.learners import learners_for  # here: importing the CLI must stay light
+    from metamed.learners import default_methods  # here: importing the CLI must stay light
     from metamed.outcomes import NUMERIC
 
-    assert methods == set(learners_for(NUMERIC)) and "protonet" not in methods
+    assert methods == set(default_methods(NUMERIC)) and "protonet" not in methods
     config = json.loads((out / "config.json").read_text())
     assert "protonet" not in config["config"]["methods"]
 
