@@ -242,7 +242,7 @@ def test_unconditioned_sampler_is_recorded_and_one_class_supports_are_scored():
     assert result.config["sampler"] == "unconditioned"
     supports = [e[3] for e in SpyLearner.LOG if e[0] == "adapt"]
     assert len(supports) == 2 * 20 and any(len(set(y)) == 1 for y in supports if len(y) == 3)
-    assert np.isfinite(result.predictions["y_prob"]).all()
+    assert np.isfinite(result.predictions["y_pred"]).all()
     with pytest.raises(MetamedValueError, match="K=1 is too small"):
         run_protocol(
             taskset, {"spy": SpyLearner()}, splits, replace(config, sampler="conditioned"), "toy"
