@@ -21,6 +21,7 @@ from typing import Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -182,14 +183,15 @@ def user_errors() -> Iterator[None]:
 
             def show(message, category, *args, **kwargs) -> None:
                 if issubclass(category, MetamedWarning):
-                    err_console.print(f"[bold]note:[/] {message}", highlight=False, soft_wrap=True)
+                    err_console.print(f"[bold]note:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
                 else:
                     show_other(message, category, *args, **kwargs)
 
             warnings.showwarning = show
             yield
     except MetamedError as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        # escaped: messages quote TOML sections such as [data], which are not markup
+        err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err_console.print("interrupted; nothing was written.")
@@ -200,7 +202,7 @@ def user_errors() -> Iterator[None]:
         if os.environ.get("METAMED_DEBUG"):
             traceback.print_exc()
         err_console.print(
-            f"[bold red]internal error:[/] {type(error).__name__}: {error}\n"
+            f"[bold red]internal error:[/] {type(error).__name__}: {escape(str(error))}\n"
             "This is a bug in metamed; please report it. Rerun with METAMED_DEBUG=1 for the traceback.",
             highlight=False,
             soft_wrap=True,
@@ -837,7 +839,7 @@ def train(
 
         spec = read_train_spec(config)
         _check_new_place(out, force, "--out")
-        with progress_bar(f"train {spec.method}") as update:
+        with progress_bar(f"train {spec.method.id}") as update:
             path = train_model(spec, out, data_dir=data_dir, progress=update)
         console.print(f"model: {path} (inspect it: metamed inspect --model {path})")
 

@@ -149,14 +149,23 @@ def test_train_config_mistakes_are_named_before_any_training(deploy_dir, tmp_pat
         ),
         "param": (
             base.replace("meta_iterations", "meta_iteration"),
-            "fomaml has no hyperparameter 'meta_iteration'. Did you mean 'meta_iterations'?",
+            "fomaml do(es) not accept 'meta_iteration' (no learner accepts it). "
+            "Did you mean 'meta_iterations'?",
         ),  # fmt: skip
         "learner": (base.replace('"fomaml"', '"fomal"'), "Unknown method 'fomal'"),
         "toml": (base + "\nseed = \n", "is not valid TOML"),
         "both": (
             base.replace('table = "train.csv"', 'table = "train.csv"\ndataset = "uci-heart"'),
-            "exactly one of dataset",
+            "either a dataset or a table, not both",
         ),  # fmt: skip
+        "neither": (
+            base.split("[data]")[0] + '[data]\ntask_col = "hospital"\n[method]\nname = "fomaml"\n',
+            "exactly one of dataset",
+        ),
+        "table-keys-without-table": (  # the message quotes [data]: printed as it is
+            base.replace('table = "train.csv"', ""),
+            "(outcome_col, feature_cols, ... in [data])",
+        ),
     }
     for name, (text, message) in cases.items():
         config = deploy_dir / f"bad-{name}.toml"  # beside train.csv, which it names

@@ -178,6 +178,15 @@ class MethodSpec:
             return self.name
         return f"{self.name}({','.join(f'{k}={_short(v)}' for k, v in changed.items())})"
 
+    def learner(self, seed: int, overrides: Mapping[str, Any] | None = None) -> MetaLearner:
+        """The unfitted learner: seeded from ``seed``, then the ``overrides`` it accepts,
+        then this method's own params."""
+        accepted = _param_defaults(self.name)
+        params: dict[str, Any] = {"random_state": seed} if "random_state" in accepted else {}
+        params.update({k: v for k, v in (overrides or {}).items() if k in accepted})
+        params.update(self.params)
+        return make_learner(self.name, **params)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
         if self.params:
@@ -263,14 +272,7 @@ class BenchmarkSpec:
 
     def learners(self) -> dict[str, MetaLearner]:
         """Unfitted learners by method id: defaults, then overrides, then the method's params."""
-        out: dict[str, MetaLearner] = {}
-        for method in self.methods:
-            accepted = _param_defaults(method.name)
-            params = {"random_state": self.seed} if "random_state" in accepted else {}
-            params.update({k: v for k, v in self.overrides.items() if k in accepted})
-            params.update(method.params)
-            out[method.id] = make_learner(method.name, **params)
-        return out
+        return {m.id: m.learner(self.seed, self.overrides) for m in self.methods}
 
     def overridden(self) -> dict[str, list[str]]:
         """For each override, the method ids it applies to (said aloud by the CLI)."""

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,11 @@ from metamed.data.cohort import Cohort
 from metamed.data.preprocess import Preprocessor
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
 from metamed.evaluation.protocol import Progress, ProtocolConfig, run_protocol
+from metamed.evaluation.spec import DataSpec, MethodSpec
 from metamed.evaluation.statistics import summarise
-from metamed.learners import Pipeline, make_learner
-from metamed.learners.base import LEARNERS
-from metamed.runs.benchmark import make_splits
+from metamed.learners import Pipeline
+from metamed.learners.base import MetaLearner
+from metamed.runs.benchmark import load_cohort, make_splits
 from metamed.tasks import TaskSet, make_tasks
 from metamed.threads import thread_record
 
@@ -53,30 +54,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["EvaluationSpec", "TrainSpec", "load_train_cohort", "read_train_spec", "train_model"]
-
-_DATA_KEYS = (
-    "dataset",
-    "options",
-    "table",
-    "task_col",
-    "outcome_col",
-    "feature_cols",
-    "categorical_cols",
-    "drop_cols",
-    "positive_label",
-    "outcome_type",
-)
-_TABLE_KEYS = _DATA_KEYS[4:]
-
-
-def _check_keys(given: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    for key in given:
-        if key not in allowed:
-            raise MetamedValueError(
-                f"{where}: unknown key '{key}'.{did_you_mean(key, allowed)} "
-                f"Known keys: {', '.join(allowed)}."
-            )
-
 
 @dataclass(frozen=True)
 class EvaluationSpec:
@@ -93,54 +70,34 @@ class EvaluationSpec:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """What ``metamed train`` builds (see the module docstring for the file format)."""
+    """What ``metamed train`` builds (see the module docstring for the file format).
 
-    data: dict[str, Any]
-    method: str
-    params: dict[str, Any] = field(default_factory=dict)
+    ``data`` and ``method`` are the benchmark spec's own :class:`DataSpec` and
+    :class:`MethodSpec`, so a key means the same in both files and is checked the same way.
+    """
+
+    data: DataSpec
+    method: MethodSpec
     seed: int = 0
     evaluation: EvaluationSpec | None = None
-    base_dir: Path = Path(".")
 
     def __post_init__(self) -> None:
-        _check_keys(self.data, _DATA_KEYS, "[data]")
-        has_table, has_dataset = "table" in self.data, "dataset" in self.data
-        if has_table == has_dataset:
+        if (self.data.table is None) == (self.data.dataset is None):
             raise MetamedValueError(
                 '[data] needs exactly one of dataset = "NAME" (see `metamed datasets`) or '
                 'table = "FILE.csv".'
             )
-        if has_table and not {"task_col", "outcome_col"} <= set(self.data):
-            raise MetamedValueError(
-                "[data] with a table needs task_col (the site column) and outcome_col."
-            )
-        if has_dataset and any(k in self.data for k in _TABLE_KEYS):
-            raise MetamedValueError(
-                f"[data]: {', '.join(k for k in _TABLE_KEYS if k in self.data)} apply to a "
-                "table only."
-            )
-        if self.method not in LEARNERS:
-            make_learner(self.method)  # the "did you mean" error
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise MetamedValueError(f"seed must be a whole number >= 0, got {self.seed!r}.")
-        self.learner()  # unknown hyperparameters fail now, not after loading data
 
-    def learner(self):
-        accepted = LEARNERS[self.method]._param_names()
-        for key in self.params:
-            if key not in accepted or key == "progress":
-                raise MetamedValueError(
-                    f"[method] params: {self.method} has no hyperparameter '{key}'."
-                    f"{did_you_mean(key, accepted)} Its hyperparameters: {', '.join(accepted)}."
-                )
-        seeded = {"random_state": self.seed} if "random_state" in accepted else {}
-        return make_learner(self.method, **{**seeded, **self.params})
+    def learner(self) -> MetaLearner:
+        return self.method.learner(self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "seed": self.seed,
-            "data": dict(self.data),
-            "method": {"name": self.method, "params": dict(self.params)},
+            "data": self.data.to_dict(),
+            "method": self.method.to_dict(),
         }
         if self.evaluation is not None:
             out["evaluation"] = {
@@ -157,8 +114,35 @@ def _table(section: Any, where: str) -> dict[str, Any]:
     return section
 
 
+def _check_keys(given: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in given:
+        if key not in allowed:
+            raise MetamedValueError(
+                f"{where}: unknown key '{key}'.{did_you_mean(key, allowed)} "
+                f"Known keys: {', '.join(allowed)}."
+            )
+
+
+def _evaluation(section: dict[str, Any]) -> EvaluationSpec:
+    _check_keys(section, ("shots", "draws", "split"), "[evaluation]")
+    shots = section.get("shots", [10])
+    if not isinstance(shots, list) or not all(
+        isinstance(k, int) and not isinstance(k, bool) and k >= 2 for k in shots
+    ):
+        raise MetamedValueError(
+            f"[evaluation] shots must be a list of whole numbers >= 2, got {shots!r}."
+        )
+    draws = section.get("draws", 5)
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise MetamedValueError(f"[evaluation] draws must be a whole number >= 1, got {draws!r}.")
+    split = section.get("split", "auto")
+    if split not in ("auto", "loso", "random"):
+        raise MetamedValueError(f"[evaluation] split must be auto, loso or random, got {split!r}.")
+    return EvaluationSpec(tuple(sorted(set(shots))), draws, split)
+
+
 def read_train_spec(path: str | Path) -> TrainSpec:
-    """Read and check a train config (TOML); paths in it are relative to its folder."""
+    """Read and check a train config (TOML); a relative table path is read from its folder."""
     path = Path(path).expanduser()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -172,55 +156,25 @@ def read_train_spec(path: str | Path) -> TrainSpec:
     for required in ("data", "method"):
         if required not in raw:
             raise MetamedValueError(f"The train config {path} has no [{required}] section.")
+    data = dict(_table(raw["data"], "[data]"))
+    table = data.get("table")
+    if isinstance(table, str) and not Path(table).expanduser().is_absolute():
+        data["table"] = str(path.parent / Path(table).expanduser())
     method = _table(raw["method"], "[method]")
-    _check_keys(method, ("name", "params"), "[method]")
     if "name" not in method:
         raise MetamedValueError('[method] needs name = "LEARNER" (e.g. "maml").')
-    evaluation = None
-    if "evaluation" in raw:
-        section = _table(raw["evaluation"], "[evaluation]")
-        _check_keys(section, ("shots", "draws", "split"), "[evaluation]")
-        shots = section.get("shots", [10])
-        if not isinstance(shots, list) or not all(
-            isinstance(k, int) and not isinstance(k, bool) and k >= 2 for k in shots
-        ):
-            raise MetamedValueError(
-                f"[evaluation] shots must be a list of whole numbers >= 2, got {shots!r}."
-            )
-        draws = section.get("draws", 5)
-        if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-            raise MetamedValueError(
-                f"[evaluation] draws must be a whole number >= 1, got {draws!r}."
-            )
-        split = section.get("split", "auto")
-        if split not in ("auto", "loso", "random"):
-            raise MetamedValueError(
-                f"[evaluation] split must be auto, loso or random, got {split!r}."
-            )
-        evaluation = EvaluationSpec(tuple(sorted(set(shots))), draws, split)
+    evaluation = raw.get("evaluation")
     return TrainSpec(
-        data=dict(_table(raw["data"], "[data]")),
-        method=str(method["name"]),
-        params=dict(_table(method.get("params", {}), "[method] params")),
+        data=DataSpec.from_dict(data),
+        method=MethodSpec.from_dict(method),
         seed=raw.get("seed", 0),
-        evaluation=evaluation,
-        base_dir=path.parent,
+        evaluation=None if evaluation is None else _evaluation(_table(evaluation, "[evaluation]")),
     )
 
 
 def load_train_cohort(spec: TrainSpec, data_dir: str | Path | None = None) -> Cohort:
-    from metamed.data import cohort_from_table, load_dataset
-
-    data = spec.data
-    if "dataset" in data:
-        options = _table(data.get("options", {}), "[data] options")
-        return load_dataset(str(data["dataset"]), data_dir=data_dir, **options)
-    table = Path(str(data["table"])).expanduser()
-    if not table.is_absolute():
-        table = spec.base_dir / table
-    return cohort_from_table(
-        table, task_col=data["task_col"], **{k: data[k] for k in _TABLE_KEYS if k in data}
-    )
+    """The cohort the spec's ``[data]`` names (as the benchmark loads it)."""
+    return load_cohort(spec.data, data_dir)
 
 
 def _evaluate(
@@ -230,7 +184,12 @@ def _evaluate(
     config = spec.evaluation.protocol(spec.seed)
     splits = make_splits(taskset, spec.evaluation.split, spec.seed)
     result = run_protocol(
-        taskset, {spec.method: spec.learner()}, splits, config, dataset=dataset, progress=progress
+        taskset,
+        {spec.method.id: spec.learner()},
+        splits,
+        config,
+        dataset=dataset,
+        progress=progress,
     )
     summary = summarise(result.results)
     metrics: dict[str, dict[str, dict[str, float]]] = {}
@@ -260,7 +219,7 @@ def train_model(
 ) -> Path:
     """Meta-train ``spec``'s method on every task and save the pipeline at ``out``."""
     cohort = load_train_cohort(spec, data_dir)
-    taskset = TaskSet(cohort, spec.data.get("task_col"))
+    taskset = TaskSet(cohort, spec.data.task_col)
     evaluation = _evaluate(spec, taskset, cohort.name, progress) if spec.evaluation else None
     prep = Preprocessor(cohort.schema).fit(cohort.frame)
     tasks = make_tasks(taskset, taskset.names, prep)
