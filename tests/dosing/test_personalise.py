@@ -187,3 +187,16 @@ def test_run_dose_rejects_unknown_controller(tmp_path) -> None:
 
     with pytest.raises(UnknownNameError, match="Did you mean 'pid'"):
         run_dose(["pdi"], out_dir=tmp_path, quick=True)
+
+
+def test_dose_report_reads_as_a_clinical_report(tmp_path) -> None:
+    from metamed.runs import run_dose
+
+    outputs = run_dose(["basal_bolus", "pid"], "adult#001", quick=True, out_dir=tmp_path)
+    text = outputs.report_html.read_text()
+    assert "basal_bolus (oracle)" in text  # the oracle says what it is
+    assert "time in range 70-180 mg/dL (%)" in text  # clinical names, not column names
+    assert "tir_pct" not in text and "below_54_pct" not in text
+    assert '"sample_time_min"' not in text  # the protocol is a table, not raw JSON
+    conclusion = text[text.index('id="conclusion"') : text.index("<h2>Controllers")]
+    assert "kept glucose in range" in conclusion and "upper reference" in conclusion

@@ -236,3 +236,62 @@ def test_plot_functions_return_png(binary_data: tuple[pd.DataFrame, pd.DataFrame
     assert predicted_vs_observed_png(num_pred, 5).startswith(PNG_MAGIC)
     with pytest.raises(MetamedValueError, match="summarise"):
         kshot_curve_png(summary.drop(columns=["ci_low"]), "auroc")
+
+
+# -- readable by a clinician ---------------------------------------------------------------
+def test_key_findings_give_discrimination_and_calibration_in_plain_words(
+    binary_data: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    results, predictions = binary_data
+    prov = {**PROVENANCE, "fit_seconds": {"maml": 12.3456789}}
+    text = render_report(results, predictions, prov, baselines=["pooled", "local"], n_boot=200)
+    findings = text[text.index('id="key-findings"') : text.index('id="summary-')]
+    assert "maml (K=10): discrimination: " in findings
+    assert "; calibration: " in findings
+    assert "CI excludes 0" not in findings  # the old wording a clinician stumbled on
+    # the provenance is folded away, and its floats are rounded
+    provenance = text[text.index('id="provenance"') :]
+    assert provenance.index("<details>") < provenance.index("sha256:0123abcd")
+    assert "12.35" in provenance and "12.3456789</td>" not in provenance
+
+
+@pytest.mark.parametrize(
+    ("row", "words"),
+    [
+        (
+            {"metric": "brier", "judgement": "better", "difference": -0.02, "ci_low": -0.03,
+             "ci_high": -0.01},
+            "better calibrated than pooled, by 0.020 Brier score (95% CI 0.010 to 0.030)",
+        ),
+        (
+            {"metric": "auroc", "judgement": "no clear difference", "difference": -0.012,
+             "ci_low": -0.038, "ci_high": 0.009},
+            "no evidence of a difference from pooled (AUROC -0.012, 95% CI -0.038 to +0.009)",
+        ),
+        (
+            {"metric": "auroc", "judgement": "leaning worse", "difference": -0.023,
+             "ci_low": -0.051, "ci_high": -0.003},
+            "perhaps discriminates worse than pooled, by 0.023 AUROC (95% CI 0.003 to 0.051), "
+            "but 4 tasks are too few to be sure",
+        ),
+        (
+            {"metric": "brier", "judgement": "worse", "difference": 0.03, "ci_low": 0.01,
+             "ci_high": 0.05},
+            "less well calibrated than pooled, by 0.030 Brier score (95% CI 0.010 to 0.050)",
+        ),
+    ],
+)  # fmt: skip
+def test_plain_findings_state_the_gain_or_loss(row: dict, words: str) -> None:
+    from metamed.report.verdicts import plain_finding
+
+    assert plain_finding({**row, "baseline": "pooled", "n_tasks": 4, "k": 10}) == words
+
+
+def test_many_methods_get_small_multiples(
+    binary_data: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    results, predictions = binary_data
+    maml = results[results["method"] == "maml"]
+    more = pd.concat([results, maml.assign(method="anil"), maml.assign(method="fomaml")])
+    text = render_report(more, None, PROVENANCE, baselines=["pooled", "local"], n_boot=100)
+    assert "one panel per method" in text

@@ -46,7 +46,7 @@ from metamed.evaluation.statistics import FEW_TASKS, RESULT_COLUMNS, summarise
 from metamed.outcomes import as_outcome
 from metamed.report import plots
 from metamed.report.engine import Cell, Image, Table, format_number, render
-from metamed.report.verdicts import judged
+from metamed.report.verdicts import judged, key_findings
 
 __all__ = ["write_report", "render_report"]
 
@@ -122,10 +122,17 @@ def _flatten(obj: object, prefix: str = "") -> list[tuple[str, str]]:
         for i, value in enumerate(obj):
             rows.extend(_flatten(value, f"{prefix}[{i}]"))
     elif isinstance(obj, (list, tuple, set)):
-        rows.append((prefix, ", ".join(map(str, obj))))
+        rows.append((prefix, ", ".join(map(_rounded, obj))))
     else:
-        rows.append((prefix, str(obj)))
+        rows.append((prefix, _rounded(obj)))
     return rows
+
+
+def _rounded(value: object) -> str:
+    """A provenance value as text; floats to 4 significant digits (timings, fractions)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def _order_methods(
@@ -349,7 +356,22 @@ def _provenance_section(provenance: Mapping[str, object]) -> dict[str, Any] | No
         return None
     rows = [[k, v] for k, v in _flatten(provenance) if not k.startswith("model_card")]
     raw = json.dumps(provenance, indent=2, sort_keys=True, default=str)
-    return {"table": Table(["key", "value"], rows, left_cols=2), "raw": raw}
+    versions, seeds = provenance.get("versions"), provenance.get("seeds")
+    commit = provenance.get("git_commit")
+    lead = [
+        ("data", provenance.get("source") or provenance.get("dataset")),
+        ("metamed", provenance.get("metamed_version")),
+        ("code", str(commit)[:12] if commit else None),
+        ("torch", versions.get("torch") if isinstance(versions, Mapping) else None),
+        ("seed", seeds.get("seed") if isinstance(seeds, Mapping) else None),
+        ("run at", provenance.get("timestamp")),
+    ]  # fmt: skip
+    return {
+        "lead": "; ".join(f"{k} {v}" for k, v in lead if v not in (None, "")),
+        "table": Table(["key", "value"], rows, left_cols=2),
+        "n_rows": len(rows),
+        "raw": raw,
+    }
 
 
 def _dataset_block(
@@ -390,17 +412,21 @@ def _dataset_block(
     block["verdicts"], vt = _verdict_section(
         results, meta, base, primary, missing_baselines, n_boot, level, seed
     )
-    block["headline"] = []
-    if not vt.empty:
-        block["headline"] = vt.loc[vt["k"] == vt["k"].max(), "sentence"].tolist()
 
-    block["curve"] = Image(
-        plots.kshot_curve_png(
+    if meta and base and len(order) > 3:
+        # many methods: one small panel each, beside the same baselines (a single axes
+        # with seven overlapping CI bands reads as mud)
+        curve = plots.kshot_small_multiples_png(
+            summary, primary.name, methods=order, baselines=base, colors=colors
+        )
+        block["curve_caption"] = "small multiples"
+    else:
+        curve = plots.kshot_curve_png(
             summary, primary.name, methods=order, baselines=base, colors=colors,
             title=f"{label} vs K on held-out tasks ({dataset})",
-        ),
-        f"{label} versus K",
-    )  # fmt: skip
+        )  # fmt: skip
+        block["curve_caption"] = "one axes"
+    block["curve"] = Image(curve, f"{label} versus K")
 
     def panels(roles: Sequence[Role], alt: str) -> Image | None:
         """K-shot panels of this kind's metrics with these roles, where results hold them."""
@@ -443,11 +469,14 @@ def _dataset_block(
 
     # Every headline metric after the primary gets its own verdicts: adapting can fix
     # calibration without changing discrimination.
-    block["more_verdicts"] = [
-        _verdict_section(results, meta, base, m, (), n_boot, level, seed)[0]
+    more = [
+        _verdict_section(results, meta, base, m, (), n_boot, level, seed)
         for m in headline_metrics(kind)[1:]
         if m.name in metrics and m.name != primary.name and meta and base
     ]
+    block["more_verdicts"] = [section for section, _ in more]
+    # Key findings: discrimination and calibration together, in plain words.
+    block["headline"] = key_findings([vt, *(table for _, table in more)])
     per_task = _per_task_table(results, primary, order)
     block["per_task"] = per_task
     block["per_task_folded"] = len(per_task.rows) > _FOLD_ROWS

@@ -29,6 +29,7 @@ __all__ = [
     "figure_to_png",
     "kshot_curve_png",
     "kshot_panels_png",
+    "kshot_small_multiples_png",
     "reliability_png",
     "predicted_vs_observed_png",
 ]
@@ -152,6 +153,7 @@ def _draw_kshot(
     baselines: Collection[str],
     *,
     legend: bool,
+    bands: bool = True,
 ) -> None:
     rows = summary[summary["metric"] == metric]
     ks = np.sort(rows["k"].unique()).astype(float)
@@ -168,9 +170,10 @@ def _draw_kshot(
         if not np.isfinite(mean).any():
             continue
         style = "--" if method in baselines else "-"
-        ax.plot(k, mean, style, marker="o", ms=4, lw=1.8, color=colors[method], label=method)
+        width, size = (1.8, 4) if bands else (1.0, 2)
+        ax.plot(k, mean, style, marker="o", ms=size, lw=width, color=colors[method], label=method)
         band = np.isfinite(lo) & np.isfinite(hi)
-        if band.any():
+        if bands and band.any():
             # many overlapping bands turn into mud: fade them as methods are added
             ax.fill_between(
                 k, np.where(band, lo, np.nan), np.where(band, hi, np.nan),
@@ -241,6 +244,58 @@ def kshot_curve_png(
     _draw_kshot(ax, summary, metric, methods, colors, set(baselines), legend=True)
     if title:
         ax.set_title(title, fontsize=11)
+    return figure_to_png(fig)
+
+
+def kshot_small_multiples_png(
+    summary: pd.DataFrame,
+    metric: str,
+    *,
+    methods: Sequence[str],
+    baselines: Collection[str],
+    colors: Mapping[str, str] | None = None,
+    panel_in: float = 2.6,
+    max_cols: int = 3,
+) -> bytes:
+    """One small K-shot panel per method that is not a baseline, the baselines in each.
+
+    Every panel shows its method with its CI band, and the baselines as thin grey dashed
+    lines without bands, on one shared y axis: seven overlapping bands on one axes read as
+    mud, while each method beside the same references reads at a glance.
+
+    Returns
+    -------
+    bytes
+        PNG image.
+    """
+    _check_summary(summary)
+    colors = dict(colors) if colors is not None else method_colors(list(methods))
+    shown = [m for m in methods if m not in baselines]
+    refs = [m for m in methods if m in baselines]
+    n = max(len(shown), 1)
+    cols = min(max_cols, n)
+    rows_ = int(np.ceil(n / cols))
+    fig = _new_figure(panel_in * cols + 0.4, panel_in * 0.85 * rows_ + 0.5)
+    axes = fig.subplots(rows_, cols, sharex=True, sharey=True, squeeze=False)
+    grey = {m: "#9aa1ad" for m in refs}
+    for index, ax in enumerate(axes.ravel()):
+        if index >= len(shown):
+            ax.set_visible(False)
+            continue
+        method = shown[index]
+        _draw_kshot(ax, summary, metric, [method], colors, set(), legend=False)
+        if refs:
+            _draw_kshot(ax, summary, metric, refs, grey, set(refs), legend=False, bands=False)
+        ax.set_title(method, fontsize=9, color=colors[method], fontweight="bold")
+        ax.tick_params(labelsize=7)
+        if index % cols:
+            ax.set_ylabel("")
+        if index < len(shown) - cols:
+            ax.set_xlabel("")
+        ax.xaxis.label.set_size(8)
+        ax.yaxis.label.set_size(8)
+    if refs:
+        fig.suptitle(f"dashed grey: baselines ({', '.join(refs)})", fontsize=8, color="#5b6475")
     return figure_to_png(fig)
 
 

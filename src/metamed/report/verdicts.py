@@ -17,7 +17,16 @@ import pandas as pd
 from metamed.evaluation.metrics import get_metric
 from metamed.evaluation.statistics import FEW_TASKS, verdicts
 
-__all__ = ["format_value", "format_p", "verdict_sentence", "verdict_sentences", "judged"]
+__all__ = [
+    "aspect",
+    "format_value",
+    "format_p",
+    "judged",
+    "key_findings",
+    "plain_finding",
+    "verdict_sentence",
+    "verdict_sentences",
+]
 
 
 def format_value(x: float, signed: bool = False) -> str:
@@ -122,3 +131,84 @@ def judged(
         results, methods, baselines, metric=metric, alpha=alpha, level=level, **settings
     )
     return verdict_sentences(table, alpha=alpha, level=level)
+
+
+#: What a metric measures, in a clinician's words: (aspect, "better" phrase, "worse"
+#: phrase). Brier score mixes calibration and discrimination; with discrimination stated
+#: beside it, what it adds is calibration, which is how the findings name it.
+_ASPECTS: dict[str, tuple[str, str, str]] = {
+    "auroc": ("discrimination", "discriminates better", "discriminates worse"),
+    "auprc": ("precision-recall", "better precision-recall", "worse precision-recall"),
+    "brier": ("calibration", "better calibrated", "less well calibrated"),
+    "rmse": ("accuracy", "more accurate", "less accurate"),
+    "mae": ("accuracy", "more accurate", "less accurate"),
+}
+
+
+def aspect(metric_name: str) -> str:
+    """What a metric measures (``"discrimination"`` for AUROC), or its label."""
+    known = _ASPECTS.get(metric_name)
+    return known[0] if known else get_metric(metric_name).label
+
+
+def plain_finding(row: Mapping[str, Any]) -> str:
+    """One verdict row in plain words, the size of the difference stated as a gain or loss.
+
+    E.g. ``"no evidence of a difference from pooled (AUROC -0.012, 95% CI -0.038 to
+    +0.009)"`` or ``"better calibrated than pooled-finetune, by 0.020 Brier score (95% CI
+    0.010 to 0.030)"``: an improvement is a positive number whichever way the metric runs.
+    """
+    metric = get_metric(str(row["metric"]))
+    _, better, worse = _ASPECTS.get(
+        metric.name, (metric.label, f"better on {metric.label}", f"worse on {metric.label}")
+    )
+    reference = row["baseline"]
+    judgement = str(row["judgement"])
+    n_tasks = int(row["n_tasks"])
+    diff, low, high = (float(row[c]) for c in ("difference", "ci_low", "ci_high"))
+    sign = 1.0 if metric.direction == "higher" else -1.0
+    gain, gain_low, gain_high = sign * diff, *sorted((sign * low, sign * high))
+
+    def by(size: float, lo: float, hi: float) -> str:
+        return f"by {format_value(size)} {metric.label} (95% CI {format_value(lo)} to {format_value(hi)})"
+
+    if judgement == "better":
+        return f"{better} than {reference}, {by(gain, gain_low, gain_high)}"
+    if judgement == "worse":
+        return f"{worse} than {reference}, {by(-gain, -gain_high, -gain_low)}"
+    if judgement.startswith("leaning "):
+        up = judgement == "leaning better"
+        phrase = better if up else worse
+        size = by(gain, gain_low, gain_high) if up else by(-gain, -gain_high, -gain_low)
+        return f"perhaps {phrase} than {reference}, {size}, but {n_tasks} tasks are too few to be sure"
+    if judgement == "no clear difference":
+        return (
+            f"no evidence of a difference from {reference} ({metric.label} "
+            f"{format_value(diff, True)}, 95% CI {format_value(low, True)} to "
+            f"{format_value(high, True)})"
+        )
+    return f"too few held-out tasks to compare with {reference}"
+
+
+def key_findings(tables: Sequence[pd.DataFrame]) -> list[str]:
+    """One line per method at the largest K, every headline metric in it, in plain words.
+
+    ``tables`` are verdict tables (:func:`~metamed.evaluation.statistics.verdicts`) of
+    the headline metrics, discrimination first, e.g. ``"maml (K=40): discrimination: no
+    evidence of a difference from pooled (...); calibration: better calibrated than
+    pooled-finetune, by 0.004 Brier score (...)."``
+    """
+    tables = [t for t in tables if not t.empty]
+    if not tables:
+        return []
+    k = max(int(t["k"].max()) for t in tables)
+    methods = list(dict.fromkeys(m for t in tables for m in t.loc[t["k"] == k, "method"]))
+    lines = []
+    for method in methods:
+        parts = []
+        for table in tables:
+            rows = table[(table["k"] == k) & (table["method"] == method)]
+            for row in rows.to_dict("records"):
+                parts.append(f"{aspect(str(row['metric']))}: {plain_finding(row)}")
+        lines.append(f"{method} (K={k}): " + "; ".join(parts) + ".")
+    return lines
