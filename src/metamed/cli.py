@@ -311,7 +311,7 @@ def _load_cohort(data, data_dir: Path | None):
 SPEC_FLAGS = (
     "dataset", "table", "task_col", "outcome_col", "feature_cols", "categorical_cols",
     "drop_cols", "positive_label", "outcome_type", "methods", "shots", "draws", "seed",
-    "split", "meta_iterations", "sampler",
+    "split", "meta_iterations", "sampler", "n_common",
 )  # fmt: skip
 
 
@@ -363,7 +363,15 @@ def benchmark(
         None, min=0, help="Master seed (episodes, initialisation) [default: 0]."
     ),
     split: str | None = typer.Option(
-        None, help="auto | loso (leave one task out) | random [default: auto]."
+        None,
+        help="auto | loso (leave one task out) | random | rare (common cohorts train, rare "
+        "ones test; needs --n-common) [default: auto].",
+    ),
+    n_common: int | None = typer.Option(
+        None,
+        min=1,
+        help="--split rare: a cohort with at least this many patients is common (meta-train); "
+        "smaller ones that fit every K are the rare meta-test cohorts, the rest are skipped.",
     ),
     meta_iterations: int | None = typer.Option(
         None,
@@ -391,6 +399,15 @@ def benchmark(
         None, help="Address of a running Ray cluster (--executor ray)."
     ),
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
+    suite: str | None = typer.Option(
+        None,
+        help="Run a benchmark suite, one benchmark per dataset into --out/<dataset>, and write "
+        "its results page: a shipped suite by name (rare-conditions) or a suite .toml file.",
+    ),
+    page: Path | None = typer.Option(
+        None,
+        help="--suite: also write the results page here (e.g. docs/results/rare-conditions.md).",
+    ),
 ) -> None:
     """Meta-train on all but the held-out tasks, adapt from K examples, score the rest."""
     given = {k: v for k, v in locals().items() if k in SPEC_FLAGS and v is not None}
@@ -412,6 +429,10 @@ def benchmark(
         from metamed.runs.run_folder import RunFolder
 
         runner = make_executor(executor, jobs, address)
+        if suite is not None or page is not None:
+            _run_suite(suite, page, config, given, out, data_dir, runner, force, resume,
+                       (executor, jobs))  # fmt: skip
+            return
         method_names: list[str] | None = None
         if config is not None:
             if given:
@@ -443,6 +464,7 @@ def benchmark(
                 split=split or "auto",
                 overrides={"meta_iterations": meta_iterations} if meta_iterations else {},
                 sampler=sampler or "conditioned",
+                rare=_rare_rule(n_common),
             )
         cohort = _load_cohort(spec.data, data_dir)
         if config is None and method_names is None:  # the defaults follow the outcome
@@ -479,6 +501,44 @@ def benchmark(
                 raise typer.Exit(130) from None
             raise
         _print_summary(outputs)
+
+
+def _rare_rule(n_common: int | None):
+    if n_common is None:
+        return None
+    from metamed.tasks import RareRule
+
+    return RareRule(n_common=n_common)
+
+
+def _run_suite(suite, page, config, given, out, data_dir, runner, force, resume, how) -> None:
+    """``benchmark --suite``: every dataset of the suite, then its results page."""
+    from metamed.runs.suite import read_suite, run_suite
+
+    if suite is None:
+        raise MetamedValueError("--page is the results page of a suite; give --suite too.")
+    if config is not None or given:
+        flags = ", ".join(
+            ["--config"] * (config is not None) + ["--" + k.replace("_", "-") for k in given]
+        )
+        raise MetamedValueError(
+            f"--suite {suite} says what to run for every dataset; drop {flags}."
+        )
+    the_suite = read_suite(suite)
+    command = f"metamed benchmark --suite {suite}"
+    if data_dir is not None:
+        command += f" --data-dir {data_dir}"
+    command += f" --out {out}"
+    if how != ("serial", 1):
+        command += f" --executor {how[0]} --jobs {how[1]}"
+    if page is not None:
+        command += f" --page {page}"
+    with progress_bar(f"suite {the_suite.name}") as update:
+        outputs = run_suite(
+            the_suite, out, data_dir=data_dir, page=page, executor=runner, force=force,
+            resume=resume, progress=update, command=command,
+        )  # fmt: skip
+    console.print(f"results page: {outputs.page}")
 
 
 def _print_summary(outputs) -> None:

@@ -19,8 +19,12 @@ An example file::
     shots = [5, 10, 20, 40]
     draws = 20
     seed = 0
-    split = "auto"              # auto | loso | random
+    split = "auto"              # auto | loso | random | rare
     sampler = "conditioned"     # or "unconditioned": K random patients of the site
+
+    [rare]                      # with split = "rare" only: the rare-conditions rule
+    n_common = 200              # (metamed.tasks.RareRule: also min_query, min_per_class,
+                                #  val_fraction)
 
     [data]
     dataset = "uci-heart"       # or: table = "patients.csv", task_col = ..., outcome_col = ...
@@ -49,10 +53,11 @@ from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
 from metamed.evaluation.protocol import ProtocolConfig
 from metamed.learners import BASELINES, LEARNERS, make_learner
 from metamed.learners.base import MetaLearner
+from metamed.tasks import RareRule
 
 __all__ = ["BenchmarkSpec", "DataSpec", "MethodSpec", "SPLIT_RULES"]
 
-SPLIT_RULES = ("auto", "loso", "random")
+SPLIT_RULES = ("auto", "loso", "random", "rare")
 
 #: Hyperparameters that are run-time hooks or come from the spec's seed, never part of an id.
 _NOT_IN_ID = ("random_state", "progress")
@@ -224,8 +229,22 @@ class BenchmarkSpec:
     #: How support sets are drawn (``conditioned`` or ``unconditioned``; see
     #: :class:`~metamed.evaluation.protocol.ProtocolConfig`).
     sampler: str = ProtocolConfig.sampler
+    #: The rare-conditions rule of ``split = "rare"`` (:class:`~metamed.tasks.RareRule`).
+    rare: RareRule | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.rare, Mapping):
+            _check_keys(self.rare, [f.name for f in fields(RareRule)], "[rare]")
+            object.__setattr__(self, "rare", RareRule(**self.rare))
+        if self.split == "rare" and self.rare is None:
+            raise MetamedValueError(
+                'split = "rare" needs the rare-conditions rule: add a [rare] table with n_common '
+                "(the fewest patients of a common cohort)."
+            )
+        if self.rare is not None and self.split != "rare":
+            raise MetamedValueError(
+                f'A [rare] rule applies to split = "rare" only, but split is "{self.split}".'
+            )
         methods = tuple(
             m if isinstance(m, MethodSpec) else MethodSpec.from_dict(m) for m in self.methods
         )
@@ -295,6 +314,8 @@ class BenchmarkSpec:
             out["overrides"] = dict(self.overrides)
         if self.sampler != ProtocolConfig.sampler:  # earlier run folders' specs stay equal
             out["sampler"] = self.sampler
+        if self.rare is not None:
+            out["rare"] = self.rare.to_dict()
         return out
 
     @classmethod

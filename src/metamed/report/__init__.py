@@ -11,9 +11,13 @@ from metamed.report.plots import (
     predicted_vs_observed_png,
     reliability_png,
 )
+from metamed.report.suite_page import SuiteSection, goal_sentence, suite_markdown
 from metamed.report.verdicts import verdict_sentence, verdict_sentences
 
 __all__ = [
+    "SuiteSection",
+    "goal_sentence",
+    "suite_markdown",
     "write_report",
     "summary_markdown",
     "render_report",

@@ -25,6 +25,7 @@ from metamed.runs.executors import (
     make_executor,
 )
 from metamed.runs.run_folder import RunFolder
+from metamed.runs.suite import SUITES, Suite, SuiteDataset, SuiteOutputs, read_suite, run_suite
 
 __all__ = [
     "EXECUTORS",
@@ -34,6 +35,10 @@ __all__ = [
     "ProcessExecutor",
     "RayExecutor",
     "RunFolder",
+    "SUITES",
+    "Suite",
+    "SuiteDataset",
+    "SuiteOutputs",
     "SerialExecutor",
     "execute",
     "load_cohort",
@@ -41,7 +46,9 @@ __all__ = [
     "make_methods",
     "make_splits",
     "read_spec",
+    "read_suite",
     "run_benchmark",
     "run_dose",
     "run_spec",
+    "run_suite",
 ]

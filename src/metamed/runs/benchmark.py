@@ -39,7 +39,7 @@ from metamed.provenance import provenance_record
 from metamed.report import summary_markdown, write_report
 from metamed.runs.executors import Executor, SerialExecutor
 from metamed.runs.run_folder import RunFolder
-from metamed.tasks import TaskSet, TaskSplit
+from metamed.tasks import RareRule, RareSplit, TaskSet, TaskSplit, rare_split
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,8 +94,20 @@ class BenchmarkOutputs:
         return self.out_dir / "report.html"
 
 
-def make_splits(taskset: TaskSet, split: str, seed: int) -> list[TaskSplit]:
-    """``"loso"`` (leave one task out), ``"random"``, or ``"auto"`` (loso for few tasks)."""
+def make_splits(
+    taskset: TaskSet,
+    split: str,
+    seed: int,
+    rare: RareSplit | None = None,
+) -> list[TaskSplit]:
+    """``"loso"`` (leave one task out), ``"random"``, ``"auto"`` (loso for few tasks), or
+    ``"rare"`` (the split ``rare`` made by :func:`~metamed.tasks.rare_split`)."""
+    if split == "rare":
+        if rare is None:
+            raise MetamedValueError(
+                'split "rare" needs the rare-conditions rule (n_common); give it in the spec.'
+            )
+        return [rare.split]
     if split == "auto":
         split = "loso" if len(taskset) <= LOSO_MAX_TASKS else "random"
     if split == "loso":
@@ -106,7 +118,7 @@ def make_splits(taskset: TaskSet, split: str, seed: int) -> list[TaskSplit]:
                 f"A random task split needs at least 3 tasks, the cohort has {len(taskset)}; use --split loso."
             )
         return [taskset.random_split(test_fraction=0.25, val_fraction=0.15, seed=seed)]
-    raise MetamedValueError(f"Unknown split '{split}'; use one of auto, loso, random.")
+    raise MetamedValueError(f"Unknown split '{split}'; use one of auto, loso, random, rare.")
 
 
 def make_methods(
@@ -116,7 +128,9 @@ def make_methods(
 
     An override that none of ``names`` accepts is an error naming the learners that do.
     """
-    spec = BenchmarkSpec(DataSpec(), tuple(MethodSpec(n) for n in names), seed=seed, overrides=overrides or {})
+    spec = BenchmarkSpec(
+        DataSpec(), tuple(MethodSpec(n) for n in names), seed=seed, overrides=overrides or {}
+    )
     return spec.learners()
 
 
@@ -182,6 +196,7 @@ def run_spec(
         resume=resume,
         baselines=spec.baselines,
         spec=spec,
+        rare=spec.rare,
     )
 
 
@@ -200,6 +215,7 @@ def run_benchmark(
     resume: bool = False,
     baselines: Sequence[str] | None = None,
     spec: BenchmarkSpec | None = None,
+    rare: RareRule | None = None,
 ) -> BenchmarkOutputs:
     """Run the protocol on ``cohort`` and write results, predictions, config and report.
 
@@ -222,7 +238,9 @@ def run_benchmark(
     if baselines is None:
         baselines = [m for m, learner in learners.items() if learner.name in BASELINES]
     taskset = TaskSet(cohort, task_col)
-    splits = make_splits(taskset, split, config.seed)
+    # the rare-conditions split, its skipped cohorts logged and counted in the config
+    rare_info = rare_split(taskset, rare, config.shots, config.seed) if rare is not None else None
+    splits = make_splits(taskset, split, config.seed, rare_info)
     the_plan = plan(taskset, learners, splits, config, cohort.name)  # checks every K first
     method_params = {m: _jsonable(learner.get_params()) for m, learner in learners.items()}
     identity = {
@@ -246,6 +264,8 @@ def run_benchmark(
             "methods": method_params,
             "fit_seconds": result.fit_seconds,
         }
+        if rare_info is not None:
+            run_config["split_rule"] = rare_info.to_dict()
         if spec is not None:
             run_config["spec"] = spec.to_dict()
         provenance = provenance_record(data=cohort.provenance, config=run_config)
