@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from threadpoolctl import threadpool_limits
 
 from metamed.data.registry import dataset_folder, get_source
@@ -226,13 +227,34 @@ def run_suite(
     run starts.  ``command`` is what the page says regenerates it.
     """
     out_dir = check_output_place(out, merge=True)
-    places = {}
+    places: dict[str, Path] = {}
     for entry in suite.datasets:
         name = entry.spec.data.dataset or ""
         get_source(name).resolve_options(entry.spec.data.options)  # "did you mean" errors
         dataset_folder(name, data_dir)  # every file present
         places[entry.folder] = RunFolder.check(out_dir / entry.folder, resume=resume, force=force)
-    sections = []
+    # One torch thread, as in the tests: the MLPs are tiny, and a second thread only
+    # busy-waits (on the loaded 2-core machine meta-training slowed several-fold).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sections = _run_each(suite, places, data_dir, executor, force, resume, progress)
+    finally:
+        torch.set_num_threads(threads)
+    command = command or f"metamed benchmark --suite {suite.name} --out {out}"
+    return _write_page(suite, out_dir, sections, command, page)
+
+
+def _run_each(
+    suite: Suite,
+    places: dict[str, Path],
+    data_dir: str | Path | None,
+    executor: Executor | None,
+    force: bool,
+    resume: bool,
+    progress: Progress | None,
+) -> list[SuiteSection]:
+    sections: list[SuiteSection] = []
     for entry in suite.datasets:
         start = time.perf_counter()
         # One BLAS thread: the local baselines fit thousands of tiny support sets, where
@@ -258,7 +280,16 @@ def run_suite(
                 notes=entry.notes,
             )
         )
-    command = command or f"metamed benchmark --suite {suite.name} --out {out}"
+    return sections
+
+
+def _write_page(
+    suite: Suite,
+    out_dir: Path,
+    sections: list[SuiteSection],
+    command: str,
+    page: str | os.PathLike[str] | None,
+) -> SuiteOutputs:
     text = suite_markdown(suite.title, command, sections, intro=suite.intro, goal_k=suite.goal_k)
     with staged_output(out_dir, merge=True) as staging:
         (staging / f"{suite.name}.md").write_text(text)
