@@ -41,7 +41,14 @@ import pandas as pd
 from metamed.data.preprocess import Preprocessor
 from metamed.errors import MetamedTypeError, MetamedValueError
 from metamed.evaluation.metrics import score
-from metamed.learners.base import MetaLearner, check_outcome_supported
+from metamed.learners.base import AdaptedModel, BinaryModel, MetaLearner, check_outcome_supported
+from metamed.learners.clinical import (
+    ScoreBaseline,
+    check_score_applies,
+    clinical_score,
+    score_tasks,
+)
+from metamed.learners.recalibration import RECALIBRATED, recalibrate
 from metamed.outcomes import Outcome
 from metamed.tasks import (
     Task,
@@ -114,6 +121,9 @@ class ProtocolConfig:
     #: classes ("conditioned"), or K random patients of the site ("unconditioned").
     #: Recorded in the run's configuration with the other fields.
     sampler: str = "conditioned"
+    #: Also score every binary method recalibrated on its support set, cross-validated
+    #: within it (method id ``<method>+recal``; :mod:`metamed.learners.recalibration`).
+    recalibrate: bool = False
 
     def __post_init__(self) -> None:
         check_sampler(self.sampler)
@@ -142,9 +152,7 @@ def episode_rng(seed: int, task: str, k: int, draw: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(task.encode()), k, draw])
 
 
-def check_shots(
-    tasks: Iterable[Task], shots: Sequence[int], sampler: str = "conditioned"
-) -> None:
+def check_shots(tasks: Iterable[Task], shots: Sequence[int], sampler: str = "conditioned") -> None:
     """Fail early, before any work, if some K does not fit some held-out task."""
     for task in tasks:
         limit = max_support_size(task)
@@ -269,6 +277,8 @@ def plan(
     outcome_type = taskset.cohort.schema.outcome_type
     for method, learner in methods.items():  # every method must model this outcome
         check_outcome_supported(method, type(learner), outcome_type)
+        if isinstance(learner, ScoreBaseline):
+            check_score_applies(clinical_score(learner.score), taskset.cohort)
     for name in sorted({name for split in splits for name in split.test}):
         y = taskset.frame(name)[outcome].to_numpy(dtype=np.float32)
         check_shots(
@@ -303,6 +313,14 @@ def run_fit(
     any process (the learner's ``random_state`` and the validation-row seed fix every draw).
     """
     split = job.split
+    if isinstance(job.learner, ScoreBaseline):
+        # a clinical score reads the raw rows (its reference column or formula inputs),
+        # never the preprocessed features; it has nothing to validate
+        score = clinical_score(job.learner.score)
+        train = score_tasks(score, taskset, split.train, split.train)
+        return _fitted(
+            job, taskset, train, None, score_tasks(score, taskset, split.train, split.test)
+        )
     prep = Preprocessor(taskset.cohort.schema).fit(taskset.frames(split.train))
     train = make_tasks(taskset, split.train, prep)
     val = make_tasks(taskset, split.val, prep) if split.val else None
@@ -317,7 +335,18 @@ def run_fit(
                 for fit, v, whole in zip(fit_part, val_part, train, strict=True)
             ]
             val = [v for v in val_part if len(v) >= MIN_VAL_ROWS]
-    test = make_tasks(taskset, split.test, prep)
+    return _fitted(job, taskset, train, val, make_tasks(taskset, split.test, prep), progress)
+
+
+def _fitted(
+    job: FitJob,
+    taskset: TaskSet,
+    train: list[Task],
+    val: list[Task] | None,
+    test: list[Task],
+    progress: Callable[[int, int, float], None] | None = None,
+) -> FittedMethod:
+    """Meta-train a fresh clone of the job's learner on ``train`` (``val``), keep ``test``."""
     learner = job.learner.clone()
     if progress is not None and hasattr(learner, "progress"):
         learner.progress = progress
@@ -341,21 +370,32 @@ def run_score(
         support_idx, query_idx = sample_support_query(
             task, job.k, episode_rng(config.seed, task.name, job.k, draw), sampler=config.sampler
         )
-        model = fitted.learner.adapt(task.subset(support_idx))
+        support = task.subset(support_idx)
+        model = fitted.learner.adapt(support)
         query = task.subset(query_idx)
-        # what the outcome scores: P(y=1) (binary), the value (numeric)
-        p = task.outcome_type.predict(model, query.X)
-        cell = {
-            "method": job.method,
-            "dataset": dataset,
-            "task": task.name,
-            "k": job.k,
-            "draw": draw,
-        }
-        for metric, value in _score(task.outcome_type, query.y, p).items():
-            rows.append({**cell, "metric": metric, "value": float(value)})
+        models: list[tuple[str, AdaptedModel]] = [(job.method, model)]
+        if config.recalibrate and isinstance(model, BinaryModel):
+            # folds drawn apart from the episode, so the episode is the same with or without
+            folds = np.random.default_rng(
+                [config.seed, zlib.crc32(task.name.encode()), job.k, draw, 1]
+            )
+            models.append(
+                (job.method + RECALIBRATED, recalibrate(fitted.learner, support, model, folds))
+            )
         row = fitted.test_rows[job.task][query_idx]
-        preds.append(pd.DataFrame({**cell, "row": row, "y_true": query.y, "y_pred": p}))
+        for method, scored in models:
+            # what the outcome scores: P(y=1) (binary), the value (numeric)
+            p = task.outcome_type.predict(scored, query.X)
+            cell = {
+                "method": method,
+                "dataset": dataset,
+                "task": task.name,
+                "k": job.k,
+                "draw": draw,
+            }
+            for metric, value in _score(task.outcome_type, query.y, p).items():
+                rows.append({**cell, "metric": metric, "value": float(value)})
+            preds.append(pd.DataFrame({**cell, "row": row, "y_true": query.y, "y_pred": p}))
     return ScoreResult(
         pd.DataFrame(rows, columns=RESULT_COLUMNS), pd.concat(preds, ignore_index=True)
     )

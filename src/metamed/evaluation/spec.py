@@ -51,7 +51,7 @@ from typing import Any
 
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
 from metamed.evaluation.protocol import ProtocolConfig
-from metamed.learners import BASELINES, LEARNERS, make_learner
+from metamed.learners import BASELINES, CLINICAL_SCORES, LEARNERS, ScoreBaseline, make_method
 from metamed.learners.base import MetaLearner
 from metamed.tasks import RareRule
 
@@ -155,7 +155,7 @@ class MethodSpec:
 
     def __post_init__(self) -> None:
         if self.name not in LEARNERS:
-            make_learner(self.name)  # raises the "did you mean" error
+            make_method(self.name)  # a clinical score, or the "did you mean" error
         if not isinstance(self.params, Mapping):
             raise MetamedTypeError(
                 f"params of method '{self.name}' must be a table, got {self.params!r}."
@@ -190,7 +190,7 @@ class MethodSpec:
         params: dict[str, Any] = {"random_state": seed} if "random_state" in accepted else {}
         params.update({k: v for k, v in (overrides or {}).items() if k in accepted})
         params.update(self.params)
-        return make_learner(self.name, **params)
+        return make_method(self.name, **params)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
@@ -231,6 +231,8 @@ class BenchmarkSpec:
     sampler: str = ProtocolConfig.sampler
     #: The rare-conditions rule of ``split = "rare"`` (:class:`~metamed.tasks.RareRule`).
     rare: RareRule | None = None
+    #: Also score each binary method recalibrated on its support set (``<id>+recal``).
+    recalibrate: bool = ProtocolConfig.recalibrate
 
     def __post_init__(self) -> None:
         if isinstance(self.rare, Mapping):
@@ -278,6 +280,7 @@ class BenchmarkSpec:
             seed=self.seed,
             val_rows_fraction=self.val_rows_fraction,
             sampler=self.sampler,
+            recalibrate=self.recalibrate,
         )
 
     @property
@@ -316,6 +319,8 @@ class BenchmarkSpec:
             out["sampler"] = self.sampler
         if self.rare is not None:
             out["rare"] = self.rare.to_dict()
+        if self.recalibrate:
+            out["recalibrate"] = True
         return out
 
     @classmethod
@@ -346,6 +351,9 @@ class BenchmarkSpec:
 
 def _param_defaults(name: str) -> dict[str, Any]:
     """A learner's hyperparameters and their defaults, from its signature."""
+    if name in CLINICAL_SCORES:  # ScoreBaseline's, but the score is the method's name
+        signature = inspect.signature(ScoreBaseline.__init__)
+        return {p: v.default for p, v in signature.parameters.items() if p not in ("self", "score")}
     signature = inspect.signature(LEARNERS[name].__init__)
     return {p: v.default for p, v in signature.parameters.items() if p != "self"}
 

@@ -4,6 +4,9 @@ Importing this package registers every learner under its CLI name (and every ada
 model class under its class name, for loading saved models).
 """
 
+from typing import Any as _Any
+
+from metamed.errors import unknown_name as _unknown_name
 from metamed.learners.base import (
     ADAPTED_MODELS,
     LEARNERS,
@@ -21,6 +24,7 @@ from metamed.learners.baselines import (
     PooledFineTune,
     PooledMLP,
 )
+from metamed.learners.clinical import CLINICAL_SCORES, ScoreBaseline
 from metamed.learners.conformal import (
     ConformalIntervalModel,
     ConformalModel,
@@ -58,6 +62,21 @@ DEFAULT_METHODS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+def method_names() -> list[str]:
+    """Every method name: the registered learners, then the clinical scores."""
+    return [*learner_names(), *CLINICAL_SCORES]
+
+
+def make_method(name: str, **params: _Any) -> MetaLearner:
+    """The learner of a method name: a registered learner, or a clinical score's
+    :class:`ScoreBaseline` (``make_method("apache-iva")``)."""
+    if name in CLINICAL_SCORES:
+        return ScoreBaseline(score=name, **params)
+    if name not in LEARNERS:
+        raise _unknown_name("method", name, method_names())
+    return make_learner(name, **params)
+
+
 def default_methods(outcome: _Outcome) -> list[str]:
     """:data:`DEFAULT_METHODS` that model ``outcome`` (ProtoNet, for one, is binary only)."""
     able = set(learners_for(outcome))
@@ -66,6 +85,7 @@ def default_methods(outcome: _Outcome) -> list[str]:
 
 __all__ = [
     "ADAPTED_MODELS",
+    "CLINICAL_SCORES",
     "ANIL",
     "BASELINES",
     "DEFAULT_METHODS",
@@ -85,6 +105,7 @@ __all__ = [
     "PooledLogistic",
     "RandomIntercept",
     "RecalibrateIntercept",
+    "ScoreBaseline",
     "UPDATING",
     "LocalLogisticRegression",
     "MetaLearner",
@@ -100,5 +121,7 @@ __all__ = [
     "learner_names",
     "learners_for",
     "make_learner",
+    "make_method",
+    "method_names",
     "register",
 ]
