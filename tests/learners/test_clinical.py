@@ -122,3 +122,18 @@ def test_a_score_the_cohort_cannot_use_is_refused_before_any_work():
             ProtocolConfig(shots=(5,)),
             "toy",
         )
+
+
+def test_a_benchmark_spec_names_clinical_scores_as_baselines():
+    from metamed.evaluation.spec import BenchmarkSpec, DataSpec
+
+    spec = BenchmarkSpec(
+        data=DataSpec(dataset="iwpc-warfarin"),
+        methods=("iwpc-pharmacogenetic", "fixed-dose", "recal-intercept", "maml"),
+    )
+    learners = spec.learners()
+    assert isinstance(learners["fixed-dose"], ScoreBaseline)
+    assert learners["fixed-dose"].score == "fixed-dose"
+    assert spec.baselines == ["iwpc-pharmacogenetic", "fixed-dose", "recal-intercept"]
+    with pytest.raises(MetamedError, match="Did you mean 'fixed-dose'"):
+        BenchmarkSpec(data=DataSpec(dataset="iwpc-warfarin"), methods=("fixed-dos",))

@@ -51,7 +51,14 @@ from typing import Any
 
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
 from metamed.evaluation.protocol import ProtocolConfig
-from metamed.learners import BASELINES, CLINICAL_SCORES, LEARNERS, ScoreBaseline, make_method
+from metamed.learners import (
+    BASELINES,
+    CLINICAL_SCORES,
+    LEARNERS,
+    UPDATING,
+    ScoreBaseline,
+    make_method,
+)
 from metamed.learners.base import MetaLearner
 from metamed.tasks import RareRule
 
@@ -289,8 +296,13 @@ class BenchmarkSpec:
 
     @property
     def baselines(self) -> list[str]:
-        """Ids of the methods whose learner is a baseline (the reference points)."""
-        return [m.id for m in self.methods if m.name in BASELINES]
+        """Ids of the methods that are reference points: the baselines, the updating
+        hierarchy and the mixed model, and the clinical scores."""
+        return [
+            m.id
+            for m in self.methods
+            if m.name in BASELINES + UPDATING or m.name in CLINICAL_SCORES
+        ]
 
     def learners(self) -> dict[str, MetaLearner]:
         """Unfitted learners by method id: defaults, then overrides, then the method's params."""
