@@ -30,7 +30,7 @@ $(VENV)/.installed: pyproject.toml
 	$(if $(filter cpu,$(TORCH)),$(PY) -m pip install -q --no-index --no-deps \
 	  torch==$(TORCH_VERSION)+cpu 2>/dev/null ||) \
 	  $(PY) -m pip install -q $(TORCH_INDEX_$(TORCH)) torch==$(TORCH_VERSION)
-	$(PY) -m pip install -q -e '.[dev,ray,serve]'
+	$(PY) -m pip install -q -e '.[dev,ray,serve,chem]'
 	$(PY) -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda or 'none (CPU only)')"
 	touch $@
 
