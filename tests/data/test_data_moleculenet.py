@@ -43,13 +43,17 @@ def test_spellings_of_one_molecule_merge_and_conflicts_are_dropped_and_listed(
     assert report["molecules"] == 2 and report["merged"] == 1
     assert report["conflicts"] == 1
     assert report["conflicting_cells"] == [{"smiles": "CCO", "assay": "B", "labels": [0, 1]}]
-    cells = set(zip(cohort.frame["smiles"], cohort.frame["assay"], cohort.frame["active"], strict=True))
+    cells = set(
+        zip(cohort.frame["smiles"], cohort.frame["assay"], cohort.frame["active"], strict=True)
+    )
     assert cells == {("CCO", "A", 1), ("CCN", "A", 0), ("CCN", "B", 0)}
     assert moleculenet.molecules_of(cohort) == ["CCN", "CCO"]
 
 
 def test_unparsable_smiles_are_dropped_and_counted(tmp_path: Path) -> None:
-    cohort = _load(_write(tmp_path, [("CCO", "1", "0"), ("C1CC", "1", "1"), ("not a smiles", "0", "")]))
+    cohort = _load(
+        _write(tmp_path, [("CCO", "1", "0"), ("C1CC", "1", "1"), ("not a smiles", "0", "")])
+    )
     report = cohort.provenance["molecules"]
     assert report["unparsable"] == 2
     assert report["unparsable_smiles"] == ["C1CC", "not a smiles"]

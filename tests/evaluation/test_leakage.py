@@ -72,6 +72,8 @@ PARAMS: dict[str, dict[str, Any]] = {
     ),
     "local-logreg": {},
     "local-gbm": dict(n_estimators=10),
+    "local-rf": dict(n_estimators=10),
+    "local-knn": {},
     "protonet": dict(
         hidden_sizes=(8,),
         embedding_dim=4,

@@ -252,6 +252,7 @@ NUMERIC_PARAMS = {
     "pooled-finetune": dict(hidden_sizes=(4,), max_epochs=2, finetune_steps=2),
     "local-logreg": {},
     "local-gbm": dict(n_estimators=10),
+    "local-rf": dict(n_estimators=10),
     "maml": dict(hidden_sizes=(4,), meta_iterations=3, k_support=5, n_query=5),
     "reptile": dict(hidden_sizes=(4,), meta_iterations=3, k_support=5, n_query=5),
     "metapred": dict(hidden_sizes=(4,), meta_iterations=3, k_support=5, n_query=5, n_sources=2),

@@ -37,7 +37,13 @@ def numeric_tasks(make_toy_tasks) -> list[Task]:
 # (measured with its defaults over 3 seeds: mean AUROC 0.63 at K = 10, 0.70 at K = 30).
 @pytest.mark.parametrize(
     ("name", "k"),
-    [("pooled", 10), ("pooled-finetune", 10), ("local-logreg", 10), ("local-gbm", 30)],
+    [
+        ("pooled", 10),
+        ("pooled-finetune", 10),
+        ("local-logreg", 10),
+        ("local-gbm", 30),
+        ("local-rf", 30),
+    ],
 )
 def test_each_baseline_beats_chance_on_synthetic_tasks(
     name: str, k: int, make_toy_tasks, split_support_query

@@ -73,6 +73,8 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "pooled-finetune": dict(hidden_sizes=(16,), max_epochs=5, batch_size=64, finetune_steps=3),
     "local-logreg": {},
     "local-gbm": dict(n_estimators=20),
+    "local-rf": dict(n_estimators=20),
+    "local-knn": {},
     "protonet": dict(
         hidden_sizes=(16,),
         embedding_dim=8,
@@ -101,6 +103,8 @@ BAD_PARAMS: dict[str, dict[str, Any]] = {
     "pooled-finetune": dict(anchor_strength=-1.0),
     "local-logreg": dict(C=0.0),
     "local-gbm": dict(min_child_samples=0),
+    "local-rf": dict(max_features=0.0),
+    "local-knn": dict(n_neighbors=0),
     "protonet": dict(k_support=1),
     "maml": dict(inner_lr=-0.1),
     "fomaml": dict(inner_steps=0),

@@ -91,3 +91,20 @@ def test_unconditioned_sampler_draws_from_one_class_tasks_and_needs_k_of_one():
         sample_support_query(binary_task(20, 5), 1, np.random.default_rng(0))
     with pytest.raises(UnknownNameError, match="Did you mean 'unconditioned'"):
         sample_support_query(task, 2, np.random.default_rng(0), sampler="unconditional")
+
+def test_k_per_class_support_is_balanced_and_the_query_is_everything_else() -> None:
+    from metamed.tasks import sample_k_per_class
+
+    y = np.array([1] * 6 + [0] * 30, dtype=np.float32)
+    task = Task("assay", np.arange(36, dtype=np.float32).reshape(-1, 1), y)
+    seen = set()
+    for seed in range(20):
+        support, query = sample_k_per_class(task, 5, np.random.default_rng(seed))
+        assert sorted(y[support].tolist()) == [0.0] * 5 + [1.0] * 5
+        assert sorted([*support, *query]) == list(range(36))
+        seen.add(tuple(sorted(support)))
+    assert len(seen) == 20  # random draws, not a fixed set
+    with pytest.raises(
+        MetamedValueError, match="6 rows of class 1; K=6 per class needs at least 7"
+    ):
+        sample_k_per_class(task, 6, np.random.default_rng(0))

@@ -21,6 +21,7 @@ from metamed.learners.base import (
 from metamed.learners.baselines import (
     LocalGBM,
     LocalLogisticRegression,
+    LocalRandomForest,
     PooledFineTune,
     PooledMLP,
 )
@@ -34,6 +35,7 @@ from metamed.learners.conformal import (
 from metamed.learners.maml import ANIL, FOMAML, MAML, AdaptedMLP, GradientMetaLearner, MetaSGD
 from metamed.learners.metapred import MetaPred
 from metamed.learners.mixed import RandomIntercept
+from metamed.learners.neighbours import TanimotoKNN
 from metamed.learners.pipeline import Pipeline
 from metamed.learners.protonet import ProtoNet
 from metamed.learners.reptile import Reptile
@@ -47,7 +49,9 @@ from metamed.outcomes import Outcome as _Outcome
 
 #: Methods that are reference points rather than meta-learners: each meta-learner is
 #: compared with the best of these on the same episodes.
-BASELINES: tuple[str, ...] = ("pooled", "pooled-finetune", "local-logreg", "local-gbm")
+BASELINES: tuple[str, ...] = (
+    "pooled", "pooled-finetune", "local-logreg", "local-gbm", "local-rf", "local-knn",
+)  # fmt: skip
 
 #: The clinical statistician's updating hierarchy and the mixed model (not in the default
 #: methods, so existing benchmarks keep their numbers; the sites suite runs them).
@@ -108,6 +112,7 @@ __all__ = [
     "ScoreBaseline",
     "UPDATING",
     "LocalLogisticRegression",
+    "LocalRandomForest",
     "MetaLearner",
     "MetaPred",
     "MetaSGD",
@@ -116,6 +121,7 @@ __all__ = [
     "PooledMLP",
     "ProtoNet",
     "Reptile",
+    "TanimotoKNN",
     "conformal_adapt",
     "default_methods",
     "learner_names",

@@ -9,6 +9,7 @@ from metamed.tasks.episodes import (
     make_episode,
     max_support_size,
     min_support_size,
+    sample_k_per_class,
     sample_support_query,
     stack_episodes,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "rare_split",
     "max_support_size",
     "min_support_size",
+    "sample_k_per_class",
     "sample_support_query",
     "stack_episodes",
 ]

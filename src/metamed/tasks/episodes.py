@@ -33,6 +33,7 @@ __all__ = [
     "Episode",
     "EpisodeBatch",
     "sample_support_query",
+    "sample_k_per_class",
     "max_support_size",
     "make_episode",
     "stack_episodes",
@@ -120,6 +121,44 @@ def sample_support_query(
     if n_query is not None:
         query = query[:n_query]
     return support, query
+
+
+def sample_k_per_class(
+    task: Task, k_per_class: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw a support set of exactly ``k_per_class`` rows of each class; the query is the rest.
+
+    The few-shot molecular protocol (Meta-MGNN, PAR, FS-Mol's balanced variant): K
+    actives and K inactives, whatever the assay's hit rate, and every other labelled
+    molecule of the assay is scored.  Unlike :func:`sample_support_query` this fixes
+    the support's class balance by design; the query keeps the assay's own balance.
+
+    Raises
+    ------
+    MetamedValueError
+        The outcome has no classes (numeric), or a class has fewer than
+        ``k_per_class + 1`` rows (one must be left to score).
+    """
+    classes = task.outcome_type.classes
+    if classes is None:
+        raise MetamedValueError(
+            f"Task '{task.name}': K per class needs a class outcome, not {task.outcome_type}."
+        )
+    if k_per_class < 1:
+        raise MetamedValueError(f"K per class must be >= 1, got {k_per_class}.")
+    support = []
+    for label in classes:
+        rows = np.flatnonzero(task.y == label)
+        if len(rows) < k_per_class + 1:
+            raise MetamedValueError(
+                f"Task '{task.name}' has {len(rows)} rows of class {label:g}; K={k_per_class} "
+                f"per class needs at least {k_per_class + 1} (one left to score). Use a "
+                "smaller K or leave this task out."
+            )
+        support.append(rng.choice(rows, k_per_class, replace=False))
+    chosen = rng.permutation(np.concatenate(support))
+    query = rng.permutation(np.setdiff1d(np.arange(len(task)), chosen))
+    return chosen, query
 
 
 #: Redraws of a one-class support set before falling back (see below).

@@ -1,0 +1,91 @@
+"""Molecular features: fingerprints as RDKit computes them, the disk cache, scaling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metamed.data import molecules
+from metamed.data.molecules import FingerprintSettings, featurise, standardise_columns
+from metamed.errors import MetamedTypeError, MetamedValueError
+
+SMILES = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CCN(CC)CC"]
+
+
+def test_bits_match_rdkit_morgan_fingerprints(tmp_path: Path) -> None:
+    from rdkit import Chem, DataStructs
+    from rdkit.Chem import rdFingerprintGenerator
+
+    features = featurise(SMILES, FingerprintSettings(radius=3, n_bits=512), tmp_path)
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=3, fpSize=512)
+    for row, text in zip(features.X, SMILES, strict=True):
+        expected = np.zeros(512)
+        DataStructs.ConvertToNumpyArray(
+            generator.GetFingerprint(Chem.MolFromSmiles(text)), expected
+        )
+        assert np.array_equal(row, expected)
+    assert features.X.dtype == np.float32 and features.X.shape == (4, 512)
+
+
+def test_counts_and_descriptors(tmp_path: Path) -> None:
+    features = featurise(
+        SMILES, FingerprintSettings(n_bits=256, counts=True, descriptors=True), tmp_path
+    )
+    assert features.X.shape == (4, 256 + len(molecules.DESCRIPTORS))
+    assert features.columns[-len(molecules.DESCRIPTORS) :] == list(molecules.DESCRIPTORS)
+    counts = features.X[:, features.fingerprint_columns]
+    assert counts.max() > 1  # triethylamine's CH3 occurs three times
+    weight = features.X[:, features.columns.index("MolWt")]
+    assert weight[0] == pytest.approx(46.07, abs=0.01)  # ethanol
+
+
+def test_second_run_reads_the_cache_and_settings_invalidate_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = featurise(SMILES, FingerprintSettings(n_bits=128), tmp_path)
+    assert not first.from_cache and first.cache_file.is_file()
+
+    def no_rdkit(*args: object) -> None:
+        raise AssertionError("computed again instead of reading the cache")
+
+    monkeypatch.setattr(molecules, "_compute", no_rdkit)
+    second = featurise(SMILES, FingerprintSettings(n_bits=128), tmp_path)
+    assert second.from_cache and np.array_equal(second.X, first.X)
+    monkeypatch.undo()
+
+    changed = [
+        featurise(SMILES, FingerprintSettings(n_bits=128, radius=1), tmp_path),
+        featurise(SMILES, FingerprintSettings(n_bits=128, counts=True), tmp_path),
+        featurise(SMILES[::-1], FingerprintSettings(n_bits=128), tmp_path),
+    ]
+    assert not any(f.from_cache for f in changed)
+    assert len({f.cache_file for f in [first, *changed]}) == 4
+    assert np.array_equal(changed[2].X, first.X[::-1])
+
+
+def test_cache_dir_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(molecules.CACHE_DIR_ENV, str(tmp_path))
+    features = featurise(SMILES[:1], FingerprintSettings(n_bits=64))
+    assert features.cache_file.parent.parent == tmp_path
+
+
+def test_bad_input_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(MetamedValueError, match="cannot parse SMILES #1 'C1CC'"):
+        featurise(["CCO", "C1CC"], cache_dir=tmp_path)
+    with pytest.raises(MetamedTypeError, match="list of SMILES"):
+        featurise("CCO", cache_dir=tmp_path)
+    with pytest.raises(MetamedValueError, match="n_bits must be in"):
+        FingerprintSettings(n_bits=8)
+    with pytest.raises(MetamedTypeError, match="radius must be an integer"):
+        FingerprintSettings(radius=2.5)  # type: ignore[arg-type]
+    assert not list(tmp_path.rglob("*.npz"))  # nothing cached for a failed run
+
+
+def test_standardise_uses_only_the_named_rows() -> None:
+    X = np.array([[1.0, 10.0], [1.0, 20.0], [0.0, 1000.0]], dtype=np.float32)
+    out = standardise_columns(X, slice(1, 2), np.array([0, 1]))
+    assert out[:2, 1].tolist() == [-1.0, 1.0]  # row 2 moved nothing
+    assert out[:, 0].tolist() == [1.0, 1.0, 0.0]  # other columns untouched
+    assert X[0, 1] == 10.0  # a copy
