@@ -187,9 +187,10 @@ def read_suite(name_or_path: str | os.PathLike[str]) -> Suite:
     else:
         path = Path(name_or_path)
         if path.suffix != ".toml":
+            known = [*SUITES, "molecules"]  # molecules: its own protocol (runs/molecules.py)
             raise MetamedValueError(
-                f"Unknown suite '{text_name}'.{did_you_mean(text_name, SUITES)} Known suites: "
-                f"{', '.join(SUITES)}; or give the path of a suite .toml file."
+                f"Unknown suite '{text_name}'.{did_you_mean(text_name, known)} Known suites: "
+                f"{', '.join(known)}; or give the path of a suite .toml file."
             )
         try:
             text = path.read_text()

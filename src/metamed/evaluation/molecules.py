@@ -1,0 +1,320 @@
+"""The MoleculeNet few-shot protocol (Meta-MGNN, PAR, GS-Meta, Pin-Tuning).
+
+Fixed assay splits, stated as in the papers, in the column order of the MoleculeNet
+files (:func:`~metamed.data.datasets.moleculenet.assay_names`):
+
+* Tox21: meta-train on the first 9 assays, meta-test on SR-HSE, SR-MMP, SR-p53;
+* SIDER: the first 21 side-effect classes / the last 6;
+* MUV: the first 12 assays / the last 5;
+* ToxCast ``literature``: the first 450 endpoints / the last 167 (the papers' 450 / 167,
+  taken in the file's column order: their code's exact endpoint list is not part of the
+  data here, so this is that split's *size*, not a verified copy of its members);
+  ``provider:<P>``: every endpoint of assay provider ``P`` (``ATG``, ``NVS``, ``BSK``,
+  ...) held out, all others meta-train, so no test endpoint shares a provider with
+  training.
+
+An episode of a meta-test assay is a support set of K actives and K inactives
+(:func:`~metamed.tasks.sample_k_per_class`; K = 1, 5, 10) and a query set of *every
+other* labelled molecule of the assay.  Scores per episode: ROC-AUC, and delta-AUPRC
+(AUPRC minus the query set's active rate, FS-Mol's metric: 0 is chance whatever the hit
+rate).  Episodes come from a generator seeded by (seed, assay, K, draw), so every
+method sees the same support and query molecules.  The summary averages each draw over
+the test assays (the papers' number) and gives a 95 % bootstrap interval over draws:
+the spread from which molecules were measured, on these test assays (with three test
+assays, as in Tox21, an interval over assays would mean little).
+
+Meta-training sees only the meta-train assays' labels; the molecules themselves are
+shared between assays (a Tox21 molecule is measured in most assays), as in the
+literature.  Descriptor columns, when present, are standardised with statistics of the
+meta-train assays' molecules only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from metamed.data.cohort import Cohort
+from metamed.data.datasets.moleculenet import assay_names, molecules_of
+from metamed.errors import MetamedValueError, did_you_mean
+from metamed.evaluation.bootstrap import bootstrap_ci
+from metamed.evaluation.metrics import auprc, auroc
+from metamed.evaluation.protocol import MIN_VAL_ROWS, episode_rng
+from metamed.learners.base import MetaLearner
+from metamed.tasks import Task, TaskSet, TaskSplit, hold_out_rows, sample_k_per_class
+
+__all__ = [
+    "LITERATURE_SPLITS",
+    "MoleculeProtocolConfig",
+    "MoleculeResult",
+    "assay_split",
+    "delta_auprc",
+    "molecule_tasks",
+    "run_molecule_protocol",
+    "summarise_molecules",
+]
+
+#: Collection -> number of meta-train assays (the first ones); the rest are meta-test.
+LITERATURE_SPLITS: dict[str, int] = {"tox21": 9, "sider": 21, "muv": 12, "toxcast": 450}
+
+Progress = Callable[[str], None]
+
+
+def delta_auprc(y: np.ndarray, p: np.ndarray) -> float:
+    """AUPRC minus the active rate of ``y``: how far above chance (FS-Mol, Stanley et al. 2021)."""
+    return float(auprc(y, p) - np.mean(y))
+
+
+def assay_split(cohort: Cohort, collection: str, split: str = "literature") -> TaskSplit:
+    """The fixed meta-train / meta-test assays of ``collection`` (see the module docstring).
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A ``moleculenet`` cohort of that collection.
+    collection : {"tox21", "sider", "muv", "toxcast"}
+    split : str, default "literature"
+        ``"literature"``, or for ToxCast ``"provider:<P>"``.
+    """
+    assays = assay_names(cohort)
+    if collection not in LITERATURE_SPLITS:
+        raise MetamedValueError(
+            f"No few-shot split for collection '{collection}'."
+            f"{did_you_mean(collection, LITERATURE_SPLITS)} Known: {', '.join(LITERATURE_SPLITS)}."
+        )
+    if split == "literature":
+        n_train = LITERATURE_SPLITS[collection]
+        if len(assays) <= n_train:
+            raise MetamedValueError(
+                f"{cohort.name}: the literature split trains on {n_train} assays, the cohort "
+                f"has {len(assays)}; load the full '{collection}' collection."
+            )
+        return TaskSplit(train=tuple(assays[:n_train]), val=(), test=tuple(assays[n_train:]))
+    if split.startswith("provider:") and collection == "toxcast":
+        provider = split.split(":", 1)[1]
+        providers = sorted({a.split("_", 1)[0] for a in assays})
+        if provider not in providers:
+            raise MetamedValueError(
+                f"ToxCast has no assay provider '{provider}'.{did_you_mean(provider, providers)} "
+                f"Providers: {', '.join(providers)}."
+            )
+        test = tuple(a for a in assays if a.split("_", 1)[0] == provider)
+        train = tuple(a for a in assays if a not in set(test))
+        return TaskSplit(train=train, val=(), test=test)
+    hint = " or provider:<P> (e.g. provider:ATG)" if collection == "toxcast" else ""
+    raise MetamedValueError(f"Unknown split '{split}' for {collection}; use literature{hint}.")
+
+
+def molecule_tasks(
+    taskset: TaskSet,
+    names: Sequence[str],
+    X: np.ndarray,
+    molecule_row: dict[str, int],
+    max_rows: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> list[Task]:
+    """One :class:`Task` per assay: the features of its labelled molecules and their labels.
+
+    ``max_rows`` caps each task at that many rows, drawn per class in proportion (a
+    seeded ``rng``), so that 450 ToxCast training assays fit in memory; None keeps all.
+    """
+    frame = taskset.cohort.frame
+    outcome = taskset.cohort.schema.outcome
+    tasks = []
+    for name in names:
+        rows = taskset.rows(name)
+        if max_rows is not None and len(rows) > max_rows:
+            if rng is None:
+                raise MetamedValueError("molecule_tasks: max_rows needs an rng to sample rows.")
+            y_all = frame[outcome].to_numpy()[rows]
+            keep = []
+            for label in (0, 1):
+                members = rows[y_all == label]
+                n = max(1, int(round(max_rows * len(members) / len(rows))))
+                keep.append(rng.choice(members, min(n, len(members)), replace=False))
+            rows = np.sort(np.concatenate(keep))
+        smiles = frame["smiles"].to_numpy()[rows]
+        idx = np.fromiter((molecule_row[s] for s in smiles), dtype=np.int64, count=len(rows))
+        y = frame[outcome].to_numpy(dtype=np.float32)[rows]
+        tasks.append(Task(name, X[idx], y))
+    return tasks
+
+
+@dataclass(frozen=True)
+class MoleculeProtocolConfig:
+    """Support sizes (K per class), draws per (assay, K), seed, and the training-side caps."""
+
+    shots: tuple[int, ...] = (1, 5, 10)
+    draws: int = 20
+    seed: int = 0
+    #: Rows kept per meta-train assay (drawn per class in proportion); None keeps all.
+    max_train_rows: int | None = 2048
+    #: Share of each meta-train assay's rows held out for early stopping (the literature
+    #: splits have no validation assays); 0 turns it off.
+    val_rows_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not self.shots or any(int(k) < 1 for k in self.shots):
+            raise MetamedValueError(f"shots must be positive integers, got {self.shots}.")
+        if self.draws < 1:
+            raise MetamedValueError(f"draws must be >= 1, got {self.draws}.")
+        if self.max_train_rows is not None and self.max_train_rows < 10:
+            raise MetamedValueError(f"max_train_rows must be >= 10, got {self.max_train_rows}.")
+
+
+@dataclass
+class MoleculeResult:
+    """``results``: one row per (method, assay, k, draw, metric); timings in seconds."""
+
+    results: pd.DataFrame
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+    adapt_seconds: dict[str, float] = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+
+def _check_test_assays(tasks: list[Task], shots: Sequence[int]) -> None:
+    k = max(shots)
+    for task in tasks:
+        n_active = int(task.y.sum())
+        n_inactive = len(task) - n_active
+        if min(n_active, n_inactive) < k + 1:
+            raise MetamedValueError(
+                f"Test assay '{task.name}' has {n_active} actives and {n_inactive} inactives; "
+                f"K={k} per class needs {k + 1} of each. Use smaller --shots."
+            )
+
+
+def run_molecule_protocol(
+    cohort: Cohort,
+    X: np.ndarray,
+    split: TaskSplit,
+    methods: dict[str, MetaLearner],
+    config: MoleculeProtocolConfig,
+    dataset: str,
+    descriptor_columns: slice | None = None,
+    progress: Progress | None = None,
+) -> MoleculeResult:
+    """Meta-train each method on ``split.train`` assays and score it on ``split.test``.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A ``moleculenet`` cohort.
+    X : ndarray of shape (n_molecules, n_features)
+        Features of :func:`~metamed.data.datasets.moleculenet.molecules_of` ``(cohort)``,
+        row for row.
+    split : TaskSplit
+        From :func:`assay_split`.
+    methods : dict of str to MetaLearner
+        Unfitted learners; each is cloned.
+    descriptor_columns : slice, optional
+        Columns of ``X`` to standardise with the meta-train molecules' statistics.
+    """
+    if not methods:
+        raise MetamedValueError("No methods to evaluate; pass at least one method name.")
+    smiles = molecules_of(cohort)
+    if len(X) != len(smiles):
+        raise MetamedValueError(
+            f"X has {len(X)} rows but {cohort.name} has {len(smiles)} molecules; featurise "
+            "molecules_of(cohort), in that order."
+        )
+    molecule_row = {s: i for i, s in enumerate(smiles)}
+    taskset = TaskSet(cohort, "assay")
+    if descriptor_columns is not None:
+        from metamed.data.molecules import standardise_columns
+
+        train_smiles = pd.unique(taskset.frames(list(split.train))["smiles"])
+        fit_rows = np.array([molecule_row[s] for s in train_smiles])
+        X = standardise_columns(X, descriptor_columns, fit_rows)
+    test = molecule_tasks(taskset, split.test, X, molecule_row)
+    _check_test_assays(test, config.shots)
+    train = molecule_tasks(
+        taskset, split.train, X, molecule_row, config.max_train_rows,
+        np.random.default_rng([config.seed, 2]),
+    )  # fmt: skip
+    val: list[Task] | None = None
+    if config.val_rows_fraction > 0:
+        fit_part, val_part = hold_out_rows(
+            train, config.val_rows_fraction, np.random.default_rng([config.seed, 1])
+        )
+        train = [
+            fit if len(v) >= MIN_VAL_ROWS else whole
+            for fit, v, whole in zip(fit_part, val_part, train, strict=True)
+        ]
+        val = [v for v in val_part if len(v) >= MIN_VAL_ROWS] or None
+
+    rows: list[dict] = []
+    fit_seconds: dict[str, float] = {}
+    adapt_seconds: dict[str, float] = {}
+    for name, template in methods.items():
+        learner = template.clone()
+        start = time.perf_counter()
+        learner.meta_fit(train, val_tasks=val)
+        fit_seconds[name] = time.perf_counter() - start
+        if progress is not None:
+            progress(f"{dataset}: meta-trained {name} in {fit_seconds[name]:.1f} s")
+        start = time.perf_counter()
+        for task in test:
+            for k in config.shots:
+                for draw in range(config.draws):
+                    support_idx, query_idx = sample_k_per_class(
+                        task, k, episode_rng(config.seed, task.name, k, draw)
+                    )
+                    model = learner.adapt(task.subset(support_idx))
+                    query = task.subset(query_idx)
+                    p = model.predict_proba(query.X)  # type: ignore[attr-defined]
+                    for metric, value in (
+                        ("roc_auc", auroc(query.y, p)),
+                        ("delta_auprc", delta_auprc(query.y, p)),
+                    ):
+                        rows.append(
+                            {
+                                "method": name,
+                                "dataset": dataset,
+                                "task": task.name,
+                                "k": k,
+                                "draw": draw,
+                                "metric": metric,
+                                "value": float(value),
+                            }
+                        )
+        adapt_seconds[name] = time.perf_counter() - start
+        if progress is not None:
+            progress(f"{dataset}: scored {name} in {adapt_seconds[name]:.1f} s")
+    run = {
+        **asdict(config),
+        "train_assays": list(split.train),
+        "test_assays": list(split.test),
+        "n_molecules": len(smiles),
+    }
+    return MoleculeResult(pd.DataFrame(rows), fit_seconds, adapt_seconds, run)
+
+
+def summarise_molecules(results: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Mean over test assays per draw, then mean over draws with a 95 % bootstrap CI.
+
+    Returns
+    -------
+    DataFrame
+        ``dataset, method, k, metric, mean, ci_low, ci_high, n_draws, n_assays``.
+    """
+    out = []
+    keys = ["dataset", "method", "k", "metric"]
+    for key, cell in results.groupby(keys, sort=True):
+        per_draw = cell.groupby("draw")["value"].mean()
+        ci = bootstrap_ci(per_draw.to_numpy(), seed=seed, cell=("molecules", *key))
+        out.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "mean": ci.mean,
+                "ci_low": ci.low,
+                "ci_high": ci.high,
+                "n_draws": ci.n_tasks,
+                "n_assays": int(cell["task"].nunique()),
+            }
+        )
+    return pd.DataFrame(out)
