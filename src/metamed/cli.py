@@ -423,7 +423,7 @@ def benchmark(
 ) -> None:
     """Meta-train on all but the held-out tasks, adapt from K examples, score the rest."""
     given = {k: v for k, v in locals().items() if k in SPEC_FLAGS and v is not None}
-    if config is None and dataset is None and table is None and suite is None:
+    if config is None and dataset is None and table is None and suite is None and page is None:
         # Without data there is nothing to benchmark; once this silently ran a five-minute
         # synthetic benchmark. The built-in data is one flag away: --dataset synthetic.
         typer.echo(
