@@ -57,7 +57,7 @@ class Mutant:
 
 
 MAKE_TASKS_X = "                X=preprocessor.transform(frame),"
-PROTOCOL_P = "        p = task.outcome_type.predict(model, query.X)"
+PROTOCOL_P = "            p = task.outcome_type.predict(scored, query.X)"
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
@@ -105,7 +105,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "adapt-on-whole-task",
         "src/metamed/evaluation/protocol.py",
-        "model = fitted.learner.adapt(task.subset(support_idx))",
+        "model = fitted.learner.adapt(support)",
         "model = fitted.learner.adapt(task)",
         "adaptation sees the whole held-out task, query labels included",
     ),
