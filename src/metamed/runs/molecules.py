@@ -181,6 +181,20 @@ def _short_cleaning(report: dict) -> dict:
     return {k: v for k, v in report.items() if k not in ("assays",)}
 
 
+
+def _method_table(summary, collection, methods, shots, metric: str, title: str) -> list[str]:
+    """One metric's Markdown table: a row per method, a column per K."""
+    lines = [
+        f"{title}, mean over test assays [95 % CI over draws]:",
+        "",
+        "| method | " + " | ".join(f"{k}-shot" for k in shots) + " |",
+        "|---|" + "---|" * len(shots),
+    ]
+    for method in methods:
+        cells = [_cell(summary, collection, method, k, metric) for k in shots]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
 def _cell(summary: pd.DataFrame, collection: str, method: str, k: int, metric: str) -> str:
     row = summary[
         (summary["dataset"] == collection)
@@ -287,28 +301,18 @@ def molecules_page(
             + (" ..." if len(cfg["test_assays"]) > 8 else "")
             + ".",
             "",
-            "ROC-AUC (%), mean over test assays [95 % CI over draws]:",
-            "",
-            "| method | " + " | ".join(f"{k}-shot" for k in shots) + " |",
-            "|---|" + "---|" * len(shots),
+            *_method_table(summary, collection, suite.methods, shots, "roc_auc", "ROC-AUC (%)"),
         ]
-        for method in suite.methods:
-            cells = [_cell(summary, collection, method, k, "roc_auc") for k in shots]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
         for (coll, name, paper), values in ANCHORS.items():
             if coll == collection:
                 cells = [f"{values[k]:.2f}" if k in values else "-" for k in shots]
                 lines.append(f"| *anchor: {name}, {paper}* | " + " | ".join(cells) + " |")
         lines += [
             "",
-            "delta-AUPRC, mean over test assays [95 % CI over draws]:",
-            "",
-            "| method | " + " | ".join(f"{k}-shot" for k in shots) + " |",
-            "|---|" + "---|" * len(shots),
+            *_method_table(
+                summary, collection, suite.methods, shots, "delta_auprc", "delta-AUPRC"
+            ),
         ]
-        for method in suite.methods:
-            cells = [_cell(summary, collection, method, k, "delta_auprc") for k in shots]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
         verdicts = _verdicts(summary, collection, shots)
         lines += ["", "Against the anchors:", "", *(verdicts or ["- no anchor at these K."]), ""]
     lines += [
