@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -219,6 +220,31 @@ def _parse_list(text: str | None, what: str) -> list[str]:
     return items
 
 
+PARAM_HELP = (
+    "A hyperparameter of one method, METHOD.NAME=VALUE (repeatable), e.g. "
+    "--param maml.inner_lr=0.05; VALUE is read as JSON (0.05, true, [64,64]), else as text."
+)
+
+
+def _parse_params(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """``--param maml.inner_lr=0.05`` as ``{"maml": {"inner_lr": 0.05}}``."""
+    params: dict[str, dict[str, Any]] = {}
+    for item in items or ():
+        target, sep, text = item.partition("=")
+        method, dot, name = target.strip().rpartition(".")
+        if not sep or not dot or not method or not name or not text.strip():
+            raise MetamedValueError(
+                f"--param must look like METHOD.NAME=VALUE (e.g. maml.inner_lr=0.05), "
+                f"got '{item}'."
+            )
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text.strip()
+        params.setdefault(method, {})[name.strip()] = value
+    return params
+
+
 def _parse_shots(text: str) -> tuple[int, ...]:
     try:
         shots = tuple(int(t) for t in _parse_list(text, "shots"))
@@ -400,6 +426,7 @@ def benchmark(
     address: str | None = typer.Option(
         None, help="Address of a running Ray cluster (--executor ray)."
     ),
+    param: list[str] | None = typer.Option(None, "--param", help=PARAM_HELP),
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
     suite: str | None = typer.Option(
         None,
@@ -435,6 +462,11 @@ def benchmark(
         raise typer.Exit(2)
     with user_errors():
         _use_threads(threads)
+        params = _parse_params(param)
+        if params and (suite is not None or page is not None):
+            raise MetamedValueError(
+                "--suite says each method's hyperparameters in its file; drop --param."
+            )
         if suite == "molecules":  # its own protocol: --shots is K per class (default 1,5,10)
             if config is not None:
                 raise MetamedValueError("--suite and --config exclude each other; give one.")
@@ -494,6 +526,7 @@ def benchmark(
             outcome = cohort.schema.outcome_type
             defaults = tuple(MethodSpec(m) for m in default_methods(outcome))
             spec = dataclasses.replace(spec, methods=defaults)
+        spec = spec.with_params(params)
         for key, applies in spec.overridden().items():
             skipped = [m for m in spec.method_ids if m not in applies]
             if skipped:
@@ -805,11 +838,23 @@ def datasets(
     data_dir: Path | None = typer.Option(
         None, help="Folder holding the datasets (default: $METAMED_DATA_DIR)."
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the datasets (or the one named) as JSON, for scripts."
+    ),
 ) -> None:
     """List known datasets: version, size, licence, whether present and loadable."""
     with user_errors():
         from metamed.data import DATASETS, get_source
 
+        if as_json:
+            specs = [get_source(name)] if name is not None else list(DATASETS.values())
+            records = [
+                {**spec.to_dict(), "present": _dataset_status(spec.name, data_dir)}
+                for spec in specs
+            ]
+            # tuples of option defaults and choices print as lists; anything else as text
+            typer.echo(json.dumps(records[0] if name else records, indent=2, default=str))
+            return
         if name is not None:
             _show_dataset(get_source(name), data_dir)
             return
@@ -990,14 +1035,18 @@ def train(
         None, help="Folder holding the datasets (default: $METAMED_DATA_DIR)."
     ),
     force: bool = typer.Option(False, "--force", help="Replace a model already in --out."),
+    param: list[str] | None = typer.Option(None, "--param", help=PARAM_HELP),
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
 ) -> None:
     """Meta-train one method on every task of a dataset and save it as a model artifact."""
     with user_errors():
         _use_threads(threads)
+        from metamed.evaluation.spec import set_params
         from metamed.runs.train import read_train_spec, train_model
 
         spec = read_train_spec(config)
+        (method,) = set_params([spec.method], _parse_params(param))
+        spec = dataclasses.replace(spec, method=method)
         _check_new_place(out, force, "--out")
         with progress_bar(f"train {spec.method.id}") as update:
             path = train_model(spec, out, data_dir=data_dir, progress=update)
@@ -1106,7 +1155,6 @@ def inspect(
 ) -> None:
     """Print a model's schema, provenance, lineage, uncertainty and evaluation summary."""
     with user_errors():
-        import json
 
         from metamed.serve import load_model
 
@@ -1312,7 +1360,6 @@ def audit(
 ) -> None:
     """Show the service's audit log (who called what, when, on which model, with which result)."""
     with user_errors():
-        import json
 
         from metamed.serve.app import service_paths
         from metamed.serve.audit import read_entries

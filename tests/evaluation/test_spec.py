@@ -112,3 +112,19 @@ def test_sampler_reaches_the_protocol_and_round_trips():
     assert BenchmarkSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(MetamedError, match="Did you mean 'unconditioned'"):
         BenchmarkSpec(data=data, methods=("pooled",), sampler="unconditional")
+
+
+def test_set_params_addresses_a_label_or_a_lone_learner_name():
+    data = DataSpec(dataset="synthetic")
+    spec = BenchmarkSpec(
+        data=data,
+        methods=(MethodSpec("maml"), MethodSpec("maml", {"inner_lr": 0.05}, label="small"),
+                 MethodSpec("pooled")),
+    )  # fmt: skip
+    tuned = spec.with_params({"small": {"inner_steps": 2}})
+    assert tuned.methods[1].params == {"inner_lr": 0.05, "inner_steps": 2}
+    assert tuned.methods[0] == spec.methods[0] and tuned.methods[2] == spec.methods[2]
+    with pytest.raises(MetamedError, match="2 methods use maml .*give each a label"):
+        spec.with_params({"maml": {"inner_steps": 2}})
+    with pytest.raises(MetamedError, match="'poled', which is not run here. Did you mean 'pooled'"):
+        spec.with_params({"poled": {"epochs": 2}})

@@ -173,3 +173,19 @@ def test_train_config_mistakes_are_named_before_any_training(deploy_dir, tmp_pat
         out = tmp_path / name
         assert_clean_error(invoke("train", "--config", config, "--out", out), message)
         assert not out.exists()
+
+
+def test_train_param_flag_sets_a_hyperparameter_on_top_of_the_file(deploy_dir, tmp_path):
+    out = tmp_path / "narrow"
+    config = deploy_dir / "train.toml"
+    result = invoke("train", "--config", config, "--out", out, "--param", "fomaml.hidden_sizes=[8]")
+    assert result.exit_code == 0, result.output
+    learner = json.loads((out / "manifest.json").read_text())["learner"]
+    assert learner["hyperparameters"]["hidden_sizes"] == [8]  # the file says [16]
+    assert learner["hyperparameters"]["meta_iterations"] == 10  # the file's, kept
+    bad = tmp_path / "bad"
+    assert_clean_error(
+        invoke("train", "--config", config, "--out", bad, "--param", "fomal.hidden_sizes=[8]"),
+        "--param names method 'fomal', which is not run here. Did you mean 'fomaml'?",
+    )
+    assert not bad.exists()

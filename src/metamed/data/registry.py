@@ -30,7 +30,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -227,6 +227,15 @@ class DatasetSpec:
     def size_bytes(self) -> int:
         """Total size of the dataset's files."""
         return sum(f.size_bytes for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the loader, as JSON-ready values (``metamed datasets --json``)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "loader"}
+        out["files"] = [f._asdict() for f in self.files]
+        out["options"] = [asdict(o) for o in self.options]
+        out["loadable"] = self.loadable
+        out["size_bytes"] = self.size_bytes
+        return out
 
     def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Every option with its value: ``given`` checked, defaults filled in.

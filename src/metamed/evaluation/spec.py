@@ -46,7 +46,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
@@ -62,7 +62,7 @@ from metamed.learners import (
 from metamed.learners.base import MetaLearner
 from metamed.tasks import RareRule
 
-__all__ = ["BenchmarkSpec", "DataSpec", "MethodSpec", "SPLIT_RULES"]
+__all__ = ["BenchmarkSpec", "DataSpec", "MethodSpec", "SPLIT_RULES", "set_params"]
 
 SPLIT_RULES = ("auto", "loso", "random", "rare")
 
@@ -294,6 +294,11 @@ class BenchmarkSpec:
     def method_ids(self) -> list[str]:
         return [m.id for m in self.methods]
 
+    def with_params(self, params: Mapping[str, Mapping[str, Any]]) -> BenchmarkSpec:
+        """This spec with more hyperparameters for some of its methods (``--param``;
+        see :func:`set_params`)."""
+        return replace(self, methods=set_params(self.methods, params))
+
     @property
     def baselines(self) -> list[str]:
         """Ids of the methods that are reference points: the baselines, the updating
@@ -368,6 +373,38 @@ def _param_defaults(name: str) -> dict[str, Any]:
         return {p: v.default for p, v in signature.parameters.items() if p not in ("self", "score")}
     signature = inspect.signature(LEARNERS[name].__init__)
     return {p: v.default for p, v in signature.parameters.items() if p != "self"}
+
+
+def set_params(
+    methods: Sequence[MethodSpec], params: Mapping[str, Mapping[str, Any]]
+) -> tuple[MethodSpec, ...]:
+    """``methods`` with more hyperparameters set on top of their own (``--param``).
+
+    ``params`` maps a method's label, or its learner name where one method uses that
+    learner, to hyperparameters.  A method that is not run here, a name several methods
+    share, or a hyperparameter the learner does not take is an error that says what
+    would be accepted.
+    """
+    methods = list(methods)
+    for key, values in params.items():
+        by_label = [i for i, m in enumerate(methods) if m.label == key]
+        by_name = [i for i, m in enumerate(methods) if m.name == key]
+        chosen = by_label or by_name
+        if not chosen:
+            names = sorted({m.label or m.name for m in methods})
+            raise MetamedValueError(
+                f"--param names method '{key}', which is not run here."
+                f"{did_you_mean(key, names)} Methods: {', '.join(names)}."
+            )
+        if len(chosen) > 1:
+            raise MetamedValueError(
+                f"--param {key}.NAME: {len(chosen)} methods use {key} "
+                f"({', '.join(methods[i].id for i in chosen)}); give each a label in the "
+                "spec file and name the label."
+            )
+        (i,) = chosen
+        methods[i] = replace(methods[i], params={**methods[i].params, **values})
+    return tuple(methods)
 
 
 def _not_accepted(key: str, names: Sequence[str], where: str) -> MetamedValueError:
