@@ -35,11 +35,12 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -58,7 +59,14 @@ from metamed.errors import (
 )
 from metamed.learners.conformal import DEFAULT_COVERAGE
 from metamed.serve.audit import AuditError, AuditLog
-from metamed.serve.models import ModelStore, adapt_pipeline, canonical_sha256, predict_rows
+from metamed.serve.batching import PredictBatcher
+from metamed.serve.models import (
+    ModelStore,
+    ServedModel,
+    adapt_pipeline,
+    canonical_sha256,
+    predict_rows,
+)
 from metamed.serve.tokens import Token, TokenStore
 from metamed.serve.validation import DEFAULT_MAX_ROWS
 
@@ -235,6 +243,8 @@ class Service:
         self.tokens = TokenStore(tokens_path)
         self.audit = AuditLog(audit_path)
         self.max_body_bytes = max_body_bytes
+        # Concurrent predict calls on one model share its checking and its model call.
+        self.batcher: PredictBatcher[ServedModel] = PredictBatcher(_check_and_predict, max_rows)
 
     def start(self) -> None:
         import torch
@@ -379,8 +389,7 @@ class Service:
         request = self.parse(raw, PredictRequest)
         served = self.store.get(call.model_id)
         call.rows = len(request.rows)
-        frame = served.schema.check_records(request.rows)
-        columns = predict_rows(served, frame)
+        columns = self.batcher(served, request.rows)
         if "risk" in columns:
             predictions = [
                 {"risk": float(p), "set": [y for y, held in ((0, h0), (1, h1)) if held]}
@@ -476,6 +485,10 @@ class Service:
                 }
             )
         return {"models": models}
+
+
+def _check_and_predict(served: ServedModel, records: Sequence[Any]) -> dict[str, np.ndarray]:
+    return predict_rows(served, served.schema.check_records(records))
 
 
 def _audit_unavailable(error: AuditError) -> Response:
