@@ -1,14 +1,19 @@
 """Throughput of the batched UVA/Padova simulator vs simglucose (simulated patients).
 
 Measures simulated patient-days per second of wall time for the same closed-loop
-protocol in both simulators: the 30 virtual patients, a fixed daily meal scenario
-(07:00 50 g, 12:00 70 g, 15:30 15 g, 18:00 80 g), simglucose's basal-bolus controller,
-GuardianRT CGM (5-min, noisy), Insulet pump, 1-minute patient steps.
+protocol in both simulators: virtual patients (the 30, cycled to the batch size), a
+fixed daily meal scenario (07:00 50 g, 12:00 70 g, 15:30 15 g, 18:00 80 g), a basal-bolus
+controller, GuardianRT CGM (5-min, noisy), Insulet pump, 1-minute patient steps.
 
 - metamed: its one closed loop, :func:`metamed.dosing.env.rollout` of the batched
   :class:`~metamed.dosing.controllers.BasalBolusController` on the vector environment
-  (one ``step`` call per CGM period for the whole batch), all 30 patients at once (and,
-  for scale, 300 = 10 copies of each); the environment's reset is inside the timing.
+  (one ``step`` call per CGM period for the whole batch), for 30, 300, 1,000 and 10,000
+  patients; the environment's reset is inside the timing.  Single-threaded (the default)
+  and with the model on numba's threads (``UVAPadova(parallel=True)``).
+- the compute floor: the compiled integrator alone
+  (:meth:`~metamed.dosing.patient.UVAPadova.advance_unchecked`, 288 five-minute periods,
+  the meals above, basal insulin), no environment, controller or sensor: what the
+  closed loop would cost if everything but the model's arithmetic were free.
 - simglucose 0.2.11: its own ``T1DSimEnv`` + ``BBController`` loop, one patient at a time
   as it is designed, run in a subprocess with the interpreter given by ``--simglucose-python``
   (default ``/tmp/sgvenv/bin/python``; simglucose is not a metamed dependency).  Its cost
@@ -18,12 +23,10 @@ GuardianRT CGM (5-min, noisy), Insulet pump, 1-minute patient steps.
 Usage::
 
     .venv/bin/python benchmarks/sim_throughput.py            # writes benchmarks/results/
-    .venv/bin/python benchmarks/sim_throughput.py --days 2 --simglucose-patients 3
+    .venv/bin/python benchmarks/sim_throughput.py --sizes 30,300 --simglucose-patients 1
 
-Before/after a change: run the script on the old source tree first (e.g. a
-``git worktree`` of the old commit) with ``PYTHONPATH=<old tree>/src ... --out /tmp/before``,
-then on the current tree with ``--before-json /tmp/before/sim_throughput.json``; both runs
-time simglucose too, so each ratio is measured under the load of its own run.
+Everything is timed in one run, so the ratios are measured under one machine load; the
+1-minute load average before and after is recorded (the development machine is shared).
 """
 
 from __future__ import annotations
@@ -37,15 +40,18 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from metamed.dosing.controllers import BasalBolusController
 from metamed.dosing.env import GlucoseVectorEnv, rollout
-from metamed.dosing.patient import load_virtual_patients
+from metamed.dosing.patient import UVAPadova, load_virtual_patients
 from metamed.dosing.scenario import FixedMealScenario
 
 MEALS = ((7.0, 50.0), (12.0, 70.0), (15.5, 15.0), (18.0, 80.0))
 RESULTS = Path(__file__).with_name("results")
+#: Issue 11's goal: simulated patient-days per second on 2 cores, 1,000+ patients.
+GOAL_PATIENT_DAYS_PER_S = 10_000.0
 
 _SIMGLUCOSE_SCRIPT = r"""
 import json, sys, time
@@ -74,35 +80,56 @@ print(json.dumps({"seconds": elapsed}))
 """
 
 
-def _time_metamed(n_copies: int, days: int, repeats: int) -> dict:
+def _batch(n_patients: int):
     base = load_virtual_patients()
-    patients = base.select(list(base.names) * n_copies)
+    return base.select([base.names[i % len(base)] for i in range(n_patients)])
+
+
+def _time_metamed(n_patients: int, days: int, repeats: int, parallel: bool) -> dict:
+    patients = _batch(n_patients)
     env = GlucoseVectorEnv(
         patients, days=days, scenario=FixedMealScenario(MEALS), random_init_bg=False
     )
+    env.model.parallel = parallel
     controller = BasalBolusController(
         patients.basal_u_per_h, patients.carb_ratio_g_per_u, patients.correction_factor_mg_dl_per_u
     )
+    rollout(controller, env, seed=0, steps=2)  # compile / warm up outside the timing
     times = []
     for r in range(repeats):
         t0 = time.perf_counter()
         rollout(controller, env, seed=r)
         times.append(time.perf_counter() - t0)
-    best = min(times)
     return {
-        "n_patients": len(patients),
+        "n_patients": n_patients,
         "days": days,
+        "parallel": parallel,
         "seconds": times,
-        "patient_days_per_s": len(patients) * days / best,
+        "patient_days_per_s": n_patients * days / min(times),
     }
 
 
-def _merge(a: dict, b: dict) -> dict:
-    seconds = a["seconds"] + b["seconds"]
+def _time_floor(n_patients: int, days: int, repeats: int, parallel: bool) -> dict:
+    """The compiled integrator alone over the same days (no env, controller or sensor)."""
+    patients = _batch(n_patients)
+    model = UVAPadova(patients, parallel=parallel)
+    n_min = days * 1440
+    carbs = FixedMealScenario(MEALS).schedule(patients, n_min)
+    insulin = np.ascontiguousarray(patients.basal_u_per_min)
+    model.advance_unchecked(model.initial_state(), carbs[:5], insulin)  # compile
+    times = []
+    for _ in range(repeats):
+        state = model.initial_state()
+        t0 = time.perf_counter()
+        for t in range(0, n_min, 5):
+            state = model.advance_unchecked(state, carbs[t : t + 5], insulin)
+        times.append(time.perf_counter() - t0)
     return {
-        **a,
-        "seconds": seconds,
-        "patient_days_per_s": a["n_patients"] * a["days"] / min(seconds),
+        "n_patients": n_patients,
+        "days": days,
+        "parallel": parallel,
+        "seconds": times,
+        "patient_days_per_s": n_patients * days / min(times),
     }
 
 
@@ -116,8 +143,10 @@ def _time_simglucose(python: str, n_patients: int, days: int) -> dict | None:
         [python, "-c", _SIMGLUCOSE_SCRIPT, json.dumps([picked, days, list(MEALS)])],
         capture_output=True,
         text=True,
-        check=True,
     )
+    if out.returncode != 0:  # no simglucose in that interpreter: report it, time the rest
+        print(f"simglucose not timed: {out.stderr.strip().splitlines()[-1]}", file=sys.stderr)
+        return None
     seconds = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
     version = subprocess.run(
         [python, "-c", "import importlib.metadata as m; print(m.version('simglucose'))"],
@@ -135,128 +164,97 @@ def _time_simglucose(python: str, n_patients: int, days: int) -> dict | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="30,300,1000,10000", help="patients per batch")
     ap.add_argument("--days", type=int, default=2, help="simulated days per run")
-    ap.add_argument("--repeats", type=int, default=3, help="metamed repeats (best is kept)")
+    ap.add_argument("--repeats", type=int, default=2, help="metamed repeats (best is kept)")
     ap.add_argument("--simglucose-python", default="/tmp/sgvenv/bin/python")
     ap.add_argument("--simglucose-patients", type=int, default=3)
     ap.add_argument("--simglucose-days", type=int, default=1)
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument(
-        "--before-json",
-        type=Path,
-        default=None,
-        help="result of this script on the previous code, shown as 'before'",
-    )
-    ap.add_argument("--before-label", default="previous code", help="what 'before' was")
     args = ap.parse_args()
+    sizes = [int(v) for v in args.sizes.split(",")]
 
     load_before = os.getloadavg()
-    # metamed is timed before and after simglucose (best run kept) so that a burst of
-    # load from other processes on a shared machine does not decide the ratio.
-    ours30 = _time_metamed(1, args.days, args.repeats)
-    ours300 = _time_metamed(10, args.days, args.repeats)
+    rows = []
+    for n in sizes:
+        # fewer repeats and days for the largest batches keep the run within minutes
+        days = args.days if n <= 1000 else 1
+        repeats = args.repeats if n <= 1000 else 1
+        for parallel in (False, True):
+            loop = _time_metamed(n, days, repeats, parallel)
+            floor = _time_floor(n, days, repeats, parallel)
+            rows.append({"closed_loop": loop, "compute_floor": floor})
+            print(
+                f"{n:>6} patients, {'threads' if parallel else '1 thread'}: closed loop "
+                f"{loop['patient_days_per_s']:.0f}, floor {floor['patient_days_per_s']:.0f} "
+                "patient-days/s",
+                flush=True,
+            )
     sg = _time_simglucose(args.simglucose_python, args.simglucose_patients, args.simglucose_days)
-    ours30 = _merge(ours30, _time_metamed(1, args.days, args.repeats))
-    ours300 = _merge(ours300, _time_metamed(10, args.days, args.repeats))
     load_after = os.getloadavg()
+    sg_rate = sg["patient_days_per_s"] if sg else None
     result = {
         "benchmark": "sim_throughput",
         "protocol": {
             "meals_hour_grams": MEALS,
-            "controller": "simglucose basal-bolus (BBController rule)",
+            "controller": "basal-bolus (Quest therapy)",
             "sensor": "GuardianRT (5 min, noisy)",
             "pump": "Insulet",
             "patient_step_min": 1,
         },
-        "metamed_30_patients": ours30,
-        "metamed_300_patients": ours300,
+        "rows": rows,
         "simglucose": sg,
-        "speedup_30_patients": (
-            ours30["patient_days_per_s"] / sg["patient_days_per_s"] if sg else None
-        ),
-        "speedup_300_patients": (
-            ours300["patient_days_per_s"] / sg["patient_days_per_s"] if sg else None
-        ),
+        "goal_patient_days_per_s": GOAL_PATIENT_DAYS_PER_S,
         "command": "python " + " ".join(sys.argv),
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),
+            "numba_threads": numba.config.NUMBA_NUM_THREADS,
             "python": platform.python_version(),
             "numpy": np.__version__,
+            "numba": numba.__version__,
             "load_average_1min_before_after": [load_before[0], load_after[0]],
         },
     }
-    before = json.loads(args.before_json.read_text()) if args.before_json else None
-    if before is not None:
-        result["before"] = {
-            "label": args.before_label,
-            "command": before.get("command"),
-            "metamed_30_patients_per_s": before["metamed_30_patients"]["patient_days_per_s"],
-            "metamed_300_patients_per_s": before["metamed_300_patients"]["patient_days_per_s"],
-            "simglucose_per_s": (before.get("simglucose") or {}).get("patient_days_per_s"),
-            "speedup_30_patients": before.get("speedup_30_patients"),
-            "speedup_300_patients": before.get("speedup_300_patients"),
-            "load_average_1min_before_after": before["machine"]["load_average_1min_before_after"],
-        }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sim_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    m = result["machine"]
     lines = [
         "# Simulator throughput (simulated patient-days per second)",
         "",
         f"Command: `{result['command']}`  ",
-        f"Machine: {result['machine']['platform']}, {result['machine']['cpu_count']} CPUs, "
-        f"Python {result['machine']['python']}, numpy {result['machine']['numpy']}; "
-        f"1-min load average {load_before[0]:.1f} before / {load_after[0]:.1f} after "
-        "(shared machine: absolute numbers vary, the ratio is measured in the same run).",
+        f"Machine: {m['platform']}, {m['cpu_count']} CPUs ({m['numba_threads']} numba "
+        f"threads), Python {m['python']}, numpy {m['numpy']}, numba {m['numba']}; 1-min load "
+        f"average {load_before[0]:.1f} before / {load_after[0]:.1f} after (shared machine: "
+        "absolute numbers vary with the load, the ratios are measured in this one run).",
         "",
         "Protocol: 24 h days, meals 07:00 50 g, 12:00 70 g, 15:30 15 g, 18:00 80 g; "
-        "basal-bolus controller; GuardianRT CGM with noise; Insulet pump; 1-min steps.",
+        "basal-bolus controller; GuardianRT CGM with noise; Insulet pump; 1-min model steps. "
+        "Closed loop = the vector environment's rollout (reset included); compute floor = "
+        "the compiled integrator alone over the same days.",
         "",
-        "| simulator | patients per call | patient-days/s | speed-up vs simglucose |",
-        "|---|---|---|---|",
+        "| patients | model threads | closed loop, patient-days/s | compute floor, "
+        "patient-days/s | loop / floor | vs simglucose | vs goal (10,000/s) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for key in ("metamed_30_patients", "metamed_300_patients"):
-        r = result[key]
-        sp = result["speedup_30_patients" if "30_" in key else "speedup_300_patients"]
+    for row in rows:
+        loop, floor = row["closed_loop"], row["compute_floor"]
+        rate = loop["patient_days_per_s"]
+        vs_sg = f"{rate / sg_rate:.0f}x" if sg_rate else "n/a"
         lines.append(
-            f"| metamed batched (numpy) | {r['n_patients']} | {r['patient_days_per_s']:.1f} | "
-            + (f"{sp:.0f}x |" if sp else "n/a |")
+            f"| {loop['n_patients']} | {m['numba_threads'] if loop['parallel'] else 1} | "
+            f"{rate:.0f} | {floor['patient_days_per_s']:.0f} | "
+            f"{rate / floor['patient_days_per_s']:.2f} | {vs_sg} | "
+            f"{rate / GOAL_PATIENT_DAYS_PER_S:.2f}x |"
         )
     if sg:
         lines.append(
-            f"| simglucose {sg['version']} | 1 (timed {len(sg['patients'])} patients x "
-            f"{sg['days']} day) | {sg['patient_days_per_s']:.3f} | 1x |"
+            f"\nsimglucose {sg['version']}: {sg_rate:.3f} patient-days/s (one patient at a "
+            f"time; timed {len(sg['patients'])} patients x {sg['days']} day)."
         )
     else:
-        lines.append("| simglucose | not available (no --simglucose-python) | - | - |")
-    if before is not None:
-        b = result["before"]
-
-        def fmt(v: float | None, spec: str) -> str:
-            return "n/a" if v is None else format(v, spec)
-
-        lines += [
-            "",
-            f"## Before / after ({b['label']})",
-            "",
-            "Each row is its own run of this script (metamed and simglucose timed in the same "
-            "run); the 'before' run used the previous source tree "
-            f"(1-min load average {b['load_average_1min_before_after'][0]:.1f} / "
-            f"{b['load_average_1min_before_after'][1]:.1f}).",
-            "",
-            "| code | 30 patients: patient-days/s | speed-up | 300 patients: patient-days/s "
-            "| speed-up | simglucose patient-days/s |",
-            "|---|---|---|---|---|---|",
-            f"| before | {b['metamed_30_patients_per_s']:.1f} | "
-            f"{fmt(b['speedup_30_patients'], '.0f')}x | {b['metamed_300_patients_per_s']:.1f} | "
-            f"{fmt(b['speedup_300_patients'], '.0f')}x | {fmt(b['simglucose_per_s'], '.3f')} |",
-            f"| after | {ours30['patient_days_per_s']:.1f} | "
-            f"{fmt(result['speedup_30_patients'], '.0f')}x | "
-            f"{ours300['patient_days_per_s']:.1f} | "
-            f"{fmt(result['speedup_300_patients'], '.0f')}x | "
-            f"{fmt(sg['patient_days_per_s'] if sg else None, '.3f')} |",
-        ]
+        lines.append("\nsimglucose: not available in this run (no --simglucose-python).")
     (args.out / "sim_throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -262,3 +262,33 @@ def test_fused_advance_matches_minute_steps() -> None:
         np.testing.assert_allclose(fused.x, stepped.x, rtol=1e-9, atol=1e-9)
         np.testing.assert_array_equal(fused.meal_eaten_g, stepped.meal_eaten_g)
         assert fused.t_min == stepped.t_min == 60
+
+
+def test_parallel_kernel_matches_serial_kernel() -> None:
+    # the threaded kernel runs the same per-patient code (compiled separately, so fused
+    # multiply-adds may round differently: equal to a few ulp)
+    vp = load_virtual_patients(["adult#001", "child#003", "adolescent#007", "adult#009"])
+    rng = np.random.default_rng(1)
+    serial, threaded = UVAPadova(vp), UVAPadova(vp, parallel=True)
+    a = b = serial.initial_state(rng)
+    carbs = np.zeros((5, 4))
+    for k in range(24):
+        carbs[0] = [40.0, 0.0, 0.0, 70.0] if k == 2 else 0.0
+        ins = rng.uniform(0.0, 0.2, size=4)
+        a = serial.advance_unchecked(a, carbs, ins)
+        b = threaded.advance_unchecked(b, carbs, ins)
+    np.testing.assert_allclose(a.x, b.x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(a.meal_eaten_g, b.meal_eaten_g, rtol=1e-12)
+    assert a.meal_eaten_g.max() > 0  # meals went through the kernel's bookkeeping
+
+
+def test_insulin_propagator_has_the_zeros_the_kernel_skips() -> None:
+    from metamed.dosing._kernel import INSULIN_NONZERO
+
+    model = UVAPadova(load_virtual_patients())
+    used = np.zeros((7, 9), dtype=bool)
+    for row in INSULIN_NONZERO:
+        for r, col in row:
+            used[r, col] = True
+    assert np.all(model._half_prop[:, ~used] == 0.0)
+    assert np.all(model._half_prop[:, used] != 0.0)  # and no nonzero entry is missing

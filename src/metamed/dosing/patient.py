@@ -62,6 +62,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from metamed.dosing import _kernel
 from metamed.errors import MetamedTypeError, MetamedValueError, unknown_name
 
 __all__ = [
@@ -138,12 +139,6 @@ _MODEL_PARAMS = (
     "ka2",
     "u2ss",
 )
-
-
-# Glucose states (mg/kg) below which the fused integrator checks simglucose's freeze of
-# negative states at every stage.  Glucose cannot fall by this much within one sensor
-# period (uptake is at most a few mg/kg/min), so above it the check can never fire.
-_GUARD_MARGIN_MG_PER_KG = 100.0
 
 
 def _describe_bad(arr: np.ndarray) -> str:
@@ -393,6 +388,11 @@ class UVAPadova:
         constant over each minute, as in simglucose.  One sub-step matches simglucose's
         adaptive Dormand-Prince solution to well within 2 mg/dL (see
         ``tests/dosing/test_fidelity.py``); more sub-steps only cost time.
+    parallel : bool, default False
+        Spread the patients of :meth:`advance_unchecked` over numba's threads
+        (``NUMBA_NUM_THREADS``).  Off by default: on the loaded shared 2-core machine
+        where it was measured, a thread launch per sensor period cost more than it saved
+        (``benchmarks/results/sim_throughput.md`` times both).
 
     Notes
     -----
@@ -407,11 +407,12 @@ class UVAPadova:
     #: Model time step, minutes (simglucose ``T1DPatient.SAMPLE_TIME``).
     DT_MIN: float = 1.0
 
-    # Lazily built scratch buffers and the gastric-emptying cache (set in _precompute).
-    _ws: dict[str, np.ndarray] | None
+    # The gastric-emptying cache of the numpy reference step (set in _precompute).
     _gut_cache: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]] | None
 
-    def __init__(self, patients: VirtualPatients, substeps: int = 1) -> None:
+    def __init__(
+        self, patients: VirtualPatients, substeps: int = 1, parallel: bool = False
+    ) -> None:
         if not isinstance(patients, VirtualPatients):
             raise MetamedTypeError(
                 "UVAPadova expects a VirtualPatients batch (from load_virtual_patients); "
@@ -424,6 +425,7 @@ class UVAPadova:
             )
         self.patients = patients
         self.substeps = int(substeps)
+        self.parallel = bool(parallel)
         p = patients.params
         self._p = {k: v.astype(float).copy() for k, v in p.items()}
         self.n_patients = len(patients)
@@ -575,204 +577,40 @@ class UVAPadova:
         """Advance ``M`` minutes with the insulin rate held constant (one sensor period).
 
         Equivalent to ``M`` calls of :meth:`step_unchecked` with ``carbs[j]`` and the same
-        ``insulin`` (to rounding, ~1e-12 relative), but fused: the exact insulin solution
-        at every Runge-Kutta stage time of the ``M`` minutes is one precomputed
-        propagator product, and the nonlinear right-hand side works in preallocated
-        buffers.  No input validation: ``carbs`` is a float array ``(M, N)`` of grams
-        announced per minute, ``insulin`` a float array ``(N,)`` in U/min, both finite
-        and non-negative.
+        ``insulin`` (to rounding, ~1e-12 relative), but one call of the compiled kernel
+        :func:`metamed.dosing._kernel.advance_period` for the whole batch.  No input
+        validation: ``carbs`` is a float array ``(M, N)`` of grams announced per minute,
+        ``insulin`` a float array ``(N,)`` in U/min, both finite and non-negative.
         """
-        n_min = carbs.shape[0]
-        h = self._h
-        n_sub = self.substeps
-        ws = self._workspace()
-        # exact insulin subsystem at t0 + k h/2, k = 0 .. 2 M substeps, in one product
-        aug = ws["aug"]
-        aug[:7] = state.x[5:12]
-        aug[7] = insulin
-        aug[7] *= self._pmol_per_kg_per_u
-        props = self._sample_propagator(n_min)
-        zz = np.einsum("nij,jn->in", props, aug).reshape(-1, 7, self.n_patients)
-        n_stage = zz.shape[0]
-        vm = ws["vm"][: n_stage + 1]
-        egp_base = ws["egp"][: n_stage + 1]
-        vm[0] = state.x[6]
-        vm[1:] = zz[:, 1]
-        vm *= self._vmx
-        vm += self._vm0
-        egp_base[0] = state.x[8]
-        egp_base[1:] = zz[:, 3]
-        egp_base *= -self._kp3
-        egp_base += self._kp1
-        y = state.x[self._NONLIN_IDX]  # a fresh (6, N) copy, updated in place
-        k1, k2, k3, ytmp = ws["k1"], ws["k2"], ws["k3"], ws["ytmp"]
-        planned = state.planned_carbs_g
-        last_eaten = state.last_eaten_g
-        meal_start_qsto = state.meal_start_qsto_mg
-        meal_eaten = state.meal_eaten_g
-        is_eating = state.is_eating
-        zeros = ws["zeros"]
-        has_carbs = np.asarray(carbs.any(axis=1))  # (n_min,) bool: a minute with a meal
-        active = bool(planned.any() or last_eaten.any())
-        d = zeros
-        gut = self._gut_constants(meal_start_qsto, meal_eaten)
-        # simglucose's freeze of a negative glucose state can only act when a glucose
-        # state is near zero; far from it (always, in practice) the check is skipped
-        guard = bool(y[3:].min() < _GUARD_MARGIN_MG_PER_KG)
-        stage = 0
-        for j in range(n_min):
-            if has_carbs[j] or active:
-                planned, last_eaten, meal_start_qsto, meal_eaten, is_eating = self._eat(
-                    planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs[j], y
-                )
-                active = bool(planned.any() or last_eaten.any())
-                d = last_eaten * 1000.0
-                gut = self._gut_constants(meal_start_qsto, meal_eaten)
-            else:
-                d = zeros
-            for _ in range(n_sub):
-                self._rhs_into(k1, y, vm[stage], egp_base[stage], d, gut, ws, guard)
-                np.multiply(k1, 0.5 * h, out=ytmp)
-                ytmp += y
-                self._rhs_into(k2, ytmp, vm[stage + 1], egp_base[stage + 1], d, gut, ws, guard)
-                np.multiply(k2, 2.0 * h, out=ytmp)
-                ytmp -= k1 * h
-                ytmp += y
-                self._rhs_into(k3, ytmp, vm[stage + 2], egp_base[stage + 2], d, gut, ws, guard)
-                k2 *= 4.0
-                k1 += k2
-                k1 += k3
-                k1 *= h / 6.0
-                y += k1
-                stage += 2
-        x_new = np.empty_like(state.x)
-        x_new[self._NONLIN_IDX] = y
-        x_new[5:12] = zz[-1]
+        x = state.x.copy()
+        planned = state.planned_carbs_g.astype(float)
+        last_eaten = state.last_eaten_g.astype(float)
+        meal_start_qsto = state.meal_start_qsto_mg.astype(float)
+        meal_eaten = state.meal_eaten_g.astype(float)
+        is_eating = state.is_eating.astype(bool)
+        kernel = _kernel.advance_period_parallel if self.parallel else _kernel.advance_period
+        kernel(
+            x,
+            planned,
+            last_eaten,
+            meal_start_qsto,
+            meal_eaten,
+            is_eating,
+            np.ascontiguousarray(carbs, dtype=float),
+            np.ascontiguousarray(insulin, dtype=float),
+            self._half_prop,
+            self._kernel_constants,
+            self.substeps,
+        )
         return PatientState(
-            x=x_new,
+            x=x,
             planned_carbs_g=planned,
             last_eaten_g=last_eaten,
             meal_start_qsto_mg=meal_start_qsto,
             meal_eaten_g=meal_eaten,
             is_eating=is_eating,
-            t_min=state.t_min + n_min,
+            t_min=state.t_min + carbs.shape[0],
         )
-
-    @staticmethod
-    def _eat(
-        planned: np.ndarray,
-        last_eaten: np.ndarray,
-        meal_start_qsto: np.ndarray,
-        meal_eaten: np.ndarray,
-        is_eating: np.ndarray,
-        carbs: np.ndarray,
-        y: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        # simglucose's order: announce -> eat at most EAT_RATE -> detect meal start (reset
-        # Dbar's pieces) -> accumulate -> detect meal end.  y rows 0, 1: Qsto1, Qsto2.
-        planned = planned + carbs
-        to_eat = np.where(planned > 0, np.minimum(EAT_RATE_G_PER_MIN, planned), 0.0)
-        planned = np.maximum(planned - to_eat, 0.0)
-        starts = (to_eat > 0) & (last_eaten <= 0)
-        meal_start_qsto = np.where(starts, y[0] + y[1], meal_start_qsto)
-        meal_eaten = np.where(starts, 0.0, meal_eaten)
-        is_eating = is_eating | starts
-        meal_eaten = np.where(is_eating, meal_eaten + to_eat, meal_eaten)
-        is_eating = is_eating & ~((to_eat <= 0) & (last_eaten > 0))
-        return planned, to_eat, meal_start_qsto, meal_eaten, is_eating
-
-    def _workspace(self) -> dict[str, np.ndarray]:
-        ws = self._ws
-        if ws is None:
-            n = self.n_patients
-            ws = {name: np.empty((6, n)) for name in ("k1", "k2", "k3", "ytmp")}
-            ws.update({name: np.empty(n) for name in ("t0", "t1", "t2", "t3", "t4")})
-            ws["th"] = np.empty((2, n))
-            ws["aug"] = np.ones((9, n))
-            ws["zeros"] = np.zeros(n)
-            # stage values for up to 60 minutes per call; grown on demand
-            ws["vm"] = np.empty((121 * self.substeps, n))
-            ws["egp"] = np.empty((121 * self.substeps, n))
-            self._ws = ws
-        return ws
-
-    def _sample_propagator(self, n_min: int) -> np.ndarray:
-        """Stacked propagators to t0 + k h/2, k = 1 .. 2 M substeps: (N, 7 K, 9)."""
-        cached = self._prop_cache.get(n_min)
-        if cached is not None:
-            return cached
-        k_max = 2 * n_min * self.substeps
-        ws = self._workspace()
-        if ws["vm"].shape[0] < k_max + 1:
-            ws["vm"] = np.empty((k_max + 1, self.n_patients))
-            ws["egp"] = np.empty((k_max + 1, self.n_patients))
-        half = self._lin_half_full  # (N, 9, 9) exact propagator over h/2
-        blocks = []
-        power = half
-        for k in range(1, k_max + 1):
-            if k > 1:
-                power = power @ half
-            blocks.append(power[:, :7, :])
-        props = np.ascontiguousarray(np.concatenate(blocks, axis=1))
-        self._prop_cache[n_min] = props
-        return props
-
-    def _rhs_into(
-        self,
-        out: np.ndarray,
-        y: np.ndarray,
-        vm: np.ndarray,
-        egp_base: np.ndarray,
-        d: np.ndarray,
-        gut: tuple[np.ndarray, np.ndarray],
-        ws: dict[str, np.ndarray],
-        guard: bool = True,
-    ) -> None:
-        # The right-hand side of _rhs_nonlinear written into ``out`` with preallocated
-        # temporaries: with ~30 patients per call numpy's per-call overhead, not the
-        # arithmetic, is the cost, so fewer, in-place calls are what makes it faster.
-        q1, q2, qgut, gp, gt, gs = y
-        slopes, centres = gut
-        t0, t1, t2, t3, t4, th = ws["t0"], ws["t1"], ws["t2"], ws["t3"], ws["t4"], ws["th"]
-        np.add(q1, q2, out=t0)
-        np.subtract(t0, centres, out=th)
-        th *= slopes
-        np.tanh(th, out=th)
-        np.subtract(th[0], th[1], out=t0)
-        t0 *= self._half_dk
-        t0 += self._kmax  # kgut
-        t0 *= q2  # flow from stomach (liquid) to gut
-        np.multiply(self._kmax, q1, out=t1)
-        np.subtract(d, t1, out=out[0])
-        np.subtract(t1, t0, out=out[1])
-        np.multiply(self._kabs, qgut, out=out[2])
-        np.subtract(t0, out[2], out=out[2])
-        # plasma glucose: Ra + EGP - renal - Fsnc - k1 Gp + k2 Gt
-        np.multiply(self._kp2, gp, out=t0)
-        np.subtract(egp_base, t0, out=t0)
-        np.maximum(t0, 0.0, out=t0)
-        np.subtract(gp, self._ke2, out=t1)
-        np.maximum(t1, 0.0, out=t1)
-        t1 *= self._ke1
-        t0 -= t1
-        t0 -= self._fsnc
-        np.multiply(self._ra_coef, qgut, out=t1)
-        t0 += t1
-        np.multiply(self._k1, gp, out=t2)
-        np.multiply(self._k2, gt, out=t3)
-        np.subtract(t0, t2, out=out[3])
-        out[3] += t3
-        # tissue glucose: k1 Gp - k2 Gt - (Vm0 + Vmx X) Gt / (Km0 + Gt)
-        np.add(self._km0, gt, out=t4)
-        np.divide(gt, t4, out=t4)
-        t4 *= vm
-        np.subtract(t2, t3, out=out[4])
-        out[4] -= t4
-        np.subtract(gp, gs, out=out[5])
-        out[5] *= self._ksc
-        # simglucose freezes a glucose state that has gone negative (never in practice)
-        if guard and y[3:].min() < 0.0:
-            out[3:] *= y[3:] >= 0
 
     def _gut_constants(
         self, meal_start_qsto: np.ndarray, meal_eaten: np.ndarray
@@ -838,8 +676,6 @@ class UVAPadova:
         self._lin_matrix = m
         h = self.DT_MIN / self.substeps
         self._lin_half_full = _expm_batch(m * (0.5 * h))
-        self._prop_cache: dict[int, np.ndarray] = {}
-        self._ws = None
         # Propagators to t+h/2 and t+h stacked: (N, 14, 9).
         self._lin_prop = np.concatenate(
             [_expm_batch(m * (0.5 * h))[:, :7, :], _expm_batch(m * h)[:, :7, :]], axis=1
@@ -873,6 +709,43 @@ class UVAPadova:
         lin[:, 5, 5] = -p["ksc"]
         self._nl_lin = lin
         self._gut_cache = None
+        # the compiled kernel's inputs: the half-sub-step propagator and one row of
+        # constants per patient, both contiguous per patient
+        half = self._lin_half_full[:, :7, :]
+        structural = np.zeros((7, 9), dtype=bool)
+        for row in _kernel.INSULIN_NONZERO:
+            for r, col in row:
+                structural[r, col] = True
+        if np.any(half[:, ~structural] != 0.0):  # pragma: no cover - guards the kernel
+            raise MetamedValueError(
+                "The insulin propagator has entries the compiled kernel treats as zero; the "
+                "model's insulin equations changed without metamed.dosing._kernel."
+            )
+        self._half_prop = np.ascontiguousarray(half)  # (N, 7, 9)
+        named = {
+            "kmax": p["kmax"],
+            "half_dk": self._half_dk,
+            "kabs": p["kabs"],
+            "ra_coef": self._ra_coef,
+            "kp1": p["kp1"],
+            "kp2": p["kp2"],
+            "kp3": p["kp3"],
+            "fsnc": p["Fsnc"],
+            "ke1": p["ke1"],
+            "ke2": p["ke2"],
+            "k1": p["k1"],
+            "k2": p["k2"],
+            "vm0": p["Vm0"],
+            "vmx": p["Vmx"],
+            "km0": p["Km0"],
+            "ksc": p["ksc"],
+            "b": p["b"],
+            "d": p["d"],
+            "pmol_per_kg_per_u": self._pmol_per_kg_per_u,
+        }
+        self._kernel_constants = np.ascontiguousarray(
+            np.stack([named[name] for name in _kernel.CONSTANTS], axis=1), dtype=float
+        )
 
     def _integrate_minute(
         self,
