@@ -71,10 +71,9 @@ INSULIN_NONZERO = (
     ((6, 5), (6, 6), (6, 7)),
 )
 _EAT_RATE_G_PER_MIN = 5.0
-_FAST = {"cache": True, "fastmath": True}
 
 
-@numba.njit(inline="always", **_FAST)
+@numba.njit(inline="always", cache=True, fastmath=True)
 def _tanh_difference(a, b):
     # tanh(a) - tanh(b) = 2 (e^2a - e^2b) / ((1 + e^2a) (1 + e^2b)): two exponentials and
     # one division instead of two tanh calls (the costliest part of a stage).  |x| >= 20
@@ -86,7 +85,7 @@ def _tanh_difference(a, b):
     return 2.0 * (ea - eb) / ((1.0 + ea) * (1.0 + eb))
 
 
-@numba.njit(inline="always", **_FAST)
+@numba.njit(inline="always", cache=True, fastmath=True)
 def _rhs(q1, q2, qgut, gp, gt, gs, vm, egp_base, d, ga, gc, gb, gd, c):
     # (ga, gc, gb, gd) = (a, c, b Dbar, d Dbar) of the gastric emptying; ga = 0: no meal
     # yet, kgut = kmax
@@ -119,7 +118,7 @@ def _rhs(q1, q2, qgut, gp, gt, gs, vm, egp_base, d, ga, gc, gb, gd, c):
     return dq1, dq2, dqgut, dgp, dgt, dgs
 
 
-@numba.njit(inline="always", **_FAST)
+@numba.njit(inline="always", cache=True, fastmath=True)
 def _gut_constants(meal_start_qsto, meal_eaten, c):
     dbar = meal_start_qsto + meal_eaten * 1000.0
     if dbar > 0.0:
@@ -127,7 +126,7 @@ def _gut_constants(meal_start_qsto, meal_eaten, c):
     return 0.0, 0.0, c[16] * dbar, c[17] * dbar
 
 
-@numba.njit(inline="always", **_FAST)
+@numba.njit(inline="always", cache=True, fastmath=True)
 def _insulin_half_step(p, z, u, out):
     # out = p @ [z, u, 1] on the nonzero entries (INSULIN_NONZERO: 35 of 63)
     z0, z1, z2, z3, z4, z5, z6 = z[0], z[1], z[2], z[3], z[4], z[5], z[6]
@@ -156,7 +155,7 @@ def _insulin_half_step(p, z, u, out):
     out[6] = p[6, 5] * z5 + p[6, 6] * z6 + p[6, 7] * u
 
 
-@numba.njit(inline="always", **_FAST)
+@numba.njit(inline="always", cache=True, fastmath=True)
 def _advance_patient(
     i, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs, insulin, half,
     consts, substeps, z, zh, zf,
@@ -280,10 +279,19 @@ _DOC = """Advance every patient ``carbs.shape[0]`` minutes in place (insulin hel
     """
 
 
-@numba.njit(**_FAST)
+@numba.njit(cache=True, fastmath=True)
 def advance_period(
-    x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs, insulin, half,
-    consts, substeps,
+    x,
+    planned,
+    last_eaten,
+    meal_start_qsto,
+    meal_eaten,
+    is_eating,
+    carbs,
+    insulin,
+    half,
+    consts,
+    substeps,
 ):  # pragma: no cover - compiled; covered through UVAPadova.advance_unchecked
     z = np.empty(7)
     zh = np.empty(7)
@@ -295,10 +303,19 @@ def advance_period(
         )  # fmt: skip
 
 
-@numba.njit(parallel=True, **_FAST)
+@numba.njit(parallel=True, cache=True, fastmath=True)
 def advance_period_parallel(
-    x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs, insulin, half,
-    consts, substeps,
+    x,
+    planned,
+    last_eaten,
+    meal_start_qsto,
+    meal_eaten,
+    is_eating,
+    carbs,
+    insulin,
+    half,
+    consts,
+    substeps,
 ):  # pragma: no cover - compiled; covered through UVAPadova.advance_unchecked
     # each patient's insulin scratch is its own row: threads never share one
     scratch = np.empty((x.shape[1], 3, 7))

@@ -41,7 +41,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -117,7 +117,9 @@ class _Streams(Sequence):
     streams of 1,000 rows up front took a third of a second, as long as a simulated day.
     """
 
-    def __init__(self, entropy: int, keys: list[tuple[int, ...]], child: int) -> None:
+    def __init__(
+        self, entropy: int | Sequence[int], keys: list[tuple[int, ...]], child: int
+    ) -> None:
         self._entropy = entropy
         self._keys = keys
         self._child = child
@@ -126,7 +128,7 @@ class _Streams(Sequence):
     def __len__(self) -> int:
         return len(self._keys)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         i = int(i)
@@ -325,13 +327,13 @@ class GlucoseVectorEnv(VectorEnv):
             keys.append((zlib.crc32(name.encode("utf-8")), copy))
         self._stream_keys = keys
 
-    def _new_meals(self, idx: np.ndarray, rngs: list[np.random.Generator]) -> None:
+    def _new_meals(self, idx: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
         sub = self.patients.select([self.patients.names[i] for i in idx])
         self._meals_g[idx] = self._scenario.schedule(
             sub, self._meals_g.shape[1], [rngs[i] for i in idx]
         ).T
 
-    def _reset_patients(self, idx: np.ndarray, rngs: list[np.random.Generator]) -> None:
+    def _reset_patients(self, idx: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
         chosen = set(idx.tolist())
         init = self.model.initial_state(
             [rngs[i] if i in chosen else None for i in range(self.num_envs)]
@@ -431,11 +433,13 @@ class GlucoseVectorEnv(VectorEnv):
             # reproducible.
             if self._entropy is None:
                 self._entropy = np.random.SeedSequence().entropy
+            # SeedSequence always draws entropy when given none; its stubs allow None
+            entropy = cast("int | Sequence[int]", self._entropy)
             switch = (self._task_switches,) if self._task_switches else ()
             keys = [key + switch for key in self._stream_keys]
-            self._rngs = _Streams(self._entropy, keys, 0)
-            self._autoreset_rngs = _Streams(self._entropy, keys, 1)
-            self._sensor_rngs = _Streams(self._entropy, keys, 2)
+            self._rngs = _Streams(entropy, keys, 0)
+            self._autoreset_rngs = _Streams(entropy, keys, 1)
+            self._sensor_rngs = _Streams(entropy, keys, 2)
         n = self.num_envs
         self._state = None
         self._meals_g = np.zeros(
