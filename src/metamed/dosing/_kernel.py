@@ -34,7 +34,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["CONSTANTS", "INSULIN_NONZERO", "advance_period", "advance_period_parallel"]
+__all__ = [
+    "CONSTANTS",
+    "INSULIN_NONZERO",
+    "advance_period",
+    "advance_period_parallel",
+    "env_step",
+    "env_step_parallel",
+]
 
 #: Columns of the per-patient constant table passed to :func:`advance_period`.
 CONSTANTS = (
@@ -57,6 +64,7 @@ CONSTANTS = (
     "b",
     "d",
     "pmol_per_kg_per_u",
+    "vg",
 )
 #: Entries (row, column) of the insulin propagator that can be nonzero.  The others are
 #: zero by the model's structure: X (1) and Id (3) feed no other state, I1 (2) only Id,
@@ -160,12 +168,13 @@ def _advance_patient(
     i, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs, insulin, half,
     consts, substeps, z, zh, zf,
 ):  # fmt: skip
-    # one patient's whole period; z, zh, zf (7,) are its insulin scratch
+    # one patient's whole period: carbs (M,) its grams announced per minute, insulin its
+    # rate (U/min); z, zh, zf (7,) are its insulin scratch
     n_min = carbs.shape[0]
     h = 1.0 / substeps
     c = consts[i]
     p = half[i]
-    u = insulin[i] * c[18]
+    u = insulin * c[18]
     y0, y1, y2, y3, y4, y5 = x[0, i], x[1, i], x[2, i], x[3, i], x[4, i], x[12, i]
     for r in range(7):
         z[r] = x[5 + r, i]
@@ -176,7 +185,7 @@ def _advance_patient(
     eating = is_eating[i]
     ga, gc, gb, gd = _gut_constants(ms, me, c)
     for j in range(n_min):
-        announced = carbs[j, i]
+        announced = carbs[j]
         if announced != 0.0 or pl != 0.0 or le != 0.0:
             pl = pl + announced
             to_eat = min(_EAT_RATE_G_PER_MIN, pl) if pl > 0.0 else 0.0
@@ -298,8 +307,8 @@ def advance_period(
     zf = np.empty(7)
     for i in range(x.shape[1]):
         _advance_patient(
-            i, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs,
-            insulin, half, consts, substeps, z, zh, zf,
+            i, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs[:, i],
+            insulin[i], half, consts, substeps, z, zh, zf,
         )  # fmt: skip
 
 
@@ -321,9 +330,147 @@ def advance_period_parallel(
     scratch = np.empty((x.shape[1], 3, 7))
     for i in numba.prange(x.shape[1]):
         _advance_patient(
-            i, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs,
-            insulin, half, consts, substeps, scratch[i, 0], scratch[i, 1], scratch[i, 2],
+            i, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs[:, i],
+            insulin[i], half, consts, substeps, scratch[i, 0], scratch[i, 1], scratch[i, 2],
         )  # fmt: skip
 
 
 advance_period.__doc__ = advance_period_parallel.__doc__ = _DOC
+
+
+@numba.njit(cache=True, fastmath=True)  # not inlined: numba refuses nested inlining here
+def _env_step_patient(
+    i,
+    x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts, substeps,
+    rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor, risk, env,
+    obs, reward, terminated, truncated, bg_out, upcoming,
+    z, zh, zf, no_meals,
+):  # fmt: skip
+    # patient i's share of env_step; z, zh, zf (7,) its insulin scratch, no_meals zeros
+    st = int(env[0])
+    horizon = int(env[1])
+    ahead = int(env[2])
+    announce = env[3] != 0.0
+    on_cgm = env[4] != 0.0
+    low, high = env[5], env[6]
+    decay = 1.0 / env[7]
+    n_hist = cgm_hist.shape[1]
+    act = active[i]
+    carbs = no_meals
+    t = t_min[i]
+    r = 0.0
+    if act:
+        r = min(max(rate_u_per_h[i], 0.0), env[8]) / 60.0
+        carbs = meals_g[i, t : t + st]
+    # InsulinPump.deliver(r): basal quantised to the increment (pmol), clipped, plus
+    # the delivery of a zero bolus
+    u = np.rint(r * pump[4] / pump[0]) * pump[0] / pump[4]
+    u = min(max(u, pump[1]), pump[2]) + pump[3]
+    _advance_patient(
+        i, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs, u,
+        half, consts, substeps, z, zh, zf,
+    )  # fmt: skip
+    i0, i1 = iob[0, i], iob[1, i]
+    for _ in range(st):
+        f0 = i0 * decay
+        f1 = i1 * decay
+        i0 = i0 + (u - f0)
+        i1 = i1 + (f0 - f1)
+    iob[0, i] = i0
+    iob[1, i] = i1
+    if act:
+        t += st
+        t_min[i] = t
+    bg = x[12, i] / consts[i, 19]
+    bg_out[i] = bg
+    reading = min(max(bg + noise[i], sensor[0]), sensor[1])
+    if act:
+        for k in range(n_hist - 1):
+            cgm_hist[i, k] = cgm_hist[i, k + 1]
+        cgm_hist[i, n_hist - 1] = reading
+    f = risk[0] * (np.log(max(bg, risk[5])) ** risk[1] - risk[2])
+    rew = -min(risk[3] * f * f, risk[4]) / risk[4]
+    if on_cgm:
+        out = reading <= low or reading >= high
+    else:
+        out = bg < low or bg > high
+    steps_done = t // st
+    term = act and out
+    trunc = act and not term and steps_done >= horizon
+    if term:
+        rew -= max(horizon - steps_done, 0)
+    reward[i] = rew if act else 0.0
+    terminated[i] = term
+    truncated[i] = trunc
+    for k in range(n_hist):
+        obs[i, k] = cgm_hist[i, k]
+    obs[i, n_hist] = i0 + i1
+    up = upcoming_carbs(meals_g, i, t + ahead, st)
+    upcoming[i] = up
+    if announce:
+        obs[i, n_hist + 1] = up
+
+
+@numba.njit(cache=True, fastmath=True)
+def env_step(
+    x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts, substeps,
+    rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor, risk, env,
+    obs, reward, terminated, truncated, bg_out, upcoming,
+):  # fmt: skip  # pragma: no cover - compiled; covered through GlucoseVectorEnv.step
+    """One vector-environment step for every patient, in place (see GlucoseVectorEnv.step).
+
+    Per patient: the pump's delivery of the requested rate (``pump`` = basal increment
+    in pmol, minimum and maximum basal in U/min, the delivery of a zero bolus, pmol per
+    U), the period's meals read from ``meals_g`` (N, T) at the patient's own clock
+    ``t_min``, the period advance, the two-compartment insulin on board ``iob`` (2, N),
+    the CGM reading from this step's ``noise`` (``sensor`` = minimum, maximum reading;
+    the glucose volume ``Vg`` is ``consts``' last column), the shift of ``cgm_hist``
+    (N, H), the
+    capped Kovatchev risk reward (``risk`` = scale, exponent, offset, gain, cap, floor),
+    termination outside the failure range, truncation at the horizon and the
+    observation.  ``env`` = sample minutes, horizon steps, announce-ahead minutes, meal
+    announcement (0/1), failure on CGM (0/1), failure low, failure high, IOB peak
+    minutes, largest rate (U/h).  ``upcoming`` gets the grams of meals starting in
+    the coming period (announced or not).  Inactive rows (awaiting their autoreset) get no meal, no insulin and a
+    zero reward, and keep their clock, history and insulin on board.
+    """
+    z = np.empty(7)
+    zh = np.empty(7)
+    zf = np.empty(7)
+    no_meals = np.zeros(int(env[0]))
+    for i in range(x.shape[1]):
+        _env_step_patient(
+            i,
+            x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts,
+            substeps, rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor,
+            risk, env, obs, reward, terminated, truncated, bg_out, upcoming,
+            z, zh, zf, no_meals,
+        )  # fmt: skip
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def env_step_parallel(
+    x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts, substeps,
+    rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor, risk, env,
+    obs, reward, terminated, truncated, bg_out, upcoming,
+):  # fmt: skip  # pragma: no cover - compiled; covered through GlucoseVectorEnv.step
+    # env_step with the patients spread over numba's threads (own scratch rows)
+    scratch = np.empty((x.shape[1], 3, 7))
+    no_meals = np.zeros(int(env[0]))
+    for i in numba.prange(x.shape[1]):
+        _env_step_patient(
+            i,
+            x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts,
+            substeps, rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor,
+            risk, env, obs, reward, terminated, truncated, bg_out, upcoming,
+            scratch[i, 0], scratch[i, 1], scratch[i, 2], no_meals,
+        )  # fmt: skip
+
+
+@numba.njit(inline="always", cache=True)
+def upcoming_carbs(meals_g, i, start, st):  # pragma: no cover - compiled
+    """Grams of row ``i`` of ``meals_g`` in the ``st`` minutes from ``start``."""
+    total = 0.0
+    for j in range(start, start + st):
+        total += meals_g[i, j]
+    return total

@@ -184,31 +184,50 @@ class CGMSensor:
         # one stream per patient: its draws never depend on the rest of the batch
         return np.stack([g.standard_normal(k) for g in rng], axis=1)
 
-    def _next_block(self) -> np.ndarray:
+    def _next_blocks(self, m: int = 1) -> np.ndarray:
+        """The next ``m`` blocks of sensor-time noise, shape ``(m * samples, N)``.
+
+        The normals of all ``m`` blocks are drawn in one call per generator: a
+        generator's draws are the same whether taken in one call or block by block, so
+        the values do not depend on ``m``; only the per-call cost does (one call per
+        patient per block dominated the vector environment's step).
+        """
         p = self.params
         first = self._e is None
-        z = self._normals(_NOISE_BLOCK + int(first))
+        z = self._normals(_NOISE_BLOCK * m + int(first))
         if self._e is None:
             self._e = z[0]
             self._last_eps = self._johnson(z[0])
             z = z[1:]
-        e15 = np.empty((_NOISE_BLOCK + 1, self.n_patients))
+        e15 = np.empty((_NOISE_BLOCK * m + 1, self.n_patients))
         e15[0] = self._last_eps
         e = self._e
-        for k in range(1, _NOISE_BLOCK + 1):
+        for k in range(1, _NOISE_BLOCK * m + 1):
             e = p.pacf * (e + z[k - 1])
             e15[k] = self._johnson(e)
         self._e = e
         self._last_eps = e15[-1]
-        return self._weights @ e15
+        return np.concatenate(
+            [self._weights @ e15[b * _NOISE_BLOCK : (b + 1) * _NOISE_BLOCK + 1] for b in range(m)]
+        )
 
     def noise_mg_dl(self) -> np.ndarray:
         """Next additive noise value of every patient, mg/dL, shape ``(N,)``."""
+        return self.noise_ahead_mg_dl(1)[0]
+
+    def noise_ahead_mg_dl(self, k: int) -> np.ndarray:
+        """The next ``k`` noise values of every patient, mg/dL, shape ``(k, N)``.
+
+        The same values as ``k`` calls of :meth:`noise_mg_dl`, in one batch.
+        """
         if not self.noise:
-            return np.zeros(self.n_patients)
-        if self._queue.shape[0] == 0:
-            self._queue = self._next_block()
-        out, self._queue = self._queue[0], self._queue[1:]
+            return np.zeros((k, self.n_patients))
+        short = k - self._queue.shape[0]
+        if short > 0:
+            per_block = self._weights.shape[0]
+            fresh = self._next_blocks(-(-short // per_block))
+            self._queue = np.concatenate([self._queue, fresh])
+        out, self._queue = self._queue[:k], self._queue[k:]
         return out
 
     def measure(self, subcutaneous_glucose_mg_dl: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ announcement, the carbohydrate (g) of meals starting within the coming sample pe
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,15 +50,18 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from metamed._gym import ENV_ID, register_envs
+from metamed.dosing import _kernel
 from metamed.dosing.controllers import ControlInput, Controller
 from metamed.dosing.devices import CGM_SENSORS, CGMSensor, InsulinPump
 from metamed.dosing.metrics import (
     FAILURE_HIGH_MG_DL,
     FAILURE_LOW_MG_DL,
-    bg_risk,
+    KOVATCHEV_RISK,
+    RISK_GLUCOSE_FLOOR_MG_DL,
     glycaemic_metrics,
 )
 from metamed.dosing.patient import (
+    PMOL_PER_U,
     PatientState,
     UVAPadova,
     VirtualPatients,
@@ -99,6 +103,9 @@ _SENSOR_FOR_SAMPLE_TIME_MIN = {1: "Navigator", 3: "Dexcom", 5: "GuardianRT"}
 # Risk saturates at 100 at BG = 600 mg/dL (by construction of Kovatchev's scale); capping
 # there keeps the per-step reward in [-1, 0] even for sub-physiological sensor values.
 RISK_REWARD_CAP: float = 100.0
+_RISK_TABLE = np.array([*KOVATCHEV_RISK, RISK_REWARD_CAP, RISK_GLUCOSE_FLOOR_MG_DL])
+# CGM noise drawn ahead per chunk, in steps (at most ten days of 5-min readings)
+_NOISE_CHUNK_STEPS = 2880
 
 
 #: Keys ``reset(options=...)`` accepts: the vector env replaces its patients, the single
@@ -275,6 +282,20 @@ class GlucoseVectorEnv(VectorEnv):
         else:
             self._scenario = G2P2CMealScenario() if scenario == "random" else FixedMealScenario()
         self._pump = InsulinPump("Insulet")
+        pump = self._pump.params
+        # the constants env_step needs, as float tables (see _kernel.env_step)
+        self._pump_table = np.array(
+            [pump.inc_basal, pump.min_basal, pump.max_basal, float(self._pump.bolus(0.0)),
+             PMOL_PER_U]
+        )  # fmt: skip
+        sensor = CGM_SENSORS[self._sensor_name]
+        self._sensor_table = np.array([sensor.min_mg_dl, sensor.max_mg_dl])
+        self._env_table = np.array(
+            [self.sample_time_min, self.horizon_steps, self.announce_ahead_min,
+             self.meal_announcement, failure_signal == "cgm", FAILURE_LOW_MG_DL,
+             FAILURE_HIGH_MG_DL, IOB_PEAK_MIN, MAX_RATE_U_PER_H],
+            dtype=float,
+        )  # fmt: skip
         high = self._observation_high()
         self.single_observation_space = spaces.Box(0.0, high, shape=(obs_dim,), dtype=np.float32)
         self.single_action_space = spaces.Box(0.0, MAX_RATE_U_PER_H, shape=(1,), dtype=np.float32)
@@ -343,7 +364,7 @@ class GlucoseVectorEnv(VectorEnv):
         mask = np.zeros(self.num_envs, dtype=bool)
         mask[idx] = True
         if self._state is None:
-            self._state = init
+            self._state = init.copy()  # env.step updates its arrays in place
         else:
             s = self._state
             self._state = type(s)(
@@ -361,13 +382,12 @@ class GlucoseVectorEnv(VectorEnv):
         bg = self.model.subcutaneous_glucose_mg_dl(self._state)
         # first reading of the reset patients with the sensor's current noise value; the
         # noise process (a property of the sensor) is not advanced for anyone
-        reading = self._read(bg, advance=False)
+        reading = self._read(bg)
         self._cgm_hist[idx] = reading[idx, None]
         self._needs_reset[idx] = False
 
-    def _read(self, bg: np.ndarray, advance: bool) -> np.ndarray:
-        if advance:
-            self._noise_mg_dl = self._sensor.noise_mg_dl()
+    def _read(self, bg: np.ndarray) -> np.ndarray:
+        # a reading with the sensor's current noise value (step() advances it)
         p = self._sensor.params
         return np.clip(bg + self._noise_mg_dl, p.min_mg_dl, p.max_mg_dl)
 
@@ -455,6 +475,11 @@ class GlucoseVectorEnv(VectorEnv):
             noise=self.sensor_noise,
         )
         self._noise_mg_dl = self._sensor.noise_mg_dl()
+        # the next readings' noise, drawn a horizon at a time (one generator call per
+        # row and chunk, not per step); step() refills it when used up
+        chunk = max(1, min(self.horizon_steps, _NOISE_CHUNK_STEPS))
+        self._noise_buf = np.empty((chunk, n))
+        self._noise_pos = chunk
         self._reset_patients(np.arange(n), self._rngs)
         return self._observe(), self._info()
 
@@ -469,50 +494,46 @@ class GlucoseVectorEnv(VectorEnv):
             raise MetamedValueError(
                 f"Actions must be finite insulin rates in U/h; received {actions!r}."
             )
-        rate = np.clip(rate, 0.0, MAX_RATE_U_PER_H)
         resetting = np.flatnonzero(self._needs_reset)
-        active = ~self._needs_reset
-        u_per_min = self._pump.deliver(np.where(active, rate / 60.0, 0.0))
-        iob_decay = 1.0 / IOB_PEAK_MIN
-        # meals announced in each minute of the period; the action is held over it, so
-        # the model advances the whole period in one fused call
-        cols = self._t_min[:, None] + np.arange(self.sample_time_min)[None, :]
-        carbs = np.take_along_axis(self._meals_g, cols, axis=1).T * active
-        self._state = self.model.advance_unchecked(self._state, carbs, u_per_min)
-        for _ in range(self.sample_time_min):
-            # two-compartment insulin-on-board; remaining fraction (1 + t/tau) e^(-t/tau)
-            flow = self._iob * iob_decay
-            self._iob = self._iob + np.stack([u_per_min - flow[0], flow[0] - flow[1]])
-        self._t_min = self._t_min + active * self.sample_time_min
-        bg = self.blood_glucose_mg_dl()
-        reading = self._read(bg, advance=True)
-        self._cgm_hist = np.where(
-            active[:, None],
-            np.concatenate([self._cgm_hist[:, 1:], reading[:, None]], axis=1),
-            self._cgm_hist,
-        )
-        low, high = bg_risk(bg)
-        reward = -np.minimum(low + high, RISK_REWARD_CAP) / RISK_REWARD_CAP
-        if self.failure_signal == "bg":
-            out_of_range = (bg < FAILURE_LOW_MG_DL) | (bg > FAILURE_HIGH_MG_DL)
-        else:
-            # inclusive bounds: the sensor clips at 600, so "> 600" could never trigger
-            out_of_range = (reading <= FAILURE_LOW_MG_DL) | (reading >= FAILURE_HIGH_MG_DL)
-        terminated = active & out_of_range
-        steps_done = self._t_min // self.sample_time_min
-        truncated = active & ~terminated & (steps_done >= self.horizon_steps)
-        # worst-case reward of the remaining horizon: ending early can never pay
-        remaining = np.maximum(self.horizon_steps - steps_done, 0)
-        reward = np.where(terminated, reward - remaining, reward)
-        reward = np.where(active, reward, 0.0)
-        info = self._info()
-        info["failure"] = terminated.copy()
+        n = self.num_envs
+        if self._noise_pos == self._noise_buf.shape[0]:
+            self._noise_buf = self._sensor.noise_ahead_mg_dl(self._noise_buf.shape[0])
+            self._noise_pos = 0
+        self._noise_mg_dl = self._noise_buf[self._noise_pos]
+        self._noise_pos += 1
+        obs = np.empty((n, self.single_observation_space.shape[0]), dtype=np.float32)
+        reward = np.empty(n)
+        terminated = np.empty(n, dtype=bool)
+        truncated = np.empty(n, dtype=bool)
+        bg = np.empty(n)
+        upcoming = np.empty(n)
+        s = self._state
+        model = self.model
+        # the whole step (pump, model, insulin on board, CGM, reward, termination,
+        # observation) is one compiled call over the batch: see _kernel.env_step
+        kernel = _kernel.env_step_parallel if model.parallel else _kernel.env_step
+        kernel(
+            s.x, s.planned_carbs_g, s.last_eaten_g, s.meal_start_qsto_mg, s.meal_eaten_g,
+            s.is_eating, model._half_prop, model._kernel_constants, model.substeps,
+            rate, ~self._needs_reset, self._meals_g, self._t_min, self._iob, self._cgm_hist,
+            self._noise_mg_dl, self._pump_table, self._sensor_table, _RISK_TABLE,
+            self._env_table, obs, reward, terminated, truncated, bg, upcoming,
+        )  # fmt: skip
+        self._state = dataclasses.replace(s, t_min=s.t_min + self.sample_time_min)
+        info = {
+            "bg_mg_dl": bg,
+            "cgm_mg_dl": self._cgm_hist[:, -1].copy(),
+            "upcoming_carbs_g": upcoming,
+            "t_min": self._t_min.copy(),
+            "failure": terminated.copy(),
+        }
         if resetting.size:
             self._reset_patients(resetting, self._autoreset_rngs)
             info = self._info()
             info["failure"] = terminated.copy()
+            obs = self._observe()
         self._needs_reset = terminated | truncated
-        return self._observe(), reward, terminated, truncated, info
+        return obs, reward, terminated, truncated, info
 
 
 class GlucoseDosingEnv(gym.Env):

@@ -71,6 +71,9 @@ _RISK_SCALE = 1.509
 _RISK_EXPONENT = 1.084
 _RISK_OFFSET = 5.381
 _RISK_GAIN = 10.0
+#: ``(scale, exponent, offset, gain)`` of the risk above, for compiled code that
+#: evaluates it inline (metamed.dosing._kernel.env_step).
+KOVATCHEV_RISK = (_RISK_SCALE, _RISK_EXPONENT, _RISK_OFFSET, _RISK_GAIN)
 
 METRIC_NAMES: tuple[str, ...] = (
     "tir_pct",

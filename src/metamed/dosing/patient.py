@@ -742,6 +742,7 @@ class UVAPadova:
             "b": p["b"],
             "d": p["d"],
             "pmol_per_kg_per_u": self._pmol_per_kg_per_u,
+            "vg": p["Vg"],
         }
         self._kernel_constants = np.ascontiguousarray(
             np.stack([named[name] for name in _kernel.CONSTANTS], axis=1), dtype=float
