@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -65,3 +69,23 @@ def test_set_threads_applies_to_torch(restore_torch_threads, monkeypatch):
     assert threads.thread_record()["OMP_NUM_THREADS"] == "2"
     with pytest.raises(MetamedValueError, match="positive whole number"):
         threads.set_threads(0)
+
+
+def test_set_threads_holds_for_torch_once_numba_is_imported():
+    # numba imported but its pool not started: starting it (OpenMP layer) sets the whole
+    # process's OpenMP thread count, torch's included, to NUMBA_NUM_THREADS. A fresh
+    # interpreter, because whether this test's process has started numba's pool depends on
+    # which tests ran before.
+    code = (
+        "import numba, torch\n"
+        "torch.get_num_threads()\n"  # torch's thread pool initialised, as by any parallel torch work
+        "from metamed import threads\n"
+        "threads.set_threads(1)\n"
+        "numba.get_num_threads()\n"
+        "print(torch.get_num_threads(), numba.get_num_threads())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["NUMBA_NUM_THREADS"] = "2"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1"]

@@ -85,6 +85,11 @@ def set_threads(threads: int | None = None) -> int:
     work, and a library call cannot know that. numba reads ``NUMBA_NUM_THREADS`` when it is
     imported, so the variable is set for a numba not yet imported, and a numba already
     imported is told directly (within the pool it started with).
+
+    numba is told first. Its OpenMP threading layer starts its pool lazily, on the first
+    parallel call or ``numba.set_num_threads``, and starting it sets the OpenMP thread
+    count of the whole process to ``NUMBA_NUM_THREADS``: torch uses the same libgomp, so a
+    torch count set before that start was silently overwritten.
     """
     import torch
 
@@ -92,12 +97,12 @@ def set_threads(threads: int | None = None) -> int:
         threads = default_threads()
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise MetamedValueError(f"threads must be a positive whole number, got {threads!r}.")
-    torch.set_num_threads(threads)
     numba = sys.modules.get("numba")
     if numba is None:
         os.environ["NUMBA_NUM_THREADS"] = str(threads)
     else:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(threads)
     return threads
 
 
