@@ -70,6 +70,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "pooled-finetune": dict(
         hidden_sizes=(8,), lr=0.05, max_epochs=8, batch_size=32, patience=2, finetune_steps=3
     ),
+    "multitask": dict(hidden_sizes=(8,), lr=0.05, max_epochs=8, batch_size=32, patience=2),
     "local-logreg": {},
     "local-gbm": dict(n_estimators=10),
     "local-rf": dict(n_estimators=10),

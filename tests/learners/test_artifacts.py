@@ -250,6 +250,7 @@ def test_never_overwrites_what_is_not_an_artifact(saved: Path, learner, tmp_path
 NUMERIC_PARAMS = {
     "pooled": dict(hidden_sizes=(4,), max_epochs=2),
     "pooled-finetune": dict(hidden_sizes=(4,), max_epochs=2, finetune_steps=2),
+    "multitask": dict(hidden_sizes=(4,), max_epochs=2),
     "local-logreg": {},
     "local-gbm": dict(n_estimators=10),
     "local-rf": dict(n_estimators=10),

@@ -71,6 +71,7 @@ _MAML_FAST: dict[str, Any] = dict(
 FAST_PARAMS: dict[str, dict[str, Any]] = {
     "pooled": dict(hidden_sizes=(16,), max_epochs=5, batch_size=64),
     "pooled-finetune": dict(hidden_sizes=(16,), max_epochs=5, batch_size=64, finetune_steps=3),
+    "multitask": dict(hidden_sizes=(16,), max_epochs=5, batch_size=64),
     "local-logreg": {},
     "local-gbm": dict(n_estimators=20),
     "local-rf": dict(n_estimators=20),
@@ -101,6 +102,7 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
 BAD_PARAMS: dict[str, dict[str, Any]] = {
     "pooled": dict(lr=-1.0),
     "pooled-finetune": dict(anchor_strength=-1.0),
+    "multitask": dict(val_fraction=0.5),
     "local-logreg": dict(C=0.0),
     "local-gbm": dict(min_child_samples=0),
     "local-rf": dict(max_features=0.0),

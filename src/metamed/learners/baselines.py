@@ -66,6 +66,7 @@ __all__ = [
     "LocalRandomForest",
     "MLPModel",
     "NumericMLPModel",
+    "adapted_mlp",
     "NumericSupportModel",
     "PooledRows",
     "PooledFineTune",
@@ -199,6 +200,13 @@ class NumericMLPModel(MLPModel):
 
 #: The adapted MLP of each outcome type.
 _MLP_MODELS: dict[Outcome, type[MLPModel]] = {BINARY: BinaryMLPModel, NUMERIC: NumericMLPModel}
+
+
+def adapted_mlp(
+    outcome: Outcome, params: Params, n_features: int, y_mean: float, y_std: float
+) -> MLPModel:
+    """The adapted MLP of ``outcome`` (binary: a risk model; numeric: values in its units)."""
+    return _MLP_MODELS[outcome](params, n_features, y_mean, y_std)
 
 
 class SupportModel(AdaptedModel):
@@ -381,8 +389,7 @@ class PooledMLP(MetaLearner):
 
     def _model(self, params: Params) -> MLPModel:
         """The adapted model of the training outcome with ``params``."""
-        model = _MLP_MODELS[self.outcome_type_]
-        return model(params, self.n_features_, self.y_mean_, self.y_std_)
+        return adapted_mlp(self.outcome_type_, params, self.n_features_, self.y_mean_, self.y_std_)
 
 
 @register("pooled-finetune")
