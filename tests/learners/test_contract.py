@@ -478,10 +478,11 @@ def test_adapt_rejects_unusable_support(name: str, bad: str, problem, fitted) ->
 
 
 def test_learners_for_and_default_methods_follow_the_declared_outcomes() -> None:
-    from metamed.learners import DEFAULT_METHODS, UPDATING, default_methods
+    from metamed.learners import DEFAULT_METHODS, NAMED_ONLY, UPDATING, default_methods
 
-    assert sorted(DEFAULT_METHODS + UPDATING) == NAMES, (
-        "every registered learner is a default method or one of the updating hierarchy"
+    assert sorted(DEFAULT_METHODS + UPDATING + NAMED_ONLY) == NAMES, (
+        "every registered learner is a default method, one of the updating hierarchy, or "
+        "named-only"
     )
     for outcome in OUTCOMES.values():
         able = [n for n in NAMES if outcome in LEARNERS[n].outcome_types]
