@@ -99,13 +99,17 @@ def _torch_version() -> str:
 
 
 def _git_commit() -> str:
+    """The commit of the metamed source this run imported (``+changes`` when edited)."""
+    import metamed
+
+    where = Path(metamed.__file__).resolve().parent
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
+            ["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True, text=True
         )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=HERE, capture_output=True, text=True,
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+            cwd=where, capture_output=True, text=True,
         )  # fmt: skip
     except OSError:
         return "unknown"
