@@ -138,8 +138,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "query-overlaps-support",
         "src/metamed/tasks/episodes.py",
-        "rest = np.setdiff1d(np.arange(n), support, assume_unique=False)",
-        "rest = np.arange(n)",
+        "query = rng.permutation(complement(n, support))",
+        "query = rng.permutation(np.arange(n))",
         "the query set includes the support rows",
     ),
     Mutant(
