@@ -97,6 +97,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "recal-logistic": {},
     "model-revision": {},
     "mixed-intercept": dict(max_iter=50),
+    "guard": dict(adapter="recal-logistic", reference="pooled-logreg"),
 }
 
 NAMES = sorted(LEARNERS)

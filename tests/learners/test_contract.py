@@ -96,6 +96,7 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "recal-logistic": {},
     "model-revision": {},
     "mixed-intercept": dict(max_iter=50),
+    "guard": dict(adapter="recal-logistic", reference="pooled-logreg"),
 }
 
 #: One invalid hyperparameter setting per learner; meta_fit must reject it.
@@ -119,6 +120,7 @@ BAD_PARAMS: dict[str, dict[str, Any]] = {
     "recal-logistic": dict(penalty=-1.0),
     "model-revision": dict(revision_penalty=0.0),
     "mixed-intercept": dict(C=-1.0),
+    "guard": dict(n_folds=1),
 }
 
 NAMES = sorted(LEARNERS)

@@ -48,6 +48,7 @@ from metamed.learners.clinical import (
     clinical_score,
     score_tasks,
 )
+from metamed.learners.guard import GuardedModel
 from metamed.learners.recalibration import RECALIBRATED, recalibrate
 from metamed.outcomes import Outcome
 from metamed.tasks import (
@@ -63,6 +64,7 @@ from metamed.tasks import (
 )
 
 __all__ = [
+    "DECISION_COLUMNS",
     "FitJob",
     "FittedMethod",
     "JobCounter",
@@ -74,6 +76,7 @@ __all__ = [
     "check_shots",
     "code_coverage",
     "collect",
+    "empty_decisions",
     "episode_rng",
     "iter_serial",
     "plan",
@@ -95,6 +98,23 @@ Progress = Callable[[str, float, int], None]
 #: in another, or read back from a run folder).
 RESULT_COLUMNS = ["method", "dataset", "task", "k", "draw", "metric", "value"]
 RESULT_DTYPES = {"k": "int64", "draw": "int64", "value": "float64"}
+#: The guard's decisions (:mod:`metamed.learners.guard`): per episode of a guard method,
+#: what it served (``choice``, the adapted model's ``weight``, ``reason``) and, per metric,
+#: the query's value of the served model and of its two candidates, always adapting
+#: (``adapted``) and never adapting (``pooled``).  Empty for runs without a guard.
+DECISION_COLUMNS = [
+    "method", "dataset", "task", "k", "draw", "choice", "weight", "reason",
+    "metric", "served", "adapted", "pooled",
+]  # fmt: skip
+DECISION_DTYPES = {
+    "k": "int64", "draw": "int64", "weight": "float64",
+    "served": "float64", "adapted": "float64", "pooled": "float64",
+}  # fmt: skip
+
+
+def empty_decisions() -> pd.DataFrame:
+    """A decisions table without rows (runs without a guard)."""
+    return pd.DataFrame(columns=DECISION_COLUMNS).astype(DECISION_DTYPES)
 PREDICTION_DTYPES = {
     "k": "int64",
     "draw": "int64",
@@ -145,6 +165,8 @@ class ProtocolResult:
     predictions: pd.DataFrame
     fit_seconds: dict[str, float] = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    #: the guard's decisions (:data:`DECISION_COLUMNS`); empty without a guard method
+    decisions: pd.DataFrame = field(default_factory=empty_decisions)
 
 
 def episode_rng(seed: int, task: str, k: int, draw: int) -> np.random.Generator:
@@ -233,6 +255,7 @@ class ScoreResult:
 
     results: pd.DataFrame
     predictions: pd.DataFrame
+    decisions: pd.DataFrame = field(default_factory=empty_decisions)
 
 
 @dataclass(frozen=True)
@@ -366,6 +389,7 @@ def run_score(
     task = fitted.test_tasks[job.task]
     rows: list[dict] = []
     preds: list[pd.DataFrame] = []
+    decisions: list[dict] = []
     for draw in job.draws:
         support_idx, query_idx = sample_support_query(
             task, job.k, episode_rng(config.seed, task.name, job.k, draw), sampler=config.sampler
@@ -396,9 +420,28 @@ def run_score(
             for metric, value in _score(task.outcome_type, query.y, p).items():
                 rows.append({**cell, "metric": metric, "value": float(value)})
             preds.append(pd.DataFrame({**cell, "row": row, "y_true": query.y, "y_pred": p}))
+        if isinstance(model, GuardedModel):
+            decisions += _decision_rows(model, query, {**cell, "method": job.method})
     return ScoreResult(
-        pd.DataFrame(rows, columns=RESULT_COLUMNS), pd.concat(preds, ignore_index=True)
+        pd.DataFrame(rows, columns=RESULT_COLUMNS),
+        pd.concat(preds, ignore_index=True),
+        pd.DataFrame(decisions, columns=DECISION_COLUMNS).astype(DECISION_DTYPES),
     )
+
+
+def _decision_rows(model: GuardedModel, query: Task, cell: dict) -> list[dict]:
+    """One episode's decision of a guard, with the query's metrics of what it served and
+    of its two candidates (scored here, after the guard decided on the support alone)."""
+    outcome = query.outcome_type
+    values = {
+        name: _score(outcome, query.y, outcome.predict(m, query.X))
+        for name, m in (("served", model), ("adapted", model.adapted), ("pooled", model.pooled))
+    }
+    decided = {"choice": model.choice, "weight": model.weight, "reason": model.reason}
+    return [
+        {**cell, **decided, "metric": metric, **{name: v[metric] for name, v in values.items()}}
+        for metric in values["served"]
+    ]
 
 
 def run_job(
@@ -455,6 +498,12 @@ def collect(
     parts = [scores[s.key] for s in plan.scores]
     results = pd.concat([p.results for p in parts], ignore_index=True)
     predictions = pd.concat([p.predictions for p in parts], ignore_index=True)
+    decided = [p.decisions for p in parts if len(p.decisions)]
+    decisions = (
+        pd.concat(decided, ignore_index=True).astype(DECISION_DTYPES)
+        if decided
+        else empty_decisions()
+    )
     seconds = {
         f"{fit.method}|{','.join(fit.split.test)}": float(fit_seconds[fit.key])
         for fit in plan.fits
@@ -464,7 +513,11 @@ def collect(
     if unknown_codes:
         run["unknown_codes"] = list(unknown_codes)
     return ProtocolResult(
-        results.astype(RESULT_DTYPES), predictions.astype(PREDICTION_DTYPES), seconds, run
+        results.astype(RESULT_DTYPES),
+        predictions.astype(PREDICTION_DTYPES),
+        seconds,
+        run,
+        decisions,
     )
 
 

@@ -32,6 +32,7 @@ from metamed.learners.conformal import (
     ConformalSetModel,
     conformal_adapt,
 )
+from metamed.learners.guard import Guard
 from metamed.learners.maml import ANIL, FOMAML, MAML, AdaptedMLP, GradientMetaLearner, MetaSGD
 from metamed.learners.metapred import MetaPred
 from metamed.learners.mixed import RandomIntercept
@@ -61,6 +62,10 @@ UPDATING: tuple[str, ...] = (
     "pooled-logreg", "recal-intercept", "recal-logistic", "model-revision", "mixed-intercept",
 )  # fmt: skip
 
+#: The adapt-or-not guard (:mod:`metamed.learners.guard`): not a default method, since it
+#: meta-trains two learners; the sites suite runs it.
+GUARDS: tuple[str, ...] = ("guard",)
+
 #: What ``metamed benchmark`` runs when no methods are named, in this order (meta-learners
 #: first, then the baselines), kept to those that model the cohort's outcome.
 DEFAULT_METHODS: tuple[str, ...] = (
@@ -70,7 +75,7 @@ DEFAULT_METHODS: tuple[str, ...] = (
 
 #: Registered methods that run only when named: they came after the stored results, which
 #: keep their numbers (the updating hierarchy, above, is the other such group).
-NAMED_ONLY: tuple[str, ...] = ("multitask",)
+NAMED_ONLY: tuple[str, ...] = ("multitask", *GUARDS)
 
 
 def method_names() -> list[str]:
@@ -101,6 +106,7 @@ __all__ = [
     "BASELINES",
     "DEFAULT_METHODS",
     "FOMAML",
+    "GUARDS",
     "LEARNERS",
     "MAML",
     "NAMED_ONLY",
@@ -111,6 +117,7 @@ __all__ = [
     "ConformalModel",
     "ConformalSetModel",
     "GradientMetaLearner",
+    "Guard",
     "LocalGBM",
     "LogisticRecalibration",
     "ModelRevision",

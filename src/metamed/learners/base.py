@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from metamed.artifacts import artifact_error, read_artifact, write_artifact
+from metamed.artifacts import TextFile, artifact_error, read_artifact, write_artifact
 from metamed.data.cohort import MAX_ABS_VALUE
 from metamed.errors import (
     MetamedTypeError,
@@ -55,6 +55,9 @@ __all__ = [
     "learners_for",
     "check_outcome_supported",
     "check_features",
+    "nested_model",
+    "nested_model_state",
+    "prefixed_text_files",
 ]
 
 #: ``progress(iteration, total_iterations, train_loss)``, called after each meta-training
@@ -259,6 +262,38 @@ class BinaryModel(AdaptedModel):
         return (self.predict_proba(X) >= 0.5).astype(np.int64)
 
 
+def prefixed_text_files(value: Any, prefix: str, remove: bool = False) -> Any:
+    """``value`` with every :class:`TextFile` in it renamed ``<prefix>-<name>`` (or, with
+    ``remove``, that prefix taken off again), so that the state of several models or
+    learners saved in one folder keeps its files apart."""
+    if isinstance(value, TextFile):
+        if remove:
+            return TextFile(value.name.removeprefix(f"{prefix}-"), value.text)
+        return TextFile(f"{prefix}-{value.name}", value.text)
+    if isinstance(value, dict):
+        return {k: prefixed_text_files(v, prefix, remove) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(prefixed_text_files(v, prefix, remove) for v in value)
+    return value
+
+
+def nested_model_state(model: AdaptedModel, prefix: str) -> dict[str, Any]:
+    """``model`` as {class, state}, for a model saved inside another one's state."""
+    return {
+        "class": type(model).__name__,
+        "state": prefixed_text_files(model._artifact_state(), prefix),
+    }
+
+
+def nested_model(section: dict[str, Any], outer: type) -> AdaptedModel:
+    """The model saved by :func:`nested_model_state` inside a model of class ``outer``
+    (which may not nest itself, so a damaged file cannot recurse without end)."""
+    name = section.get("class")
+    if name not in ADAPTED_MODELS or issubclass(ADAPTED_MODELS[name], outer):
+        raise MetamedValueError(f"adapted model class {name!r} is not one this metamed knows.")
+    return ADAPTED_MODELS[name]._from_artifact_state(section.get("state", {}))
+
+
 def _content(
     kind: str, outcome: Outcome | None, n_inputs: int | None, section: dict[str, Any]
 ) -> dict[str, Any]:
@@ -415,6 +450,15 @@ class MetaLearner(ABC):
             )
 
     # -- persistence -------------------------------------------------------------------------
+    def _saved_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The learned state as saved; a learner holding other learners turns them into
+        plain values here (and back in :meth:`_restored_state`)."""
+        return state
+
+    def _restored_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The learned state read from an artifact, turned back into what ``meta_fit`` set."""
+        return state
+
     def save(self, path: str | Path) -> Path:
         """Save hyperparameters and learned state as an artifact folder at ``path``.
 
@@ -428,6 +472,7 @@ class MetaLearner(ABC):
     def _artifact_content(self) -> dict[str, Any]:
         self._check_fitted()
         state = {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+        state = self._saved_state(state)
         # Callables among the hyperparameters (a ``progress`` callback) are run-time hooks,
         # not model state: they are saved as None.
         params = {k: (None if callable(v) else v) for k, v in self.get_params().items()}
@@ -481,7 +526,11 @@ class MetaLearner(ABC):
                 "with the metamed version that saved it.",
             )
         learner = target(**params)
-        for key, value in spec.get("state", {}).items():
+        try:
+            state = learner._restored_state(spec.get("state", {}))
+        except (KeyError, TypeError, MetamedValueError) as error:
+            raise artifact_error(path, f"its learned state is incomplete ({error}).") from None
+        for key, value in state.items():
             if not key.endswith("_") or key.startswith("_"):
                 raise artifact_error(
                     path, f"learned state may only set attributes ending in '_', got {key!r}."

@@ -44,9 +44,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from metamed.artifacts import TextFile
 from metamed.errors import MetamedTypeError, MetamedValueError
-from metamed.learners.base import ADAPTED_MODELS, AdaptedModel, BinaryModel, MetaLearner
+from metamed.learners.base import (
+    AdaptedModel,
+    BinaryModel,
+    MetaLearner,
+    nested_model,
+    nested_model_state,
+)
 from metamed.outcomes import BINARY, NUMERIC, Outcome
 from metamed.tasks.task import Task, check_support_task
 
@@ -287,8 +292,8 @@ class ConformalModel(AdaptedModel):
     # -- persistence: nested models saved as their own class + state -----------------------
     def _artifact_state(self) -> dict[str, Any]:
         return {
-            "model": _nested_state(self.model, "served"),
-            "fold_models": [_nested_state(m, f"fold{k}") for k, m in enumerate(self.fold_models)],
+            "model": nested_model_state(self.model, "served"),
+            "fold_models": [nested_model_state(m, f"fold{k}") for k, m in enumerate(self.fold_models)],
             "fold_of": self.fold_of,
             "scores": self.scores,
             "coverage": self.coverage,
@@ -299,8 +304,8 @@ class ConformalModel(AdaptedModel):
     def _from_artifact_state(cls, state: dict[str, Any]) -> AdaptedModel:
         try:
             return cls(
-                _nested_model(state["model"]),
-                [_nested_model(m) for m in state["fold_models"]],
+                nested_model(state["model"], ConformalModel),
+                [nested_model(m, ConformalModel) for m in state["fold_models"]],
                 state["fold_of"],
                 state["scores"],
                 state["coverage"],
@@ -357,25 +362,3 @@ class ConformalIntervalModel(ConformalModel):
             out[start : start + chunk_rows, 0] = np.partition(low, lower_k, axis=0)[lower_k]
             out[start : start + chunk_rows, 1] = np.partition(high, upper_k, axis=0)[upper_k]
         return out
-
-
-def _nested_state(model: AdaptedModel, prefix: str) -> dict[str, Any]:
-    """``model`` as {class, state}; its text files renamed so that several fit in one folder."""
-
-    def rename(value: Any) -> Any:
-        if isinstance(value, TextFile):
-            return TextFile(f"{prefix}-{value.name}", value.text)
-        if isinstance(value, dict):
-            return {k: rename(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(rename(v) for v in value)
-        return value
-
-    return {"class": type(model).__name__, "state": rename(model._artifact_state())}
-
-
-def _nested_model(section: dict[str, Any]) -> AdaptedModel:
-    name = section.get("class")
-    if name not in ADAPTED_MODELS or issubclass(ADAPTED_MODELS[name], ConformalModel):
-        raise MetamedValueError(f"adapted model class {name!r} is not one this metamed knows.")
-    return ADAPTED_MODELS[name]._from_artifact_state(section.get("state", {}))

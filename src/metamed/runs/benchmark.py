@@ -82,6 +82,11 @@ class BenchmarkOutputs:
         return self.out_dir / "predictions.parquet"
 
     @property
+    def decisions_csv(self) -> Path:
+        """The guard's decisions per episode; written only when a guard method ran."""
+        return self.out_dir / "decisions.csv"
+
+    @property
     def config_json(self) -> Path:
         return self.out_dir / "config.json"
 
@@ -276,6 +281,8 @@ def run_benchmark(
             result.results.to_csv(staging / "results.csv", index=False)
             result.results.to_parquet(staging / "results.parquet", index=False)
             result.predictions.to_parquet(staging / "predictions.parquet", index=False)
+            if len(result.decisions):  # a guard method ran: its decision per episode
+                result.decisions.to_csv(staging / "decisions.csv", index=False)
             (staging / "config.json").write_text(json.dumps(provenance, indent=2, default=str))
             (staging / "summary.md").write_text(summary_markdown(result.results, list(baselines)))
             write_report(

@@ -9,6 +9,7 @@
         lock                 flock-ed by the live run
         fit-<digest>.json    a finished fit job: its key and meta-training seconds
         score-<digest>/      a finished score job: job.json, results.parquet, predictions.parquet
+                           (and decisions.parquet: a guard's decisions)
       results.csv ...        the tables, config and report, written once all jobs are done
 
 ``--resume`` continues a run: it checks that the benchmark is the same one (``run.json``),
@@ -237,9 +238,11 @@ class RunFolder:
         for job in plan.scores:
             path = self._score_path(job.key)
             if (path / "job.json").is_file():
+                decisions = path / "decisions.parquet"  # guard methods only
                 out[job.key] = ScoreResult(
                     pd.read_parquet(path / "results.parquet"),
                     pd.read_parquet(path / "predictions.parquet"),
+                    *([pd.read_parquet(decisions)] if decisions.is_file() else []),
                 )
         return out
 
@@ -271,6 +274,8 @@ def _write_score(jobs: Path, key: str, result: ScoreResult) -> None:
     (tmp / "job.json").write_text(json.dumps({"key": key}))
     result.results.to_parquet(tmp / "results.parquet", index=False)
     result.predictions.to_parquet(tmp / "predictions.parquet", index=False)
+    if len(result.decisions):
+        result.decisions.to_parquet(tmp / "decisions.parquet", index=False)
     target = _score_path(jobs, key)
     if target.exists():  # recorded already (a resumed run redid it): keep the first
         shutil.rmtree(tmp)
