@@ -393,7 +393,8 @@ def benchmark(
     split: str | None = typer.Option(
         None,
         help="auto | loso (leave one task out) | random | rare (common cohorts train, rare "
-        "ones test; needs --n-common) [default: auto].",
+        "ones test; needs --n-common) | sites (every site large enough for max(K) + 10 "
+        "patients held out in turn, the others meta-train) [default: auto].",
     ),
     n_common: int | None = typer.Option(
         None,

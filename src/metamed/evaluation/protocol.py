@@ -115,6 +115,8 @@ DECISION_DTYPES = {
 def empty_decisions() -> pd.DataFrame:
     """A decisions table without rows (runs without a guard)."""
     return pd.DataFrame(columns=DECISION_COLUMNS).astype(DECISION_DTYPES)
+
+
 PREDICTION_DTYPES = {
     "k": "int64",
     "draw": "int64",
@@ -398,7 +400,13 @@ def run_score(
         model = fitted.learner.adapt(support)
         query = task.subset(query_idx)
         models: list[tuple[str, AdaptedModel]] = [(job.method, model)]
-        if config.recalibrate and isinstance(model, BinaryModel):
+        # a guard is not recalibrated: it already cross-validates inside the support, and
+        # recalibrating it would nest a cross-validation in each fold (25 adaptations more)
+        if (
+            config.recalibrate
+            and isinstance(model, BinaryModel)
+            and not isinstance(model, GuardedModel)
+        ):
             # folds drawn apart from the episode, so the episode is the same with or without
             folds = np.random.default_rng(
                 [config.seed, zlib.crc32(task.name.encode()), job.k, draw, 1]

@@ -19,12 +19,16 @@ An example file::
     shots = [5, 10, 20, 40]
     draws = 20
     seed = 0
-    split = "auto"              # auto | loso | random | rare
+    split = "auto"              # auto | loso | random | rare | sites
     sampler = "conditioned"     # or "unconditioned": K random patients of the site
 
     [rare]                      # with split = "rare" only: the rare-conditions rule
     n_common = 200              # (metamed.tasks.RareRule: also min_query, min_per_class,
                                 #  val_fraction)
+
+    [sites]                     # with split = "sites" only: the new-site rule
+    min_query = 10              # (metamed.tasks.SiteRule: also min_per_class, folds,
+                                #  part_col, train_part, test_part)
 
     [data]
     dataset = "uci-heart"       # or: table = "patients.csv", task_col = ..., outcome_col = ...
@@ -60,11 +64,12 @@ from metamed.learners import (
     make_method,
 )
 from metamed.learners.base import MetaLearner
-from metamed.tasks import RareRule
+from metamed.learners.recalibration import RECALIBRATED
+from metamed.tasks import RareRule, SiteRule
 
 __all__ = ["BenchmarkSpec", "DataSpec", "MethodSpec", "SPLIT_RULES", "set_params"]
 
-SPLIT_RULES = ("auto", "loso", "random", "rare")
+SPLIT_RULES = ("auto", "loso", "random", "rare", "sites")
 
 #: Hyperparameters that are run-time hooks or come from the spec's seed, never part of an id.
 _NOT_IN_ID = ("random_state", "progress")
@@ -238,6 +243,8 @@ class BenchmarkSpec:
     sampler: str = ProtocolConfig.sampler
     #: The rare-conditions rule of ``split = "rare"`` (:class:`~metamed.tasks.RareRule`).
     rare: RareRule | None = None
+    #: The new-site rule of ``split = "sites"`` (:class:`~metamed.tasks.SiteRule`).
+    sites: SiteRule | None = None
     #: Also score each binary method recalibrated on its support set (``<id>+recal``).
     recalibrate: bool = ProtocolConfig.recalibrate
 
@@ -253,6 +260,15 @@ class BenchmarkSpec:
         if self.rare is not None and self.split != "rare":
             raise MetamedValueError(
                 f'A [rare] rule applies to split = "rare" only, but split is "{self.split}".'
+            )
+        if isinstance(self.sites, Mapping):
+            _check_keys(self.sites, [f.name for f in fields(SiteRule)], "[sites]")
+            object.__setattr__(self, "sites", SiteRule(**self.sites))
+        if self.split == "sites" and self.sites is None:
+            object.__setattr__(self, "sites", SiteRule())  # the rule's defaults
+        if self.sites is not None and self.split != "sites":
+            raise MetamedValueError(
+                f'A [sites] rule applies to split = "sites" only, but split is "{self.split}".'
             )
         methods = tuple(
             m if isinstance(m, MethodSpec) else MethodSpec.from_dict(m) for m in self.methods
@@ -302,12 +318,14 @@ class BenchmarkSpec:
     @property
     def baselines(self) -> list[str]:
         """Ids of the methods that are reference points: the baselines, the updating
-        hierarchy and the mixed model, and the clinical scores."""
-        return [
+        hierarchy and the mixed model, and the clinical scores (and, with
+        ``recalibrate``, each of them recalibrated: ``<id>+recal``)."""
+        ids = [
             m.id
             for m in self.methods
             if m.name in BASELINES + UPDATING or m.name in CLINICAL_SCORES
         ]
+        return [*ids, *(i + RECALIBRATED for i in ids if self.recalibrate)]
 
     def learners(self) -> dict[str, MetaLearner]:
         """Unfitted learners by method id: defaults, then overrides, then the method's params."""
@@ -336,6 +354,8 @@ class BenchmarkSpec:
             out["sampler"] = self.sampler
         if self.rare is not None:
             out["rare"] = self.rare.to_dict()
+        if self.sites is not None:
+            out["sites"] = self.sites.to_dict()
         if self.recalibrate:
             out["recalibrate"] = True
         return out

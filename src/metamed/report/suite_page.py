@@ -14,13 +14,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from metamed.evaluation.bootstrap import bootstrap_ci
+from metamed.evaluation.guard_record import guard_record
 from metamed.evaluation.metrics import get_metric
+from metamed.evaluation.protocol import empty_decisions
 from metamed.report.markdown import summary_markdown
 from metamed.report.verdicts import judged
 
-__all__ = ["SuiteSection", "goal_sentence", "suite_markdown"]
+__all__ = ["SuiteSection", "goal_sentence", "suite_markdown", "threshold_accuracy"]
+
+#: FLamby's accuracy: a patient is predicted positive when P(y = 1) >= 0.5.
+ACCURACY_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,44 @@ class SuiteSection:
     #: where the run's files are, relative to the suite's folder
     folder: str
     notes: Sequence[str] = field(default_factory=tuple)
+    #: the guard methods' decisions (``decisions.csv``); empty when no guard ran
+    decisions: pd.DataFrame = field(default_factory=empty_decisions)
+    #: the guard methods (their own record; not judged as meta-learners)
+    guards: Sequence[str] = field(default_factory=tuple)
+    #: :func:`threshold_accuracy` of the run's predictions, where the page quotes accuracy
+    accuracy: pd.DataFrame | None = None
+    #: the run's HTML report, as the page links it (relative to the page)
+    report: str | None = None
+
+    @property
+    def held_out(self) -> str:
+        """What one held-out task is, in the page's words."""
+        return "held-out site" if self.split.get("kind") == "sites" else "rare cohort"
+
+    @property
+    def meta_learners(self) -> list[str]:
+        """Methods judged against the best baseline: neither baselines nor guards."""
+        methods = [str(m) for m in dict.fromkeys(self.results["method"])]
+        return [m for m in methods if m not in self.baselines and m.split("+")[0] not in self.guards]
+
+
+def threshold_accuracy(predictions: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Accuracy at P(y = 1) >= 0.5, FLamby's way: per held-out site, then the mean over sites.
+
+    Each site's accuracy is averaged over its draws first (FLamby scores each test
+    site's whole set once; here each draw's query set is the site minus its support),
+    and the interval is the bootstrap over sites.  Columns ``method, k, mean, ci_low,
+    ci_high, n_tasks``.
+    """
+    hit = (predictions["y_pred"] >= ACCURACY_THRESHOLD) == (predictions["y_true"] >= 0.5)
+    episode = predictions.assign(hit=hit).groupby(["method", "k", "task", "draw"])["hit"].mean()
+    per_site = episode.groupby(["method", "k", "task"]).mean()
+    rows = []
+    for (method, k), values in per_site.groupby(["method", "k"], sort=False):
+        ci = bootstrap_ci(values.to_numpy(), seed=seed, cell=("accuracy", method, k))
+        rows.append({"method": method, "k": int(np.asarray(k)), "mean": ci.mean,
+                     "ci_low": ci.low, "ci_high": ci.high, "n_tasks": ci.n_tasks})  # fmt: skip
+    return pd.DataFrame(rows, columns=["method", "k", "mean", "ci_low", "ci_high", "n_tasks"])
 
 
 def goal_sentence(sections: Sequence[SuiteSection], metric: str, k: int) -> str:
@@ -45,9 +90,7 @@ def goal_sentence(sections: Sequence[SuiteSection], metric: str, k: int) -> str:
     wins: list[str] = []
     judged_any = False
     for section in sections:
-        methods = [
-            m for m in dict.fromkeys(section.results["method"]) if m not in section.baselines
-        ]
+        methods = section.meta_learners
         baselines = [b for b in section.baselines if b in set(section.results["method"])]
         if not methods or not baselines:
             continue
@@ -75,7 +118,45 @@ def goal_sentence(sections: Sequence[SuiteSection], metric: str, k: int) -> str:
     )
 
 
+def _skipped_words(counts: Mapping[str, int]) -> str:
+    return ", ".join(
+        f"{n} {key.removeprefix('skipped_').replace('_', ' ')}"
+        for key, n in counts.items()
+        if key.startswith("skipped_")
+    )
+
+
+def _site_split_lines(split: Mapping[str, Any]) -> list[str]:
+    counts, rule = split.get("counts", {}), split.get("rule", {})
+    k_max = max(split.get("shots", [0]))
+    held = (
+        "each held out in turn (leave-one-site-out)"
+        if not rule.get("folds")
+        else f"held out in {rule['folds']} seeded groups"
+    )
+    lines = [
+        f"Rule: a site is evaluated when it has at least max(K) + {rule.get('min_query')} = "
+        f"{k_max + int(rule.get('min_query', 0))} patients and {rule.get('min_per_class')} of "
+        f"each class; evaluated sites are {held}, every other site meta-trains."
+    ]
+    if rule.get("part_col"):
+        lines.append(
+            f"Meta-training uses the rows with {rule['part_col']} = {rule['train_part']} of "
+            f"the other sites; a held-out site is scored on its {rule['part_col']} = "
+            f"{rule['test_part']} rows (an independent cohort)."
+        )
+    skipped = _skipped_words(counts)
+    lines.append(
+        f"Sites: {counts.get('evaluated', 0)} evaluated in {counts.get('splits', 0)} splits, "
+        f"{counts.get('skipped', 0)} not evaluated{f' ({skipped})' if skipped else ''}; the "
+        "run folder's config.json lists each with its reason."
+    )
+    return lines
+
+
 def _split_lines(split: Mapping[str, Any]) -> list[str]:
+    if split.get("kind") == "sites":
+        return _site_split_lines(split)
     counts = split.get("counts", {})
     rule = split.get("rule", {})
     lines = []
@@ -87,11 +168,7 @@ def _split_lines(split: Mapping[str, Any]) -> list[str]:
             f"class; {rule.get('val_fraction', 0):.0%} of the common cohorts are meta-val."
         )
     if counts:
-        skipped = ", ".join(
-            f"{n} {key.removeprefix('skipped_').replace('_', ' ')}"
-            for key, n in counts.items()
-            if key.startswith("skipped_")
-        )
+        skipped = _skipped_words(counts)
         lines.append(
             f"Cohorts: {counts.get('common_train', 0)} meta-train, {counts.get('common_val', 0)} "
             f"meta-val, {counts.get('rare_test', 0)} rare meta-test, {counts.get('skipped', 0)} "
@@ -109,12 +186,17 @@ def suite_markdown(
     metrics: Sequence[str] = ("auroc", "auprc", "brier", "ece", "calibration_slope"),
     verdict_metrics: Sequence[str] = ("auroc", "auprc", "brier"),
     goal_k: int | None = None,
+    numeric_metrics: Sequence[str] = ("rmse", "mae", "r2"),
+    numeric_verdict_metrics: Sequence[str] = ("rmse", "mae"),
 ) -> str:
     """The whole page: title, the regenerating command, ``intro`` lines, goal, sections.
 
-    Each section has the mean [95% CI over rare cohorts] of every metric in ``metrics``
-    per method and K, and each meta-learner's paired comparison with the best baseline
-    (chosen per K) for every metric in ``verdict_metrics``.
+    Each section has the mean [95% CI over held-out tasks] of every metric in ``metrics``
+    (``numeric_metrics`` for a numeric outcome) per method and K, each meta-learner's
+    paired comparison with the best baseline (chosen per K) for every metric in
+    ``verdict_metrics`` (``numeric_verdict_metrics``), with ``goal_k`` a plain sentence
+    per section on whether any meta-learner beat the best baseline at ``goal_k`` or
+    above, the guard's record where a guard ran, and accuracy where it was asked for.
     """
     parts = [f"# {title}", "", "Regenerated by:", "", "```bash", command, "```", ""]
     parts += [*intro, ""] if intro else []
@@ -125,22 +207,126 @@ def suite_markdown(
         parts += [f"- {line}" for line in _split_lines(section.split)]
         ks = ", ".join(str(k) for k in sorted(section.results["k"].unique()))
         draws = section.results["draw"].nunique()
-        parts += [f"- K = {ks}; {draws} support draws per rare cohort and K."]
+        parts += [f"- K = {ks}; {draws} support draws per {section.held_out} and K."]
+        report = f"; [HTML report]({section.report})" if section.report else ""
         parts += [
             f"- Time: {section.seconds:.0f} s (meta-training and scoring every method); peak "
             f"resident memory of the run so far: {section.peak_memory_mib:.0f} MiB.",
-            f"- Files: `{section.folder}/` (results, predictions, config, report.html).",
+            f"- Files: `{section.folder}/` (results, predictions, config, report.html){report}.",
         ]
         parts += [f"- {note}" for note in section.notes]
         parts += [""]
-        present = [m for m in metrics if m in set(section.results["metric"])]
+        shown, judged_metrics = metrics, verdict_metrics
+        if not any(m in set(section.results["metric"]) for m in metrics):
+            shown, judged_metrics = numeric_metrics, numeric_verdict_metrics
+        present = [m for m in shown if m in set(section.results["metric"])]
         parts += [summary_markdown(section.results, [], present)]  # the tables
         methods = [str(m) for m in dict.fromkeys(section.results["method"])]
-        others = [m for m in methods if m not in section.baselines]
+        others = section.meta_learners
         baselines = [b for b in section.baselines if b in methods]
-        for metric in [m for m in verdict_metrics if m in present] if others and baselines else []:
-            table = judged(section.results, others, baselines, metric)
+        tables = {
+            metric: judged(section.results, others, baselines, metric)
+            for metric in ([m for m in judged_metrics if m in present] if others and baselines else [])
+        }
+        if goal_k is not None and tables:
+            parts += [_section_goal(tables, goal_k), ""]
+        for metric, table in tables.items():
             label = get_metric(metric).label
             parts += [f"**Paired against the best baseline at each K ({label})**", ""]
+            parts += _winner_table(table, metric)
             parts += [f"- {sentence}" for sentence in table["sentence"]] + [""]
+        if len(section.decisions):
+            parts += _guard_lines(section.decisions, judged_metrics)
+        if section.accuracy is not None:
+            parts += _accuracy_lines(section.accuracy)
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _section_goal(tables: Mapping[str, pd.DataFrame], goal_k: int) -> str:
+    """Did any meta-learner beat the best baseline at K >= ``goal_k``, CI excluding 0?"""
+    wins = []
+    ks = sorted({int(k) for t in tables.values() for k in t["k"] if int(k) >= goal_k})
+    for metric, table in tables.items():
+        label = get_metric(metric).label
+        for row in table[table["k"] >= goal_k].to_dict("records"):
+            if row["judgement"] in ("better", "leaning better"):
+                wins.append(
+                    f"{row['method']} at K={row['k']} in {label} ({row['difference']:+.3f} vs "
+                    f"{row['baseline']}, 95% CI [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}])"
+                )
+    at = ", ".join(f"K={k}" for k in ks) or f"K >= {goal_k}"
+    if wins:
+        return f"**A meta-learner beats the best baseline at {at}**: " + "; ".join(wins) + "."
+    return (
+        f"**No meta-learner beats the best baseline at {at}** in "
+        f"{', '.join(get_metric(m).label for m in tables)} (no 95% CI of the paired "
+        "difference excludes 0 in the meta-learner's favour)."
+    )
+
+
+def _winner_table(table: pd.DataFrame, metric: str) -> list[str]:
+    """Per K: the best baseline, the best meta-learner against it, and the verdict."""
+    scorer = get_metric(metric)
+    lines = [
+        "| K | best baseline (mean) | best meta-learner (mean) | difference [95% CI] | verdict |",
+        "|---:|---|---|---|---|",
+    ]
+    for k, rows in table.groupby("k", sort=True):
+        best = min(rows.to_dict("records"), key=lambda r: scorer.loss(r["mean_method"]))
+        lines.append(
+            f"| {k} | {best['baseline']} ({best['mean_baseline']:.3f}) | {best['method']} "
+            f"({best['mean_method']:.3f}) | {best['difference']:+.3f} [{best['ci_low']:+.3f}, "
+            f"{best['ci_high']:+.3f}] | {best['judgement']} |"
+        )
+    return [*lines, ""]
+
+
+def _guard_lines(decisions: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
+    """The guard's record: what it served, how often rightly, what it saved or cost."""
+    record = guard_record(decisions)
+    record = record[record["metric"].isin(metrics)]
+    lines = [
+        "**The adapt-or-not guard's record** (per episode it served the pooled model, a "
+        "blend or the adapted one, decided on the support set alone; *right* = what it served "
+        "scored at least as well on the query as the better of always and never adapting; "
+        "*saved* = its gain over each, positive = the guard did better, mean over held-out "
+        "sites [95% CI])",
+        "",
+        "| guard | metric | K | pooled / blend / adapted | right | saved vs always adapting "
+        "| saved vs never adapting |",
+        "|---|---|---:|---|---:|---|---|",
+    ]
+    for row in record.to_dict("records"):
+        lines.append(
+            f"| {row['method']} | {get_metric(row['metric']).label} | {row['k']} | "
+            f"{row['share_pooled']:.0%} / {row['share_blend']:.0%} / {row['share_adapted']:.0%} "
+            f"| {row['share_right']:.0%} | {_ci(row, 'saved_vs_adapted')} | "
+            f"{_ci(row, 'saved_vs_pooled')} |"
+        )
+    return [*lines, ""]
+
+
+def _ci(row: Mapping[str, Any], key: str) -> str:
+    low, high = row[f"{key}_low"], row[f"{key}_high"]
+    interval = "" if np.isnan(low) else f" [{low:+.3f}, {high:+.3f}]"
+    return f"{row[key]:+.3f}{interval}"
+
+
+def _accuracy_lines(accuracy: pd.DataFrame) -> list[str]:
+    lines = [
+        "**Accuracy, FLamby's way** (P >= 0.5 counts as positive; accuracy per held-out "
+        "site, mean over sites [95% CI])",
+        "",
+        "| method | " + " | ".join(f"K={k}" for k in sorted(accuracy["k"].unique())) + " |",
+        "|---|" + "---:|" * accuracy["k"].nunique(),
+    ]
+    for method, rows in accuracy.groupby("method", sort=False):
+        by_k = {r["k"]: r for r in rows.to_dict("records")}
+        cells = [
+            f"{by_k[k]['mean']:.3f} [{by_k[k]['ci_low']:.3f}, {by_k[k]['ci_high']:.3f}]"
+            if k in by_k
+            else "-"
+            for k in sorted(accuracy["k"].unique())
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return [*lines, ""]

@@ -39,7 +39,16 @@ from metamed.provenance import provenance_record
 from metamed.report import summary_markdown, write_report
 from metamed.runs.executors import Executor, SerialExecutor
 from metamed.runs.run_folder import RunFolder
-from metamed.tasks import RareRule, RareSplit, TaskSet, TaskSplit, rare_split
+from metamed.tasks import (
+    RareRule,
+    RareSplit,
+    SiteRule,
+    SiteSplit,
+    TaskSet,
+    TaskSplit,
+    rare_split,
+    site_split,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -123,7 +132,13 @@ def make_splits(
                 f"A random task split needs at least 3 tasks, the cohort has {len(taskset)}; use --split loso."
             )
         return [taskset.random_split(test_fraction=0.25, val_fraction=0.15, seed=seed)]
-    raise MetamedValueError(f"Unknown split '{split}'; use one of auto, loso, random, rare.")
+    if split == "sites":
+        raise MetamedValueError(
+            'split "sites" needs the new-site rule (metamed.tasks.SiteRule); give it in the spec.'
+        )
+    raise MetamedValueError(
+        f"Unknown split '{split}'; use one of auto, loso, random, rare, sites."
+    )
 
 
 def make_methods(
@@ -202,6 +217,7 @@ def run_spec(
         baselines=spec.baselines,
         spec=spec,
         rare=spec.rare,
+        sites=spec.sites,
     )
 
 
@@ -221,6 +237,7 @@ def run_benchmark(
     baselines: Sequence[str] | None = None,
     spec: BenchmarkSpec | None = None,
     rare: RareRule | None = None,
+    sites: SiteRule | None = None,
 ) -> BenchmarkOutputs:
     """Run the protocol on ``cohort`` and write results, predictions, config and report.
 
@@ -243,9 +260,18 @@ def run_benchmark(
     if baselines is None:
         baselines = [m for m, learner in learners.items() if learner.name in BASELINES]
     taskset = TaskSet(cohort, task_col)
-    # the rare-conditions split, its skipped cohorts logged and counted in the config
-    rare_info = rare_split(taskset, rare, config.shots, config.seed) if rare is not None else None
-    splits = make_splits(taskset, split, config.seed, rare_info)
+    # the rare-conditions or the new-site split, skipped tasks logged and counted in the config
+    rule_info: RareSplit | SiteSplit | None = None
+    if rare is not None:
+        rare_info = rare_split(taskset, rare, config.shots, config.seed)
+        rule_info = rare_info
+        splits = make_splits(taskset, split, config.seed, rare_info)
+    elif sites is not None:
+        rule_info = site_split(taskset, sites, config.shots, config.seed)
+        taskset = rule_info.taskset  # cut into parts where the rule says
+        splits = list(rule_info.splits)
+    else:
+        splits = make_splits(taskset, split, config.seed)
     the_plan = plan(taskset, learners, splits, config, cohort.name)  # checks every K first
     method_params = {m: _jsonable(learner.get_params()) for m, learner in learners.items()}
     identity = {
@@ -269,8 +295,8 @@ def run_benchmark(
             "methods": method_params,
             "fit_seconds": result.fit_seconds,
         }
-        if rare_info is not None:
-            run_config["split_rule"] = rare_info.to_dict()
+        if rule_info is not None:
+            run_config["split_rule"] = rule_info.to_dict()
         if spec is not None:
             run_config["spec"] = spec.to_dict()
         provenance = provenance_record(data=cohort.provenance, config=run_config)

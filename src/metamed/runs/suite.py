@@ -23,8 +23,16 @@ A suite is a TOML file (the shipped ones live in ``runs/suites/``; ``metamed ben
     min_query = 20                   # optional: min_query, min_per_class, val_fraction
     shots = [5, 10, 20]              # optional: this dataset's own shots / draws
 
-Each dataset becomes a :class:`~metamed.evaluation.spec.BenchmarkSpec` with the
-``rare`` split and runs into ``out/<dataset>/`` (a run folder of its own: resumable,
+A suite (or one dataset) may set ``split``: ``"rare"`` (the default, above), ``"sites"``
+(the new-site rule, :class:`~metamed.tasks.SiteRule`: keys ``min_query``,
+``min_per_class``, ``folds``, ``part_col``, ``train_part``, ``test_part``), or a
+benchmark's ``"auto"``, ``"loso"``, ``"random"``; and ``sampler`` and ``recalibrate`` as
+in a benchmark spec.  A dataset entry may add ``methods`` of its own (its clinical
+score) to the suite's, and name its ``folder`` (one dataset run twice, e.g. for two
+outcomes).
+
+Each dataset becomes a :class:`~metamed.evaluation.spec.BenchmarkSpec` with its split
+and runs into ``out/<folder>/`` (a run folder of its own: resumable,
 written all or nothing); the page, ``out/<suite>.md`` (and ``page`` if given), is written
 last from those folders' tables.  Every dataset and option is checked, and every output
 place, before the first one starts.
@@ -32,6 +40,7 @@ place, before the first one starts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -49,14 +58,14 @@ from threadpoolctl import threadpool_limits
 
 from metamed.data.registry import dataset_folder, get_source
 from metamed.errors import DataNotFoundError, MetamedTypeError, MetamedValueError, did_you_mean
-from metamed.evaluation.protocol import Progress
+from metamed.evaluation.protocol import Progress, empty_decisions
 from metamed.evaluation.spec import BenchmarkSpec
+from metamed.learners import GUARDS
 from metamed.outputs import check_output_place, staged_output
-from metamed.report.suite_page import SuiteSection, suite_markdown
+from metamed.report.suite_page import SuiteSection, suite_markdown, threshold_accuracy
 from metamed.runs.benchmark import run_spec
 from metamed.runs.executors import Executor
 from metamed.runs.run_folder import RunFolder
-from metamed.tasks import RareRule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,7 +75,7 @@ else:  # pragma: no cover - Python 3.10
 __all__ = ["SUITES", "Suite", "SuiteDataset", "SuiteOutputs", "read_suite", "run_suite"]
 
 #: The suites shipped with metamed, by name (files in ``metamed/runs/suites/``).
-SUITES: tuple[str, ...] = ("rare-conditions",)
+SUITES: tuple[str, ...] = ("rare-conditions", "sites")
 
 _SUITE_KEYS = (
     "title",
@@ -78,10 +87,19 @@ _SUITE_KEYS = (
     "overrides",
     "datasets",
     "intro",
+    "split",
+    "sampler",
+    "recalibrate",
 )
+#: The rule fields a dataset entry may give, by split.
+_RULE_KEYS = {
+    "rare": ("n_common", "min_query", "min_per_class", "val_fraction"),
+    "sites": ("min_query", "min_per_class", "folds", "part_col", "train_part", "test_part"),
+}
 _DATASET_KEYS = (
     "title", "dataset", "options", "n_common", "min_query", "min_per_class", "val_fraction",
-    "shots", "draws", "notes",
+    "shots", "draws", "notes", "split", "folds", "part_col", "train_part", "test_part",
+    "methods", "folder", "accuracy",
 )  # fmt: skip
 
 
@@ -92,11 +110,15 @@ class SuiteDataset:
     title: str
     spec: BenchmarkSpec
     notes: tuple[str, ...] = ()
+    #: the run's folder inside the suite's (default: the dataset's name)
+    folder_name: str | None = None
+    #: the page also gives accuracy at P >= 0.5 per site (FLamby's way, for its anchors)
+    accuracy: bool = False
 
     @property
     def folder(self) -> str:
         assert self.spec.data.dataset is not None  # a suite names registered datasets
-        return self.spec.data.dataset
+        return self.folder_name or self.spec.data.dataset
 
 
 @dataclass(frozen=True)
@@ -117,7 +139,11 @@ class Suite:
                 raise MetamedValueError(f"suite {name} has no '{required}'; add it.")
         if not isinstance(data["datasets"], list) or not data["datasets"]:
             raise MetamedTypeError(f"suite {name}: datasets must be a list of [[datasets]] tables.")
-        shared = {k: data[k] for k in ("shots", "draws", "seed", "overrides") if k in data}
+        shared = {
+            k: data[k]
+            for k in ("shots", "draws", "seed", "overrides", "sampler", "recalibrate")
+            if k in data
+        }
         methods = data["methods"]
         entries = []
         for index, entry in enumerate(data["datasets"]):
@@ -125,15 +151,20 @@ class Suite:
             if not isinstance(entry, Mapping):
                 raise MetamedTypeError(f"{where} must be a table.")
             _check_keys(entry, _DATASET_KEYS, where)
-            if "dataset" not in entry or "n_common" not in entry:
+            split = str(entry.get("split", data.get("split", "rare")))
+            if "dataset" not in entry or (split == "rare" and "n_common" not in entry):
                 raise MetamedValueError(f"{where} needs dataset and n_common.")
-            rule = RareRule(
-                **{
-                    k: entry[k]
-                    for k in ("n_common", "min_query", "min_per_class", "val_fraction")
-                    if k in entry
-                }
-            )
+            given = [k for k in (*_RULE_KEYS["rare"], *_RULE_KEYS["sites"]) if k in entry]
+            misplaced = [k for k in given if k not in _RULE_KEYS.get(split, ())]
+            if misplaced:
+                raise MetamedValueError(
+                    f"{where}: {', '.join(misplaced)} belong(s) to another split than "
+                    f'"{split}"; drop it or set split.'
+                )
+            rule = {k: entry[k] for k in given}
+            extra = entry.get("methods", [])
+            if not isinstance(extra, list):
+                raise MetamedTypeError(f"{where}: methods must be a list of [[methods]] tables.")
             spec = BenchmarkSpec.from_dict(
                 {
                     **shared,
@@ -142,19 +173,27 @@ class Suite:
                         "dataset": entry["dataset"],
                         "options": dict(entry.get("options", {})),
                     },
-                    "methods": methods,
-                    "split": "rare",
-                    "rare": rule.to_dict(),
+                    # the suite's methods, then this dataset's own (its clinical score)
+                    "methods": [*methods, *extra],
+                    "split": split,
+                    **({split: rule} if split in _RULE_KEYS else {}),
                 }
             )
             title = str(entry.get("title", entry["dataset"]))
-            entries.append(SuiteDataset(title, spec, tuple(str(n) for n in entry.get("notes", ()))))
+            notes = tuple(str(n) for n in entry.get("notes", ()))
+            folder = entry.get("folder")
+            entries.append(
+                SuiteDataset(
+                    title, spec, notes, None if folder is None else str(folder),
+                    bool(entry.get("accuracy", False)),
+                )  # fmt: skip
+            )
         folders = [e.folder for e in entries]
         repeated = sorted({f for f in folders if folders.count(f) > 1})
         if repeated:
             raise MetamedValueError(
                 f"suite {name} lists dataset '{repeated[0]}' twice; each dataset runs into its own "
-                "folder, so list it once."
+                "folder, so list it once, or give each entry its own folder."
             )
         goal = data.get("goal_k")
         return cls(
@@ -269,6 +308,16 @@ def _run_each(
         seconds = time.perf_counter() - start
         config = json.loads(outputs.config_json.read_text())
         split = config.get("config", config).get("split_rule", {})
+        decisions = (
+            pd.read_csv(outputs.decisions_csv)
+            if outputs.decisions_csv.is_file()
+            else empty_decisions()
+        )
+        accuracy = (
+            threshold_accuracy(pd.read_parquet(outputs.predictions_parquet))
+            if entry.accuracy
+            else None
+        )
         sections.append(
             SuiteSection(
                 title=entry.title,
@@ -279,6 +328,9 @@ def _run_each(
                 peak_memory_mib=_peak_memory_mib(),
                 folder=entry.folder,
                 notes=entry.notes,
+                decisions=decisions,
+                guards=[m.id for m in entry.spec.methods if m.name in GUARDS],
+                accuracy=accuracy,
             )
         )
     return sections
@@ -291,6 +343,15 @@ def _write_page(
     command: str,
     page: str | os.PathLike[str] | None,
 ) -> SuiteOutputs:
+    where = Path(page).parent if page is not None else out_dir
+    sections = [
+        dataclasses.replace(
+            s, report=os.path.relpath(out_dir / s.folder / "report.html", where.resolve())
+        )
+        if where.resolve() != out_dir.resolve()
+        else dataclasses.replace(s, report=f"{s.folder}/report.html")
+        for s in sections
+    ]
     text = suite_markdown(suite.title, command, sections, intro=suite.intro, goal_k=suite.goal_k)
     with staged_output(out_dir, merge=True) as staging:
         (staging / f"{suite.name}.md").write_text(text)

@@ -13,7 +13,8 @@ from metamed.tasks.episodes import (
     sample_support_query,
     stack_episodes,
 )
-from metamed.tasks.rare import RareRule, RareSplit, rare_split
+from metamed.tasks.rare import RareRule, RareSplit, rare_split, unusable_reason
+from metamed.tasks.sites import SiteRule, SiteSplit, site_split
 from metamed.tasks.task import Task, check_support_task, check_task_list, hold_out_rows
 from metamed.tasks.taskset import TaskSet, TaskSplit, make_tasks
 
@@ -24,6 +25,8 @@ __all__ = [
     "EpisodeSampler",
     "RareRule",
     "RareSplit",
+    "SiteRule",
+    "SiteSplit",
     "Task",
     "TaskSet",
     "TaskSplit",
@@ -38,5 +41,7 @@ __all__ = [
     "min_support_size",
     "sample_k_per_class",
     "sample_support_query",
+    "site_split",
+    "unusable_reason",
     "stack_episodes",
 ]

@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from metamed.errors import MetamedValueError
+from metamed.outcomes import Outcome
 from metamed.tasks.taskset import TaskSet, TaskSplit
 
-__all__ = ["RareRule", "RareSplit", "rare_split"]
+__all__ = ["RareRule", "RareSplit", "rare_split", "unusable_reason"]
 
 logger = logging.getLogger("metamed")
 
@@ -104,6 +105,25 @@ class RareSplit:
         }
 
 
+def unusable_reason(
+    y: np.ndarray, outcome_type: Outcome, k_max: int, min_query: int, min_per_class: int
+) -> str | None:
+    """Why a task with labels ``y`` cannot be scored at every K up to ``k_max``, or None.
+
+    The kind of reason comes before the colon (``too few patients``, ``one class``, ``too
+    few of one class``): it is what run configurations and results pages count.
+    """
+    n, need = len(y), k_max + min_query
+    smallest = min(len(group) for group in outcome_type.support_groups(y))
+    if n < need:
+        return f"too few patients: {n} < {need} (K = {k_max} plus {min_query} to score)"
+    if smallest == 0:
+        return f"one class: all {n} patients have the same outcome"
+    if smallest < min_per_class:
+        return f"too few of one class: {smallest} < {min_per_class} patients"
+    return None
+
+
 def rare_split(taskset: TaskSet, rule: RareRule, shots: Sequence[int], seed: int = 0) -> RareSplit:
     """Split ``taskset``'s cohorts by :class:`RareRule` (see the module docstring).
 
@@ -128,17 +148,11 @@ def rare_split(taskset: TaskSet, rule: RareRule, shots: Sequence[int], seed: int
         if n >= rule.n_common:
             common.append(name)
             continue
-        smallest = min(len(group) for group in outcome_type.support_groups(y))
-        if n < need:
-            skipped[name] = (
-                f"too few patients: {n} < {need} (K = {k_max} plus {rule.min_query} to score)"
-            )
-        elif smallest == 0:
-            skipped[name] = f"one class: all {n} patients have the same outcome"
-        elif smallest < rule.min_per_class:
-            skipped[name] = f"too few of one class: {smallest} < {rule.min_per_class} patients"
-        else:
+        reason = unusable_reason(y, outcome_type, k_max, rule.min_query, rule.min_per_class)
+        if reason is None:
             rare.append(name)
+        else:
+            skipped[name] = reason
     sizes = sorted((len(taskset.rows(n)) for n in taskset.names), reverse=True)
     if not common:
         raise MetamedValueError(
