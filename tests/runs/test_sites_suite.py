@@ -154,3 +154,12 @@ def test_train_on_one_part_test_on_another_keeps_the_parts_apart() -> None:
     assert set(result.taskset.cohort.frame.iloc[rows]["set"]) == {"b"}
     with pytest.raises(MetamedError, match="no value 'c'"):
         site_split(taskset, SiteRule(part_col="set", train_part="a", test_part="c"), (5,))
+
+
+def test_a_page_written_before_the_last_dataset_names_the_missing_ones() -> None:
+    from metamed.report.suite_page import suite_markdown
+
+    text = suite_markdown("Sites", "metamed benchmark --suite sites", [], pending=["OPT", "IWPC"])
+    assert "**Incomplete: 2 of 2 datasets have no results on this page**" in text
+    assert "`--resume` continues it): OPT; IWPC." in text
+    assert "Incomplete" not in suite_markdown("Sites", "metamed benchmark --suite sites", [])

@@ -46,7 +46,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -277,12 +277,17 @@ def run_suite(
     # busy-waits (on the loaded 2-core machine meta-training slowed several-fold).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    command = command or f"metamed benchmark --suite {suite.name} --out {out}"
+
+    def write(done: list[SuiteSection]) -> SuiteOutputs:
+        # after each dataset: a run stopped later still leaves a page for what finished
+        return _write_page(suite, out_dir, done, command, page)
+
     try:
-        sections = _run_each(suite, places, data_dir, executor, force, resume, progress)
+        sections = _run_each(suite, places, data_dir, executor, force, resume, progress, write)
     finally:
         torch.set_num_threads(threads)
-    command = command or f"metamed benchmark --suite {suite.name} --out {out}"
-    return _write_page(suite, out_dir, sections, command, page)
+    return write(sections)
 
 
 def _run_each(
@@ -293,6 +298,7 @@ def _run_each(
     force: bool,
     resume: bool,
     progress: Progress | None,
+    on_section: Callable[[list[SuiteSection]], object],
 ) -> list[SuiteSection]:
     sections: list[SuiteSection] = []
     for entry in suite.datasets:
@@ -333,6 +339,7 @@ def _run_each(
                 accuracy=accuracy,
             )
         )
+        on_section(sections)
     return sections
 
 
@@ -352,7 +359,10 @@ def _write_page(
         else dataclasses.replace(s, report=f"{s.folder}/report.html")
         for s in sections
     ]
-    text = suite_markdown(suite.title, command, sections, intro=suite.intro, goal_k=suite.goal_k)
+    pending = [e.title for e in suite.datasets[len(sections) :]]
+    text = suite_markdown(
+        suite.title, command, sections, intro=suite.intro, goal_k=suite.goal_k, pending=pending
+    )
     with staged_output(out_dir, merge=True) as staging:
         (staging / f"{suite.name}.md").write_text(text)
     page_path = out_dir / f"{suite.name}.md"
