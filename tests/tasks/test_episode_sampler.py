@@ -26,7 +26,11 @@ def indexed_task(name: str, n: int, n_pos: int, offset: int) -> Task:
     return Task(name, X, y)
 
 
-TASKS = [indexed_task("a", 40, 12, 0), indexed_task("b", 25, 5, 1000), indexed_task("c", 12, 6, 2000)]
+TASKS = [
+    indexed_task("a", 40, 12, 0),
+    indexed_task("b", 25, 5, 1000),
+    indexed_task("c", 12, 6, 2000),
+]
 
 
 def draw(n_query: int | None, batches: int, size: int = 64, seed: int = 0):
@@ -42,7 +46,9 @@ def episodes() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         sx, qx = batch.support_x[..., 0].numpy(), batch.query_x[..., 0].numpy()
         sm, qm = batch.support_mask.numpy() > 0, batch.query_mask.numpy() > 0
         for i in range(batch.size):
-            out.append((sx[i][sm[i]].astype(int), qx[i][qm[i]].astype(int), batch.support_y[i].numpy()))
+            out.append(
+                (sx[i][sm[i]].astype(int), qx[i][qm[i]].astype(int), batch.support_y[i].numpy())
+            )
     return out
 
 

@@ -283,10 +283,23 @@ def stack_episodes(episodes: list[Episode]) -> EpisodeBatch:
 
 
 class EpisodeSampler:
-    """Draws meta-batches of episodes from training tasks.
+    """Draws meta-batches of episodes from training tasks, one vectorised draw per batch.
 
     Tasks too small for ``k_support + 1`` rows (or with one class) are left out with
     the reason recorded in ``skipped``; if none is usable a clear error is raised.
+
+    The law is that of :func:`make_episode` with the conditioned sampler, episode by
+    episode: a task drawn uniformly, a support set uniform among the task's K-row
+    samples that hold every support group (both classes), a query set uniform among
+    the remaining rows (``n_query`` of them, or all).  It is drawn differently, for
+    the whole meta-batch at once: every episode gets one uniform random key per row of
+    its task (padding rows get +inf), and its rows in increasing key order are a
+    uniform random permutation of the task; the first K are the support, the next
+    ``n_query`` the query, so support and query are disjoint by construction.  Episodes
+    whose support misses a group are redrawn together (rejection, as the per-episode
+    sampler does), and the rows are gathered task by task, not episode by episode.
+    The draws therefore differ from the per-episode sampler's for the same seed; the
+    law does not (``tests/tasks/test_episode_sampler.py`` checks it).
     """
 
     def __init__(
@@ -311,10 +324,76 @@ class EpisodeSampler:
                 f"No training task can provide a K={k_support} support set plus a query set "
                 f"(tasks: {', '.join(t.name for t in tasks)}). Lower K or add tasks."
             )
+        self._sizes = np.array([len(t) for t in self.tasks])
+        # each row's support group (groups partition a task's rows), padded with -1
+        groups = [t.outcome_type.support_groups(t.y) for t in self.tasks]
+        self._n_groups = np.array([len(g) for g in groups])
+        self._group_of = np.full((len(self.tasks), int(self._sizes.max())), -1, dtype=np.int64)
+        for i, task_groups in enumerate(groups):
+            for g, rows in enumerate(task_groups):
+                self._group_of[i, rows] = g
 
     def sample(self, meta_batch_size: int) -> EpisodeBatch:
-        idx = self.rng.integers(len(self.tasks), size=meta_batch_size)
-        episodes = [
-            make_episode(self.tasks[i], self.k_support, self.rng, self.n_query) for i in idx
-        ]
-        return stack_episodes(episodes)
+        task_of = self.rng.integers(len(self.tasks), size=meta_batch_size)
+        n_max = int(self._sizes[task_of].max())
+        width = n_max if self.n_query is None else min(n_max, self.k_support + self.n_query)
+        order = self._orders(task_of, n_max, width)
+        bad = np.flatnonzero(~self._holds_every_group(task_of, order))
+        for _ in range(MAX_REDRAWS):
+            if not len(bad):
+                break
+            order[bad] = self._orders(task_of[bad], n_max, width)
+            bad = bad[~self._holds_every_group(task_of[bad], order[bad])]
+        for b in bad:  # a group so rare that random samples almost never hold it
+            task = self.tasks[task_of[b]]
+            support, query = sample_support_query(task, self.k_support, self.rng, self.n_query)
+            order[b, : self.k_support] = support
+            order[b, self.k_support : self.k_support + len(query)] = query
+        return self._gather(task_of, order)
+
+    def _orders(self, task_of: np.ndarray, n_max: int, width: int) -> np.ndarray:
+        """[B, width]: the first ``width`` rows of a uniform random order of each episode's
+        task's rows (``n_max`` keys per episode; padding rows come last)."""
+        sizes = self._sizes[task_of]
+        keys = self.rng.random((len(task_of), n_max))
+        keys[np.arange(n_max) >= sizes[:, None]] = np.inf
+        if width < n_max:  # only the first `width` rows matter: partition, then sort them
+            first = np.argpartition(keys, width - 1, axis=1)[:, :width]
+            return np.take_along_axis(
+                first, np.argsort(np.take_along_axis(keys, first, 1), axis=1), 1
+            )
+        return np.argsort(keys, axis=1)
+
+    def _holds_every_group(self, task_of: np.ndarray, order: np.ndarray) -> np.ndarray:
+        support_groups = self._group_of[task_of[:, None], order[:, : self.k_support]]
+        present = np.zeros((len(task_of), int(self._n_groups.max())), dtype=bool)
+        present[np.arange(len(task_of))[:, None], support_groups] = True
+        return present.sum(1) == self._n_groups[task_of]
+
+    def _gather(self, task_of: np.ndarray, order: np.ndarray) -> EpisodeBatch:
+        """The padded batch; rows are gathered task by task (not episode by episode)."""
+        k, width = self.k_support, order.shape[1]
+        sizes = self._sizes[task_of]
+        query = order[:, k:width]
+        query_mask = np.arange(k, width)[None, :] < sizes[:, None]
+        query = np.where(query_mask, query, 0)  # padding rows read row 0, then are zeroed
+        b, d = len(task_of), self.tasks[0].X.shape[1]
+        sx = np.empty((b, k, d), dtype=np.float32)
+        sy = np.empty((b, k), dtype=np.float32)
+        qx = np.empty((b, width - k, d), dtype=np.float32)
+        qy = np.empty((b, width - k), dtype=np.float32)
+        for t in np.unique(task_of):
+            at = np.flatnonzero(task_of == t)
+            task = self.tasks[t]
+            sx[at], sy[at] = task.X[order[at, :k]], task.y[order[at, :k]]
+            qx[at], qy[at] = task.X[query[at]], task.y[query[at]]
+        qx[~query_mask] = 0.0
+        qy[~query_mask] = 0.0
+        return EpisodeBatch(
+            torch.from_numpy(sx),
+            torch.from_numpy(sy),
+            torch.ones((b, k)),
+            torch.from_numpy(qx),
+            torch.from_numpy(qy),
+            torch.from_numpy(query_mask.astype(np.float32)),
+        )
