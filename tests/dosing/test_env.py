@@ -249,3 +249,24 @@ def test_fused_step_equals_pump_model_and_reward_composed() -> None:
         upcoming = meals[:, 5 * k + 5 : 5 * k + 10].sum(axis=1)
         np.testing.assert_allclose(info["upcoming_carbs_g"], upcoming)
         assert not terminated.any()
+
+
+def test_threaded_step_equals_serial_step() -> None:
+    # the threaded step splits the batch into blocks of rows; every row is stepped once,
+    # as by the serial step (7 rows: blocks of unequal size)
+    names = ["adult#001", "child#003", "adolescent#007", "adult#009", "child#010", "adult#001", "adolescent#002"]  # fmt: skip
+    serial = GlucoseVectorEnv(load_virtual_patients(names), days=0.25)
+    threaded = GlucoseVectorEnv(load_virtual_patients(names), days=0.25)
+    threaded.model.parallel = True
+    a, _ = serial.reset(seed=3)
+    b, _ = threaded.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(serial.horizon_steps + 2):  # through the truncation and autoreset
+        rate = rng.uniform(0.0, 3.0, size=(len(names), 1))
+        a, ra, ta, ua, ia = serial.step(rate)
+        b, rb, tb, ub, ib = threaded.step(rate)
+        np.testing.assert_allclose(a, b, rtol=1e-6)  # float32 observations
+        np.testing.assert_allclose(ra, rb, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(ia["bg_mg_dl"], ib["bg_mg_dl"], rtol=1e-9)
+        assert (ta == tb).all() and (ua == ub).all()
+    assert serial.blood_glucose_mg_dl().std() > 0

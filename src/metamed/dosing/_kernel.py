@@ -41,6 +41,7 @@ __all__ = [
     "advance_period_parallel",
     "env_step",
     "env_step_parallel",
+    "thread_blocks",
 ]
 
 #: Columns of the per-patient constant table passed to :func:`advance_period`.
@@ -339,14 +340,17 @@ advance_period.__doc__ = advance_period_parallel.__doc__ = _DOC
 
 
 @numba.njit(cache=True, fastmath=True)  # not inlined: numba refuses nested inlining here
-def _env_step_patient(
-    i,
+def _env_step_rows(
+    lo,
+    hi,
     x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts, substeps,
     rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor, risk, env,
     obs, reward, terminated, truncated, bg_out, upcoming,
     z, zh, zf, no_meals,
 ):  # fmt: skip
-    # patient i's share of env_step; z, zh, zf (7,) its insulin scratch, no_meals zeros
+    # rows lo..hi-1 of env_step, one call per block of rows: a call passes ~25 arrays,
+    # each reference-counted, which cost as much as half the model per patient when this
+    # was called once per patient; z, zh, zf (7,) insulin scratch, no_meals zeros
     st = int(env[0])
     horizon = int(env[1])
     ahead = int(env[2])
@@ -355,60 +359,61 @@ def _env_step_patient(
     low, high = env[5], env[6]
     decay = 1.0 / env[7]
     n_hist = cgm_hist.shape[1]
-    act = active[i]
-    carbs = no_meals
-    t = t_min[i]
-    r = 0.0
-    if act:
-        r = min(max(rate_u_per_h[i], 0.0), env[8]) / 60.0
-        carbs = meals_g[i, t : t + st]
-    # InsulinPump.deliver(r): basal quantised to the increment (pmol), clipped, plus
-    # the delivery of a zero bolus
-    u = np.rint(r * pump[4] / pump[0]) * pump[0] / pump[4]
-    u = min(max(u, pump[1]), pump[2]) + pump[3]
-    _advance_patient(
-        i, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs, u,
-        half, consts, substeps, z, zh, zf,
-    )  # fmt: skip
-    i0, i1 = iob[0, i], iob[1, i]
-    for _ in range(st):
-        f0 = i0 * decay
-        f1 = i1 * decay
-        i0 = i0 + (u - f0)
-        i1 = i1 + (f0 - f1)
-    iob[0, i] = i0
-    iob[1, i] = i1
-    if act:
-        t += st
-        t_min[i] = t
-    bg = x[12, i] / consts[i, 19]
-    bg_out[i] = bg
-    reading = min(max(bg + noise[i], sensor[0]), sensor[1])
-    if act:
-        for k in range(n_hist - 1):
-            cgm_hist[i, k] = cgm_hist[i, k + 1]
-        cgm_hist[i, n_hist - 1] = reading
-    f = risk[0] * (np.log(max(bg, risk[5])) ** risk[1] - risk[2])
-    rew = -min(risk[3] * f * f, risk[4]) / risk[4]
-    if on_cgm:
-        out = reading <= low or reading >= high
-    else:
-        out = bg < low or bg > high
-    steps_done = t // st
-    term = act and out
-    trunc = act and not term and steps_done >= horizon
-    if term:
-        rew -= max(horizon - steps_done, 0)
-    reward[i] = rew if act else 0.0
-    terminated[i] = term
-    truncated[i] = trunc
-    for k in range(n_hist):
-        obs[i, k] = cgm_hist[i, k]
-    obs[i, n_hist] = i0 + i1
-    up = upcoming_carbs(meals_g, i, t + ahead, st)
-    upcoming[i] = up
-    if announce:
-        obs[i, n_hist + 1] = up
+    for i in range(lo, hi):
+        act = active[i]
+        carbs = no_meals
+        t = t_min[i]
+        r = 0.0
+        if act:
+            r = min(max(rate_u_per_h[i], 0.0), env[8]) / 60.0
+            carbs = meals_g[i, t : t + st]
+        # InsulinPump.deliver(r): basal quantised to the increment (pmol), clipped, plus
+        # the delivery of a zero bolus
+        u = np.rint(r * pump[4] / pump[0]) * pump[0] / pump[4]
+        u = min(max(u, pump[1]), pump[2]) + pump[3]
+        _advance_patient(
+            i, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs, u,
+            half, consts, substeps, z, zh, zf,
+        )  # fmt: skip
+        i0, i1 = iob[0, i], iob[1, i]
+        for _ in range(st):
+            f0 = i0 * decay
+            f1 = i1 * decay
+            i0 = i0 + (u - f0)
+            i1 = i1 + (f0 - f1)
+        iob[0, i] = i0
+        iob[1, i] = i1
+        if act:
+            t += st
+            t_min[i] = t
+        bg = x[12, i] / consts[i, 19]
+        bg_out[i] = bg
+        reading = min(max(bg + noise[i], sensor[0]), sensor[1])
+        if act:
+            for k in range(n_hist - 1):
+                cgm_hist[i, k] = cgm_hist[i, k + 1]
+            cgm_hist[i, n_hist - 1] = reading
+        f = risk[0] * (np.log(max(bg, risk[5])) ** risk[1] - risk[2])
+        rew = -min(risk[3] * f * f, risk[4]) / risk[4]
+        if on_cgm:
+            out = reading <= low or reading >= high
+        else:
+            out = bg < low or bg > high
+        steps_done = t // st
+        term = act and out
+        trunc = act and not term and steps_done >= horizon
+        if term:
+            rew -= max(horizon - steps_done, 0)
+        reward[i] = rew if act else 0.0
+        terminated[i] = term
+        truncated[i] = trunc
+        for k in range(n_hist):
+            obs[i, k] = cgm_hist[i, k]
+        obs[i, n_hist] = i0 + i1
+        up = upcoming_carbs(meals_g, i, t + ahead, st)
+        upcoming[i] = up
+        if announce:
+            obs[i, n_hist + 1] = up
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -438,33 +443,39 @@ def env_step(
     zh = np.empty(7)
     zf = np.empty(7)
     no_meals = np.zeros(int(env[0]))
-    for i in range(x.shape[1]):
-        _env_step_patient(
-            i,
-            x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts,
-            substeps, rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor,
-            risk, env, obs, reward, terminated, truncated, bg_out, upcoming,
-            z, zh, zf, no_meals,
-        )  # fmt: skip
+    _env_step_rows(
+        0, x.shape[1],
+        x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts,
+        substeps, rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor,
+        risk, env, obs, reward, terminated, truncated, bg_out, upcoming,
+        z, zh, zf, no_meals,
+    )  # fmt: skip
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def env_step_parallel(
     x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts, substeps,
     rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor, risk, env,
-    obs, reward, terminated, truncated, bg_out, upcoming,
+    obs, reward, terminated, truncated, bg_out, upcoming, n_blocks,
 ):  # fmt: skip  # pragma: no cover - compiled; covered through GlucoseVectorEnv.step
-    # env_step with the patients spread over numba's threads (own scratch rows)
-    scratch = np.empty((x.shape[1], 3, 7))
+    # env_step with the patients spread over numba's threads in n_blocks blocks of rows
+    # (thread_blocks; one call each, see _env_step_rows), each with its own scratch
+    n = x.shape[1]
+    scratch = np.empty((n_blocks, 3, 7))
     no_meals = np.zeros(int(env[0]))
-    for i in numba.prange(x.shape[1]):
-        _env_step_patient(
-            i,
+    for b in numba.prange(n_blocks):
+        _env_step_rows(
+            b * n // n_blocks, (b + 1) * n // n_blocks,
             x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts,
             substeps, rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor,
             risk, env, obs, reward, terminated, truncated, bg_out, upcoming,
-            scratch[i, 0], scratch[i, 1], scratch[i, 2], no_meals,
+            scratch[b, 0], scratch[b, 1], scratch[b, 2], no_meals,
         )  # fmt: skip
+
+
+def thread_blocks(n_rows: int) -> int:
+    """Blocks of rows for :func:`env_step_parallel`: a few per numba thread, to balance."""
+    return max(1, min(n_rows, 4 * numba.get_num_threads()))
 
 
 @numba.njit(inline="always", cache=True)

@@ -511,14 +511,17 @@ class GlucoseVectorEnv(VectorEnv):
         model = self.model
         # the whole step (pump, model, insulin on board, CGM, reward, termination,
         # observation) is one compiled call over the batch: see _kernel.env_step
-        kernel = _kernel.env_step_parallel if model.parallel else _kernel.env_step
-        kernel(
+        args = (
             s.x, s.planned_carbs_g, s.last_eaten_g, s.meal_start_qsto_mg, s.meal_eaten_g,
             s.is_eating, model._half_prop, model._kernel_constants, model.substeps,
             rate, ~self._needs_reset, self._meals_g, self._t_min, self._iob, self._cgm_hist,
             self._noise_mg_dl, self._pump_table, self._sensor_table, _RISK_TABLE,
             self._env_table, obs, reward, terminated, truncated, bg, upcoming,
         )  # fmt: skip
+        if model.parallel:
+            _kernel.env_step_parallel(*args, _kernel.thread_blocks(n))
+        else:
+            _kernel.env_step(*args)
         self._state = dataclasses.replace(s, t_min=s.t_min + self.sample_time_min)
         info = {
             "bg_mg_dl": bg,
@@ -629,10 +632,12 @@ def rollout(
     _, info = env.reset(seed=seed)
     controller.reset()
     n, h = env.num_envs, env.horizon_steps if steps is None else min(steps, env.horizon_steps)
-    bg = np.full((n, h), np.nan)
-    cgm = np.full((n, h), np.nan)
-    insulin = np.zeros((n, h))
-    carbs = np.zeros((n, h))
+    # traces are filled one step (one row of every patient) at a time: time-major buffers
+    # keep each step's writes contiguous (patient-major, each write touched n cache lines)
+    bg = np.full((h, n), np.nan)
+    cgm = np.full((h, n), np.nan)
+    insulin = np.zeros((h, n))
+    carbs = np.zeros((h, n))
     alive = np.ones(n, dtype=bool)
     announce = controller.uses_meal_announcement and env.meal_announcement
     dt_h = env.sample_time_min / 60.0
@@ -646,19 +651,19 @@ def rollout(
         rate = np.clip(
             controller.act(inp), env.single_action_space.low[0], env.single_action_space.high[0]
         )
-        insulin[:, k] = np.where(alive, rate * dt_h, 0.0)
-        carbs[:, k] = np.where(alive, upcoming, 0.0)
+        insulin[k] = np.where(alive, rate * dt_h, 0.0)
+        carbs[k] = np.where(alive, upcoming, 0.0)
         _, _, terminated, _, info = env.step(rate[:, None])
-        bg[:, k] = np.where(alive, info["bg_mg_dl"], np.nan)
-        cgm[:, k] = np.where(alive, info["cgm_mg_dl"], np.nan)
+        bg[k] = np.where(alive, info["bg_mg_dl"], np.nan)
+        cgm[k] = np.where(alive, info["cgm_mg_dl"], np.nan)
         alive &= ~terminated
     return SimulationResult(
         names=env.patients.names,
         age_groups=env.patients.age_group,
-        bg_mg_dl=bg,
-        cgm_mg_dl=cgm,
-        insulin_u=insulin,
-        carbs_g=carbs,
+        bg_mg_dl=np.ascontiguousarray(bg.T),
+        cgm_mg_dl=np.ascontiguousarray(cgm.T),
+        insulin_u=np.ascontiguousarray(insulin.T),
+        carbs_g=np.ascontiguousarray(carbs.T),
         failed=~alive,
         sample_time_min=float(env.sample_time_min),
     )
