@@ -23,6 +23,7 @@ import pandas as pd
 from metamed.dosing.controllers import tdi_rule_therapy
 from metamed.dosing.evaluate import (
     ANCHORS,
+    CONTROLLER_NAMES,
     DoseProtocol,
     adaptation_table,
     evaluate_controllers,
@@ -37,6 +38,15 @@ from metamed.report.dosing import paired_difference_table
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "results" / "dosing.md"
 THROUGHPUT = ROOT / "benchmarks" / "results" / "sim_throughput.json"
+#: The built-ins, and three of them behind predictive low-glucose suspend (issue 11).
+CONTROLLERS = (*CONTROLLER_NAMES, "population+plgs", "personalised+plgs", "pid+plgs")
+PAIRS = (
+    ("personalised", "population"),
+    ("basal_bolus", "personalised"),
+    ("personalised", "pid"),
+    ("personalised+plgs", "personalised"),
+    ("population+plgs", "population"),
+)
 
 
 def md_table(df: pd.DataFrame, digits: int = 2) -> str:
@@ -133,6 +143,37 @@ def reading(summary: pd.DataFrame) -> list[str]:
             "of the patient's own data valuable, and what makes the record days themselves risky.",
             "",
         ]
+    return out
+
+
+def safety_goal(summary: pd.DataFrame, ctrl: str = "personalised+plgs") -> list[str]:
+    """Issue 11's safe-personalisation goal, met or missed by how much, from the summary."""
+
+    def get(group: str, metric: str) -> float:
+        row = summary[(summary["controller"] == ctrl) & (summary["age_group"] == group)]
+        return float(row[metric].iloc[0]) if len(row) else float("nan")
+
+    checks = [
+        ("adults below 54 mg/dL", get("adult", "below_54_pct"), 1.0, "at most"),
+        ("adolescents below 54 mg/dL", get("adolescent", "below_54_pct"), 1.0, "at most"),
+        ("adult failed days", get("adult", "failure_pct"), 0.0, "at most"),
+        ("adolescent failed days", get("adolescent", "failure_pct"), 0.0, "at most"),
+        ("children's failed days", get("child", "failure_pct"), 2.0, "at most"),
+        ("time in range overall", get("all", "tir_pct"), 80.0, "at least"),
+    ]
+    out = [
+        "## Safe personalisation: the goal",
+        "",
+        f"Issue 11's goal after 3 days, for `{ctrl}` (personalised basal-bolus behind "
+        "predictive low-glucose suspend: basal withheld while the CGM, extrapolated along "
+        "its 20-minute trend, is predicted below 80 mg/dL within 30 min; resumed on recovery):",
+        "",
+    ]
+    for what, value, target, sense in checks:
+        met = value <= target if sense == "at most" else value >= target
+        verdict = "met" if met else f"**missed** by {abs(value - target):.2f} points"
+        out.append(f"- {what}: {value:.2f} % (goal {sense} {target:g} %): {verdict}.")
+    out.append("")
     return out
 
 
@@ -363,7 +404,7 @@ def build_page(
         "`patients_a_better` counts patients with "
         "higher TIR / lower hypoglycaemia or failures under a.",
         "",
-        md_table(paired_difference_table(results)),
+        md_table(paired_difference_table(results, pairs=PAIRS)),
         "",
         "## Published anchors beside our controllers",
         "",
@@ -384,6 +425,7 @@ def build_page(
     ]
     lines += anchor_reading(results)
     lines += reading(summary)
+    lines += safety_goal(summary)
     if not curve.empty:
         lines += [
             "## Personalisation: adaptation curve",
@@ -434,7 +476,9 @@ def main() -> None:
     args = parser.parse_args()
     protocol = DoseProtocol(days=1, record_days=1) if args.quick else DoseProtocol()
     t0 = time.perf_counter()
-    results = evaluate_controllers(protocol=protocol, progress=lambda m: print("  ..", m))
+    results = evaluate_controllers(
+        CONTROLLERS, protocol=protocol, progress=lambda m: print("  ..", m)
+    )
     wall = time.perf_counter() - t0
     ablated = ablation(protocol)
     page = build_page(results, wall, args.quick, ablated)

@@ -8,6 +8,7 @@ import pytest
 from metamed.dosing.controllers import (
     BasalBolusController,
     ControlInput,
+    LowGlucoseSuspend,
     PIDController,
 )
 from metamed.errors import MetamedValueError
@@ -99,3 +100,62 @@ def test_stacked_controller_slices_and_hides_announcement() -> None:
     assert rate[0] == pytest.approx(1.0 + 5.0 * 12.0)  # 5 U over 5 min = 60 U/h
     assert rate[1] == pytest.approx(1.0)
     assert rate[2] == pytest.approx(1.0)  # PID never sees the announcement
+
+
+def test_low_glucose_suspend_withholds_basal_while_a_low_is_predicted() -> None:
+    # patient 0 falls 3 mg/dL per 5 min from 110 (30-min prediction below 80 from 95 on),
+    # then recovers; patient 1 stays flat at 150 and is never touched
+    inner = BasalBolusController([1.0, 0.8], [10.0, 10.0], [50.0, 50.0])
+    guard = LowGlucoseSuspend(
+        BasalBolusController([1.0, 0.8], [10.0, 10.0], [50.0, 50.0]), [1.0, 0.8]
+    )
+    falling = [110.0 - 3.0 * k for k in range(8)] + [89.0 + 6.0 * k for k in range(8)]
+    suspended = []
+    for k, g in enumerate(falling):
+        carbs = [40.0, 0.0] if k == 6 else [0.0, 0.0]  # a meal while suspended
+        expected = inner.act(_inp([g, 150.0], carbs))
+        rate = guard.act(_inp([g, 150.0], carbs))
+        assert rate[1] == expected[1]
+        if guard.suspended[0]:
+            # basal withheld, the meal bolus (4 U over 5 min) still delivered
+            assert rate[0] == pytest.approx(max(expected[0] - 1.0, 0.0))
+        else:
+            assert rate[0] == expected[0]
+        suspended.append(bool(guard.suspended[0]))
+    assert not any(suspended[:5])  # 110 .. 98: prediction still at or above 80
+    assert all(suspended[5:9])  # the fall and the first rise (trend fitted on 20 min)
+    assert not suspended[-1]  # resumed on recovery
+    assert guard.act(_inp([150.0, 150.0]))[0] == 1.0 or guard.suspended[0]
+    guard.reset()
+    assert not guard.suspended.any()
+
+
+def test_low_glucose_suspend_prevents_lows_in_closed_loop() -> None:
+    from metamed.dosing.env import GlucoseVectorEnv, rollout
+    from metamed.dosing.patient import load_virtual_patients
+
+    vp = load_virtual_patients(["adult#001", "adolescent#003", "child#002"])
+    basal = 1.3 * vp.basal_u_per_h  # an over-dosed basal: the patients go low
+
+    def run(wrap: bool):
+        ctrl = BasalBolusController(basal, vp.carb_ratio_g_per_u, vp.correction_factor_mg_dl_per_u)
+        ctrl = LowGlucoseSuspend(ctrl, basal) if wrap else ctrl
+        env = GlucoseVectorEnv(vp, days=1, scenario="fixed", meal_announcement=True)
+        return rollout(ctrl, env, seed=0)
+
+    bare, guarded = run(False), run(True)
+    assert bare.failed.any() and (bare.bg_mg_dl < 54.0).any()
+    assert not guarded.failed.any()
+    assert (guarded.bg_mg_dl >= 54.0).all()
+    below_70 = [np.nanmean(r.bg_mg_dl < 70.0, axis=1) for r in (bare, guarded)]
+    assert (below_70[1] < below_70[0]).all()
+
+
+def test_low_glucose_suspend_checks_its_settings() -> None:
+    inner = PIDController([1.0, 1.0], [50.0, 50.0])
+    with pytest.raises(MetamedValueError, match="one rate per patient"):
+        LowGlucoseSuspend(inner, [1.0, 1.0, 1.0])
+    with pytest.raises(MetamedValueError, match="threshold_mg_dl must be a positive"):
+        LowGlucoseSuspend(inner, [1.0, 1.0], threshold_mg_dl=float("nan"))
+    with pytest.raises(MetamedValueError, match="wraps a Controller"):
+        LowGlucoseSuspend("pid", [1.0])  # type: ignore[arg-type]

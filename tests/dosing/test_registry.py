@@ -69,3 +69,16 @@ def test_registry_refuses_a_second_entry_of_a_name_and_suggests_names(gentle_pid
         register_controller(gentle_pid)
     with pytest.raises(UnknownNameError, match="Did you mean 'pid_gentle'"):
         get_controller("pid_gentel")
+
+
+def test_every_controller_runs_behind_low_glucose_suspend(gentle_pid) -> None:
+    res = evaluate_controllers(
+        ["basal_bolus", "basal_bolus+plgs", "pid_gentle+plgs"], ["child#002"], DoseProtocol(days=1)
+    )
+    df = res.per_patient_day.set_index("controller")
+    assert set(df.index) == {"basal_bolus", "basal_bolus+plgs", "pid_gentle+plgs"}
+    assert "low-glucose suspend" in res.descriptions["basal_bolus+plgs"]
+    # the suspend only ever withholds insulin: never more time below 70 than without it
+    assert df.loc["basal_bolus+plgs", "below_70_pct"] <= df.loc["basal_bolus", "below_70_pct"]
+    with pytest.raises(UnknownNameError, match="Did you mean 'pid_gentle'"):
+        get_controller("pid_gentel+plgs")

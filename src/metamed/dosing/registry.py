@@ -16,8 +16,12 @@ names, so a new controller is one :func:`register_controller` call::
     ))
 
 An entry may build several settings (``personalised`` also builds its adaptation curve
-``personalised_1d`` ...); every setting of one run must have its own label.  All patients
-are simulated, not real people.
+``personalised_1d`` ...); every setting of one run must have its own label.
+
+Every registered name also exists with the suffix ``+plgs`` (:data:`PLGS_SUFFIX`): the
+same settings, each behind a predictive low-glucose suspend
+(:class:`~metamed.dosing.controllers.LowGlucoseSuspend`) that withholds the controller's
+own basal rate while a low is predicted.  All patients are simulated, not real people.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from metamed.dosing.controllers import (
     G2P2C_CORRECTION_COOLDOWN_MIN,
     BasalBolusController,
     Controller,
+    LowGlucoseSuspend,
     PIDController,
     tdi_rule_therapy,
 )
@@ -41,6 +46,7 @@ from metamed.errors import MetamedValueError, unknown_name
 __all__ = [
     "BUILTIN_CONTROLLERS",
     "G2P2C_ANNOUNCE_AHEAD_MIN",
+    "PLGS_SUFFIX",
     "ControllerContext",
     "ControllerEntry",
     "Setting",
@@ -52,6 +58,9 @@ __all__ = [
 #: Meal announcement lead time of the G2P2C protocol (``t_meal`` = 20 min in RL4H/G2P2C
 #: ``utils/options.py``): the basal-bolus controller boluses 20 min before the meal.
 G2P2C_ANNOUNCE_AHEAD_MIN = 20
+
+#: Suffix of a controller name that puts its settings behind predictive low-glucose suspend.
+PLGS_SUFFIX = "+plgs"
 
 #: One controller setting of a run: its label in the results and the batched controller.
 Setting = tuple[str, Controller]
@@ -128,11 +137,43 @@ def register_controller(entry: ControllerEntry, *, replace: bool = False) -> Con
 
 
 def get_controller(name: str) -> ControllerEntry:
-    """The registered entry called ``name`` (with "did you mean" when unknown)."""
+    """The registered entry called ``name`` (with "did you mean" when unknown).
+
+    ``NAME+plgs`` is entry ``NAME`` with every setting behind predictive low-glucose
+    suspend (labels ``LABEL+plgs``).
+    """
+    if name.endswith(PLGS_SUFFIX) and name != PLGS_SUFFIX:
+        return _with_plgs(get_controller(name[: -len(PLGS_SUFFIX)]))
     try:
         return _REGISTRY[name]
     except KeyError:
         raise unknown_name("controller", name, _REGISTRY) from None
+
+
+def _with_plgs(entry: ControllerEntry) -> ControllerEntry:
+    def build(ctx: ControllerContext) -> list[Setting]:
+        guarded = []
+        for label, ctrl in entry.build(ctx):
+            basal = getattr(ctrl, "basal_u_per_h", None)
+            if basal is None:
+                raise MetamedValueError(
+                    f"Controller '{label}' has no basal rate (basal_u_per_h) for low-glucose "
+                    f"suspend to withhold; '{entry.name}{PLGS_SUFFIX}' needs one. Give the "
+                    "controller a basal_u_per_h attribute or wrap it in LowGlucoseSuspend "
+                    "yourself."
+                )
+            guarded.append((f"{label}{PLGS_SUFFIX}", LowGlucoseSuspend(ctrl, basal)))
+        return guarded
+
+    return ControllerEntry(
+        f"{entry.name}{PLGS_SUFFIX}",
+        build,
+        entry.meal_announcement,
+        env_options=entry.env_options,
+        needs_personalisation=entry.needs_personalisation,
+        description=f"{entry.description}; behind predictive low-glucose suspend (basal "
+        "withheld while the CGM is predicted below 80 mg/dL within 30 min)",
+    )
 
 
 def controller_names() -> tuple[str, ...]:
