@@ -19,8 +19,13 @@ minute of the period:
 What was measured (1,020 patients, CPU time on the shared 2-core machine): the numpy
 fused integrator ~1,000 ns per patient-minute, this kernel ~200 ns; ~60 % of it is the
 exponentials.  A SIMD layout (patients innermost, a polynomial exponential) was tried
-and not kept: numba vectorises only a parallel loop's own body, so it needed one thread
-launch per minute, which cost more than it saved.
+twice and not kept: numba vectorises only a parallel loop's own body, so it needed one
+thread launch per minute, which cost more than it saved; and in a serial loop over the
+patients' state arrays LLVM emitted no packed arithmetic at all (too many arrays that
+might alias), so the polynomial exponential only made it slower (215 vs 157 ns per
+patient-minute).  The environment's step calls its per-row function once per block of
+rows, not once per patient: a call passes ~25 arrays, each reference-counted, and once
+per patient that cost 85 ns per patient-minute, as much as half the model.
 
 Patients are independent: :func:`advance_period_parallel` spreads them over numba's
 threads (``NUMBA_NUM_THREADS``); :func:`advance_period` is the same code on one thread,
