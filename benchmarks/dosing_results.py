@@ -173,7 +173,28 @@ def safety_goal(summary: pd.DataFrame, ctrl: str = "personalised+plgs") -> list[
         met = value <= target if sense == "at most" else value >= target
         verdict = "met" if met else f"**missed** by {abs(value - target):.2f} points"
         out.append(f"- {what}: {value:.2f} % (goal {sense} {target:g} %): {verdict}.")
-    out.append("")
+    bare = ctrl.removesuffix("+plgs")
+
+    def of(c: str, group: str, metric: str) -> float:
+        row = summary[(summary["controller"] == c) & (summary["age_group"] == group)]
+        return float(row[metric].iloc[0]) if len(row) else float("nan")
+
+    out += ["", f"What the suspend changes against `{bare}` alone (paired differences above):", ""]
+    for group in ("adult", "adolescent", "child", "all"):
+        out.append(
+            f"- {group}: below 54 mg/dL {of(bare, group, 'below_54_pct'):.2f} -> "
+            f"{of(ctrl, group, 'below_54_pct'):.2f} %, failed days "
+            f"{of(bare, group, 'failure_pct'):.1f} -> {of(ctrl, group, 'failure_pct'):.1f} %, "
+            f"time in range {of(bare, group, 'tir_pct'):.1f} -> {of(ctrl, group, 'tir_pct'):.1f} %."
+        )
+    out += [
+        "",
+        "Withholding basal cannot take back insulin already delivered: a meal bolus or a",
+        "correction too large for the patient still brings the low. Whether that is what keeps",
+        "the children's failures is not measured here; a hypoglycaemia-aware choice of the",
+        "personalised parameters (issue 11's next item) is not implemented yet.",
+        "",
+    ]
     return out
 
 

@@ -152,7 +152,7 @@ def get_controller(name: str) -> ControllerEntry:
 
 def _with_plgs(entry: ControllerEntry) -> ControllerEntry:
     def build(ctx: ControllerContext) -> list[Setting]:
-        guarded = []
+        guarded: list[Setting] = []
         for label, ctrl in entry.build(ctx):
             basal = getattr(ctrl, "basal_u_per_h", None)
             if basal is None:
