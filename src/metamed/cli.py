@@ -1065,6 +1065,12 @@ def adapt(
     method: str = typer.Option(
         "auto", help="Conformal calibration: auto | split | cv+ | jackknife+."
     ),
+    recalibrate: bool = typer.Option(
+        False,
+        "--recalibrate",
+        help="Recalibrate the risks on the support patients (logistic recalibration, "
+        "cross-validated within them) before the conformal calibration; binary outcomes.",
+    ),
     force: bool = typer.Option(False, "--force", help="Replace a model already in --out."),
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
 ) -> None:
@@ -1083,13 +1089,16 @@ def adapt(
         frame, sha = _read_csv(support, "--support")
         rows, ignored = parent.schema.check_frame(frame, with_outcome=True)
         _note_ignored(ignored)
-        adapted = adapt_pipeline(parent, rows, sha, coverage, method)
+        adapted = adapt_pipeline(parent, rows, sha, coverage, method, recalibrate)
         path = adapted.save(out)
         record = adapted.provenance["adapted_from"]
+        recal = "risks recalibrated on them, " if recalibrate else ""
         console.print(
-            f"adapted model: {path} ({record['support_rows']} support patients, "
+            f"adapted model: {path} ({record['support_rows']} support patients, {recal}"
             f"{coverage:.0%} {record['method']} conformal calibration; support sha256 {sha[:12]}...)"
         )
+        if "guard" in record:
+            console.print(f"guard: {_guard_words(record['guard'])}", highlight=False)
 
 
 @app.command()
@@ -1201,8 +1210,12 @@ def _print_model(summary: dict) -> None:
                 f"{parent.get('id')} (sha256 {str(parent.get('manifest_sha256'))[:12]}...) on "
                 f"{lineage.get('support_rows')} support patients, support sha256 "
                 f"{str(lineage.get('support_sha256'))[:12]}..."
+                + (", risks recalibrated on them" if lineage.get("recalibrated") else "")
             ),
         )
+        guard = lineage.get("guard")
+        if guard:
+            facts.add_row("guard", Text(_guard_words(guard)))
     uncertainty = summary.get("uncertainty")
     if uncertainty:
         facts.add_row(
@@ -1251,8 +1264,20 @@ def _print_model(summary: dict) -> None:
         console.print(table)
     else:
         console.print(
-            "evaluation: none recorded (add [evaluation] to the train config)", style="dim"
+            "evaluation: none recorded (add [evaluation] to the train config)",
+            style="dim",
+            markup=False,
         )
+
+
+def _guard_words(guard: dict) -> str:
+    """The adapt-or-not guard's choice for a site, in words."""
+    served = {
+        "pooled": "the pooled model (adapting did not pay here)",
+        "blend": "half the adapted model, half the pooled one",
+        "adapted": "the adapted model",
+    }.get(str(guard.get("choice")), str(guard.get("choice")))
+    return f"serves {served}; {guard.get('reason')}"
 
 
 @app.command()

@@ -189,3 +189,43 @@ def test_train_param_flag_sets_a_hyperparameter_on_top_of_the_file(deploy_dir, t
         "--param names method 'fomal', which is not run here. Did you mean 'fomaml'?",
     )
     assert not bad.exists()
+
+
+def test_adapt_recalibrate_is_recorded_and_predicts(deploy_dir, tmp_path):
+    out = tmp_path / "recal"
+    result = invoke("adapt", "--model", deploy_dir / "models" / "meta", "--support",
+                    deploy_dir / "support.csv", "--out", out, "--recalibrate")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "risks recalibrated on them" in " ".join(result.output.split())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["provenance"]["adapted_from"]["recalibrated"] is True
+    risks = tmp_path / "risks.csv"
+    result = invoke("predict", "--model", out, "--input", deploy_dir / "patients.csv",
+                    "--out", risks, "--id-col", "patient")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(risks)["risk"].between(0, 1).all()
+
+
+def test_a_guard_model_says_what_it_serves_at_the_site(deploy_dir, tmp_path):
+    """A site deploys the adapt-or-not guard (method guard): adapting records and prints
+    its choice for that site, and inspect shows it."""
+    guarded = tmp_path / "guard"
+    config = tmp_path / "guard.toml"
+    config.write_text(
+        (deploy_dir / "train.toml").read_text()
+        .replace('name = "fomaml"', 'name = "guard"')
+        .replace("params = { meta_iterations = 10, hidden_sizes = [16], meta_batch_size = 4 }",
+                 'params = { adapter = "recal-logistic", reference = "pooled-logreg" }')
+        .replace('table = "train.csv"', f'table = "{deploy_dir / "train.csv"}"')
+    )  # fmt: skip
+    result = invoke("train", "--config", config, "--out", guarded)
+    assert result.exit_code == 0, result.output
+    site = tmp_path / "site"
+    result = invoke("adapt", "--model", guarded, "--support", deploy_dir / "support.csv",
+                    "--out", site)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "guard: serves " in result.output
+    record = json.loads((site / "manifest.json").read_text())["provenance"]["adapted_from"]
+    assert record["guard"]["choice"] in ("pooled", "blend", "adapted")
+    shown = " ".join(invoke("inspect", "--model", site).output.split())
+    assert "guard serves " in shown

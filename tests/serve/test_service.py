@@ -217,3 +217,16 @@ def test_every_call_is_in_the_audit_log_with_its_hashes(service, site_model, dep
     refused = [e for e in entries if e["status"] == 401]
     assert refused and all(e["token"] is None for e in refused)
     assert [e["seq"] for e in entries] == sorted(e["seq"] for e in entries)
+
+
+def test_adapt_with_recalibration_is_its_own_model(service, site_model, deploy_dir):
+    server, client, secrets = service
+    support = records(pd.read_csv(deploy_dir / "support.csv").drop(columns=["hospital"]))
+    answer = client.post("/v1/models/meta/adapt", json={"rows": support, "recalibrate": True},
+                         headers=auth(secrets["lab"]))  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert body["recalibrated"] and body["model"] != site_model["model"]
+    assert not site_model["recalibrated"]
+    local = Pipeline.load(server.models / body["model"])
+    assert local.provenance["adapted_from"]["recalibrated"] is True

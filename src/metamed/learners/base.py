@@ -24,7 +24,7 @@ import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -44,6 +44,7 @@ from metamed.tasks.task import Task, check_support_task, check_task_list
 
 __all__ = [
     "ADAPTED_MODELS",
+    "Adapter",
     "AdaptedModel",
     "BinaryModel",
     "MetaLearner",
@@ -320,6 +321,13 @@ def _section(content: dict[str, Any], kind: str, key: str, path: str | Path) -> 
     if not isinstance(section, dict):
         raise artifact_error(path, f"the manifest of a {kind!r} needs a '{key}' section.")
     return section
+
+
+class Adapter(Protocol):
+    """Anything that adapts to a support set: a fitted :class:`MetaLearner`, or a wrapper
+    of one (:class:`~metamed.learners.recalibration.RecalibratingAdapter`)."""
+
+    def adapt(self, support: Task) -> AdaptedModel: ...
 
 
 class MetaLearner(ABC):

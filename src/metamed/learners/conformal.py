@@ -47,8 +47,8 @@ import numpy as np
 from metamed.errors import MetamedTypeError, MetamedValueError
 from metamed.learners.base import (
     AdaptedModel,
+    Adapter,
     BinaryModel,
-    MetaLearner,
     nested_model,
     nested_model_state,
 )
@@ -140,7 +140,7 @@ def _scores(model: AdaptedModel, X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def conformal_adapt(
-    learner: MetaLearner,
+    learner: Adapter,
     support: Task,
     coverage: float = DEFAULT_COVERAGE,
     method: str = "auto",
@@ -150,7 +150,7 @@ def conformal_adapt(
 
     Parameters
     ----------
-    learner : MetaLearner
+    learner : MetaLearner, or anything with its ``adapt``
         Meta-trained; it is not changed.
     support : Task
         The site's labelled rows.  For the stated coverage they must be a random sample

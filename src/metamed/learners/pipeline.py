@@ -26,8 +26,9 @@ import pandas as pd
 from metamed.artifacts import artifact_error, read_artifact, write_artifact
 from metamed.data.preprocess import Preprocessor, outcome_array
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
-from metamed.learners.base import ADAPTED_MODEL, AdaptedModel, BinaryModel, MetaLearner
+from metamed.learners.base import ADAPTED_MODEL, AdaptedModel, Adapter, BinaryModel, MetaLearner
 from metamed.learners.conformal import ConformalIntervalModel, ConformalSetModel, conformal_adapt
+from metamed.learners.recalibration import RecalibratingAdapter
 from metamed.tasks.task import Task
 
 __all__ = ["Pipeline", "feature_schema"]
@@ -171,6 +172,7 @@ class Pipeline:
         coverage: float | None = None,
         method: str = "auto",
         record: dict[str, Any] | None = None,
+        recalibrate: bool = False,
     ) -> Pipeline:
         """A pipeline adapted to the task whose labelled raw rows are ``support``.
 
@@ -180,6 +182,9 @@ class Pipeline:
         (``method`` as in :func:`~metamed.learners.conformal.conformal_adapt`), so that
         :meth:`predict_set` / :meth:`predict_interval` work.  ``record`` adds entries to
         the ``adapted_from`` provenance (the parent artifact, the support data's hash).
+        With ``recalibrate`` (binary outcomes) every adaptation, the conformal fold models'
+        included, is recalibrated on its own support rows, cross-validated within them
+        (:class:`~metamed.learners.recalibration.RecalibratingAdapter`).
         """
         if not isinstance(self.model, MetaLearner):
             raise MetamedTypeError(
@@ -193,16 +198,18 @@ class Pipeline:
             outcome_array(support, schema),
             schema.outcome_type,
         )
+        adapter: Adapter = RecalibratingAdapter(self.model) if recalibrate else self.model
         adapted: AdaptedModel
         if coverage is None:
-            adapted = self.model.adapt(task)
+            adapted = adapter.adapt(task)
         else:
-            adapted = conformal_adapt(self.model, task, coverage, method)
+            adapted = conformal_adapt(adapter, task, coverage, method)
         provenance = {
             **self.provenance,
             "adapted_from": {
                 "learner": self.model.name,
                 "support_rows": len(task),
+                "recalibrated": bool(recalibrate),
                 **(record or {}),
             },
         }

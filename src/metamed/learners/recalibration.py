@@ -18,15 +18,30 @@ read from the same results table.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.special import expit, logit
 
-from metamed.learners.base import BinaryModel, MetaLearner
+from metamed.errors import MetamedValueError
+from metamed.learners.base import (
+    AdaptedModel,
+    BinaryModel,
+    MetaLearner,
+    nested_model,
+    nested_model_state,
+)
 from metamed.learners.updating import map_offset_fit
 from metamed.outcomes import BINARY
 from metamed.tasks.task import Task
 
-__all__ = ["RECALIBRATED", "RecalibratedModel", "recalibrate", "support_folds"]
+__all__ = [
+    "RECALIBRATED",
+    "RecalibratedModel",
+    "RecalibratingAdapter",
+    "recalibrate",
+    "support_folds",
+]
 
 #: Suffix of the method id of a recalibrated method in results tables.
 RECALIBRATED = "+recal"
@@ -47,6 +62,54 @@ class RecalibratedModel(BinaryModel):
         """Recalibrated P(y = 1) per row, shape (n,)."""
         z = logit(np.clip(self.model.predict_proba(X), _EPS, 1 - _EPS))
         return np.asarray(expit(self.intercept + self.slope * z), dtype=np.float64)
+
+    # -- persistence: the model it maps, saved inside it -------------------------------------
+    def _artifact_state(self) -> dict[str, Any]:
+        return {
+            "model": nested_model_state(self.model, "recal"),
+            "intercept": self.intercept,
+            "slope": self.slope,
+        }
+
+    @classmethod
+    def _from_artifact_state(cls, state: dict[str, Any]) -> AdaptedModel:
+        try:
+            model = nested_model(state["model"], RecalibratedModel)
+            if not isinstance(model, BinaryModel):
+                raise TypeError(f"it maps a {type(model).__name__}, not a risk model")
+            return cls(model, state["intercept"], state["slope"])
+        except (KeyError, TypeError) as error:
+            raise MetamedValueError(f"its recalibration state is incomplete ({error}).") from None
+
+
+class RecalibratingAdapter:
+    """``learner`` whose every adaptation is recalibrated on its own support set.
+
+    What ``metamed adapt --recalibrate`` serves.  Conformal calibration
+    (:func:`~metamed.learners.conformal.conformal_adapt`) wraps it unchanged, so each CV+
+    fold model is recalibrated on its own rows only and the sets stay valid for the
+    recalibrated risks.  Binary outcomes only (recalibration maps risks).
+    """
+
+    def __init__(
+        self, learner: MetaLearner, random_state: int = 0, n_folds: int = 5, penalty: float = 1.0
+    ) -> None:
+        self.learner = learner
+        self.random_state = int(random_state)
+        self.n_folds = n_folds
+        self.penalty = penalty
+
+    def adapt(self, support: Task) -> RecalibratedModel:
+        if support.outcome_type != BINARY:
+            raise MetamedValueError(
+                f"Recalibration maps risks of a binary outcome; this model predicts a "
+                f"{support.outcome_type} one. Adapt without recalibration."
+            )
+        model = self.learner.adapt(support)
+        assert isinstance(model, BinaryModel)
+        # Seeded by the support's size too, so that folds differ between CV+ fold models.
+        rng = np.random.default_rng([self.random_state, len(support)])
+        return recalibrate(self.learner, support, model, rng, self.n_folds, self.penalty)
 
 
 def support_folds(n: int, n_folds: int, rng: np.random.Generator) -> list[np.ndarray]:

@@ -124,6 +124,11 @@ class AdaptRequest(BaseModel):
     method: Literal["auto", "split", "cv+", "jackknife+"] = Field(
         "auto", description="Conformal calibration (auto: by the number of support rows)."
     )
+    recalibrate: bool = Field(
+        False,
+        description="Recalibrate the risks on the support rows (logistic recalibration, "
+        "cross-validated within them) before the conformal calibration; binary outcomes only.",
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -164,6 +169,12 @@ class AdaptResponse(BaseModel):
     support_sha256: str
     coverage: float
     method: str
+    recalibrated: bool
+    guard: dict[str, str] | None = Field(
+        None,
+        description="A guard model's choice for this site (choice: pooled, blend or adapted; "
+        "reason); null for other models.",
+    )
 
 
 class ModelInfo(BaseModel):
@@ -418,18 +429,24 @@ class Service:
         call.rows = len(request.rows)
         frame = parent.schema.check_records(request.rows, with_outcome=True)
         support_sha = canonical_sha256(request.rows)
-        key = canonical_sha256(
-            [parent.summary["manifest_sha256"], support_sha, request.coverage, request.method]
-        )
+        settings = [request.coverage, request.method]
+        if request.recalibrate:  # ids of models adapted without it stay what they were
+            settings.append("recalibrate")
+        key = canonical_sha256([parent.summary["manifest_sha256"], support_sha, *settings])
         new_id = f"{parent.id[:86]}-{key[:12]}"
         created = new_id not in self.store.ids()
         method = request.method
         if created:
-            adapted = adapt_pipeline(parent, frame, support_sha, request.coverage, request.method)
+            adapted = adapt_pipeline(
+                parent, frame, support_sha, request.coverage, request.method, request.recalibrate
+            )
             adapted.save(self.store.root / new_id)
             method = adapted.provenance["adapted_from"]["method"]
+            guard = adapted.provenance["adapted_from"].get("guard")
         else:  # the same parent, rows and settings: the model exists (adaptation is seeded)
-            method = (self.store.get(new_id).summary.get("uncertainty") or {}).get("method", method)
+            summary = self.store.get(new_id).summary
+            method = (summary.get("uncertainty") or {}).get("method", method)
+            guard = (summary.get("lineage") or {}).get("guard")
         body = {
             "model": new_id,
             "parent": parent.id,
@@ -438,6 +455,8 @@ class Service:
             "support_sha256": support_sha,
             "coverage": request.coverage,
             "method": method,
+            "recalibrated": request.recalibrate,
+            "guard": guard,
         }
         return (201 if created else 200), body, {"new_model": new_id}
 

@@ -28,10 +28,17 @@ import numpy as np
 import pandas as pd
 
 from metamed.artifacts import MANIFEST, artifact_id, read_artifact
-from metamed.errors import MetamedValueError, ModelStateError, OutputPlaceError, unknown_name
+from metamed.errors import (
+    InvalidInputError,
+    MetamedValueError,
+    ModelStateError,
+    OutputPlaceError,
+    unknown_name,
+)
 from metamed.learners import ConformalModel, MetaLearner, Pipeline
 from metamed.learners.conformal import DEFAULT_COVERAGE, ConformalIntervalModel, ConformalSetModel
-from metamed.outcomes import as_outcome
+from metamed.learners.guard import GuardedModel
+from metamed.outcomes import BINARY, as_outcome
 from metamed.serve.validation import (
     CATEGORICAL,
     DEFAULT_MAX_ROWS,
@@ -173,8 +180,10 @@ def adapt_pipeline(
     support_sha256: str,
     coverage: float = DEFAULT_COVERAGE,
     method: str = "auto",
+    recalibrate: bool = False,
 ) -> Pipeline:
-    """``parent`` adapted to checked ``support`` rows, calibrated to ``coverage``, lineage recorded."""
+    """``parent`` adapted to checked ``support`` rows, calibrated to ``coverage``, lineage
+    recorded; with ``recalibrate``, its risks recalibrated on the same rows first."""
     if parent.adapted:
         raise ModelStateError(
             f"Model '{parent.id}' is already adapted to a site; adapt its meta-trained parent "
@@ -187,9 +196,23 @@ def adapt_pipeline(
         "coverage": coverage,
         "method": method,
     }
-    adapted = parent.pipeline.adapt(support, coverage=coverage, method=method, record=record)
+    if recalibrate and parent.schema.outcome_type != BINARY:
+        raise InvalidInputError(
+            f"Recalibration maps risks of a binary outcome; model '{parent.id}' predicts a "
+            f"{parent.schema.outcome_type} one. Adapt without recalibration.",
+            field="recalibrate",
+        )
+    adapted = parent.pipeline.adapt(
+        support, coverage=coverage, method=method, record=record, recalibrate=recalibrate
+    )
     if isinstance(adapted.model, ConformalModel):  # "auto" resolved to the method used
         adapted.provenance["adapted_from"]["method"] = adapted.model.method
+    served = adapted.model.model if isinstance(adapted.model, ConformalModel) else adapted.model
+    if isinstance(served, GuardedModel):  # what the adapt-or-not guard chose for this site
+        adapted.provenance["adapted_from"]["guard"] = {
+            "choice": served.choice,
+            "reason": served.reason,
+        }
     return adapted
 
 
