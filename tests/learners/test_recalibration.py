@@ -128,3 +128,22 @@ def test_recalibrating_a_numeric_model_is_refused_with_the_reason():
     learner = make_learner("pooled-logreg").meta_fit(tasks[:2])
     with pytest.raises(MetamedValueError, match="binary outcome; this model predicts a numeric"):
         RecalibratingAdapter(learner).adapt(tasks[2])
+
+
+def test_recalibration_never_reverses_the_ranking_of_patients():
+    """Supports whose out-of-fold predictions run against the labels (here: a site whose
+    outcome is the training sites' reversed) would give a negative slope; recalibration
+    then fits the intercept only, so the adapted model's AUROC is kept, never flipped."""
+    from sklearn.metrics import roc_auc_score
+
+    learner = make_learner("pooled-logreg").meta_fit(TRAIN)
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(400, 3))
+    y = (rng.random(400) < expit(-(X @ np.array([1.0, -1.0, 0.5])))).astype(float)
+    reversed_site = Task("reversed", X, y)
+    support, query = reversed_site.subset(np.arange(40)), reversed_site.subset(np.arange(40, 400))
+    model = learner.adapt(support)
+    fixed = recalibrate(learner, support, model, np.random.default_rng(0))
+    assert fixed.slope == 1.0
+    before = roc_auc_score(query.y, model.predict_proba(query.X))
+    assert roc_auc_score(query.y, fixed.predict_proba(query.X)) == before

@@ -8,8 +8,11 @@ learner adapts to all but one fold and predicts that fold, so that no support pa
 prediction was fitted on its own label (recalibrating on in-sample predictions would
 learn nothing about the query's calibration).  ``a`` and ``b`` are MAP estimates under
 priors centred on no change (``a = 0``, ``b = 1``, precision ``penalty``), so a tiny or
-one-class support set changes the model little; the final model is the learner adapted
-to the whole support with that map applied (:class:`RecalibratedModel`).
+one-class support set changes the model little; a slope estimate at or below
+:data:`MIN_SLOPE` (a few noisy out-of-fold predictions saying the ranking is reversed)
+falls back to recalibration in the large, so recalibration never reorders patients.  The
+final model is the learner adapted to the whole support with that map applied
+(:class:`RecalibratedModel`).
 
 The protocol scores both (``ProtocolConfig(recalibrate=True)``: method ``m`` and
 ``m+recal`` on the same episodes), so ECE and calibration slope before and after are
@@ -45,6 +48,8 @@ __all__ = [
 
 #: Suffix of the method id of a recalibrated method in results tables.
 RECALIBRATED = "+recal"
+#: Below this calibration slope the recalibration keeps slope 1 and fits the intercept only.
+MIN_SLOPE = 0.05
 #: Probabilities are clipped this far from 0 and 1 before their logit is taken.
 _EPS = 1e-6
 
@@ -151,4 +156,10 @@ def recalibrate(
         z[fold] = logit(np.clip(BINARY.predict(fold_model, support.X[fold]), _EPS, 1 - _EPS))
     design = np.column_stack([np.ones(len(z)), z])
     a, b_minus_1 = map_offset_fit(design, support.y, z, np.array([penalty, penalty]), BINARY)
+    if 1.0 + b_minus_1 <= MIN_SLOPE:
+        # A slope at or below zero would reverse or flatten the adapted model's ranking of
+        # patients on the word of a few noisy out-of-fold predictions; recalibrate in the
+        # large instead (intercept only, slope 1), which keeps the ranking.
+        (a,) = map_offset_fit(design[:, :1], support.y, z, np.array([penalty]), BINARY)
+        return RecalibratedModel(model, a, 1.0)
     return RecalibratedModel(model, a, 1.0 + b_minus_1)
