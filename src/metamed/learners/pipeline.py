@@ -209,7 +209,7 @@ class Pipeline:
             "adapted_from": {
                 "learner": self.model.name,
                 "support_rows": len(task),
-                "recalibrated": bool(recalibrate),
+                **({"recalibrated": True} if recalibrate else {}),
                 **(record or {}),
             },
         }
