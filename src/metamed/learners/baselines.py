@@ -517,6 +517,20 @@ class _LightGBMLocal(_LocalLearner):
     def _estimator(self) -> Any:
         raise NotImplementedError
 
+    def _lightgbm(self, **settings: Any) -> Any:
+        """The LightGBM estimator of the outcome with ``settings``, plus what every local
+        LightGBM model shares: small-data binning, seeded and deterministic, silent."""
+        estimator = {BINARY: LGBMClassifier, NUMERIC: LGBMRegressor}[self.outcome_type_]
+        return estimator(
+            **settings,
+            min_data_in_bin=1,
+            n_jobs=int(self.n_jobs),  # type: ignore[attr-defined]
+            random_state=int(self.random_state),  # type: ignore[attr-defined]
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+        )
+
     def adapt(self, support: Task) -> AdaptedModel:
         """Fit a fresh LightGBM model on ``support``."""
         self._check_adapt(support)
@@ -562,20 +576,13 @@ class LocalGBM(_LightGBMLocal):
     random_state: int = hyperparameter(default=0, allowed=SEED, hint=_SEED_HINT)
 
     def _estimator(self) -> Any:
-        kwargs: dict[str, Any] = dict(
+        return self._lightgbm(
             n_estimators=int(self.n_estimators),
             learning_rate=float(self.learning_rate),
             num_leaves=int(self.num_leaves),
             min_child_samples=int(self.min_child_samples),
-            min_data_in_bin=1,
             reg_lambda=float(self.reg_lambda),
-            n_jobs=int(self.n_jobs),
-            random_state=int(self.random_state),
-            deterministic=True,
-            force_row_wise=True,
-            verbose=-1,
         )
-        return {BINARY: LGBMClassifier, NUMERIC: LGBMRegressor}[self.outcome_type_](**kwargs)
 
 
 @register("local-rf")
@@ -617,21 +624,14 @@ class LocalRandomForest(_LightGBMLocal):
     random_state: int = hyperparameter(default=0, allowed=SEED, hint=_SEED_HINT)
 
     def _estimator(self) -> Any:
-        kwargs: dict[str, Any] = dict(
+        return self._lightgbm(
             boosting_type="rf",
             n_estimators=int(self.n_estimators),
             num_leaves=int(self.num_leaves),
             min_child_samples=int(self.min_child_samples),
-            min_data_in_bin=1,
             min_sum_hessian_in_leaf=1e-5,
             reg_lambda=0.0,
             feature_fraction_bynode=float(self.max_features),
             bagging_fraction=float(self.bagging_fraction),
             bagging_freq=1,
-            n_jobs=int(self.n_jobs),
-            random_state=int(self.random_state),
-            deterministic=True,
-            force_row_wise=True,
-            verbose=-1,
         )
-        return {BINARY: LGBMClassifier, NUMERIC: LGBMRegressor}[self.outcome_type_](**kwargs)

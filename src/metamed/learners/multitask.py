@@ -117,8 +117,9 @@ class MultitaskMLP(MetaLearner):
         widths = [int(w) for w in self.hidden_sizes]
         body = init_mlp([rows.n_features, *widths], gen)
         heads = init_mlp([widths[-1], len(train_tasks)], gen)  # row i of w0 is task i's head
-        params = {k: v.requires_grad_(True) for k, v in {**body, "hw": heads["w0"],
-                                                          "hb": heads["b0"]}.items()}  # fmt: skip
+        params = {**body, "hw": heads["w0"], "hb": heads["b0"]}
+        for tensor in params.values():
+            tensor.requires_grad_(True)
         opt = torch.optim.Adam(params.values(), lr=self.lr)
 
         def loss_of(idx: torch.Tensor) -> torch.Tensor:
