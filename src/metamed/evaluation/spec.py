@@ -58,9 +58,10 @@ from metamed.evaluation.protocol import ProtocolConfig
 from metamed.learners import (
     BASELINES,
     CLINICAL_SCORES,
-    LEARNERS,
     UPDATING,
     ScoreBaseline,
+    learner_class,
+    learner_names,
     make_method,
 )
 from metamed.learners.base import MetaLearner
@@ -166,7 +167,7 @@ class MethodSpec:
     label: str | None = None
 
     def __post_init__(self) -> None:
-        if self.name not in LEARNERS:
+        if self.name not in learner_names():
             make_method(self.name)  # a clinical score, or the "did you mean" error
         if not isinstance(self.params, Mapping):
             raise MetamedTypeError(
@@ -391,7 +392,7 @@ def _param_defaults(name: str) -> dict[str, Any]:
     if name in CLINICAL_SCORES:  # ScoreBaseline's, but the score is the method's name
         signature = inspect.signature(ScoreBaseline.__init__)
         return {p: v.default for p, v in signature.parameters.items() if p not in ("self", "score")}
-    signature = inspect.signature(LEARNERS[name].__init__)
+    signature = inspect.signature(learner_class(name).__init__)
     return {p: v.default for p, v in signature.parameters.items() if p != "self"}
 
 
@@ -429,7 +430,7 @@ def set_params(
 
 def _not_accepted(key: str, names: Sequence[str], where: str) -> MetamedValueError:
     """``key`` is not a hyperparameter of ``names``: say which learners do take it."""
-    takers = [n for n in sorted(LEARNERS) if key in _param_defaults(n) and key not in _NOT_IN_ID]
+    takers = [n for n in learner_names() if key in _param_defaults(n) and key not in _NOT_IN_ID]
     known = sorted({p for n in names for p in _param_defaults(n) if p not in _NOT_IN_ID})
     who = f"learners that accept it: {', '.join(takers)}" if takers else "no learner accepts it"
     return MetamedValueError(

@@ -20,7 +20,9 @@ models (``outcome_types``); ``meta_fit`` records the tasks' one outcome in
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -51,9 +53,11 @@ __all__ = [
     "register",
     "LEARNERS",
     "make_learner",
+    "learner_class",
     "learner_names",
     "ProgressCallback",
     "learners_for",
+    "load_every_learner",
     "check_outcome_supported",
     "check_features",
     "nested_model",
@@ -85,8 +89,37 @@ def register(name: str):
     return wrap
 
 
+_every_learner_loaded = False
+
+
+def load_every_learner() -> None:
+    """Import every module of :mod:`metamed.learners` once, so that each learner and
+    adapted model class has registered itself.
+
+    The package loads its modules lazily (on a name's first use), so a registry lookup
+    calls this first: without it ``learner_names()`` would list only the learners whose
+    modules happened to be imported already.
+    """
+    global _every_learner_loaded
+    if _every_learner_loaded:
+        return
+    _every_learner_loaded = True  # first, so that a module importing another ends here
+    package = importlib.import_module(__package__)
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{__package__}.{module.name}")
+
+
 def learner_names() -> list[str]:
+    """Every registered learner's name, sorted."""
+    load_every_learner()
     return sorted(LEARNERS)
+
+
+def learner_class(name: str) -> type[MetaLearner]:
+    """The learner class registered under ``name``, with a "did you mean" for typos."""
+    if name not in learner_names():
+        raise unknown_name("method", name, LEARNERS)
+    return LEARNERS[name]
 
 
 def learners_for(outcome: Outcome) -> list[str]:
@@ -114,9 +147,7 @@ def check_outcome_supported(name: str, learner: type[MetaLearner], outcome: Outc
 
 def make_learner(name: str, **params: Any) -> MetaLearner:
     """Instantiate a registered learner by name, with a "did you mean" for typos."""
-    if name not in LEARNERS:
-        raise unknown_name("method", name, LEARNERS)
-    return LEARNERS[name](**params)
+    return learner_class(name)(**params)
 
 
 def check_features(X: Any, n_features: int, what: str = "X") -> np.ndarray:
@@ -234,6 +265,7 @@ class AdaptedModel(ABC):
     def _from_artifact_content(cls, content: dict[str, Any], path: str | Path) -> AdaptedModel:
         spec = _section(content, ADAPTED_MODEL, "model", path)
         name = spec.get("class")
+        load_every_learner()
         if name not in ADAPTED_MODELS:
             raise artifact_error(
                 path,
@@ -290,6 +322,7 @@ def nested_model(section: dict[str, Any], outer: type) -> AdaptedModel:
     """The model saved by :func:`nested_model_state` inside a model of class ``outer``
     (which may not nest itself, so a damaged file cannot recurse without end)."""
     name = section.get("class")
+    load_every_learner()
     if name not in ADAPTED_MODELS or issubclass(ADAPTED_MODELS[name], outer):
         raise MetamedValueError(f"adapted model class {name!r} is not one this metamed knows.")
     return ADAPTED_MODELS[name]._from_artifact_state(section.get("state", {}))
@@ -506,7 +539,7 @@ class MetaLearner(ABC):
     def _from_artifact_content(cls, content: dict[str, Any], path: str | Path) -> MetaLearner:
         spec = _section(content, META_LEARNER, "learner", path)
         name = spec.get("name")
-        if name not in LEARNERS:
+        if name not in learner_names():
             known = ", ".join(sorted(LEARNERS))
             raise artifact_error(
                 path,

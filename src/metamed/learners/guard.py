@@ -54,6 +54,7 @@ from metamed.learners.base import (
     AdaptedModel,
     BinaryModel,
     MetaLearner,
+    learner_names,
     make_learner,
     nested_model,
     nested_model_state,
@@ -84,7 +85,7 @@ class _LearnerName(Constraint):
         return isinstance(value, str)
 
     def accepts(self, value: Any) -> bool:
-        return value in LEARNERS and not issubclass(LEARNERS[value], Guard)
+        return value in learner_names() and not issubclass(LEARNERS[value], Guard)
 
     def __str__(self) -> str:
         return "the name of a registered learner other than 'guard'"
