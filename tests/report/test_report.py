@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +15,15 @@ from metamed.errors import MetamedValueError
 from metamed.evaluation.metrics import binary_metrics, numeric_metrics
 from metamed.evaluation.statistics import summarise
 from metamed.report import (
-    kshot_curve_png,
-    predicted_vs_observed_png,
-    reliability_png,
+    kshot_curve_svg,
+    kshot_panels_svg,
+    predicted_vs_observed_svg,
+    reliability_svg,
     render_report,
     write_report,
 )
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SVG = "{http://www.w3.org/2000/svg}"
 EVIL_TASK = "<script>alert('x')</script>"
 
 
@@ -88,8 +90,10 @@ def binary_data() -> tuple[pd.DataFrame, pd.DataFrame]:
     return synth({"maml": 1.2, "pooled": 0.8, "local": 0.4})
 
 
-def _images(text: str) -> list[bytes]:
-    return [base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([^"]+)"', text)]
+def _images(text: str) -> list[ET.Element]:
+    """Every figure of a report, parsed (it must be well-formed SVG)."""
+    found = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', text)
+    return [ET.fromstring(base64.b64decode(b).decode("utf-8")) for b in found]
 
 
 def test_report_has_expected_sections_and_valid_images(
@@ -124,7 +128,7 @@ def test_report_has_expected_sections_and_valid_images(
     images = _images(text)
     # AUROC curve, AUPRC/Brier/ECE panels, calibration panels, reliability at K=2 and K=10.
     assert len(images) == 5
-    assert all(img.startswith(PNG_MAGIC) and len(img) > 2000 for img in images)
+    assert all(img.tag == f"{SVG}svg" and len(img.findall(f".//{SVG}polyline")) >= 3 for img in images)
 
 
 def test_report_is_self_contained(
@@ -227,15 +231,57 @@ def test_report_input_errors(binary_data: tuple[pd.DataFrame, pd.DataFrame]) -> 
         render_report(results, predictions, PROVENANCE, methods=["mammal"])
 
 
-def test_plot_functions_return_png(binary_data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    results, predictions = binary_data
+def _texts(svg: str) -> list[str]:
+    return [t.text or "" for t in ET.fromstring(svg).iter(f"{SVG}text")]
+
+
+def test_figures_are_well_formed_svg_that_show_names_as_text(
+    binary_data: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    results, predictions = synth({"maml & <b>co</b>": 1.2, "pooled": 0.8})
     summary = summarise(results, n_boot=50)
-    assert kshot_curve_png(summary, "auroc").startswith(PNG_MAGIC)
-    assert reliability_png(predictions, 2, methods=["maml"]).startswith(PNG_MAGIC)
+    names = ["maml & <b>co</b>", "pooled"]
+    figures = [
+        kshot_curve_svg(summary, "auroc", methods=names, baselines=["pooled"]),
+        kshot_panels_svg(summary, ["brier", "ece"], methods=names, baselines=["pooled"]),
+        reliability_svg(predictions, 2, methods=names),
+    ]
+    for svg in figures:
+        assert "maml & <b>co</b>" in _texts(svg)  # parsed back as text, not as markup
     num_res, num_pred = synth({"m": 1.0}, numeric=True, tasks=("a", "b"), ks=(5,))
-    assert predicted_vs_observed_png(num_pred, 5).startswith(PNG_MAGIC)
+    assert "m" in _texts(predicted_vs_observed_svg(num_pred, 5))
     with pytest.raises(MetamedValueError, match="summarise"):
-        kshot_curve_png(summary.drop(columns=["ci_low"]), "auroc")
+        kshot_curve_svg(summary.drop(columns=["ci_low"]), "auroc")
+
+
+def test_kshot_curve_draws_each_mean_at_its_k_and_value() -> None:
+    # Two methods with known means: rising and falling.  The drawn points must keep the
+    # order of K along x and the order of the values along y (SVG's y grows downwards).
+    ks = [5, 10, 20, 40]
+    rising, falling = [0.6, 0.7, 0.75, 0.9], [0.8, 0.7, 0.65, 0.5]
+    summary = pd.DataFrame(
+        [
+            {"method": m, "k": k, "metric": "auroc", "mean": v, "ci_low": v - 0.05, "ci_high": v + 0.05}
+            for m, values in (("up", rising), ("down", falling))
+            for k, v in zip(ks, values, strict=True)
+        ]
+    )
+    colors = {"up": "#0072B2", "down": "#D55E00"}
+    svg = ET.fromstring(kshot_curve_svg(summary, "auroc", methods=["up", "down"], colors=colors))
+    lines = {
+        line.get("stroke"): [tuple(map(float, p.split(","))) for p in line.get("points").split()]
+        for line in svg.iter(f"{SVG}polyline")
+    }
+    for method, values in (("up", rising), ("down", falling)):
+        points = lines[colors[method]]
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        assert len(points) == len(ks) and xs == sorted(xs)
+        assert np.argsort(ys).tolist() == np.argsort(values)[::-1].tolist()
+    # Equal values are drawn at equal heights: both curves pass 0.7 at K=10.
+    assert lines[colors["up"]][1][1] == pytest.approx(lines[colors["down"]][1][1])
+    # Log-spaced K (5..40) is drawn evenly spaced: 5->10, 10->20 and 20->40 are equal steps.
+    steps = np.diff([p[0] for p in lines[colors["up"]]])
+    assert steps == pytest.approx([steps[0]] * 3, rel=1e-3)
 
 
 # -- readable by a clinician ---------------------------------------------------------------

@@ -4,13 +4,13 @@ from metamed.report.engine import render
 from metamed.report.html import render_report, write_report
 from metamed.report.markdown import summary_markdown
 from metamed.report.plots import (
-    figure_to_png,
-    kshot_curve_png,
-    kshot_panels_png,
+    kshot_curve_svg,
+    kshot_panels_svg,
     method_colors,
-    predicted_vs_observed_png,
-    reliability_png,
+    predicted_vs_observed_svg,
+    reliability_svg,
 )
+from metamed.report.png import figure_to_png
 from metamed.report.suite_page import SuiteSection, goal_sentence, suite_markdown
 from metamed.report.verdicts import verdict_sentence, verdict_sentences
 
@@ -25,9 +25,9 @@ __all__ = [
     "verdict_sentence",
     "verdict_sentences",
     "figure_to_png",
-    "kshot_curve_png",
-    "kshot_panels_png",
+    "kshot_curve_svg",
+    "kshot_panels_svg",
     "method_colors",
-    "predicted_vs_observed_png",
-    "reliability_png",
+    "predicted_vs_observed_svg",
+    "reliability_svg",
 ]

@@ -32,7 +32,7 @@ from metamed.dosing.metrics import (
 from metamed.dosing.patient import AGE_GROUPS
 from metamed.evaluation.bootstrap import bootstrap_ci
 from metamed.report.engine import Image, Table, frame_table, render
-from metamed.report.plots import figure_to_png
+from metamed.report.png import figure_to_png
 
 __all__ = ["paired_difference_table", "render_dose_report"]
 

@@ -44,14 +44,20 @@ class Table:
 
 @dataclass(frozen=True)
 class Image:
-    """A PNG figure inlined as a ``data:`` URI."""
+    """A figure inlined as a ``data:`` URI: PNG bytes, or an SVG document.
 
-    png: bytes = field(repr=False)
+    An SVG goes in an ``<img>`` like a PNG, never into the page's own markup, so nothing
+    in it can run as part of the page.
+    """
+
+    data: bytes | str = field(repr=False)
     alt: str
 
     @property
     def uri(self) -> str:
-        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+        if isinstance(self.data, str):
+            return "data:image/svg+xml;base64," + base64.b64encode(self.data.encode("utf-8")).decode("ascii")
+        return "data:image/png;base64," + base64.b64encode(self.data).decode("ascii")
 
 
 def format_number(x: object, digits: int = 3) -> str:

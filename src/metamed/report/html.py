@@ -416,12 +416,12 @@ def _dataset_block(
     if meta and base and len(order) > 3:
         # many methods: one small panel each, beside the same baselines (a single axes
         # with seven overlapping CI bands reads as mud)
-        curve = plots.kshot_small_multiples_png(
+        curve = plots.kshot_small_multiples_svg(
             summary, primary.name, methods=order, baselines=base, colors=colors
         )
         block["curve_caption"] = "small multiples"
     else:
-        curve = plots.kshot_curve_png(
+        curve = plots.kshot_curve_svg(
             summary, primary.name, methods=order, baselines=base, colors=colors,
             title=f"{label} vs K on held-out tasks ({dataset})",
         )  # fmt: skip
@@ -434,8 +434,8 @@ def _dataset_block(
         present = [m for m in wanted if m in metrics]
         if not present:
             return None
-        png = plots.kshot_panels_png(summary, present, methods=order, baselines=base, colors=colors)
-        return Image(png, alt)
+        svg = plots.kshot_panels_svg(summary, present, methods=order, baselines=base, colors=colors)
+        return Image(svg, alt)
 
     block["secondary"] = panels(("primary", "headline", "secondary"), "secondary metrics versus K")
     block["recalibration"] = panels(("recalibration",), "calibration slope and intercept versus K")
@@ -460,7 +460,7 @@ def _dataset_block(
             show = [int(k) for k in reliability_ks if int(k) in pred_ks]
         with_predictions = {str(m) for m in preds["method"].unique()}
         pred_methods = [m for m in order if m in with_predictions]
-        fig_fn = plots.reliability_png if probabilities else plots.predicted_vs_observed_png
+        fig_fn = plots.reliability_svg if probabilities else plots.predicted_vs_observed_svg
         block["reliability"] = [
             Image(fig_fn(preds, k, methods=pred_methods, colors=colors), f"K={k}") for k in show
         ]

@@ -1,8 +1,10 @@
-"""Report figures, each returned as PNG bytes ready to inline in HTML.
+"""Report figures, each returned as an SVG document ready to inline in HTML.
 
-Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas directly,
-not through ``pyplot``: no global figure registry, no backend switching, nothing left
-open between calls, and safe to use from a server thread.
+Figures are drawn with :mod:`metamed.report.svg`: a benchmark's report holds a handful
+of figures of a few dozen lines, bands and markers each, which take milliseconds to
+write as SVG text (matplotlib's layout and rasteriser took most of a report's rendering
+time).  Nothing is global and nothing is left open, so the functions are safe from a
+server thread.
 
 Inputs are the tables of :mod:`metamed.evaluation`: a ``summary`` from
 :func:`metamed.evaluation.statistics.summarise` (one dataset) and the ``predictions``
@@ -11,27 +13,23 @@ table (``method, dataset, task, k, draw, y_true, y_pred``).
 
 from __future__ import annotations
 
-import io
+import math
 from collections.abc import Collection, Mapping, Sequence
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from metamed.errors import MetamedValueError
 from metamed.evaluation.metrics import ece, get_metric, primary_metric
+from metamed.report.svg import MUTED, Canvas, Panel, nice_ticks
 
 __all__ = [
     "method_colors",
-    "figure_to_png",
-    "kshot_curve_png",
-    "kshot_panels_png",
-    "kshot_small_multiples_png",
-    "reliability_png",
-    "predicted_vs_observed_png",
+    "kshot_curve_svg",
+    "kshot_panels_svg",
+    "kshot_small_multiples_svg",
+    "reliability_svg",
+    "predicted_vs_observed_svg",
 ]
 
 # Colour-blind-friendly qualitative palette (Okabe & Ito 2008, "Color Universal Design"),
@@ -48,8 +46,6 @@ _OKABE_ITO = (
 )
 # Colours clearly apart from Okabe-Ito's, so that up to 16 methods stay distinguishable.
 _EXTRA = ("#7B3294", "#8c564b", "#7f7f7f", "#17becf", "#bcbd22", "#d62728", "#2ca02c", "#ff9da7")
-_DPI = 110
-
 
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
     """Assign each method a fixed colour, in the order given, so all figures agree.
@@ -68,67 +64,6 @@ def method_colors(methods: Sequence[str]) -> dict[str, str]:
     return {m: palette[i % len(palette)] for i, m in enumerate(methods)}
 
 
-def figure_to_png(fig: Figure, dpi: int = _DPI) -> bytes:
-    """Render a figure to PNG bytes.
-
-    Parameters
-    ----------
-    fig : matplotlib.figure.Figure
-        The figure; it is attached to an Agg canvas if it has none.
-    dpi : int, default 110
-        Resolution.
-
-    Returns
-    -------
-    bytes
-        PNG file content.
-    """
-    if not isinstance(fig.canvas, FigureCanvasAgg):
-        FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    # constrained layout already fits the labels; bbox_inches="tight" would redo that work.
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
-    return buf.getvalue()
-
-
-def _new_figure(
-    width_in: float, height_in: float, layout: Literal["constrained"] | None = "constrained"
-) -> Figure:
-    fig = Figure(figsize=(width_in, height_in), layout=layout)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-# Fixed margins of a grid of per-method panels, in inches: room for tick labels and axis
-# labels (left, bottom), a two-line panel title (between rows) and the figure title (top).
-# Constrained layout would find them too, but it lays out every panel's ticks and texts
-# an extra time, which doubled the report's rendering time for ten-method grids.
-_GRID_LEFT_IN, _GRID_RIGHT_IN, _GRID_BOTTOM_IN, _GRID_TOP_IN = 0.5, 0.1, 0.45, 0.7
-_GRID_GAP_W_IN, _GRID_GAP_H_IN = 0.55, 0.75
-
-
-def _grid_figure(n_rows: int, n_cols: int, panel_in: float) -> tuple[Figure, np.ndarray]:
-    """A figure of ``panel_in`` inches per grid cell (panel and its labels), as before."""
-    width, height = panel_in * n_cols, panel_in * n_rows + 0.3
-    axes_w = (width - _GRID_LEFT_IN - _GRID_RIGHT_IN - (n_cols - 1) * _GRID_GAP_W_IN) / n_cols
-    axes_h = (height - _GRID_BOTTOM_IN - _GRID_TOP_IN - (n_rows - 1) * _GRID_GAP_H_IN) / n_rows
-    fig = _new_figure(width, height, layout=None)
-    axes = fig.subplots(
-        n_rows,
-        n_cols,
-        squeeze=False,
-        gridspec_kw={
-            "left": _GRID_LEFT_IN / width,
-            "right": 1 - _GRID_RIGHT_IN / width,
-            "bottom": _GRID_BOTTOM_IN / height,
-            "top": 1 - _GRID_TOP_IN / height,
-            "wspace": _GRID_GAP_W_IN / axes_w,
-            "hspace": _GRID_GAP_H_IN / axes_h,
-        },
-    )
-    return fig, axes.reshape(-1)
-
-
 def _check_summary(summary: pd.DataFrame) -> None:
     needed = {"method", "k", "metric", "mean", "ci_low", "ci_high"}
     missing = needed - set(summary.columns)
@@ -144,64 +79,136 @@ def _check_summary(summary: pd.DataFrame) -> None:
         )
 
 
-def _draw_kshot(
-    ax: Axes,
-    summary: pd.DataFrame,
+#: ``(k, mean, ci_low, ci_high)`` of one method's K-shot curve, sorted by K.
+Series = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+# Margins around a K-shot panel, in pixels: tick labels and axis label on the left and
+# at the bottom, a title line on top.
+_LEFT, _BOTTOM, _TOP, _RIGHT = 62.0, 48.0, 30.0, 14.0
+_BASELINE_GREY = "#9aa1ad"
+_DASH = "5,3"
+
+
+def _kshot_series(summary: pd.DataFrame, metric: str) -> tuple[np.ndarray, dict[str, Series]]:
+    """The K values of ``metric`` and each method's curve."""
+    rows = summary[summary["metric"] == metric]
+    ks = np.sort(rows["k"].unique()).astype(float)
+    series = {}
+    for method, r in rows.groupby("method", sort=False, observed=True):
+        r = r.sort_values("k")
+        series[str(method)] = tuple(
+            r[c].to_numpy(dtype=float) for c in ("k", "mean", "ci_low", "ci_high")
+        )
+    return ks, series
+
+
+def _x_axis(ks: np.ndarray) -> tuple[tuple[float, float], bool]:
+    """The x range of a K-shot panel and whether it is logarithmic.
+
+    K grows geometrically in most protocols (1, 5, 10, 20, 50): a log axis then spaces
+    the points evenly.
+    """
+    if not len(ks):
+        return (0.0, 1.0), False
+    lo, hi = float(ks.min()), float(ks.max())
+    if lo > 0 and hi / lo >= 4:
+        return (lo / 1.15, hi * 1.15), True
+    pad = (hi - lo) * 0.05 or 1.0
+    return (lo - pad, hi + pad), False
+
+
+def _y_range(values: Sequence[np.ndarray], extra: Sequence[float] = ()) -> tuple[float, float]:
+    """A padded range holding every finite value (and ``extra``, such as a target line)."""
+    finite = np.concatenate([np.asarray(v, dtype=float).ravel() for v in values] + [np.asarray(extra, dtype=float)])
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    pad = (hi - lo) * 0.06 or max(abs(lo) * 0.05, 0.05)
+    return lo - pad, hi + pad
+
+
+def _kshot_values(series: Mapping[str, Series], methods: Sequence[str], bands: bool) -> list[np.ndarray]:
+    """The values a K-shot panel of ``methods`` shows (the means, and the bands' edges)."""
+    values = []
+    for method in methods:
+        if method in series:
+            _, mean, lo, hi = series[method]
+            values += [mean, lo, hi] if bands else [mean]
+    return values
+
+
+def _kshot_panel(
+    panel: Panel,
+    ks: np.ndarray,
     metric: str,
+    *,
+    xtick_labels: bool = True,
+    ytick_labels: bool = True,
+    axis_labels: tuple[bool, bool] = (True, True),
+    size: float = 10,
+) -> None:
+    """Axes of a K-shot panel: a tick at every K, round ticks on y, the metric's target."""
+    scorer = get_metric(metric)
+    lo, hi = panel.ylim
+    panel.axes(
+        list(ks),
+        [t for t in nice_ticks(lo, hi) if lo <= t <= hi],
+        xlabel="K (labelled support examples)" if axis_labels[0] else "",
+        ylabel=scorer.axis_label if axis_labels[1] else "",
+        xtick_labels=xtick_labels,
+        ytick_labels=ytick_labels,
+        size=size,
+    )
+    if scorer.target is not None:
+        panel.hline(scorer.target)
+
+
+def _draw_kshot(
+    panel: Panel,
+    series: Mapping[str, Series],
     methods: Sequence[str],
     colors: Mapping[str, str],
     baselines: Collection[str],
     *,
-    legend: bool,
     bands: bool = True,
-) -> None:
-    rows = summary[summary["metric"] == metric]
-    ks = np.sort(rows["k"].unique()).astype(float)
-    by_method = {str(m): r.sort_values("k") for m, r in rows.groupby("method", sort=False)}
+) -> bool:
+    """Each method's mean curve with markers (dashed for baselines) and its CI band;
+    whether anything finite was drawn."""
     plotted = False
     for method in methods:
-        r = by_method.get(method)
-        if r is None:
+        if method not in series:
             continue
-        k = r["k"].to_numpy(dtype=float)
-        mean = r["mean"].to_numpy(dtype=float)
-        lo = r["ci_low"].to_numpy(dtype=float)
-        hi = r["ci_high"].to_numpy(dtype=float)
+        k, mean, lo, hi = series[method]
         if not np.isfinite(mean).any():
             continue
-        style = "--" if method in baselines else "-"
-        width, size = (1.8, 4) if bands else (1.0, 2)
-        ax.plot(k, mean, style, marker="o", ms=size, lw=width, color=colors[method], label=method)
-        band = np.isfinite(lo) & np.isfinite(hi)
-        if bands and band.any():
+        if bands:
             # many overlapping bands turn into mud: fade them as methods are added
-            ax.fill_between(
-                k, np.where(band, lo, np.nan), np.where(band, hi, np.nan),
-                color=colors[method], alpha=min(0.15, 0.6 / len(methods)), lw=0,
-            )  # fmt: skip
+            panel.band(k, lo, hi, colors[method], opacity=min(0.15, 0.6 / len(methods)))
+        width, radius = (1.8, 2.6) if bands else (1.0, 1.4)
+        panel.line(k, mean, colors[method], width, _DASH if method in baselines else None)
+        panel.circles(k, mean, colors[method], radius)
         plotted = True
-    scorer = get_metric(metric)
-    if scorer.target is not None:
-        ax.axhline(scorer.target, color="#888888", lw=0.8, ls=":")
-    if len(ks) and ks.min() > 0 and ks.max() / ks.min() >= 4:
-        # K grows geometrically (1, 5, 10, 20, 50): a log axis spaces the points evenly.
-        ax.set_xscale("log")
-    if len(ks):
-        ax.set_xticks(ks)
-        ax.set_xticklabels([f"{int(k)}" if float(k).is_integer() else f"{k:g}" for k in ks])
-        ax.minorticks_off()
-    ax.set_xlabel("K (labelled support examples)")
-    ax.set_ylabel(scorer.axis_label)
-    ax.grid(True, color="#e6e6e6", lw=0.6)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
     if not plotted:
-        ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
-    elif legend:
-        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        panel.message("no finite values")
+    return plotted
 
 
-def kshot_curve_png(
+def _legend_width(labels: Sequence[str], size: float = 10) -> float:
+    return 36 + max((0.58 * size * len(label) for label in labels), default=0.0)
+
+
+def _legend_entries(
+    methods: Sequence[str], colors: Mapping[str, str], baselines: Collection[str]
+) -> list[tuple[str, str, str | None]]:
+    return [(m, colors[m], _DASH if m in baselines else None) for m in methods]
+
+
+def _default_methods(summary: pd.DataFrame, methods: Sequence[str] | None) -> list[str]:
+    return list(methods) if methods is not None else sorted(map(str, summary["method"].unique()))
+
+
+def kshot_curve_svg(
     summary: pd.DataFrame,
     metric: str,
     *,
@@ -209,9 +216,9 @@ def kshot_curve_png(
     baselines: Collection[str] = (),
     colors: Mapping[str, str] | None = None,
     title: str | None = None,
-    width_in: float = 7.0,
-    height_in: float = 4.2,
-) -> bytes:
+    width: float = 700.0,
+    height: float = 420.0,
+) -> str:
     """Mean metric over held-out tasks versus K, one line per method, with CI bands.
 
     Parameters
@@ -227,36 +234,45 @@ def kshot_curve_png(
     colors : mapping, optional
         Colour per method (default :func:`method_colors`).
     title : str, optional
-        Axes title.
-    width_in, height_in : float
-        Figure size in inches.
+        Title above the plot.
+    width, height : float
+        Figure size in pixels.
 
     Returns
     -------
-    bytes
-        PNG image.
+    str
+        SVG document.
     """
     _check_summary(summary)
-    methods = list(methods) if methods is not None else sorted(map(str, summary["method"].unique()))
+    methods = _default_methods(summary, methods)
     colors = dict(colors) if colors is not None else method_colors(methods)
-    fig = _new_figure(width_in, height_in)
-    ax = fig.add_subplot()
-    _draw_kshot(ax, summary, metric, methods, colors, set(baselines), legend=True)
+    ks, series = _kshot_series(summary, metric)
+    xlim, xlog = _x_axis(ks)
+    target = get_metric(metric).target
+    ylim = _y_range(_kshot_values(series, methods, True), () if target is None else (target,))
+    legend = _legend_width(methods)
+    canvas = Canvas(width, height)
+    panel = canvas.panel(
+        _LEFT, _TOP, width - _LEFT - legend - _RIGHT, height - _TOP - _BOTTOM, xlim, ylim, xlog
+    )
+    _kshot_panel(panel, ks, metric)
+    if _draw_kshot(panel, series, methods, colors, set(baselines)):
+        canvas.legend(width - legend, _TOP + 6, _legend_entries(methods, colors, set(baselines)))
     if title:
-        ax.set_title(title, fontsize=11)
-    return figure_to_png(fig)
+        panel.title([title])
+    return canvas.to_svg(title or f"{metric} versus K")
 
 
-def kshot_small_multiples_png(
+def kshot_small_multiples_svg(
     summary: pd.DataFrame,
     metric: str,
     *,
     methods: Sequence[str],
     baselines: Collection[str],
     colors: Mapping[str, str] | None = None,
-    panel_in: float = 2.6,
+    cell: float = 260.0,
     max_cols: int = 3,
-) -> bytes:
+) -> str:
     """One small K-shot panel per method that is not a baseline, the baselines in each.
 
     Every panel shows its method with its CI band, and the baselines as thin grey dashed
@@ -265,8 +281,8 @@ def kshot_small_multiples_png(
 
     Returns
     -------
-    bytes
-        PNG image.
+    str
+        SVG document.
     """
     _check_summary(summary)
     colors = dict(colors) if colors is not None else method_colors(list(methods))
@@ -274,41 +290,49 @@ def kshot_small_multiples_png(
     refs = [m for m in methods if m in baselines]
     n = max(len(shown), 1)
     cols = min(max_cols, n)
-    rows_ = int(np.ceil(n / cols))
-    fig = _new_figure(panel_in * cols + 0.4, panel_in * 0.85 * rows_ + 0.5)
-    axes = fig.subplots(rows_, cols, sharex=True, sharey=True, squeeze=False)
-    grey = {m: "#9aa1ad" for m in refs}
-    for index, ax in enumerate(axes.ravel()):
-        if index >= len(shown):
-            ax.set_visible(False)
-            continue
-        method = shown[index]
-        _draw_kshot(ax, summary, metric, [method], colors, set(), legend=False)
+    rows = math.ceil(n / cols)
+    ks, series = _kshot_series(summary, metric)
+    xlim, xlog = _x_axis(ks)
+    target = get_metric(metric).target
+    ylim = _y_range(
+        _kshot_values(series, shown, True) + _kshot_values(series, refs, False),
+        () if target is None else (target,),
+    )
+    header = 24.0 if refs else 6.0
+    cell_h = cell * 0.85
+    canvas = Canvas(cell * cols + 10, header + cell_h * rows)
+    grey = {m: _BASELINE_GREY for m in refs}
+    for index, method in enumerate(shown):
+        row, col = divmod(index, cols)
+        panel = canvas.panel(
+            col * cell + _LEFT, header + row * cell_h + _TOP - 6,
+            cell - _LEFT - _RIGHT, cell_h - _TOP - _BOTTOM + 6, xlim, ylim, xlog,
+        )  # fmt: skip
+        bottom_of_column = index + cols >= len(shown)
+        _kshot_panel(
+            panel, ks, metric,
+            xtick_labels=bottom_of_column, ytick_labels=col == 0,
+            axis_labels=(bottom_of_column, col == 0), size=9,
+        )  # fmt: skip
+        _draw_kshot(panel, series, [method], colors, set())
         if refs:
-            _draw_kshot(ax, summary, metric, refs, grey, set(refs), legend=False, bands=False)
-        ax.set_title(method, fontsize=9, color=colors[method], fontweight="bold")
-        ax.tick_params(labelsize=7)
-        if index % cols:
-            ax.set_ylabel("")
-        if index < len(shown) - cols:
-            ax.set_xlabel("")
-        ax.xaxis.label.set_size(8)
-        ax.yaxis.label.set_size(8)
+            _draw_kshot(panel, series, refs, grey, set(refs), bands=False)
+        panel.title([method], color=colors[method], bold=True, size=10)
     if refs:
-        fig.suptitle(f"dashed grey: baselines ({', '.join(refs)})", fontsize=8, color="#5b6475")
-    return figure_to_png(fig)
+        canvas.text(canvas.width / 2, 15, f"dashed grey: baselines ({', '.join(refs)})", 10, "middle", MUTED)
+    return canvas.to_svg(f"{metric} versus K, one panel per method")
 
 
-def kshot_panels_png(
+def kshot_panels_svg(
     summary: pd.DataFrame,
     metrics: Sequence[str],
     *,
     methods: Sequence[str] | None = None,
     baselines: Collection[str] = (),
     colors: Mapping[str, str] | None = None,
-    panel_in: float = 3.3,
-) -> bytes:
-    """Small K-shot panels side by side, one per metric (legend on the first only).
+    cell: float = 330.0,
+) -> str:
+    """Small K-shot panels side by side, one per metric, with one legend at the right.
 
     Parameters
     ----------
@@ -317,14 +341,14 @@ def kshot_panels_png(
     metrics : sequence of str
         Metrics, one panel each; metrics absent from ``summary`` are skipped.
     methods, baselines, colors
-        As in :func:`kshot_curve_png`.
-    panel_in : float, default 3.3
-        Width and height of each panel in inches.
+        As in :func:`kshot_curve_svg`.
+    cell : float, default 330
+        Width of each panel, with its labels, in pixels.
 
     Returns
     -------
-    bytes
-        PNG image.
+    str
+        SVG document.
     """
     _check_summary(summary)
     present = set(summary["metric"].unique())
@@ -333,14 +357,24 @@ def kshot_panels_png(
         raise MetamedValueError(
             f"None of the requested metrics is in summary; present: {sorted(present)}."
         )
-    methods = list(methods) if methods is not None else sorted(map(str, summary["method"].unique()))
+    methods = _default_methods(summary, methods)
     colors = dict(colors) if colors is not None else method_colors(methods)
-    fig = _new_figure(panel_in * len(metrics), panel_in * 0.85)
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    for i, (ax, metric) in enumerate(zip(axes, metrics, strict=True)):
-        _draw_kshot(ax, summary, metric, methods, colors, set(baselines), legend=i == 0)
-        ax.set_title(get_metric(metric).label, fontsize=10)
-    return figure_to_png(fig)
+    legend = _legend_width(methods)
+    height = max(cell * 0.85, _TOP + 16 * len(methods))
+    canvas = Canvas(cell * len(metrics) + legend, height)
+    for i, metric in enumerate(metrics):
+        ks, series = _kshot_series(summary, metric)
+        xlim, xlog = _x_axis(ks)
+        target = get_metric(metric).target
+        ylim = _y_range(_kshot_values(series, methods, True), () if target is None else (target,))
+        panel = canvas.panel(
+            i * cell + _LEFT, _TOP, cell - _LEFT - _RIGHT, cell * 0.85 - _TOP - _BOTTOM, xlim, ylim, xlog
+        )
+        _kshot_panel(panel, ks, metric, size=9)
+        _draw_kshot(panel, series, methods, colors, set(baselines))
+        panel.title([get_metric(metric).label])
+    canvas.legend(cell * len(metrics), _TOP + 6, _legend_entries(methods, colors, set(baselines)))
+    return canvas.to_svg(", ".join(metrics) + " versus K")
 
 
 def _check_predictions(predictions: pd.DataFrame) -> None:
@@ -360,18 +394,19 @@ def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
     return rows, cols
 
 
-def _method_panels(
-    predictions: pd.DataFrame,
-    k: int,
-    methods: Sequence[str] | None,
-    colors: Mapping[str, str] | None,
-    panel_in: float,
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], dict[str, str], Figure, np.ndarray]:
-    """Observed and predicted values per method at ``k``, and a grid of one panel per method.
+# A grid of per-method panels, in pixels: the figure title on top; in each cell room for
+# a two-line panel title above and the tick and axis labels left of and below the panel.
+_GRID_HEADER, _CELL_LEFT, _CELL_TOP, _CELL_BOTTOM, _CELL_RIGHT = 26.0, 58.0, 40.0, 46.0, 16.0
+
+
+def _method_grid(
+    predictions: pd.DataFrame, k: int, methods: Sequence[str] | None, colors: Mapping[str, str] | None, cell: float
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], dict[str, str], Canvas, list[tuple[float, float, float]]]:
+    """Observed and predicted values per method at ``k``, and a grid of one cell per method.
 
     Returns the finite ``(y, pred)`` pairs per method (one pass over the table, however
     many methods), the methods (default: all with predictions at ``k``), the colour per
-    method, the figure and its flat array of axes.
+    method, the canvas and each method's square panel as ``(left, top, side)``.
     """
     _check_predictions(predictions)
     at_k = predictions[predictions["k"] == k]
@@ -379,13 +414,16 @@ def _method_panels(
         str(m): _finite_outcomes(rows)
         for m, rows in at_k.groupby("method", sort=True, observed=True)
     }
-    if methods is None:
-        methods = sorted(by_method)
-    methods = list(methods)
+    methods = list(methods) if methods is not None else sorted(by_method)
     colors = dict(colors) if colors is not None else method_colors(methods)
     n_rows, n_cols = _grid(max(len(methods), 1))
-    fig, axes = _grid_figure(n_rows, n_cols, panel_in)
-    return by_method, methods, colors, fig, axes
+    side = cell - max(_CELL_LEFT + _CELL_RIGHT, _CELL_TOP + _CELL_BOTTOM)
+    canvas = Canvas(cell * n_cols, _GRID_HEADER + cell * n_rows)
+    places = [
+        (col * cell + _CELL_LEFT, _GRID_HEADER + row * cell + _CELL_TOP, side)
+        for row, col in (divmod(i, n_cols) for i in range(len(methods)))
+    ]
+    return by_method, methods, colors, canvas, places
 
 
 _NO_OUTCOMES = (np.empty(0), np.empty(0))
@@ -400,23 +438,15 @@ def _finite_outcomes(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return y[keep], pred[keep]
 
 
-def _finish_panels(fig: Figure, axes: np.ndarray, n_used: int, title: str) -> bytes:
-    """Hide the grid's unused panels, add the figure title and render to PNG."""
-    for ax in axes[n_used:]:
-        ax.set_visible(False)
-    fig.suptitle(title, fontsize=10)
-    return figure_to_png(fig)
-
-
-def reliability_png(
+def reliability_svg(
     predictions: pd.DataFrame,
     k: int,
     *,
     methods: Sequence[str] | None = None,
     colors: Mapping[str, str] | None = None,
     n_bins: int = 10,
-    panel_in: float = 2.9,
-) -> bytes:
+    cell: float = 290.0,
+) -> str:
     """Reliability diagrams at support size ``k``, one panel per method, pooled over tasks.
 
     Each panel bins predicted probabilities into ``n_bins`` equal-width bins (as
@@ -438,31 +468,23 @@ def reliability_png(
         Colour per method.
     n_bins : int, default 10
         Number of equal-width bins.
-    panel_in : float, default 2.9
-        Panel size in inches.
+    cell : float, default 290
+        Size of each method's cell (panel and labels) in pixels.
 
     Returns
     -------
-    bytes
-        PNG image.
+    str
+        SVG document.
     """
-    by_method, methods, colors, fig, axes = _method_panels(
-        predictions, k, methods, colors, panel_in
-    )
+    by_method, methods, colors, canvas, places = _method_grid(predictions, k, methods, colors, cell)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    for ax, method in zip(axes, methods, strict=False):
+    for (left, top, side), method in zip(places, methods, strict=True):
+        panel = canvas.panel(left, top, side, side, (0.0, 1.0), (0.0, 1.0))
+        panel.axes(_UNIT_TICKS, _UNIT_TICKS, xlabel="predicted risk", ylabel="observed rate", grid=False, size=9)
+        panel.line([0, 1], [0, 1], "#999999", 0.8, "2,2")
         y, p = by_method.get(method, _NO_OUTCOMES)
-        ax.plot([0, 1], [0, 1], color="#999999", lw=0.8, ls=":")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        # Fixed ticks: cheaper to draw than the automatic locator's, and the same on every panel.
-        ax.set_xticks(_UNIT_TICKS)
-        ax.set_yticks(_UNIT_TICKS)
-        ax.set_aspect("equal")
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
         if len(y) == 0:
-            ax.set_title(f"{method}\n(no predictions)", fontsize=9)
+            panel.title([method, "(no predictions)"], size=10)
             continue
         idx = np.minimum((np.clip(p, 0, 1) * n_bins).astype(int), n_bins - 1)
         counts = np.bincount(idx, minlength=n_bins)
@@ -470,33 +492,26 @@ def reliability_png(
         mean_p = np.bincount(idx, weights=p, minlength=n_bins)[filled] / counts[filled]
         rate = np.bincount(idx, weights=y, minlength=n_bins)[filled] / counts[filled]
         # Histogram of predictions, scaled to at most 20% of the panel height.
-        heights = counts / counts.max() * 0.2
-        ax.bar(edges[:-1], heights, width=1.0 / n_bins, align="edge", color="#dddddd", lw=0)
-        sizes = 12 + 90 * counts[filled] / counts.max()
-        ax.plot(mean_p, rate, "-", color=colors[method], lw=1.2)
-        ax.scatter(mean_p, rate, s=sizes, color=colors[method], zorder=3, edgecolor="white")
+        panel.bars(edges[:-1], counts / counts.max() * 0.2, 1.0 / n_bins, "#dddddd")
+        panel.line(mean_p, rate, colors[method], 1.2)
+        # marker area grows with the bin's count
+        panel.circles(mean_p, rate, colors[method], np.sqrt(12 + 90 * counts[filled] / counts.max()) * 0.75, edge="white")
         pooled_ece = ece(y, np.clip(p, 0, 1), n_bins=n_bins)
-        ax.set_title(
-            f"{method}\n{get_metric('ece').label} {pooled_ece:.3f}, n = {len(y)}", fontsize=9
-        )
-        ax.set_xlabel("predicted risk", fontsize=8)
-        ax.set_ylabel("observed rate", fontsize=8)
-        ax.tick_params(labelsize=7)
-    return _finish_panels(
-        fig, axes, len(methods), f"Reliability at K={k} (pooled over held-out tasks and draws)"
-    )
+        panel.title([method, f"{get_metric('ece').label} {pooled_ece:.3f}, n = {len(y)}"], size=10)
+    canvas.text(canvas.width / 2, 17, f"Reliability at K={k} (pooled over held-out tasks and draws)", 11, "middle")
+    return canvas.to_svg(f"Reliability diagrams at K={k}")
 
 
-def predicted_vs_observed_png(
+def predicted_vs_observed_svg(
     predictions: pd.DataFrame,
     k: int,
     *,
     methods: Sequence[str] | None = None,
     colors: Mapping[str, str] | None = None,
     n_bins: int = 10,
-    panel_in: float = 2.9,
-    max_points: int = 4000,
-) -> bytes:
+    cell: float = 290.0,
+    max_points: int = 1500,
+) -> str:
     """Calibration plot for numeric outcomes: observed versus predicted, per method.
 
     Points are a deterministic thinning to at most ``max_points`` per panel (every
@@ -509,32 +524,32 @@ def predicted_vs_observed_png(
         Query-set predictions; ``y_pred`` holds the numeric prediction.
     k : int
         Support size to show.
-    methods, colors, n_bins, panel_in
-        As in :func:`reliability_png`.
-    max_points : int, default 4000
+    methods, colors, n_bins, cell
+        As in :func:`reliability_svg`.
+    max_points : int, default 1500
         Maximum scatter points per panel.
 
     Returns
     -------
-    bytes
-        PNG image.
+    str
+        SVG document.
     """
-    by_method, methods, colors, fig, axes = _method_panels(
-        predictions, k, methods, colors, panel_in
-    )
+    by_method, methods, colors, canvas, places = _method_grid(predictions, k, methods, colors, cell)
     error = primary_metric("numeric")
-    for ax, method in zip(axes, methods, strict=False):
+    for (left, top, side), method in zip(places, methods, strict=True):
         y, pred = by_method.get(method, _NO_OUTCOMES)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
         if len(y) == 0:
-            ax.set_title(f"{method}\n(no predictions)", fontsize=9)
+            panel = canvas.panel(left, top, side, side, (0.0, 1.0), (0.0, 1.0))
+            panel.axes([], [], grid=False)
+            panel.title([method, "(no predictions)"], size=10)
             continue
-        step = max(1, len(y) // max_points)
-        ax.scatter(pred[::step], y[::step], s=4, alpha=0.3, color=colors[method], lw=0)
-        lo = float(min(y.min(), pred.min()))
-        hi = float(max(y.max(), pred.max()))
-        ax.plot([lo, hi], [lo, hi], color="#999999", lw=0.8, ls=":")
+        lo, hi = _y_range([y, pred])
+        panel = canvas.panel(left, top, side, side, (lo, hi), (lo, hi))
+        ticks = [t for t in nice_ticks(lo, hi) if lo <= t <= hi]
+        panel.axes(ticks, ticks, xlabel="predicted", ylabel="observed", grid=False, size=9)
+        step = max(1, math.ceil(len(y) / max_points))
+        panel.circles(pred[::step], y[::step], colors[method], 1.5, opacity=0.3)
+        panel.line([lo, hi], [lo, hi], "#999999", 0.8, "2,2")
         qs = np.unique(np.quantile(pred, np.linspace(0, 1, n_bins + 1)))
         if len(qs) > 1:
             idx = np.clip(np.searchsorted(qs, pred, side="right") - 1, 0, len(qs) - 2)
@@ -542,11 +557,8 @@ def predicted_vs_observed_png(
             filled = counts > 0
             mx = np.bincount(idx, weights=pred, minlength=len(qs) - 1)[filled] / counts[filled]
             my = np.bincount(idx, weights=y, minlength=len(qs) - 1)[filled] / counts[filled]
-            ax.plot(mx, my, "-o", color=colors[method], ms=3, lw=1.2)
-        ax.set_title(f"{method}\n{error.label} {error(y, pred):.3g}, n = {len(y)}", fontsize=9)
-        ax.set_xlabel("predicted", fontsize=8)
-        ax.set_ylabel("observed", fontsize=8)
-        ax.tick_params(labelsize=7)
-    return _finish_panels(
-        fig, axes, len(methods), f"Predicted vs observed at K={k} (pooled over held-out tasks)"
-    )
+            panel.line(mx, my, colors[method], 1.2)
+            panel.circles(mx, my, colors[method], 2.2)
+        panel.title([method, f"{error.label} {error(y, pred):.3g}, n = {len(y)}"], size=10)
+    canvas.text(canvas.width / 2, 17, f"Predicted vs observed at K={k} (pooled over held-out tasks)", 11, "middle")
+    return canvas.to_svg(f"Predicted versus observed at K={k}")
