@@ -45,7 +45,7 @@ from metamed.learners._params import (
     hyperparameter,
     hyperparameters,
 )
-from metamed.learners._training import EarlyStopping
+from metamed.learners._training import detach_params, fit_minibatches
 from metamed.learners.base import (
     AdaptedModel,
     BinaryModel,
@@ -140,10 +140,6 @@ def pooled_rows(
             f"{type(learner).__name__} needs patients of both classes."
         )
     return PooledRows(n_features, outcome, X, y, val)
-
-
-def detach_params(params: Params) -> Params:
-    return {k: v.detach().clone() for k, v in params.items()}
 
 
 def _check_adapt(learner: MetaLearner, support: Task) -> None:
@@ -341,35 +337,20 @@ class PooledMLP(MetaLearner):
         gen = torch.Generator().manual_seed(int(self.random_state))
         sizes = [n_features, *[int(w) for w in self.hidden_sizes], 1]
         params = {k: v.requires_grad_(True) for k, v in init_mlp(sizes, gen).items()}
-        opt = torch.optim.Adam(params.values(), lr=self.lr, weight_decay=self.weight_decay)
-
-        history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
-        stopper = EarlyStopping(detach_params(params), int(self.patience))
-        n = len(y_t)
-        for epoch in range(1, int(self.max_epochs) + 1):
-            order = torch.randperm(n, generator=gen)
-            total = 0.0
-            for start in range(0, n, int(self.batch_size)):
-                idx = order[start : start + int(self.batch_size)]
-                loss = outcome.loss(mlp_forward(params, x_t[idx]), y_t[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            history["train_loss"].append(total / n)
-            if self.progress is not None:
-                self.progress(epoch, int(self.max_epochs), total / n)
-            if not val_tasks:
-                continue
-            with torch.no_grad():
-                val_loss = float(outcome.loss(mlp_forward(params, xv_t), yv_t))
-            history["val_loss"].append(val_loss)
-            if stopper.update(val_loss, epoch, lambda: detach_params(params)):
-                break
-
-        best, best_epoch = stopper.best_state, stopper.best_step
-        if not val_tasks:
-            best, best_epoch = detach_params(params), len(history["train_loss"])
+        fit = fit_minibatches(
+            params,
+            lambda idx: outcome.loss(mlp_forward(params, x_t[idx]), y_t[idx]),
+            torch.arange(len(y_t)),
+            (lambda: outcome.loss(mlp_forward(params, xv_t), yv_t)) if val_tasks else None,
+            lr=float(self.lr),
+            weight_decay=float(self.weight_decay),
+            batch_size=int(self.batch_size),
+            max_epochs=int(self.max_epochs),
+            patience=int(self.patience),
+            generator=gen,
+            progress=self.progress,
+        )
+        best, best_epoch, history = fit.params, fit.best_epoch, fit.history
         self.params_ = best
         self.n_features_ = n_features
         self.outcome_type_ = outcome

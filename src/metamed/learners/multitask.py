@@ -34,9 +34,9 @@ from metamed.learners._params import (
     hyperparameter,
     hyperparameters,
 )
-from metamed.learners._training import EarlyStopping
+from metamed.learners._training import fit_minibatches
 from metamed.learners.base import MetaLearner, ProgressCallback, register
-from metamed.learners.baselines import MLPModel, adapted_mlp, detach_params, pooled_rows
+from metamed.learners.baselines import MLPModel, adapted_mlp, pooled_rows
 from metamed.learners.mlp import Params, init_mlp, relu_layers
 from metamed.learners.updating import map_offset_fit
 from metamed.outcomes import BINARY, NUMERIC
@@ -120,44 +120,34 @@ class MultitaskMLP(MetaLearner):
         params = {**body, "hw": heads["w0"], "hb": heads["b0"]}
         for tensor in params.values():
             tensor.requires_grad_(True)
-        opt = torch.optim.Adam(params.values(), lr=self.lr)
 
         def loss_of(idx: torch.Tensor) -> torch.Tensor:
             features = _body_features(params, x[idx])
             out = (features * params["hw"][t[idx]]).sum(-1) + params["hb"][t[idx]]
             return outcome.loss(out, y[idx])
 
-        history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
-        stopper = EarlyStopping(detach_params(params), int(self.patience))
-        for epoch in range(1, int(self.max_epochs) + 1):
-            order = fit_idx[torch.randperm(len(fit_idx), generator=gen)]
-            total = 0.0
-            for start in range(0, len(order), int(self.batch_size)):
-                idx = order[start : start + int(self.batch_size)]
-                loss = loss_of(idx)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            history["train_loss"].append(total / max(len(order), 1))
-            if self.progress is not None:
-                self.progress(epoch, int(self.max_epochs), history["train_loss"][-1])
-            if len(val_idx) == 0:
-                continue
-            with torch.no_grad():
-                val_loss = float(loss_of(val_idx))
-            history["val_loss"].append(val_loss)
-            if stopper.update(val_loss, epoch, lambda: detach_params(params)):
-                break
-        best = stopper.best_state if len(val_idx) else detach_params(params)
+        fit = fit_minibatches(
+            params,
+            loss_of,
+            fit_idx,
+            (lambda: loss_of(val_idx)) if len(val_idx) else None,
+            lr=float(self.lr),
+            weight_decay=0.0,
+            batch_size=int(self.batch_size),
+            max_epochs=int(self.max_epochs),
+            patience=int(self.patience),
+            generator=gen,
+            progress=self.progress,
+        )
+        best = fit.params
         self.body_ = {k: v for k, v in best.items() if k not in ("hw", "hb")}
         self.heads_ = torch.cat([best["hw"], best["hb"][:, None]], dim=1).double().numpy()
         self.n_features_ = rows.n_features
         self.outcome_type_ = outcome
         self.y_mean_ = scaling.mean
         self.y_std_ = scaling.std
-        self.best_epoch_ = stopper.best_step if len(val_idx) else len(history["train_loss"])
-        self.history_ = history
+        self.best_epoch_ = fit.best_epoch
+        self.history_ = fit.history
         return self
 
     def adapt(self, support: Task) -> MLPModel:
