@@ -157,21 +157,13 @@ RAW_COLUMNS: tuple[str, ...] = (
     "diabetesMed",
     RAW_OUTCOME,
 )
-#: Columns read as text (the others are whole numbers).
-TEXT_COLUMNS: tuple[str, ...] = (
-    "race",
-    "gender",
-    "age",
-    "diag_1",
-    "diag_2",
-    "diag_3",
-    "max_glu_serum",
-    "A1Cresult",
-    *DIABETES_DRUGS,
-    "change",
-    "diabetesMed",
-    RAW_OUTCOME,
-)
+#: Columns read as whole numbers: identifiers, coded ids and counts.
+INTEGER_COLUMNS: tuple[str, ...] = (
+    "encounter_id", PATIENT, "admission_type_id", "discharge_disposition_id",
+    "admission_source_id", *COUNTS,
+)  # fmt: skip
+#: Columns read as text: every other column the loader reads.
+TEXT_COLUMNS: tuple[str, ...] = tuple(c for c in RAW_COLUMNS if c not in INTEGER_COLUMNS)
 #: The outcome in its raw form (see the module docstring).
 DIABETES_LEAKING_COLUMNS: tuple[str, ...] = (RAW_OUTCOME,)
 #: A discharge disposition whose label holds one of these words ends every chance of a
