@@ -381,8 +381,7 @@ def benchmark(
     ),
     shots: str | None = typer.Option(
         None,
-        help="Support sizes K, comma-separated [default: 5,10,20,40; with --suite molecules K "
-        "per class, 1,5,10].",
+        help="Support sizes K, comma-separated [default: 5,10,20,40].",
     ),
     draws: int | None = typer.Option(
         None, min=1, help="Random support draws per held-out task and K [default: 20]."
@@ -431,18 +430,9 @@ def benchmark(
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
     suite: str | None = typer.Option(
         None,
-        help="Run a benchmark suite and write its results page: molecules (MoleculeNet, its "
-        "own protocol), a shipped suite by name (rare-conditions; one benchmark per dataset "
-        "into --out/<dataset>) or a suite .toml file.",
-    ),
-    collections: str = typer.Option(
-        "tox21,sider", help="--suite molecules: tox21, sider, muv, toxcast (comma-separated)."
-    ),
-    bits: int = typer.Option(2048, help="--suite molecules: fingerprint length."),
-    radius: int = typer.Option(2, help="--suite molecules: Morgan radius (2 = ECFP4)."),
-    counts: bool = typer.Option(False, "--counts", help="--suite molecules: count fingerprints."),
-    descriptors: bool = typer.Option(
-        False, "--descriptors", help="--suite molecules: add 10 RDKit descriptors."
+        help="Run a benchmark suite and write its results page: a shipped suite by name "
+        "(rare-conditions, sites, molecules: MoleculeNet under its own protocol; one run "
+        "folder per dataset in --out) or a suite .toml file.",
     ),
     page: Path | None = typer.Option(
         None,
@@ -468,17 +458,6 @@ def benchmark(
             raise MetamedValueError(
                 "--suite says each method's hyperparameters in its file; drop --param."
             )
-        if suite == "molecules":  # its own protocol: --shots is K per class (default 1,5,10)
-            if config is not None:
-                raise MetamedValueError("--suite and --config exclude each other; give one.")
-            method_names_ = _parse_list(methods, "methods") if methods else None
-            _molecule_suite(
-                suite, dataset, table, data_dir, method_names_, shots,
-                20 if draws is None else draws, 0 if seed is None else seed, split or "auto",
-                meta_iterations, out, force, collections, bits, radius, counts, descriptors,
-                page,
-            )  # fmt: skip
-            return
         from metamed.evaluation.spec import BenchmarkSpec, DataSpec, MethodSpec
         from metamed.learners import DEFAULT_METHODS, default_methods
         from metamed.runs import make_executor, read_spec, run_spec
@@ -596,83 +575,6 @@ def _run_suite(suite, page, config, given, out, data_dir, runner, force, resume,
             resume=resume, progress=update, command=command,
         )  # fmt: skip
     console.print(f"results page: {outputs.page}")
-def _molecule_suite(
-    suite: str,
-    dataset: str | None,
-    table: Path | None,
-    data_dir: Path | None,
-    method_names: list[str] | None,
-    shots: str | None,
-    draws: int,
-    seed: int,
-    split: str,
-    meta_iterations: int | None,
-    out: Path,
-    force: bool,
-    collections: str,
-    bits: int,
-    radius: int,
-    counts: bool,
-    descriptors: bool,
-    page: Path | None,
-) -> None:
-    """``benchmark --suite molecules``: every input checked before any data is read."""
-    from metamed.data.molecules import FingerprintSettings
-    from metamed.data.registry import load_dataset
-    from metamed.evaluation.molecules import MoleculeProtocolConfig
-    from metamed.outputs import check_output_place
-    from metamed.runs.molecules import MOLECULE_METHODS, MoleculeSuite, run_molecule_suite
-
-    if dataset is not None or table is not None:
-        raise MetamedValueError(
-            "--suite molecules chooses its own data; drop --dataset/--table (use --collections)."
-        )
-    shot_list = _parse_shots(shots or "1,5,10")
-    config = MoleculeProtocolConfig(shots=shot_list, draws=draws, seed=seed)
-    plan = MoleculeSuite(
-        collections=tuple(_parse_list(collections, "collections")),
-        methods=tuple(method_names or MOLECULE_METHODS),
-        split="literature" if split == "auto" else split,
-        fingerprints=FingerprintSettings(
-            radius=radius, n_bits=bits, counts=counts, descriptors=descriptors
-        ),
-        protocol=config,
-        overrides={"meta_iterations": meta_iterations, "n_iterations": meta_iterations}
-        if meta_iterations
-        else {},
-    )
-    if page is not None and page.exists() and not page.is_file():
-        raise MetamedValueError(
-            f"--page {page} is a folder; give a file path such as docs/results/molecules.md."
-        )
-    check_output_place(out, force=force)
-    words = ["metamed benchmark --suite molecules", f"--collections {','.join(plan.collections)}"]
-    if method_names:
-        words.append(f"--methods {','.join(method_names)}")
-    words += [f"--shots {','.join(map(str, shot_list))}", f"--draws {draws}", f"--seed {seed}"]
-    if split != "auto":
-        words.append(f"--split {split}")
-    if (bits, radius) != (2048, 2):
-        words.append(f"--bits {bits} --radius {radius}")
-    words += ["--counts"] * counts + ["--descriptors"] * descriptors
-    if meta_iterations:
-        words.append(f"--meta-iterations {meta_iterations}")
-    words.append(f"--out {out}")
-    if page is not None:
-        words.append(f"--page {page}")
-    command = " ".join(words)
-
-    def load(collection: str):
-        return load_dataset("moleculenet", data_dir, collection=collection)
-
-    def say(what: str) -> None:
-        err_console.print(what)
-
-    outputs = run_molecule_suite(plan, load, out, command=command, progress=say, force=force)
-    if page is not None:
-        page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(outputs.page)
-    console.print(outputs.page)
 
 
 def _print_summary(outputs) -> None:

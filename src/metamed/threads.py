@@ -13,13 +13,17 @@ provenance (:func:`thread_record`); workers of a parallel executor share it betw
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from metamed.errors import MetamedValueError
 
-__all__ = ["default_threads", "physical_cores", "set_threads", "thread_record"]
+__all__ = [
+    "default_threads", "physical_cores", "set_threads", "single_threaded", "thread_record",
+]  # fmt: skip
 
 _CPUINFO = Path("/proc/cpuinfo")
 
@@ -104,6 +108,27 @@ def set_threads(threads: int | None = None) -> int:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     torch.set_num_threads(threads)
     return threads
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """One torch thread and one BLAS thread inside the block (the benchmark suites).
+
+    The suites' models are tiny MLPs and their baselines fit thousands of tiny support
+    sets: a second thread only busy-waits (on the loaded 2-core machine meta-training
+    slowed several-fold, and a 50 x 191 logistic regression took 0.17 s with two OpenBLAS
+    threads and 0.03 s with one).  The previous counts are restored on leaving.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def thread_record() -> dict[str, object]:

@@ -1,59 +1,142 @@
-"""The molecules suite end to end on a self-made collection (the CI-sized config), and
-its command line's input checks."""
+"""The molecules suite: a CI-sized suite file end to end on a self-made collection, its
+resume (no finished cell redone, the same tables), the shipped file, and the command
+line's input checks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from metamed.cli import app
-from metamed.data.molecules import FingerprintSettings
-from metamed.evaluation.molecules import MoleculeProtocolConfig
+from metamed.learners import ProtoNet, TanimotoKNN
 from metamed.runs.molecules import MoleculeSuite, run_molecule_suite
+from metamed.runs.suite import read_suite
 
 from .test_molecules import tiny_tox21
 
 runner = CliRunner()
 
+TINY = """
+title = "tiny molecules"
+protocol = "molecules"
+shots = [1, 3]
+draws = 2
+seed = 0
+fingerprints = { n_bits = 128 }
 
-def test_tiny_suite_writes_the_page_from_its_own_numbers(tmp_path: Path) -> None:
+[overrides]
+n_iterations = 3
+hidden_sizes = [8]
+embedding_dim = 4
+
+[[methods]]
+name = "protonet"
+
+[[methods]]
+name = "local-knn"
+
+[[datasets]]
+collection = "tox21"
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path: Path):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    suite = read_suite(tmp_path / "tiny.toml")
+    assert isinstance(suite, MoleculeSuite)
     cohort = tiny_tox21(tmp_path)
-    suite = MoleculeSuite(
-        collections=("tox21",),
-        methods=("protonet", "local-knn"),
-        fingerprints=FingerprintSettings(n_bits=128),
-        protocol=MoleculeProtocolConfig(shots=(1, 3), draws=2, max_train_rows=None),
-        overrides={"n_iterations": 3, "hidden_sizes": (8,), "embedding_dim": 4},
-    )
-    out = run_molecule_suite(suite, lambda c: cohort, tmp_path / "run", tmp_path / "cache")
-    files = sorted(p.name for p in out.out_dir.iterdir() if not p.name.startswith("."))
-    assert files == ["config.json", "molecules.md", "results.csv", "summary.csv"]
-    summary = pd.read_csv(out.out_dir / "summary.csv")
-    page = (out.out_dir / "molecules.md").read_text()
+
+    def run(out: str, **kwargs):
+        return run_molecule_suite(
+            suite, tmp_path / out, cache_dir=tmp_path / "cache", load=lambda c: cohort, **kwargs
+        )
+
+    return run
+
+
+def test_tiny_suite_file_writes_the_page_from_its_own_numbers(tiny) -> None:
+    out = tiny("run")
+    assert sorted(p.name for p in out.out_dir.iterdir() if not p.name.startswith(".")) == [
+        "summary.csv", "tiny.md", "tox21",
+    ]  # fmt: skip
+    summary = pd.read_csv(out.out_dir / "tox21" / "summary.csv")
     knn = summary[
         (summary.method == "local-knn") & (summary.k == 3) & (summary.metric == "roc_auc")
     ]
+    page = out.page.read_text()
     assert f"{knn['mean'].iloc[0] * 100:.1f} [" in page
     assert "anchor: Pre-PAR" in page and "SR-HSE, SR-MMP, SR-p53" in page
-    assert "featurise (computed, now cached)" in page
-    again = run_molecule_suite(
-        suite, lambda c: cohort, tmp_path / "run", tmp_path / "cache", force=True
-    )
-    assert "featurise (from cache)" in again.page
-    pd.testing.assert_frame_equal(pd.read_csv(again.out_dir / "summary.csv"), summary)
+    assert "| protonet | 3 |" in page  # the meta-learner against the baselines, paired
+    assert "featurise (computed, now cached)" in page and "Not finished" not in page
+    again = tiny("run", force=True)
+    assert "featurise (from cache)" in again.text
+    pd.testing.assert_frame_equal(pd.read_csv(out.out_dir / "tox21" / "summary.csv"), summary)
+
+
+def test_a_stopped_run_resumes_without_redoing_a_finished_cell(tiny, monkeypatch) -> None:
+    whole = tiny("whole")
+    real_adapt = TanimotoKNN.adapt
+
+    def broken(self, support):
+        raise KeyboardInterrupt  # the run is killed during the second cell
+
+    monkeypatch.setattr(TanimotoKNN, "adapt", broken)
+    with pytest.raises(KeyboardInterrupt):
+        tiny("stopped")
+    assert "Not finished in this run:** tox21" in (Path(whole.out_dir).parent / "stopped" / "tiny.md").read_text()
+
+    def refit(self, *args, **kwargs):
+        raise AssertionError("a finished cell was meta-trained again")
+
+    monkeypatch.setattr(TanimotoKNN, "adapt", real_adapt)
+    monkeypatch.setattr(ProtoNet, "meta_fit", refit)
+    resumed = tiny("stopped", resume=True)
+    expected = pd.read_csv(whole.out_dir / "tox21" / "results.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(resumed.out_dir / "tox21" / "results.csv"), expected)
+
+    monkeypatch.setattr(TanimotoKNN, "meta_fit", refit)  # a finished run: no work at all
+    before = (resumed.out_dir / "tox21" / "results.csv").read_bytes()
+    again = tiny("stopped", resume=True)
+    assert (again.out_dir / "tox21" / "results.csv").read_bytes() == before
+    assert again.summary.equals(resumed.summary)
+
+
+def test_the_shipped_suite_names_every_collection_and_the_meta_learners() -> None:
+    suite = read_suite("molecules")
+    assert isinstance(suite, MoleculeSuite)
+    assert [c.collection for c in suite.collections][:4] == ["tox21", "sider", "muv", "toxcast"]
+    assert {c.split for c in suite.collections if c.collection == "toxcast"} >= {
+        "literature", "provider:ATG",
+    }  # fmt: skip
+    assert {"protonet", "maml", "anil", "pooled-finetune", "local-knn"} <= set(suite.learners())
 
 
 def test_suite_input_errors_exit_2_before_any_work(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    for args, message in [
+    bad = tmp_path / "bad.toml"
+    cases = [
         (["--suite", "molecule"], "did you mean 'molecules'"),
-        (["--suite", "molecules", "--collections", "tox22"], "Unknown collection(s) tox22"),
         (["--suite", "molecules", "--dataset", "uci-heart"], "drop --dataset"),
-        (["--suite", "molecules", "--bits", "8"], "n_bits must be in"),
-        (["--suite", "molecules", "--methods", "protonett"], "protonet"),
-    ]:
+        (["--suite", "molecules", "--executor", "processes", "--jobs", "2"], "one process"),
+        (["--suite", str(bad)], "Unknown collection 'tox22'"),
+        (["--suite", str(bad)], "protonett"),
+        (["--suite", str(bad)], "n_bits must be in"),
+        (["--suite", str(bad)], "unknown protocol 'molecule'"),
+    ]
+    texts = [
+        None, None, None,
+        TINY.replace('collection = "tox21"', 'collection = "tox22"'),
+        TINY.replace('name = "protonet"', 'name = "protonett"'),
+        TINY.replace("n_bits = 128", "n_bits = 8"),
+        TINY.replace('protocol = "molecules"', 'protocol = "molecule"'),
+    ]  # fmt: skip
+    for (args, message), text in zip(cases, texts, strict=True):
+        if text is not None:
+            bad.write_text(text)
         result = runner.invoke(app, ["benchmark", *args, "--out", str(out)])
         assert result.exit_code == 2, (args, result.output)
         assert message.lower() in result.output.lower(), (args, result.output)

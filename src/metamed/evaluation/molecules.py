@@ -51,10 +51,13 @@ __all__ = [
     "LITERATURE_SPLITS",
     "MoleculeProtocolConfig",
     "MoleculeResult",
+    "MoleculeTasks",
     "assay_split",
     "delta_auprc",
+    "molecule_task_split",
     "molecule_tasks",
     "run_molecule_protocol",
+    "score_molecule_method",
     "summarise_molecules",
 ]
 
@@ -188,17 +191,25 @@ def _check_test_assays(tasks: list[Task], shots: Sequence[int]) -> None:
             )
 
 
-def run_molecule_protocol(
+@dataclass(frozen=True)
+class MoleculeTasks:
+    """One collection's tasks under a split: what every method meta-trains and is scored on."""
+
+    train: list[Task]
+    val: list[Task] | None
+    test: list[Task]
+    #: the protocol, the assays and the number of molecules (for config.json and the page)
+    config: dict
+
+
+def molecule_task_split(
     cohort: Cohort,
     X: np.ndarray,
     split: TaskSplit,
-    methods: dict[str, MetaLearner],
     config: MoleculeProtocolConfig,
-    dataset: str,
     descriptor_columns: slice | None = None,
-    progress: Progress | None = None,
-) -> MoleculeResult:
-    """Meta-train each method on ``split.train`` assays and score it on ``split.test``.
+) -> MoleculeTasks:
+    """The meta-train, early-stopping and test tasks of ``split``, checked for every K.
 
     Parameters
     ----------
@@ -209,13 +220,9 @@ def run_molecule_protocol(
         row for row.
     split : TaskSplit
         From :func:`assay_split`.
-    methods : dict of str to MetaLearner
-        Unfitted learners; each is cloned.
     descriptor_columns : slice, optional
         Columns of ``X`` to standardise with the meta-train molecules' statistics.
     """
-    if not methods:
-        raise MetamedValueError("No methods to evaluate; pass at least one method name.")
     smiles = molecules_of(cohort)
     if len(X) != len(smiles):
         raise MetamedValueError(
@@ -246,52 +253,96 @@ def run_molecule_protocol(
             for fit, v, whole in zip(fit_part, val_part, train, strict=True)
         ]
         val = [v for v in val_part if len(v) >= MIN_VAL_ROWS] or None
-
-    rows: list[dict] = []
-    fit_seconds: dict[str, float] = {}
-    adapt_seconds: dict[str, float] = {}
-    for name, template in methods.items():
-        learner = template.clone()
-        start = time.perf_counter()
-        learner.meta_fit(train, val_tasks=val)
-        fit_seconds[name] = time.perf_counter() - start
-        if progress is not None:
-            progress(f"{dataset}: meta-trained {name} in {fit_seconds[name]:.1f} s")
-        start = time.perf_counter()
-        for task in test:
-            for k in config.shots:
-                for draw in range(config.draws):
-                    support_idx, query_idx = sample_k_per_class(
-                        task, k, episode_rng(config.seed, task.name, k, draw)
-                    )
-                    model = learner.adapt(task.subset(support_idx))
-                    query = task.subset(query_idx)
-                    p = model.predict_proba(query.X)  # type: ignore[attr-defined]
-                    for metric, value in (
-                        ("roc_auc", auroc(query.y, p)),
-                        ("delta_auprc", delta_auprc(query.y, p)),
-                    ):
-                        rows.append(
-                            {
-                                "method": name,
-                                "dataset": dataset,
-                                "task": task.name,
-                                "k": k,
-                                "draw": draw,
-                                "metric": metric,
-                                "value": float(value),
-                            }
-                        )
-        adapt_seconds[name] = time.perf_counter() - start
-        if progress is not None:
-            progress(f"{dataset}: scored {name} in {adapt_seconds[name]:.1f} s")
     run = {
         **asdict(config),
         "train_assays": list(split.train),
         "test_assays": list(split.test),
         "n_molecules": len(smiles),
     }
-    return MoleculeResult(pd.DataFrame(rows), fit_seconds, adapt_seconds, run)
+    return MoleculeTasks(train, val, test, run)
+
+
+def score_molecule_method(
+    name: str,
+    template: MetaLearner,
+    tasks: MoleculeTasks,
+    config: MoleculeProtocolConfig,
+    dataset: str,
+    progress: Progress | None = None,
+) -> MoleculeResult:
+    """Meta-train a clone of ``template`` on ``tasks.train``, score it on every episode.
+
+    Episodes depend only on (seed, assay, K, draw), so each method, scored alone, sees the
+    same support and query molecules as every other.
+    """
+    learner = template.clone()
+    start = time.perf_counter()
+    learner.meta_fit(tasks.train, val_tasks=tasks.val)
+    fit_seconds = time.perf_counter() - start
+    if progress is not None:
+        progress(f"{dataset}: meta-trained {name} in {fit_seconds:.1f} s")
+    start = time.perf_counter()
+    rows: list[dict] = []
+    for task in tasks.test:
+        for k in config.shots:
+            for draw in range(config.draws):
+                support_idx, query_idx = sample_k_per_class(
+                    task, k, episode_rng(config.seed, task.name, k, draw)
+                )
+                model = learner.adapt(task.subset(support_idx))
+                query = task.subset(query_idx)
+                p = model.predict_proba(query.X)  # type: ignore[attr-defined]
+                for metric, value in (
+                    ("roc_auc", auroc(query.y, p)),
+                    ("delta_auprc", delta_auprc(query.y, p)),
+                ):
+                    rows.append(
+                        {
+                            "method": name,
+                            "dataset": dataset,
+                            "task": task.name,
+                            "k": k,
+                            "draw": draw,
+                            "metric": metric,
+                            "value": float(value),
+                        }
+                    )
+    adapt_seconds = time.perf_counter() - start
+    if progress is not None:
+        progress(f"{dataset}: scored {name} in {adapt_seconds:.1f} s")
+    return MoleculeResult(
+        pd.DataFrame(rows), {name: fit_seconds}, {name: adapt_seconds}, tasks.config
+    )
+
+
+def run_molecule_protocol(
+    cohort: Cohort,
+    X: np.ndarray,
+    split: TaskSplit,
+    methods: dict[str, MetaLearner],
+    config: MoleculeProtocolConfig,
+    dataset: str,
+    descriptor_columns: slice | None = None,
+    progress: Progress | None = None,
+) -> MoleculeResult:
+    """Meta-train each method on ``split.train`` assays and score it on ``split.test``.
+
+    :func:`molecule_task_split`, then :func:`score_molecule_method` per method (each
+    ``methods`` learner, unfitted, is cloned).
+    """
+    if not methods:
+        raise MetamedValueError("No methods to evaluate; pass at least one method name.")
+    tasks = molecule_task_split(cohort, X, split, config, descriptor_columns)
+    results = [
+        score_molecule_method(name, template, tasks, config, dataset, progress)
+        for name, template in methods.items()
+    ]
+    return MoleculeResult(
+        pd.concat([r.results for r in results], ignore_index=True),
+        {m: s for r in results for m, s in r.fit_seconds.items()},
+        {m: s for r in results for m, s in r.adapt_seconds.items()},
+        tasks.config,
+    )
 
 
 def summarise_molecules(results: pd.DataFrame, seed: int = 0) -> pd.DataFrame:

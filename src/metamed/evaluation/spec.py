@@ -68,7 +68,9 @@ from metamed.learners.base import MetaLearner
 from metamed.learners.recalibration import RECALIBRATED
 from metamed.tasks import RareRule, SiteRule
 
-__all__ = ["BenchmarkSpec", "DataSpec", "MethodSpec", "SPLIT_RULES", "set_params"]
+__all__ = [
+    "BenchmarkSpec", "DataSpec", "MethodSpec", "SPLIT_RULES", "check_keys", "set_params",
+]  # fmt: skip
 
 SPLIT_RULES = ("auto", "loso", "random", "rare", "sites")
 
@@ -87,7 +89,9 @@ _TABLE_FIELDS = (
 )
 
 
-def _check_keys(given: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+def check_keys(given: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    """Refuse a key of ``given`` not in ``allowed`` (a spec's or a suite's table), with a
+    "did you mean"."""
     for key in given:
         if key not in allowed:
             raise MetamedValueError(
@@ -154,7 +158,7 @@ class DataSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> DataSpec:
         if not isinstance(data, Mapping):
             raise MetamedTypeError(f"[data] must be a table of keys, got {data!r}.")
-        _check_keys(data, [f.name for f in fields(cls)], "[data]")
+        check_keys(data, [f.name for f in fields(cls)], "[data]")
         return cls(**dict(data))
 
 
@@ -221,7 +225,7 @@ class MethodSpec:
             raise MetamedValueError(
                 f"A method is a name or a table with name (and optionally params, label); got {data!r}."
             )
-        _check_keys(data, ["name", "params", "label"], f"method '{data['name']}'")
+        check_keys(data, ["name", "params", "label"], f"method '{data['name']}'")
         return cls(**dict(data))
 
 
@@ -251,7 +255,7 @@ class BenchmarkSpec:
 
     def __post_init__(self) -> None:
         if isinstance(self.rare, Mapping):
-            _check_keys(self.rare, [f.name for f in fields(RareRule)], "[rare]")
+            check_keys(self.rare, [f.name for f in fields(RareRule)], "[rare]")
             object.__setattr__(self, "rare", RareRule(**self.rare))
         if self.split == "rare" and self.rare is None:
             raise MetamedValueError(
@@ -263,7 +267,7 @@ class BenchmarkSpec:
                 f'A [rare] rule applies to split = "rare" only, but split is "{self.split}".'
             )
         if isinstance(self.sites, Mapping):
-            _check_keys(self.sites, [f.name for f in fields(SiteRule)], "[sites]")
+            check_keys(self.sites, [f.name for f in fields(SiteRule)], "[sites]")
             object.__setattr__(self, "sites", SiteRule(**self.sites))
         if self.split == "sites" and self.sites is None:
             object.__setattr__(self, "sites", SiteRule())  # the rule's defaults
@@ -363,7 +367,7 @@ class BenchmarkSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BenchmarkSpec:
-        _check_keys(data, [f.name for f in fields(cls)], "benchmark spec")
+        check_keys(data, [f.name for f in fields(cls)], "benchmark spec")
         for required in ("data", "methods"):
             if required not in data:
                 raise MetamedValueError(f"The benchmark spec has no '{required}'; add it.")

@@ -1,52 +1,96 @@
-"""The molecules suite: MoleculeNet few-shot benchmark -> run folder and a results page.
+"""The molecules suite: the MoleculeNet few-shot benchmark as a suite file -> run folders and a page.
 
-``metamed benchmark --suite molecules`` loads each collection, featurises its molecules
-(RDKit fingerprints, cached), runs the few-shot protocol
-(:mod:`metamed.evaluation.molecules`) for every method, and writes ``results.csv``,
-``summary.csv``, ``config.json`` and ``molecules.md`` (our numbers beside the published
-anchors under the same split, with times) to the run folder; ``--page`` copies the page
-to e.g. ``docs/results/molecules.md``.  Every number on the page comes from this run
-except the anchors, which are quoted from the papers and labelled so.
+``metamed benchmark --suite molecules`` reads ``runs/suites/molecules.toml`` (any suite
+file with ``protocol = "molecules"`` runs here: ``--suite path.toml``)::
+
+    title = "Few-shot molecular property prediction on MoleculeNet"
+    protocol = "molecules"           # this module's protocol, not the clinical one
+    shots = [1, 5, 10]               # K actives + K inactives per support set
+    draws = 10
+    seed = 0
+    split = "literature"             # or, for ToxCast, "provider:<P>"
+    fingerprints = { radius = 2, n_bits = 2048, counts = false, descriptors = false }
+    max_train_rows = 2048            # optional (MoleculeProtocolConfig)
+    val_rows_fraction = 0.2          # optional
+    intro = ["..."]                  # optional prose at the top of the page
+
+    [overrides]                      # optional, as in a benchmark spec
+    n_iterations = 300
+
+    [[methods]]                      # as in a benchmark spec: name, params, label
+    name = "protonet"
+
+    [[datasets]]
+    collection = "tox21"
+    split = "literature"             # optional: this collection's own split
+    folder = "tox21"                 # optional: its folder in --out (default: collection,
+                                     #   plus the provider for a provider split)
+    draws = 3                        # optional: this collection's own draws per (assay, K)
+    notes = ["..."]                  # optional prose under its section
+
+Each collection is loaded, featurised (RDKit fingerprints, cached) and cut by its split
+(:mod:`metamed.evaluation.molecules`), then each method is one *cell*: meta-train on the
+training assays, adapt and score on every episode of the test assays.  A finished cell is
+recorded in ``out/<folder>/jobs`` (:class:`~metamed.runs.run_folder.RunFolder`), so
+``--resume`` redoes no finished (collection, method) cell; a cell's key holds its
+method's hyperparameters, so a changed method is redone and an added one is run.  The
+page, ``out/molecules.md`` (and ``--page``), is rewritten after every cell from the
+records: a run stopped early leaves a page for what finished, the rest listed as pending.
+Every number on it comes from the run except the anchors, quoted from the papers and
+labelled so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from metamed.data.cohort import Cohort
 from metamed.data.datasets.moleculenet import molecules_of
 from metamed.data.molecules import FingerprintSettings, featurise
-from metamed.errors import MetamedValueError
+from metamed.data.registry import dataset_folder, get_source, load_dataset
+from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
+from metamed.evaluation.bootstrap import bootstrap_ci
 from metamed.evaluation.molecules import (
     LITERATURE_SPLITS,
     MoleculeProtocolConfig,
     assay_split,
-    run_molecule_protocol,
+    molecule_task_split,
+    score_molecule_method,
     summarise_molecules,
 )
+from metamed.evaluation.protocol import Progress
+from metamed.evaluation.spec import BenchmarkSpec, DataSpec, MethodSpec, check_keys
+from metamed.learners import BASELINES
+from metamed.learners.base import MetaLearner
 from metamed.outputs import check_output_place, staged_output
-from metamed.runs.benchmark import make_methods
+from metamed.runs.run_folder import RunFolder
 
 __all__ = [
     "ANCHORS",
     "MOLECULE_METHODS",
+    "MoleculeCollection",
     "MoleculeSuite",
-    "SuiteOutputs",
+    "MoleculeSuiteOutputs",
     "molecules_page",
     "run_molecule_suite",
 ]
 
-#: The suite's methods: meta-learners on fingerprints, pooled multi-task + fine-tune, and
+#: The default methods: meta-learners on fingerprints, pooled multi-task + fine-tune, and
 #: the support-only baselines.
 MOLECULE_METHODS: tuple[str, ...] = (
     "protonet", "maml", "anil", "pooled-finetune", "local-rf", "local-knn", "local-logreg",
 )  # fmt: skip
+#: The baselines that see the support set alone (no meta-training data).
+SUPPORT_ONLY: tuple[str, ...] = ("local-rf", "local-knn", "local-logreg", "local-gbm")
 
 #: Published ROC-AUC (%) under the same assay splits: (collection, method, paper) ->
 #: {K: value}.  Graph neural networks, most with self-supervised pretraining; quoted, not run.
@@ -61,125 +105,358 @@ ANCHORS: dict[tuple[str, str, str], dict[int, float]] = {
 #: FS-Mol (a different dataset: ChEMBL assays, 16 support molecules, not balanced).
 FSMOL_PROTONET_DELTA_AUPRC = 0.211
 
-Progress = Callable[[str], None]
+Loader = Callable[[str], Cohort]
+
+_SUITE_KEYS = (
+    "title", "protocol", "intro", "shots", "draws", "seed", "split", "fingerprints",
+    "max_train_rows", "val_rows_fraction", "overrides", "methods", "datasets",
+)  # fmt: skip
+_DATASET_KEYS = ("collection", "split", "folder", "notes", "draws")
+
+
+@dataclass(frozen=True)
+class MoleculeCollection:
+    """One collection of the suite under one split, run into ``out/<folder>``."""
+
+    collection: str
+    split: str = "literature"
+    folder_name: str | None = None
+    notes: tuple[str, ...] = ()
+    #: draws per (assay, K) for this collection (None: the suite's)
+    draws: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.draws is not None and (isinstance(self.draws, bool) or int(self.draws) < 1):
+            raise MetamedValueError(f"draws of {self.collection} must be >= 1, got {self.draws}.")
+        if self.collection not in LITERATURE_SPLITS:
+            raise MetamedValueError(
+                f"Unknown collection '{self.collection}'."
+                f"{did_you_mean(self.collection, LITERATURE_SPLITS)} The molecules suite runs "
+                f"{', '.join(LITERATURE_SPLITS)}."
+            )
+        provider = self.split.startswith("provider:") and len(self.split) > len("provider:")
+        if self.split != "literature" and not (provider and self.collection == "toxcast"):
+            hint = " or provider:<P> (e.g. provider:ATG)" if self.collection == "toxcast" else ""
+            raise MetamedValueError(
+                f"Unknown split '{self.split}' for {self.collection}; use literature{hint}."
+            )
+
+    @property
+    def folder(self) -> str:
+        if self.folder_name is not None:
+            return self.folder_name
+        if self.split == "literature":
+            return self.collection
+        return f"{self.collection}-{self.split.split(':', 1)[1].lower()}"
+
+    @property
+    def title(self) -> str:
+        return self.collection if self.split == "literature" else f"{self.collection} ({self.split})"
+
+
+def _default_methods() -> tuple[MethodSpec, ...]:
+    return tuple(MethodSpec(m) for m in MOLECULE_METHODS)
 
 
 @dataclass(frozen=True)
 class MoleculeSuite:
-    """What the suite runs."""
+    """What the suite runs: collections, methods, fingerprints and the protocol."""
 
-    collections: tuple[str, ...] = ("tox21", "sider")
-    methods: tuple[str, ...] = MOLECULE_METHODS
-    split: str = "literature"
+    collections: tuple[MoleculeCollection, ...]
+    methods: tuple[MethodSpec, ...] = field(default_factory=_default_methods)
     fingerprints: FingerprintSettings = field(default_factory=FingerprintSettings)
     protocol: MoleculeProtocolConfig = field(default_factory=MoleculeProtocolConfig)
     #: Learner settings that override the defaults where a learner has them.
-    overrides: dict = field(default_factory=dict)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    name: str = "molecules"
+    title: str = "Few-shot molecular property prediction on MoleculeNet"
+    intro: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        unknown = [c for c in self.collections if c not in LITERATURE_SPLITS]
-        if unknown or not self.collections:
+        if not self.collections:
+            raise MetamedValueError(f"suite {self.name} lists no collection; add [[datasets]].")
+        folders = [c.folder for c in self.collections]
+        repeated = sorted({f for f in folders if folders.count(f) > 1})
+        if repeated:
             raise MetamedValueError(
-                f"Unknown collection(s) {', '.join(unknown) or '(none given)'}; the molecules "
-                f"suite runs {', '.join(LITERATURE_SPLITS)}."
+                f"suite {self.name} runs two entries into folder '{repeated[0]}'; give each "
+                "its own folder."
             )
+        self.learners()  # method names, params and overrides checked before any work
+
+    def learners(self) -> dict[str, MetaLearner]:
+        """Unfitted learners by method id, seeded from the protocol's seed."""
+        spec = BenchmarkSpec(
+            DataSpec(), self.methods, seed=self.protocol.seed, overrides=dict(self.overrides)
+        )
+        return spec.learners()
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> MoleculeSuite:
+        """A suite from its TOML tables (see the module docstring)."""
+        check_keys(data, _SUITE_KEYS, f"suite {name}")
+        if not isinstance(data.get("datasets"), list) or not data["datasets"]:
+            raise MetamedTypeError(f"suite {name}: datasets must be a list of [[datasets]] tables.")
+        split = str(data.get("split", "literature"))
+        collections = []
+        for index, entry in enumerate(data["datasets"]):
+            where = f"suite {name}, datasets[{index}]"
+            if not isinstance(entry, Mapping) or "collection" not in entry:
+                raise MetamedValueError(f"{where} must be a table with a collection.")
+            check_keys(entry, _DATASET_KEYS, where)
+            folder = entry.get("folder")
+            collections.append(
+                MoleculeCollection(
+                    str(entry["collection"]), str(entry.get("split", split)),
+                    None if folder is None else str(folder),
+                    tuple(str(n) for n in entry.get("notes", ())),
+                    None if "draws" not in entry else int(entry["draws"]),
+                )  # fmt: skip
+            )
+        fingerprints = data.get("fingerprints", {})
+        if not isinstance(fingerprints, Mapping):
+            raise MetamedTypeError(f"suite {name}: fingerprints must be a table of settings.")
+        check_keys(fingerprints, ("radius", "n_bits", "counts", "descriptors"), "fingerprints")
+        protocol = {
+            k: data[k]
+            for k in ("shots", "draws", "seed", "max_train_rows", "val_rows_fraction")
+            if k in data
+        }
+        if "shots" in protocol:
+            protocol["shots"] = tuple(int(k) for k in protocol["shots"])
+        methods = data.get("methods")
+        return cls(
+            collections=tuple(collections),
+            methods=(
+                tuple(MethodSpec.from_dict(m) for m in methods)
+                if methods is not None
+                else _default_methods()
+            ),
+            fingerprints=FingerprintSettings(**dict(fingerprints)),
+            protocol=MoleculeProtocolConfig(**protocol),
+            overrides=dict(data.get("overrides", {})),
+            name=name,
+            title=str(data.get("title", cls.title)),
+            intro=tuple(str(line) for line in data.get("intro", ())),
+        )
 
 
 @dataclass(frozen=True)
-class SuiteOutputs:
+class MoleculeSuiteOutputs:
     out_dir: Path
+    page: Path
     summary: pd.DataFrame
-    page: str
+    text: str
+
+
+@dataclass
+class _Section:
+    """One collection's finished cells, read back from its run folder."""
+
+    entry: MoleculeCollection
+    results: pd.DataFrame
+    timings: list[dict]
+    config: dict
 
 
 def run_molecule_suite(
     suite: MoleculeSuite,
-    load: Callable[[str], Cohort],
-    out: Path,
-    cache_dir: Path | None = None,
-    command: str = "metamed benchmark --suite molecules",
-    progress: Progress | None = None,
+    out: str | os.PathLike[str],
+    *,
+    data_dir: str | Path | None = None,
+    page: str | os.PathLike[str] | None = None,
     force: bool = False,
-) -> SuiteOutputs:
-    """Run ``suite`` and write its run folder.
+    resume: bool = False,
+    progress: Progress | None = None,
+    command: str | None = None,
+    cache_dir: Path | None = None,
+    load: Loader | None = None,
+) -> MoleculeSuiteOutputs:
+    """Run every cell of ``suite`` not yet recorded, rewriting the page after each.
 
     Parameters
     ----------
-    load : callable
-        ``load(collection) -> Cohort`` (``load_dataset("moleculenet", collection=...)``).
-    out : Path
-        Run folder, checked before any work (see :mod:`metamed.outputs`).
+    out : path
+        The suite's folder; each collection runs into ``out/<folder>/``.  Every folder,
+        the data files and ``page`` are checked before any work.
+    load : callable, optional
+        ``load(collection) -> Cohort``; default ``load_dataset("moleculenet", data_dir,
+        collection=...)`` (tests pass self-made collections).
     command : str
         The command line that regenerates the run, printed on the page.
     """
-    out = check_output_place(out, force=force)
-    methods = make_methods(suite.methods, suite.protocol.seed, suite.overrides)
-    results, timings, configs = [], [], {}
-    for collection in suite.collections:
-        start = time.perf_counter()
-        cohort = load(collection)
-        loaded = time.perf_counter() - start
-        split = assay_split(cohort, collection, suite.split)
-        start = time.perf_counter()
-        features = featurise(molecules_of(cohort), suite.fingerprints, cache_dir)
-        featurised = time.perf_counter() - start
-        descriptors = (
-            slice(suite.fingerprints.n_bits, None) if suite.fingerprints.descriptors else None
+    out_dir = check_output_place(out, merge=True)
+    if page is not None and Path(page).exists() and not Path(page).is_file():
+        raise MetamedValueError(
+            f"--page {page} is a folder; give a file path such as docs/results/molecules.md."
         )
-        result = run_molecule_protocol(
-            cohort, features.X, split, methods, suite.protocol, collection, descriptors, progress
-        )
-        results.append(result.results)
-        cached = " (from cache)" if features.from_cache else " (computed, now cached)"
-        timings += [
-            {"collection": collection, "step": "load and clean", "seconds": loaded},
-            {"collection": collection, "step": f"featurise{cached}", "seconds": featurised},
-            *(
-                {"collection": collection, "step": f"meta-train {m}", "seconds": s}
-                for m, s in result.fit_seconds.items()
-            ),
-            *(
-                {"collection": collection, "step": f"adapt + score {m}", "seconds": s}
-                for m, s in result.adapt_seconds.items()
-            ),
-        ]
-        configs[collection] = {
-            **result.config,
-            "cleaning": cohort.provenance.get("molecules", {}),
-            "dataset": cohort.provenance.get("dataset"),
-        }
-    table = pd.concat(results, ignore_index=True)
-    summary = summarise_molecules(table, seed=suite.protocol.seed)
-    timing = pd.DataFrame(timings)
-    page = molecules_page(summary, timing, suite, configs, command)
-    config = {
-        "suite": {
-            "collections": list(suite.collections),
-            "methods": list(suite.methods),
-            "split": suite.split,
-            "fingerprints": asdict(suite.fingerprints),
-            "protocol": asdict(suite.protocol),
-            "overrides": suite.overrides,
-        },
-        "collections": {
-            c: {k: v for k, v in cfg.items() if k != "cleaning"}
-            | {"cleaning": _short_cleaning(cfg["cleaning"])}
-            for c, cfg in configs.items()
-        },
-        "timings": timing.to_dict(orient="records"),
-        "command": command,
+    places = {
+        e.folder: RunFolder.check(out_dir / e.folder, resume=resume, force=force)
+        for e in suite.collections
     }
-    with staged_output(out) as staging:
-        table.to_csv(staging / "results.csv", index=False)
+    if load is None:
+        for entry in suite.collections:
+            get_source("moleculenet").resolve_options({"collection": entry.collection})
+        dataset_folder("moleculenet", data_dir)  # every file present
+
+        def load(collection: str) -> Cohort:
+            return load_dataset("moleculenet", data_dir, collection=collection)
+
+    learners = suite.learners()
+    command = command or f"metamed benchmark --suite {suite.name} --out {out}"
+    sections: list[_Section] = []
+    counter = _CellCounter(progress, len(suite.collections) * len(learners))
+
+    def write(current: _Section | None) -> MoleculeSuiteOutputs:
+        done = [*sections, *([current] if current is not None else [])]
+        return _write_page(suite, out_dir, done, command, page)
+
+    for entry in suite.collections:
+        section = _run_collection(
+            suite, entry, learners, places[entry.folder], load, cache_dir, force, resume,
+            counter, lambda s: write(s),
+        )  # fmt: skip
+        sections.append(section)
+    return write(None)
+
+
+class _CellCounter:
+    """Progress as (what, cells done, cells in the suite), as the suite's other runs report."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def say(self, what: str) -> None:
+        if self.progress is not None:
+            self.progress(what, self.done, self.total)
+
+
+def _cell_key(method: str, learner: MetaLearner) -> str:
+    params = {k: v for k, v in learner.get_params().items() if k != "progress"}
+    return json.dumps({"method": method, "params": params}, sort_keys=True, default=repr)
+
+
+def _run_collection(
+    suite: MoleculeSuite,
+    entry: MoleculeCollection,
+    learners: dict[str, MetaLearner],
+    place: Path,
+    load: Loader,
+    cache_dir: Path | None,
+    force: bool,
+    resume: bool,
+    counter: _CellCounter,
+    on_cell: Callable[[_Section], object],
+) -> _Section:
+    protocol = (
+        suite.protocol
+        if entry.draws is None
+        else dataclasses.replace(suite.protocol, draws=entry.draws)
+    )
+    start = time.perf_counter()
+    cohort = load(entry.collection)
+    loaded = time.perf_counter() - start
+    split = assay_split(cohort, entry.collection, entry.split)
+    start = time.perf_counter()
+    features = featurise(molecules_of(cohort), suite.fingerprints, cache_dir)
+    featurised = time.perf_counter() - start
+    descriptors = (
+        slice(suite.fingerprints.n_bits, None) if suite.fingerprints.descriptors else None
+    )
+    tasks = molecule_task_split(cohort, features.X, split, protocol, descriptors)
+    cached = " (from cache)" if features.from_cache else " (computed, now cached)"
+    config = {
+        **tasks.config,
+        "collection": entry.collection,
+        "split": entry.split,
+        "test_assay_counts": {t.name: [int(t.y.sum()), len(t)] for t in tasks.test},
+        "cleaning": {
+            k: v for k, v in cohort.provenance.get("molecules", {}).items() if k != "assays"
+        },
+        "dataset": cohort.provenance.get("dataset"),
+        "fingerprints": asdict(suite.fingerprints),
+    }
+    section = _Section(
+        entry,
+        pd.DataFrame(),
+        [
+            {"collection": entry.folder, "step": "load and clean", "seconds": loaded},
+            {"collection": entry.folder, "step": f"featurise{cached}", "seconds": featurised},
+        ],
+        config,
+    )
+    identity = {
+        "suite": "molecules",
+        "collection": entry.collection,
+        "split": entry.split,
+        "data": cohort.provenance,
+        "fingerprints": asdict(suite.fingerprints),
+        "protocol": asdict(protocol),
+    }
+    replace = force and place.is_dir() and any(place.iterdir())
+    tables = []
+    with RunFolder.open(place, identity, resume=resume, replace=replace) as folder:
+        for method, learner in learners.items():
+            key = _cell_key(method, learner)
+            recorded = folder.cell(key)
+            if recorded is None:
+                result = score_molecule_method(
+                    method, learner, tasks, protocol, entry.folder, counter.say
+                )
+                info = {
+                    "fit_seconds": result.fit_seconds[method],
+                    "adapt_seconds": result.adapt_seconds[method],
+                }
+                folder.record_cell(key, result.results, info)
+                recorded = (result.results, info)
+            else:
+                counter.say(f"{entry.folder}: {method} recorded already (resumed)")
+            table, info = recorded
+            tables.append(table)
+            section.results = pd.concat(tables, ignore_index=True)
+            section.timings += [
+                {"collection": entry.folder, "step": f"meta-train {method}",
+                 "seconds": info["fit_seconds"]},
+                {"collection": entry.folder, "step": f"adapt + score {method}",
+                 "seconds": info["adapt_seconds"]},
+            ]  # fmt: skip
+            counter.done += 1
+            on_cell(section)
+        summary = summarise_molecules(section.results, seed=protocol.seed)
+        with staged_output(place, merge=not folder.deferred) as staging:
+            folder.write_into(staging)
+            section.results.to_csv(staging / "results.csv", index=False)
+            summary.to_csv(staging / "summary.csv", index=False)
+            (staging / "config.json").write_text(
+                json.dumps(
+                    {**config, "methods": {m: _cell_key(m, lr) for m, lr in learners.items()},
+                     "timings": section.timings},
+                    indent=2, default=str,
+                )  # fmt: skip
+            )
+    return section
+
+
+def _write_page(
+    suite: MoleculeSuite,
+    out_dir: Path,
+    sections: list[_Section],
+    command: str,
+    page: str | os.PathLike[str] | None,
+) -> MoleculeSuiteOutputs:
+    results = [s.results for s in sections if len(s.results)]
+    table = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
+    summary = summarise_molecules(table, seed=suite.protocol.seed) if len(table) else table
+    text = molecules_page(suite, sections, summary, command)
+    with staged_output(out_dir, merge=True) as staging:
+        (staging / f"{suite.name}.md").write_text(text)
         summary.to_csv(staging / "summary.csv", index=False)
-        (staging / "config.json").write_text(json.dumps(config, indent=2, default=str))
-        (staging / "molecules.md").write_text(page)
-    return SuiteOutputs(out, summary, page)
-
-
-def _short_cleaning(report: dict) -> dict:
-    return {k: v for k, v in report.items() if k not in ("assays",)}
-
+    page_path = out_dir / f"{suite.name}.md"
+    if page is not None:
+        Path(page).parent.mkdir(parents=True, exist_ok=True)
+        Path(page).write_text(text)
+        page_path = Path(page)
+    return MoleculeSuiteOutputs(out_dir, page_path, summary, text)
 
 
 def _method_table(summary, collection, methods, shots, metric: str, title: str) -> list[str]:
@@ -194,6 +471,7 @@ def _method_table(summary, collection, methods, shots, metric: str, title: str) 
         cells = [_cell(summary, collection, method, k, metric) for k in shots]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
+
 
 def _cell(summary: pd.DataFrame, collection: str, method: str, k: int, metric: str) -> str:
     row = summary[
@@ -222,10 +500,12 @@ def _best(summary: pd.DataFrame, collection: str, k: int) -> tuple[str, float] |
     return str(top["method"]), float(top["mean"]) * 100
 
 
-def _verdicts(summary: pd.DataFrame, collection: str, shots: Sequence[int]) -> list[str]:
+def _verdicts(
+    summary: pd.DataFrame, folder: str, collection: str, shots: Sequence[int]
+) -> list[str]:
     lines = []
     for k in shots:
-        best = _best(summary, collection, k)
+        best = _best(summary, folder, k)
         if best is None:
             continue
         method, ours = best
@@ -241,11 +521,75 @@ def _verdicts(summary: pd.DataFrame, collection: str, shots: Sequence[int]) -> l
     return lines
 
 
+def _per_draw(results: pd.DataFrame, method: str, k: int) -> pd.Series:
+    """ROC-AUC per draw (mean over the test assays), the unit the summary bootstraps."""
+    cell = results[
+        (results["method"] == method) & (results["k"] == k) & (results["metric"] == "roc_auc")
+    ]
+    return cell.groupby("draw")["value"].mean()
+
+
+def _paired(results: pd.DataFrame, a: str, b: str, k: int, seed: int) -> str:
+    """``a`` minus ``b`` in ROC-AUC points on the same episodes, with its 95 % CI and word."""
+    diff = (_per_draw(results, a, k) - _per_draw(results, b, k)).dropna() * 100
+    ci = bootstrap_ci(diff.to_numpy(), seed=seed, cell=("paired", a, b, k))
+    word = "wins" if ci.low > 0 else "loses" if ci.high < 0 else "tie"
+    return f"{ci.mean:+.1f} [{ci.low:+.1f}, {ci.high:+.1f}] {word}"
+
+
+def _meta_learner_lines(
+    section: _Section, methods: dict[str, str], shots: Sequence[int], seed: int
+) -> list[str]:
+    """Each meta-learner against pooled-finetune and the best support-only baseline, paired,
+    led by one plain line per K for the best meta-learner."""
+    results = section.results
+    ran = set(results["method"]) if len(results) else set()
+    meta = [m for m, name in methods.items() if name not in BASELINES and m in ran]
+    pooled = [m for m, name in methods.items() if name == "pooled-finetune" and m in ran]
+    local = [m for m, name in methods.items() if name in SUPPORT_ONLY and m in ran]
+    if not meta or not (pooled or local):
+        return []
+
+    def best(candidates: list[str], k: int) -> str:
+        return max(candidates, key=lambda m: _per_draw(results, m, k).mean())
+
+    def references(k: int) -> list[str]:
+        return [*pooled[:1], *([best(local, k)] if local else [])]
+
+    lines = [
+        "Meta-learners against the baselines: ROC-AUC difference in points on the same "
+        "episodes, mean over draws [95 % CI over draws]; *wins* / *loses* where the interval "
+        "excludes 0, *tie* otherwise. The best support-only baseline is chosen per K by its "
+        "mean.",
+        "",
+    ]
+    for k in shots:
+        top = best(meta, k)
+        lines.append(
+            f"- K = {k}: the best meta-learner, {top} ({_per_draw(results, top, k).mean() * 100:.1f}), "
+            + "; ".join(f"against {b}: {_paired(results, top, b, k, seed)}" for b in references(k))
+            + "."
+        )
+    lines += [
+        "",
+        "| meta-learner | K | vs " + (pooled[0] if pooled else "-") + " | vs best support-only |",
+        "|---|---|---|---|",
+    ]
+    for method in meta:
+        for k in shots:
+            against_pooled = _paired(results, method, pooled[0], k, seed) if pooled else "-"
+            against_local = "-"
+            if local:
+                b = best(local, k)
+                against_local = f"{_paired(results, method, b, k, seed)} ({b})"
+            lines.append(f"| {method} | {k} | {against_pooled} | {against_local} |")
+    return [*lines, ""]
+
+
 def molecules_page(
-    summary: pd.DataFrame,
-    timing: pd.DataFrame,
     suite: MoleculeSuite,
-    configs: dict[str, dict],
+    sections: Sequence[_Section],
+    summary: pd.DataFrame,
     command: str,
 ) -> str:
     """The results page in Markdown: our numbers beside the anchors, verdicts and times."""
@@ -253,15 +597,26 @@ def molecules_page(
     proto = suite.protocol
     shots = sorted(proto.shots)
     kind = "counts" if fp.counts else "bits"
-    lines = [
-        "# Few-shot molecular property prediction on MoleculeNet",
-        "",
+    learners = suite.learners()
+    methods = {m: learner.name for m, learner in learners.items()}
+    finished = {s.entry.folder for s in sections if set(s.results.get("method", ())) >= set(methods)}
+    pending = [e.title for e in suite.collections if e.folder not in finished]
+    lines = [f"# {suite.title}", ""]
+    if suite.intro:
+        lines += [*suite.intro, ""]
+    if pending:
+        lines += [
+            f"**Not finished in this run:** {', '.join(pending)} (rerun the command with "
+            "`--resume` to continue; finished cells are not redone).",
+            "",
+        ]
+    lines += [
         f"Regenerate: `{command}`",
         "",
-        "Every number below comes from that command's run folder (`summary.csv`, "
-        "`results.csv`, `config.json`) except the **anchors**, which are quoted from the "
-        "papers (graph neural networks, most with self-supervised pretraining; we did not "
-        "run them).",
+        "Every number below comes from that command's run folders (`summary.csv`, "
+        "`results.csv`, `config.json` per collection) except the **anchors**, which are "
+        "quoted from the papers (graph neural networks, most with self-supervised "
+        "pretraining; we did not run them).",
         "",
         f"- Features: Morgan/ECFP fingerprints, radius {fp.radius}, {fp.n_bits} {kind}"
         + (
@@ -279,42 +634,20 @@ def molecules_page(
         "mean over draws with a 95 % bootstrap interval over draws (which molecules were "
         "measured, on these test assays). delta-AUPRC = AUPRC minus the query set's active "
         "rate (0 = chance).",
-        f"- Split: `{suite.split}`"
-        + (
-            " (Tox21 9 / 3 with SR-HSE, SR-MMP, SR-p53 held out; SIDER 21 / 6; MUV 12 / 5; "
-            "ToxCast the first 450 / last 167 endpoints in the file's column order)."
-            if suite.split == "literature"
-            else "."
-        ),
+        "- Splits: `literature` is Tox21 9 / 3 with SR-HSE, SR-MMP, SR-p53 held out; SIDER "
+        "21 / 6; MUV 12 / 5; ToxCast the first 450 / last 167 endpoints in the file's column "
+        "order. `provider:<P>` holds out every ToxCast endpoint of assay provider P.",
+        "- Methods: " + ", ".join(f"`{m}`" for m in methods) + (
+            "; settings overridden for every method that has them: "
+            + ", ".join(f"{k} = {v}" for k, v in suite.overrides.items())
+            if suite.overrides
+            else "; every learner at its default settings"
+        )
+        + " (config.json lists each method's hyperparameters).",
         "",
     ]
-    for collection in suite.collections:
-        cfg = configs[collection]
-        clean = cfg["cleaning"]
-        lines += [
-            f"## {collection}",
-            "",
-            f"{cfg['n_molecules']:,} molecules ({clean.get('unparsable', 0)} unparsable SMILES "
-            f"dropped, {clean.get('conflicts', 0)} conflicting cells dropped); "
-            f"{len(cfg['train_assays'])} meta-train assays, {len(cfg['test_assays'])} test "
-            f"assays: {', '.join(cfg['test_assays'][:8])}"
-            + (" ..." if len(cfg["test_assays"]) > 8 else "")
-            + ".",
-            "",
-            *_method_table(summary, collection, suite.methods, shots, "roc_auc", "ROC-AUC (%)"),
-        ]
-        for (coll, name, paper), values in ANCHORS.items():
-            if coll == collection:
-                cells = [f"{values[k]:.2f}" if k in values else "-" for k in shots]
-                lines.append(f"| *anchor: {name}, {paper}* | " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            *_method_table(
-                summary, collection, suite.methods, shots, "delta_auprc", "delta-AUPRC"
-            ),
-        ]
-        verdicts = _verdicts(summary, collection, shots)
-        lines += ["", "Against the anchors:", "", *(verdicts or ["- no anchor at these K."]), ""]
+    for section in sections:
+        lines += _section_lines(section, summary, list(methods), methods, shots, proto.seed)
     lines += [
         f"FS-Mol's ProtoNet reaches delta-AUPRC {FSMOL_PROTONET_DELTA_AUPRC} with 16 support "
         "molecules (Stanley et al. 2021): a different dataset (ChEMBL assays, unbalanced "
@@ -322,9 +655,64 @@ def molecules_page(
         "",
         "## Times (seconds, this machine)",
         "",
+        "Meta-train and adapt + score times are those of the run that computed each cell "
+        "(a resumed run reads them from the records); the total is their sum with this run's "
+        "load and featurise times.",
+        "",
+        "| collection | step | seconds |",
+        "|---|---|---|",
     ]
-    lines += ["| collection | step | seconds |", "|---|---|---|"]
-    for _, row in timing.iterrows():
-        lines.append(f"| {row['collection']} | {row['step']} | {row['seconds']:.1f} |")
+    for section in sections:
+        for row in section.timings:
+            lines.append(f"| {row['collection']} | {row['step']} | {row['seconds']:.1f} |")
+        total = sum(row["seconds"] for row in section.timings)
+        lines.append(f"| {section.entry.folder} | **total** | **{total:.1f}** |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _section_lines(
+    section: _Section,
+    summary: pd.DataFrame,
+    method_ids: list[str],
+    methods: dict[str, str],
+    shots: Sequence[int],
+    seed: int,
+) -> list[str]:
+    cfg = section.config
+    clean = cfg["cleaning"]
+    folder = section.entry.folder
+    counts = cfg["test_assay_counts"]
+    rates = [a / n for a, n in counts.values()]
+    test = list(cfg["test_assays"])
+    lines = [
+        f"## {section.entry.title}",
+        "",
+        f"{cfg['n_molecules']:,} molecules ({clean.get('unparsable', 0)} unparsable SMILES "
+        f"dropped, {clean.get('conflicts', 0)} conflicting cells dropped); "
+        f"{len(cfg['train_assays'])} meta-train assays, {len(test)} test assays: "
+        f"{', '.join(test[:8])}" + (" ..." if len(test) > 8 else "") + ". Test assays "
+        f"hold {min(a for a, _ in counts.values())} to {max(a for a, _ in counts.values())} "
+        f"actives each (active rate {min(rates):.2%} to {max(rates):.2%}); every episode's "
+        "support holds exactly K of each class"
+        + (f"; {section.entry.draws} draws per (assay, K)." if section.entry.draws else "."),
+        "",
+        *_method_table(summary, folder, method_ids, shots, "roc_auc", "ROC-AUC (%)"),
+    ]
+    if section.entry.split == "literature":
+        for (coll, name, paper), values in ANCHORS.items():
+            if coll == section.entry.collection:
+                cells = [f"{values[k]:.2f}" if k in values else "-" for k in shots]
+                lines.append(f"| *anchor: {name}, {paper}* | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        *_method_table(summary, folder, method_ids, shots, "delta_auprc", "delta-AUPRC"),
+        "",
+        *_meta_learner_lines(section, methods, shots, seed),
+    ]
+    if section.entry.split == "literature":
+        verdicts = _verdicts(summary, folder, section.entry.collection, shots)
+        lines += ["Against the anchors:", "", *(verdicts or ["- no anchor at these K."]), ""]
+    if section.entry.notes:
+        lines += [*section.entry.notes, ""]
+    return lines

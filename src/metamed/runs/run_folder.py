@@ -10,6 +10,8 @@
         fit-<digest>.json    a finished fit job: its key and meta-training seconds
         score-<digest>/      a finished score job: job.json, results.parquet, predictions.parquet
                            (and decisions.parquet: a guard's decisions)
+        cell-<digest>/       a finished cell of a protocol that plans no jobs (the molecules
+                           suite: one method on one collection): job.json, results.parquet
       results.csv ...        the tables, config and report, written once all jobs are done
 
 ``--resume`` continues a run: it checks that the benchmark is the same one (``run.json``),
@@ -80,6 +82,7 @@ class RunFolder:
         self._started = False
         self._fits: dict[str, float] = {}  # deferred records, written by write_into
         self._scores: dict[str, tuple[ScoreJob, ScoreResult]] = {}
+        self._cells: dict[str, tuple[pd.DataFrame, dict[str, Any]]] = {}
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -200,6 +203,24 @@ class RunFolder:
         self._start()
         _write_score(self.jobs, job.key, result)
 
+    def record_cell(self, key: str, results: pd.DataFrame, info: dict[str, Any]) -> None:
+        """A finished cell of a protocol without a job plan: its table and JSON ``info``."""
+        if self.deferred:
+            self._cells[key] = (results, _canonical(info))
+            return
+        self._start()
+        _write_cell(self.jobs, key, results, info)
+
+    def cell(self, key: str) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+        """The cell recorded under ``key`` (its table and info), or None."""
+        if self.deferred:
+            return self._cells.get(key)
+        path = _cell_path(self.jobs, key)
+        if not self._started or not (path / "job.json").is_file():
+            return None
+        info = json.loads((path / "job.json").read_text())["info"]
+        return pd.read_parquet(path / "results.parquet"), info
+
     def write_into(self, staging: Path) -> None:
         """Deferred records: write them into ``staging`` (committed with the tables)."""
         if not self.deferred:
@@ -211,6 +232,8 @@ class RunFolder:
             _write_fit(jobs, key, seconds)
         for key, (_, result) in self._scores.items():
             _write_score(jobs, key, result)
+        for key, (results, info) in self._cells.items():
+            _write_cell(jobs, key, results, info)
 
     def done(self, plan: Plan) -> set[str]:
         """Keys of the plan's score jobs recorded here."""
@@ -260,6 +283,21 @@ def _fit_path(jobs: Path, key: str) -> Path:
 
 def _score_path(jobs: Path, key: str) -> Path:
     return jobs / f"score-{_digest(key)}"
+
+
+def _cell_path(jobs: Path, key: str) -> Path:
+    return jobs / f"cell-{_digest(key)}"
+
+
+def _write_cell(jobs: Path, key: str, results: pd.DataFrame, info: dict[str, Any]) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=_TMP, dir=jobs))
+    results.to_parquet(tmp / "results.parquet", index=False)
+    (tmp / "job.json").write_text(json.dumps({"key": key, "info": info}, default=str))
+    target = _cell_path(jobs, key)
+    if target.exists():  # recorded already: keep the first
+        shutil.rmtree(tmp)
+        return
+    os.rename(tmp, target)  # one rename: the record appears whole or not at all
 
 
 def _write_fit(jobs: Path, key: str, seconds: float) -> None:

@@ -31,6 +31,11 @@ in a benchmark spec.  A dataset entry may add ``methods`` of its own (its clinic
 score) to the suite's, and name its ``folder`` (one dataset run twice, e.g. for two
 outcomes).
 
+A suite file that says ``protocol = "molecules"`` (the shipped ``molecules.toml``) runs
+MoleculeNet collections under the literature's few-shot protocol instead: its format and
+run folders are described in :mod:`metamed.runs.molecules`; it is read, checked, resumed
+and paged through the same ``read_suite`` / ``run_suite`` and CLI flags.
+
 Each dataset becomes a :class:`~metamed.evaluation.spec.BenchmarkSpec` with its split
 and runs into ``out/<folder>/`` (a run folder of its own: resumable,
 written all or nothing); the page, ``out/<suite>.md`` (and ``page`` if given), is written
@@ -46,36 +51,42 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
-from threadpoolctl import threadpool_limits
 
 from metamed.data.registry import dataset_folder, get_source
 from metamed.errors import DataNotFoundError, MetamedTypeError, MetamedValueError, did_you_mean
 from metamed.evaluation.protocol import Progress, empty_decisions
-from metamed.evaluation.spec import BenchmarkSpec
+from metamed.evaluation.spec import BenchmarkSpec, check_keys
 from metamed.learners import GUARDS
 from metamed.outputs import check_output_place, staged_output
 from metamed.report.suite_page import SuiteSection, suite_markdown, threshold_accuracy
 from metamed.runs.benchmark import run_spec
-from metamed.runs.executors import Executor
+from metamed.runs.executors import Executor, SerialExecutor
+from metamed.runs.molecules import MoleculeSuite, MoleculeSuiteOutputs, run_molecule_suite
 from metamed.runs.run_folder import RunFolder
+from metamed.threads import single_threaded
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["SUITES", "Suite", "SuiteDataset", "SuiteOutputs", "read_suite", "run_suite"]
+__all__ = [
+    "PROTOCOLS", "SUITES", "Suite", "SuiteDataset", "SuiteOutputs", "read_suite", "run_suite",
+]  # fmt: skip
+
+#: What a suite file's ``protocol`` may say: clinical task episodes (the default), or the
+#: MoleculeNet few-shot protocol (:mod:`metamed.runs.molecules`).
+PROTOCOLS: tuple[str, ...] = ("episodes", "molecules")
 
 #: The suites shipped with metamed, by name (files in ``metamed/runs/suites/``).
-SUITES: tuple[str, ...] = ("rare-conditions", "sites")
+SUITES: tuple[str, ...] = ("rare-conditions", "sites", "molecules")
 
 _SUITE_KEYS = (
     "title",
@@ -133,7 +144,7 @@ class Suite:
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> Suite:
-        _check_keys(data, _SUITE_KEYS, f"suite {name}")
+        check_keys(data, _SUITE_KEYS, f"suite {name}")
         for required in ("title", "methods", "datasets"):
             if required not in data:
                 raise MetamedValueError(f"suite {name} has no '{required}'; add it.")
@@ -150,7 +161,7 @@ class Suite:
             where = f"suite {name}, datasets[{index}]"
             if not isinstance(entry, Mapping):
                 raise MetamedTypeError(f"{where} must be a table.")
-            _check_keys(entry, _DATASET_KEYS, where)
+            check_keys(entry, _DATASET_KEYS, where)
             split = str(entry.get("split", data.get("split", "rare")))
             if "dataset" not in entry or (split == "rare" and "n_common" not in entry):
                 raise MetamedValueError(f"{where} needs dataset and n_common.")
@@ -209,16 +220,12 @@ class SuiteOutputs:
     sections: tuple[SuiteSection, ...]
 
 
-def _check_keys(given: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
-    for key in given:
-        if key not in allowed:
-            raise MetamedValueError(
-                f"{where}: unknown key '{key}'.{did_you_mean(key, allowed)} Known keys: {', '.join(allowed)}."
-            )
+def read_suite(name_or_path: str | os.PathLike[str]) -> Suite | MoleculeSuite:
+    """A shipped suite by name (:data:`SUITES`), or a suite TOML file by path.
 
-
-def read_suite(name_or_path: str | os.PathLike[str]) -> Suite:
-    """A shipped suite by name (:data:`SUITES`), or a suite TOML file by path."""
+    ``protocol = "molecules"`` in the file makes a :class:`~metamed.runs.molecules.MoleculeSuite`
+    (the MoleculeNet protocol); without it (``"episodes"``) a :class:`Suite`.
+    """
     text_name = str(name_or_path)
     if text_name in SUITES:
         text = resources.files("metamed.runs").joinpath(f"suites/{text_name}.toml").read_text()
@@ -226,7 +233,7 @@ def read_suite(name_or_path: str | os.PathLike[str]) -> Suite:
     else:
         path = Path(name_or_path)
         if path.suffix != ".toml":
-            known = [*SUITES, "molecules"]  # molecules: its own protocol (runs/molecules.py)
+            known = list(SUITES)
             raise MetamedValueError(
                 f"Unknown suite '{text_name}'.{did_you_mean(text_name, known)} Known suites: "
                 f"{', '.join(known)}; or give the path of a suite .toml file."
@@ -240,6 +247,14 @@ def read_suite(name_or_path: str | os.PathLike[str]) -> Suite:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise MetamedValueError(f"suite {name} is not valid TOML: {error}.") from None
+    protocol = data.pop("protocol", "episodes")
+    if protocol == "molecules":  # the MoleculeNet protocol: fixed assay splits, fingerprints
+        return MoleculeSuite.from_dict(name, {**data, "protocol": protocol})
+    if protocol != "episodes":
+        raise MetamedValueError(
+            f"suite {name}: unknown protocol '{protocol}'.{did_you_mean(str(protocol), PROTOCOLS)} "
+            f"Known: {', '.join(PROTOCOLS)} (the default)."
+        )
     return Suite.from_dict(name, data)
 
 
@@ -250,7 +265,7 @@ def _peak_memory_mib() -> float:
 
 
 def run_suite(
-    suite: Suite,
+    suite: Suite | MoleculeSuite,
     out: str | os.PathLike[str],
     *,
     data_dir: str | Path | None = None,
@@ -260,12 +275,24 @@ def run_suite(
     resume: bool = False,
     progress: Progress | None = None,
     command: str | None = None,
-) -> SuiteOutputs:
+) -> SuiteOutputs | MoleculeSuiteOutputs:
     """Run every dataset of ``suite`` into ``out/<dataset>/``, then write the page.
 
     Every dataset's options, data files and output place are checked before the first
-    run starts.  ``command`` is what the page says regenerates it.
+    run starts.  ``command`` is what the page says regenerates it.  A molecules suite
+    runs in this process (``executor`` must be None or serial), its cells recorded for
+    ``resume`` (:func:`~metamed.runs.molecules.run_molecule_suite`).
     """
+    if isinstance(suite, MoleculeSuite):
+        if executor is not None and not isinstance(executor, SerialExecutor):
+            raise MetamedValueError(
+                f"suite {suite.name} runs in one process; drop --executor and --jobs."
+            )
+        with single_threaded():
+            return run_molecule_suite(
+                suite, out, data_dir=data_dir, page=page, force=force, resume=resume,
+                progress=progress, command=command,
+            )  # fmt: skip
     out_dir = check_output_place(out, merge=True)
     places: dict[str, Path] = {}
     for entry in suite.datasets:
@@ -273,20 +300,14 @@ def run_suite(
         get_source(name).resolve_options(entry.spec.data.options)  # "did you mean" errors
         dataset_folder(name, data_dir)  # every file present
         places[entry.folder] = RunFolder.check(out_dir / entry.folder, resume=resume, force=force)
-    # One torch thread, as in the tests: the MLPs are tiny, and a second thread only
-    # busy-waits (on the loaded 2-core machine meta-training slowed several-fold).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     command = command or f"metamed benchmark --suite {suite.name} --out {out}"
 
     def write(done: list[SuiteSection]) -> SuiteOutputs:
         # after each dataset: a run stopped later still leaves a page for what finished
         return _write_page(suite, out_dir, done, command, page)
 
-    try:
+    with single_threaded():
         sections = _run_each(suite, places, data_dir, executor, force, resume, progress, write)
-    finally:
-        torch.set_num_threads(threads)
     return write(sections)
 
 
@@ -303,14 +324,10 @@ def _run_each(
     sections: list[SuiteSection] = []
     for entry in suite.datasets:
         start = time.perf_counter()
-        # One BLAS thread: the local baselines fit thousands of tiny support sets, where
-        # a second thread only waits (on a busy 2-core machine a 50 x 191 logistic
-        # regression took 0.17 s with two OpenBLAS threads and 0.03 s with one).
-        with threadpool_limits(limits=1, user_api="blas"):
-            outputs = run_spec(
-                entry.spec, places[entry.folder], data_dir=data_dir, executor=executor,
-                force=force, resume=resume, progress=progress,
-            )  # fmt: skip
+        outputs = run_spec(
+            entry.spec, places[entry.folder], data_dir=data_dir, executor=executor,
+            force=force, resume=resume, progress=progress,
+        )  # fmt: skip
         seconds = time.perf_counter() - start
         config = json.loads(outputs.config_json.read_text())
         split = config.get("config", config).get("split_rule", {})
