@@ -315,10 +315,12 @@ class BenchmarkSpec:
     def method_ids(self) -> list[str]:
         return [m.id for m in self.methods]
 
-    def with_params(self, params: Mapping[str, Mapping[str, Any]]) -> BenchmarkSpec:
-        """This spec with more hyperparameters for some of its methods (``--param``;
-        see :func:`set_params`)."""
-        return replace(self, methods=set_params(self.methods, params))
+    def with_params(
+        self, params: Mapping[str, Mapping[str, Any]], source: str = "--param"
+    ) -> BenchmarkSpec:
+        """This spec with more hyperparameters for some of its methods (``--param``, or a
+        suite dataset's ``params``; see :func:`set_params`)."""
+        return replace(self, methods=set_params(self.methods, params, source))
 
     @property
     def baselines(self) -> list[str]:
@@ -401,14 +403,16 @@ def _param_defaults(name: str) -> dict[str, Any]:
 
 
 def set_params(
-    methods: Sequence[MethodSpec], params: Mapping[str, Mapping[str, Any]]
+    methods: Sequence[MethodSpec],
+    params: Mapping[str, Mapping[str, Any]],
+    source: str = "--param",
 ) -> tuple[MethodSpec, ...]:
     """``methods`` with more hyperparameters set on top of their own (``--param``).
 
     ``params`` maps a method's label, or its learner name where one method uses that
     learner, to hyperparameters.  A method that is not run here, a name several methods
     share, or a hyperparameter the learner does not take is an error that says what
-    would be accepted.
+    would be accepted; ``source`` names where the params came from in that error.
     """
     methods = list(methods)
     for key, values in params.items():
@@ -418,12 +422,12 @@ def set_params(
         if not chosen:
             names = sorted({m.label or m.name for m in methods})
             raise MetamedValueError(
-                f"--param names method '{key}', which is not run here."
+                f"{source} names method '{key}', which is not run here."
                 f"{did_you_mean(key, names)} Methods: {', '.join(names)}."
             )
         if len(chosen) > 1:
             raise MetamedValueError(
-                f"--param {key}.NAME: {len(chosen)} methods use {key} "
+                f"{source} {key}.NAME: {len(chosen)} methods use {key} "
                 f"({', '.join(methods[i].id for i in chosen)}); give each a label in the "
                 "spec file and name the label."
             )

@@ -327,7 +327,8 @@ class GradientMetaLearner(MetaLearner):
                     f"{type(self).__name__} meta-training diverged at iteration {iteration} "
                     f"(loss {loss}); lower inner_lr (now {self.inner_lr}) or outer_lr "
                     f"(now {self.outer_lr}): on the command line --param METHOD.inner_lr=VALUE, "
-                    "in a spec file params = { inner_lr = VALUE }."
+                    "in a spec file params = { inner_lr = VALUE }, in a suite file under the "
+                    "dataset params = { METHOD = { inner_lr = VALUE } }."
                 )
             history["train_loss"].append(loss)
             if self.progress is not None:

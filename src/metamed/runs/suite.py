@@ -22,6 +22,9 @@ A suite is a TOML file (the shipped ones live in ``runs/suites/``; ``metamed ben
     n_common = 200                   # the rare-conditions rule (metamed.tasks.RareRule)
     min_query = 20                   # optional: min_query, min_per_class, val_fraction
     shots = [5, 10, 20]              # optional: this dataset's own shots / draws
+    params = { fomaml = { inner_lr = 0.01 } }  # optional: hyperparameters for this
+                                     # dataset only, as --param sets them (by label or
+                                     # learner name); part of its run's recorded config
 
 A suite (or one dataset) may set ``split``: ``"rare"`` (the default, above), ``"sites"``
 (the new-site rule, :class:`~metamed.tasks.SiteRule`: keys ``min_query``,
@@ -60,7 +63,13 @@ from typing import Any
 import pandas as pd
 
 from metamed.data.registry import dataset_folder, get_source
-from metamed.errors import DataNotFoundError, MetamedTypeError, MetamedValueError, did_you_mean
+from metamed.errors import (
+    DataNotFoundError,
+    MetamedError,
+    MetamedTypeError,
+    MetamedValueError,
+    did_you_mean,
+)
 from metamed.evaluation.protocol import Progress, empty_decisions
 from metamed.evaluation.spec import BenchmarkSpec, check_keys
 from metamed.learners import GUARDS
@@ -110,7 +119,7 @@ _RULE_KEYS = {
 _DATASET_KEYS = (
     "title", "dataset", "options", "n_common", "min_query", "min_per_class", "val_fraction",
     "shots", "draws", "notes", "split", "folds", "part_col", "train_part", "test_part",
-    "methods", "folder", "accuracy",
+    "methods", "folder", "accuracy", "params",
 )  # fmt: skip
 
 
@@ -190,6 +199,7 @@ class Suite:
                     **({split: rule} if split in _RULE_KEYS else {}),
                 }
             )
+            spec = _with_dataset_params(spec, entry.get("params", {}), where)
             title = str(entry.get("title", entry["dataset"]))
             notes = tuple(str(n) for n in entry.get("notes", ()))
             folder = entry.get("folder")
@@ -218,6 +228,31 @@ class SuiteOutputs:
     out_dir: Path
     page: Path
     sections: tuple[SuiteSection, ...]
+
+
+def _with_dataset_params(spec: BenchmarkSpec, params: Any, where: str) -> BenchmarkSpec:
+    """``spec`` with a dataset entry's own hyperparameters (``params = { fomaml = {
+    inner_lr = 0.01 } }``), as ``--param`` sets them: by label or learner name, every
+    name and value checked here, before any dataset runs."""
+    if not isinstance(params, Mapping) or not all(isinstance(v, Mapping) for v in params.values()):
+        raise MetamedTypeError(
+            f"{where}: params must be a table of method tables, e.g. "
+            f"params = {{ fomaml = {{ inner_lr = 0.01 }} }}; got {params!r}."
+        )
+    if not params:
+        return spec
+    try:
+        spec = spec.with_params(params, source=f"{where}: params")
+        learners = spec.learners()
+        for method in spec.methods:  # values too (a learner checks them at meta_fit)
+            if method.label in params or method.name in params:
+                learners[method.id]._validate_params()
+    except MetamedError as error:
+        message = str(error)
+        if not message.startswith(where):
+            message = f"{where}: params: {message}"
+        raise type(error)(message) from None
+    return spec
 
 
 def read_suite(name_or_path: str | os.PathLike[str]) -> Suite | MoleculeSuite:
