@@ -94,3 +94,31 @@ def test_dataset_params_are_recorded_and_a_changed_one_is_not_resumed(
     changed = read_suite(_suite(tmp_path, "params = { pooled-logreg = { C = 0.25 } }"))
     with pytest.raises(MetamedError, match="different benchmark"):
         run_suite(changed, out, data_dir=data_dir, resume=True)
+
+
+def test_the_page_gives_the_share_within_tolerance_per_site_then_over_sites() -> None:
+    """IWPC's accuracy: a dose within 20 % of the stable dose counts; each site's share is
+    averaged over its draws before the mean over sites."""
+    import pandas as pd
+
+    from metamed.report.suite_page import SuiteSection, suite_markdown, within_tolerance
+
+    predictions = pd.DataFrame(
+        {
+            "method": "pooled", "k": 5,
+            "task": ["a", "a", "a", "a", "b", "b"], "draw": [0, 0, 1, 1, 0, 0],
+            "y_true": [50.0, 50.0, 50.0, 50.0, 20.0, 20.0],
+            # site a: draw 0 hits 1 of 2 (60 is exactly 20 % off), draw 1 hits 2; site b: 0
+            "y_pred": [60.0, 70.0, 41.0, 55.0, 10.0, 30.0],
+        }
+    )  # fmt: skip
+    table = within_tolerance(predictions, 0.2)
+    assert table.loc[0, "mean"] == pytest.approx((0.75 + 0.0) / 2)
+    results = pd.DataFrame(
+        {"method": "pooled", "dataset": "d", "task": ["a", "b"], "k": 5, "draw": 0,
+         "metric": "rmse", "value": [1.0, 2.0]}
+    )  # fmt: skip
+    section = SuiteSection("IWPC", results, ["pooled"], {}, 1.0, 1.0, "iwpc", within=table)
+    text = suite_markdown("Sites", "metamed benchmark --suite sites", [section])
+    assert "**Share of patients predicted within 20% of the observed value**" in text
+    assert "| pooled | 0.375 [" in text

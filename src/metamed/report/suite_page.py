@@ -19,12 +19,14 @@ import pandas as pd
 
 from metamed.evaluation.bootstrap import bootstrap_ci
 from metamed.evaluation.guard_record import guard_record
-from metamed.evaluation.metrics import get_metric
+from metamed.evaluation.metrics import IWPC_TOLERANCE, get_metric
 from metamed.evaluation.protocol import empty_decisions
 from metamed.report.markdown import summary_markdown
 from metamed.report.verdicts import judged
 
-__all__ = ["SuiteSection", "goal_sentence", "suite_markdown", "threshold_accuracy"]
+__all__ = [
+    "SuiteSection", "goal_sentence", "suite_markdown", "threshold_accuracy", "within_tolerance",
+]  # fmt: skip
 
 #: FLamby's accuracy: a patient is predicted positive when P(y = 1) >= 0.5.
 ACCURACY_THRESHOLD = 0.5
@@ -50,6 +52,10 @@ class SuiteSection:
     guards: Sequence[str] = field(default_factory=tuple)
     #: :func:`threshold_accuracy` of the run's predictions, where the page quotes accuracy
     accuracy: pd.DataFrame | None = None
+    #: :func:`within_tolerance` of the run's predictions (a numeric outcome: IWPC's dose)
+    within: pd.DataFrame | None = None
+    #: the tolerance of ``within`` (0.2: within 20 % of the observed value)
+    tolerance: float = IWPC_TOLERANCE
     #: the run's HTML report, as the page links it (relative to the page)
     report: str | None = None
 
@@ -74,11 +80,29 @@ def threshold_accuracy(predictions: pd.DataFrame, seed: int = 0) -> pd.DataFrame
     ci_high, n_tasks``.
     """
     hit = (predictions["y_pred"] >= ACCURACY_THRESHOLD) == (predictions["y_true"] >= 0.5)
-    episode = predictions.assign(hit=hit).groupby(["method", "k", "task", "draw"])["hit"].mean()
-    per_site = episode.groupby(["method", "k", "task"]).mean()
+    return _share_per_site(predictions.assign(hit=hit), "accuracy", seed)
+
+
+def within_tolerance(
+    predictions: pd.DataFrame, tolerance: float = IWPC_TOLERANCE, seed: int = 0
+) -> pd.DataFrame:
+    """Share of patients whose prediction is within ``tolerance`` of the observed value
+    (:func:`~metamed.evaluation.metrics.within_share`; the IWPC's accuracy at 0.2), per
+    held-out site and then over sites, as :func:`threshold_accuracy`."""
+    hit = (predictions["y_pred"] - predictions["y_true"]).abs() <= tolerance * predictions[
+        "y_true"
+    ]
+    return _share_per_site(predictions.assign(hit=hit), f"within@{tolerance:g}", seed)
+
+
+def _share_per_site(predictions: pd.DataFrame, name: str, seed: int) -> pd.DataFrame:
+    """Mean of the 0/1 column ``hit`` per episode, per site (over its draws), then over
+    sites with a bootstrap interval; methods in the order they ran."""
+    episode = predictions.groupby(["method", "k", "task", "draw"], sort=False)["hit"].mean()
+    per_site = episode.groupby(["method", "k", "task"], sort=False).mean()
     rows = []
     for (method, k), values in per_site.groupby(["method", "k"], sort=False):
-        ci = bootstrap_ci(values.to_numpy(), seed=seed, cell=("accuracy", method, k))
+        ci = bootstrap_ci(values.to_numpy(), seed=seed, cell=(name, method, k))
         rows.append({"method": method, "k": int(np.asarray(k)), "mean": ci.mean,
                      "ci_low": ci.low, "ci_high": ci.high, "n_tasks": ci.n_tasks})  # fmt: skip
     return pd.DataFrame(rows, columns=["method", "k", "mean", "ci_low", "ci_high", "n_tasks"])
@@ -248,7 +272,18 @@ def suite_markdown(
         if len(section.decisions):
             parts += _guard_lines(section.decisions, judged_metrics)
         if section.accuracy is not None:
-            parts += _accuracy_lines(section.accuracy)
+            parts += _share_lines(
+                section.accuracy,
+                "**Accuracy, FLamby's way** (P >= 0.5 counts as positive; accuracy per "
+                "held-out site, mean over sites [95% CI])",
+            )
+        if section.within is not None:
+            parts += _share_lines(
+                section.within,
+                f"**Share of patients predicted within {section.tolerance:.0%} of the observed "
+                "value** (the IWPC's accuracy for a warfarin dose; higher is better; share per "
+                "held-out site, mean over sites [95% CI])",
+            )
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -322,10 +357,9 @@ def _ci(row: Mapping[str, Any], key: str) -> str:
     return f"{row[key]:+.3f}{interval}"
 
 
-def _accuracy_lines(accuracy: pd.DataFrame) -> list[str]:
+def _share_lines(accuracy: pd.DataFrame, heading: str) -> list[str]:
     lines = [
-        "**Accuracy, FLamby's way** (P >= 0.5 counts as positive; accuracy per held-out "
-        "site, mean over sites [95% CI])",
+        heading,
         "",
         "| method | " + " | ".join(f"K={k}" for k in sorted(accuracy["k"].unique())) + " |",
         "|---|" + "---:|" * accuracy["k"].nunique(),

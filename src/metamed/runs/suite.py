@@ -22,6 +22,8 @@ A suite is a TOML file (the shipped ones live in ``runs/suites/``; ``metamed ben
     n_common = 200                   # the rare-conditions rule (metamed.tasks.RareRule)
     min_query = 20                   # optional: min_query, min_per_class, val_fraction
     shots = [5, 10, 20]              # optional: this dataset's own shots / draws
+    within = 0.2                     # optional (numeric outcome): the page adds the share
+                                     # predicted within 20 % of the observed value (IWPC)
     params = { fomaml = { inner_lr = 0.01 } }  # optional: hyperparameters for this
                                      # dataset only, as --param sets them (by label or
                                      # learner name); part of its run's recorded config
@@ -70,11 +72,17 @@ from metamed.errors import (
     MetamedValueError,
     did_you_mean,
 )
+from metamed.evaluation.metrics import IWPC_TOLERANCE
 from metamed.evaluation.protocol import Progress, empty_decisions
 from metamed.evaluation.spec import BenchmarkSpec, check_keys
 from metamed.learners import GUARDS
 from metamed.outputs import check_output_place, staged_output
-from metamed.report.suite_page import SuiteSection, suite_markdown, threshold_accuracy
+from metamed.report.suite_page import (
+    SuiteSection,
+    suite_markdown,
+    threshold_accuracy,
+    within_tolerance,
+)
 from metamed.runs.benchmark import run_spec
 from metamed.runs.executors import Executor, SerialExecutor
 from metamed.runs.molecules import MoleculeSuite, MoleculeSuiteOutputs, run_molecule_suite
@@ -119,7 +127,7 @@ _RULE_KEYS = {
 _DATASET_KEYS = (
     "title", "dataset", "options", "n_common", "min_query", "min_per_class", "val_fraction",
     "shots", "draws", "notes", "split", "folds", "part_col", "train_part", "test_part",
-    "methods", "folder", "accuracy", "params",
+    "methods", "folder", "accuracy", "params", "within",
 )  # fmt: skip
 
 
@@ -134,6 +142,9 @@ class SuiteDataset:
     folder_name: str | None = None
     #: the page also gives accuracy at P >= 0.5 per site (FLamby's way, for its anchors)
     accuracy: bool = False
+    #: the page also gives the share of predictions within this relative tolerance of
+    #: the observed value (a numeric outcome; IWPC's 0.2 for a warfarin dose)
+    within: float | None = None
 
     @property
     def folder(self) -> str:
@@ -203,10 +214,19 @@ class Suite:
             title = str(entry.get("title", entry["dataset"]))
             notes = tuple(str(n) for n in entry.get("notes", ()))
             folder = entry.get("folder")
+            within = entry.get("within")
+            if within is not None and (
+                isinstance(within, bool) or not isinstance(within, (int, float)) or not 0 < within < 1
+            ):
+                raise MetamedValueError(
+                    f"{where}: within must be a relative tolerance between 0 and 1 (0.2: "
+                    f"within 20 % of the observed value), got {within!r}."
+                )
             entries.append(
                 SuiteDataset(
                     title, spec, notes, None if folder is None else str(folder),
                     bool(entry.get("accuracy", False)),
+                    None if within is None else float(within),
                 )  # fmt: skip
             )
         folders = [e.folder for e in entries]
@@ -371,9 +391,15 @@ def _run_each(
             if outputs.decisions_csv.is_file()
             else empty_decisions()
         )
-        accuracy = (
-            threshold_accuracy(pd.read_parquet(outputs.predictions_parquet))
-            if entry.accuracy
+        predictions = (
+            pd.read_parquet(outputs.predictions_parquet)
+            if entry.accuracy or entry.within is not None
+            else None
+        )
+        accuracy = threshold_accuracy(predictions) if predictions is not None and entry.accuracy else None
+        within = (
+            within_tolerance(predictions, entry.within)
+            if predictions is not None and entry.within is not None
             else None
         )
         sections.append(
@@ -389,6 +415,8 @@ def _run_each(
                 decisions=decisions,
                 guards=[m.id for m in entry.spec.methods if m.name in GUARDS],
                 accuracy=accuracy,
+                within=within,
+                tolerance=entry.within if entry.within is not None else IWPC_TOLERANCE,
             )
         )
         on_section(sections)
