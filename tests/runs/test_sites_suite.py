@@ -165,3 +165,31 @@ def test_a_page_written_before_the_last_dataset_names_the_missing_ones() -> None
     assert "**Incomplete: 2 of 2 datasets have no results on this page**" in text
     assert "`--resume` continues it): OPT; IWPC." in text
     assert "Incomplete" not in suite_markdown("Sites", "metamed benchmark --suite sites", [])
+
+
+def test_train_sites_meta_trains_each_split_on_that_many_sites_nested_in_more() -> None:
+    from metamed.data.cohort import Cohort, Schema
+    from metamed.tasks import SiteRule, TaskSet, site_split
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"x": rng.normal(size=240), "site": np.repeat([f"s{i}" for i in range(8)], 30),
+         "y": rng.integers(0, 2, 240)}
+    )  # fmt: skip
+    taskset = TaskSet(Cohort("toy", frame, Schema(outcome="y", numeric=("x",), group=("site",))), "site")
+    splits = {
+        n: site_split(taskset, SiteRule(train_sites=n), shots=(5,), seed=1).splits
+        for n in (0, 2, 4, 7)
+    }
+    assert [len(s.train) for s in splits[2]] == [2] * 8 and [len(s.train) for s in splits[4]] == [4] * 8
+    for few, more, every in zip(splits[2], splits[4], splits[0], strict=True):
+        assert few.test == more.test == every.test
+        assert set(few.train) <= set(more.train) <= set(every.train)
+        assert few.test[0] not in more.train
+    assert [s.train for s in splits[7]] == [s.train for s in splits[0]]  # 7 = all the others
+    # different splits draw different sites (not always the first ones)
+    assert len({s.train for s in splits[2]}) > 1
+    with pytest.raises(MetamedError, match="leaves 7 sites to meta-train on, fewer than train_sites = 8"):
+        site_split(taskset, SiteRule(train_sites=8), shots=(5,))
+    assert SiteRule(train_sites=2).to_dict()["train_sites"] == 2
+    assert "train_sites" not in SiteRule().to_dict()

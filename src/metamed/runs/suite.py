@@ -30,8 +30,8 @@ A suite is a TOML file (the shipped ones live in ``runs/suites/``; ``metamed ben
 
 A suite (or one dataset) may set ``split``: ``"rare"`` (the default, above), ``"sites"``
 (the new-site rule, :class:`~metamed.tasks.SiteRule`: keys ``min_query``,
-``min_per_class``, ``folds``, ``part_col``, ``train_part``, ``test_part``), or a
-benchmark's ``"auto"``, ``"loso"``, ``"random"``; and ``sampler`` and ``recalibrate`` as
+``min_per_class``, ``folds``, ``train_sites``, ``part_col``, ``train_part``,
+``test_part``), or a benchmark's ``"auto"``, ``"loso"``, ``"random"``; and ``sampler`` and ``recalibrate`` as
 in a benchmark spec.  A dataset entry may add ``methods`` of its own (its clinical
 score) to the suite's, and name its ``folder`` (one dataset run twice, e.g. for two
 outcomes).
@@ -122,11 +122,15 @@ _SUITE_KEYS = (
 #: The rule fields a dataset entry may give, by split.
 _RULE_KEYS = {
     "rare": ("n_common", "min_query", "min_per_class", "val_fraction"),
-    "sites": ("min_query", "min_per_class", "folds", "part_col", "train_part", "test_part"),
+    "sites": (
+        "min_query", "min_per_class", "folds", "train_sites", "part_col", "train_part",
+        "test_part",
+    ),  # fmt: skip
 }
 _DATASET_KEYS = (
     "title", "dataset", "options", "n_common", "min_query", "min_per_class", "val_fraction",
-    "shots", "draws", "notes", "split", "folds", "part_col", "train_part", "test_part",
+    "shots", "draws", "notes", "split", "folds", "train_sites", "part_col", "train_part",
+    "test_part",
     "methods", "folder", "accuracy", "params", "within",
 )  # fmt: skip
 

@@ -11,7 +11,10 @@ A model trained at some hospitals meets a new one.  The rule, stated once:
   are tiny training tasks (the learners skip the ones too small for their episodes);
 - the evaluated sites are held out one at a time (``folds = 0``, leave-one-site-out), or
   in ``folds`` seeded groups to bound the number of fits (IWPC's 22 sites), each split
-  meta-training on every site not held out.
+  meta-training on every site not held out, or with ``train_sites = N`` on N of them,
+  drawn per split from a seeded order of its training sites, so that the N sites of a
+  smaller N are among those of a larger one (how results change with the number of
+  training sites: IWPC on 5, 10 and 21).
 
 With ``part_col`` (a second group column, e.g. PhysioNet 2012's challenge ``set``) each
 site is cut into its parts, and a held-out site is scored on its ``test_part`` rows
@@ -54,6 +57,8 @@ class SiteRule:
     min_per_class: int = 2
     #: 0: each evaluated site held out alone; N: N seeded groups of evaluated sites
     folds: int = 0
+    #: 0: every site not held out meta-trains; N: N of them per split (seeded, nested in N)
+    train_sites: int = 0
     #: a group column cutting each site into parts (e.g. "set"); with the two below
     part_col: str | None = None
     train_part: str | None = None
@@ -71,6 +76,12 @@ class SiteRule:
                 f"sites split: folds must be 0 (one site at a time) or a positive whole number, "
                 f"got {self.folds!r}."
             )
+        n = self.train_sites
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise MetamedValueError(
+                f"sites split: train_sites must be 0 (every site not held out) or a positive "
+                f"whole number, got {n!r}."
+            )
         parts = (self.part_col, self.train_part, self.test_part)
         if any(p is not None for p in parts) and any(p is None for p in parts):
             raise MetamedValueError(
@@ -84,6 +95,8 @@ class SiteRule:
             "min_per_class": int(self.min_per_class),
             "folds": int(self.folds),
         }
+        if self.train_sites:  # earlier runs' records stay as they were
+            out["train_sites"] = int(self.train_sites)
         if self.part_col is not None:
             out.update(part_col=self.part_col, train_part=str(self.train_part),
                        test_part=str(self.test_part))  # fmt: skip
@@ -195,13 +208,22 @@ def site_split(taskset: TaskSet, rule: SiteRule, shots: Sequence[int], seed: int
         order = np.random.default_rng([seed, 3]).permutation(len(evaluated))
         groups = [sorted(evaluated[i] for i in part) for part in np.array_split(order, rule.folds)]
     splits = []
-    for group in groups:
+    for index, group in enumerate(groups):
         held_out = {site_of[n] for n in group}
         train = [n for n in trainable if site_of[n] not in held_out]
         if not train:
             raise MetamedValueError(
                 f"sites split: holding out {', '.join(group)} leaves no site to meta-train on."
             )
+        if rule.train_sites:
+            if rule.train_sites > len(train):
+                raise MetamedValueError(
+                    f"sites split: holding out {', '.join(group)} leaves {len(train)} sites to "
+                    f"meta-train on, fewer than train_sites = {rule.train_sites}; lower it."
+                )
+            # one seeded order per split, cut at N: fewer sites are a subset of more
+            order = np.random.default_rng([seed, 4, index]).permutation(len(train))
+            train = [train[i] for i in sorted(order[: rule.train_sites])]
         splits.append(TaskSplit(tuple(train), (), tuple(group)))
     result = SiteSplit(tuple(splits), taskset, rule, tuple(int(k) for k in shots), skipped)
     for name, reason in sorted(skipped.items()):
