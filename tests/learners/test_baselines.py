@@ -240,3 +240,21 @@ def test_support_outcome_type_must_match_training(
     support, _ = split_support_query(numeric_tasks[5], 6, seed=0)
     with pytest.raises(MetamedValueError, match="binary outcome"):
         learner.adapt(support)
+
+
+def test_a_diverging_finetune_restarts_with_smaller_steps_and_stays_finite(
+    numeric_tasks, split_support_query
+) -> None:
+    """One support patient with a huge standardised feature (IWPC's rare 0/1 flags reach
+    ~38) made the steps explode and every prediction NaN; a smaller step adapts."""
+    import dataclasses
+
+    learner = PooledFineTune(**FAST, finetune_lr=0.5).meta_fit(numeric_tasks[:4])
+    support, query = split_support_query(numeric_tasks[5], 10, seed=0)
+    X = support.X.copy()
+    X[0, 0] = 60.0
+    wild = dataclasses.replace(support, X=X)
+    pred = learner.adapt(wild).predict(query.X)
+    assert np.isfinite(pred).all()
+    # it still adapted: not the pooled model
+    assert not np.allclose(pred, PooledMLP.adapt(learner, wild).predict(query.X))

@@ -373,6 +373,10 @@ class PooledMLP(MetaLearner):
         return adapted_mlp(self.outcome_type_, params, self.n_features_, self.y_mean_, self.y_std_)
 
 
+#: How many times a diverging fine-tuning restarts with a ten times smaller step.
+_RETRIES = 3
+
+
 @register("pooled-finetune")
 @hyperparameters
 class PooledFineTune(PooledMLP):
@@ -404,10 +408,29 @@ class PooledFineTune(PooledMLP):
     anchor_strength: float = hyperparameter(default=1.0, allowed=NON_NEGATIVE)
 
     def adapt(self, support: Task) -> MLPModel:
-        """Fine-tune a copy of the pooled weights on ``support`` (full batch, deterministic)."""
+        """Fine-tune a copy of the pooled weights on ``support`` (full batch, deterministic).
+
+        Where the steps diverge (a loss or a weight that is not finite: on IWPC warfarin a
+        rare 0/1 flag standardises to about 38, and one such patient in a support set can
+        make a step of 0.05 explode), fine-tuning starts again from the pooled weights with
+        a step ten times smaller, at most :data:`_RETRIES` times, then keeps the pooled
+        weights.  Wherever the steps stay finite the result is the plain fine-tuning's.
+        """
         self._check_adapt(support)
         x = torch.from_numpy(support.X)
         y = torch.from_numpy((support.y - self.y_mean_) / self.y_std_).float()
+        lr = float(self.finetune_lr)
+        for _ in range(_RETRIES + 1):
+            params = self._finetune(x, y, lr)
+            if params is not None:
+                return self._model(params)
+            lr /= 10
+        return self._model(self.params_)
+
+    def _finetune(
+        self, x: torch.Tensor, y: torch.Tensor, lr: float
+    ) -> dict[str, torch.Tensor] | None:
+        """The fine-tuned weights at step size ``lr``, or None where a step diverged."""
         anchor = self.params_
         params = {k: v.clone().requires_grad_(True) for k, v in anchor.items()}
         for _ in range(int(self.finetune_steps)):
@@ -415,13 +438,17 @@ class PooledFineTune(PooledMLP):
             if self.anchor_strength > 0:
                 pull = sum(((params[k] - anchor[k]) ** 2).sum() for k in params)
                 loss = loss + 0.5 * self.anchor_strength * pull
+            if not torch.isfinite(loss):
+                return None
             grads = torch.autograd.grad(loss, list(params.values()))
             with torch.no_grad():
                 params = {
-                    k: (p - self.finetune_lr * g).requires_grad_(True)
+                    k: (p - lr * g).requires_grad_(True)
                     for (k, p), g in zip(params.items(), grads, strict=True)
                 }
-        return self._model(params)
+        if not all(bool(torch.isfinite(p).all()) for p in params.values()):
+            return None
+        return params
 
 
 # -- local-only models -------------------------------------------------------------------------
