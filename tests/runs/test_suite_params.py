@@ -122,3 +122,20 @@ def test_the_page_gives_the_share_within_tolerance_per_site_then_over_sites() ->
     text = suite_markdown("Sites", "metamed benchmark --suite sites", [section])
     assert "**Share of patients predicted within 20% of the observed value**" in text
     assert "| pooled | 0.375 [" in text
+
+
+def test_the_goal_sentence_judges_a_numeric_dataset_by_rmse() -> None:
+    """A page with a numeric dataset (IWPC) stopped at its goal sentence: 'Unknown metric
+    auroc'."""
+    import pandas as pd
+
+    from metamed.report.suite_page import SuiteSection, suite_markdown
+
+    results = pd.DataFrame(
+        [{"method": m, "dataset": "d", "task": t, "k": 10, "draw": 0, "metric": "rmse",
+          "value": v + (1.0 if m == "fomaml" else 0.0)}
+         for m in ("fomaml", "pooled") for t, v in zip("abcde", [10.0, 12, 9, 11, 13], strict=True)]
+    )  # fmt: skip
+    section = SuiteSection("IWPC", results, ["pooled"], {}, 1.0, 1.0, "iwpc")
+    text = suite_markdown("Sites", "metamed benchmark --suite sites", [section], goal_k=10)
+    assert "**No meta-learner beats the best baseline at K=10 on any dataset** (RMSE" in text

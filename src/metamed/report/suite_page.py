@@ -108,35 +108,44 @@ def _share_per_site(predictions: pd.DataFrame, name: str, seed: int) -> pd.DataF
     return pd.DataFrame(rows, columns=["method", "k", "mean", "ci_low", "ci_high", "n_tasks"])
 
 
-def goal_sentence(sections: Sequence[SuiteSection], metric: str, k: int) -> str:
-    """Whether some meta-learner beats the best baseline at ``k`` with a CI excluding 0."""
-    label = get_metric(metric).label
+def goal_sentence(
+    sections: Sequence[SuiteSection], metric: str, k: int, numeric_metric: str = "rmse"
+) -> str:
+    """Whether some meta-learner beats the best baseline at ``k`` with a CI excluding 0:
+    in ``metric`` on a binary outcome, in ``numeric_metric`` on a numeric one."""
     wins: list[str] = []
-    judged_any = False
+    labels: list[str] = []
     for section in sections:
         methods = section.meta_learners
         baselines = [b for b in section.baselines if b in set(section.results["method"])]
-        if not methods or not baselines:
+        present = set(section.results["metric"])
+        chosen = metric if metric in present else numeric_metric
+        if not methods or not baselines or chosen not in present:
             continue
-        table = judged(section.results, methods, baselines, metric)
+        label = get_metric(chosen).label
+        table = judged(section.results, methods, baselines, chosen)
         table = table[table["k"] == k]
-        judged_any = judged_any or len(table) > 0
+        if len(table) and label not in labels:
+            labels.append(label)
         for row in table.to_dict("records"):
             if row["judgement"] in ("better", "leaning better"):
                 wins.append(
                     f"{row['method']} on {section.title} ({row['difference']:+.3f} {label} vs "
                     f"{row['baseline']}, 95% CI [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}])"
                 )
-    if not judged_any:
+    if not labels:
         return f"No meta-learner was compared with a baseline at K={k}."
+    said = " on a binary outcome, ".join(labels) if len(labels) == 2 else ", ".join(labels)
+    if len(labels) == 2:
+        said += " on a numeric one"
     if not wins:
         return (
             f"**No meta-learner beats the best baseline at K={k} on any dataset** "
-            f"({label}, paired on the same episodes: no meta-learner's 95% CI of the difference "
-            "lies above 0)."
+            f"({said}, paired on the same episodes: no meta-learner's 95% CI of the difference "
+            "excludes 0 in the meta-learner's favour)."
         )
     return (
-        f"At K={k} a meta-learner beats the best baseline ({label}, 95% CI excluding 0): "
+        f"At K={k} a meta-learner beats the best baseline ({said}, 95% CI excluding 0): "
         + "; ".join(wins)
         + "."
     )
@@ -235,7 +244,8 @@ def suite_markdown(
         ]
     parts += [*intro, ""] if intro else []
     if goal_k is not None:
-        parts += ["## Goal", "", goal_sentence(sections, metrics[0], goal_k), ""]
+        goal = goal_sentence(sections, metrics[0], goal_k, numeric_metrics[0])
+        parts += ["## Goal", "", goal, ""]
     for section in sections:
         parts += [f"## {section.title}", ""]
         parts += [f"- {line}" for line in _split_lines(section.split)]
