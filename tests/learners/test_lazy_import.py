@@ -56,3 +56,12 @@ def test_unknown_names_still_fail_clearly() -> None:
         assert "this_is_not_a_learner" in str(error)
     else:
         raise AssertionError("an unknown attribute of metamed.learners did not raise")
+
+
+def test_the_registries_are_complete_however_they_are_imported() -> None:
+    # Read straight from base, in a fresh interpreter where no learner was used yet.
+    listed = _run(
+        "from metamed.learners.base import LEARNERS, ADAPTED_MODELS; "
+        "print(len(LEARNERS), 'guard' in LEARNERS, 'GuardedModel' in ADAPTED_MODELS)"
+    )
+    assert listed == f"{len(learners.LEARNERS)} True True"

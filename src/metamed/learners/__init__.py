@@ -8,20 +8,11 @@ this package's attributes (the scheme SciPy and scikit-image use; SPEC 1 of the
 Scientific Python project).
 
 Every learner registers itself under its CLI name (and every adapted model class under
-its class name, for loading saved models) when its module is imported; the registry's
-lookups import every module of this package first (:func:`base.load_every_learner`), so
-they never miss one that has not been used yet.
+its class name, for loading saved models) when its module is imported; every read of a
+registry imports every module of this package first (:class:`base.Registry`), so it
+never misses one that has not been used yet.
 """
 
 import lazy_loader as _lazy
 
-_lazy_getattr, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)
-#: The registries, which are complete only once every module has registered its classes.
-_REGISTRIES = ("LEARNERS", "ADAPTED_MODELS")
-
-
-def __getattr__(name: str) -> object:
-    value = _lazy_getattr(name)
-    if name in _REGISTRIES:
-        _lazy_getattr("load_every_learner")()
-    return value
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

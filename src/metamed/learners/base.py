@@ -24,9 +24,9 @@ import importlib
 import inspect
 import pkgutil
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
@@ -52,6 +52,7 @@ __all__ = [
     "MetaLearner",
     "register",
     "LEARNERS",
+    "Registry",
     "make_learner",
     "learner_class",
     "learner_names",
@@ -69,9 +70,45 @@ __all__ = [
 #: iteration (epoch for the pooled model).
 ProgressCallback = Callable[[int, int, float], None]
 
-LEARNERS: dict[str, type[MetaLearner]] = {}
+Registered = TypeVar("Registered")
+
+
+class Registry(Mapping[str, Registered]):
+    """Classes by name, complete whenever it is read.
+
+    The package loads its modules lazily, and a class enters its registry only when its
+    module is imported; so every read (``name in registry``, ``registry[name]``, listing)
+    first imports every module of the package (:func:`load_every_learner`), wherever the
+    reader imported the registry from.  Classes enter it through :meth:`add`.
+    """
+
+    def __init__(self) -> None:
+        self._classes: dict[str, Registered] = {}
+
+    def add(self, name: str, cls: Registered) -> None:
+        self._classes[name] = cls
+
+    def __getitem__(self, name: str) -> Registered:
+        load_every_learner()
+        return self._classes[name]
+
+    def __contains__(self, name: object) -> bool:
+        load_every_learner()
+        return name in self._classes
+
+    def __iter__(self) -> Iterator[str]:
+        load_every_learner()
+        return iter(dict(self._classes))
+
+    def __len__(self) -> int:
+        load_every_learner()
+        return len(self._classes)
+
+
+#: Every registered learner by its method name (see :func:`register`).
+LEARNERS: Registry[type[MetaLearner]] = Registry()
 #: Every AdaptedModel subclass by class name: where a saved model's class is looked up.
-ADAPTED_MODELS: dict[str, type[AdaptedModel]] = {}
+ADAPTED_MODELS: Registry[type[AdaptedModel]] = Registry()
 
 #: The ``kind`` field of an artifact manifest.
 META_LEARNER = "meta-learner"
@@ -83,7 +120,7 @@ def register(name: str):
 
     def wrap(cls: type[MetaLearner]) -> type[MetaLearner]:
         cls.name = name
-        LEARNERS[name] = cls
+        LEARNERS.add(name, cls)
         return cls
 
     return wrap
@@ -96,9 +133,9 @@ def load_every_learner() -> None:
     """Import every module of :mod:`metamed.learners` once, so that each learner and
     adapted model class has registered itself.
 
-    The package loads its modules lazily (on a name's first use), so a registry lookup
-    calls this first: without it ``learner_names()`` would list only the learners whose
-    modules happened to be imported already.
+    The package loads its modules lazily (on a name's first use), so every read of a
+    :class:`Registry` calls this first: without it ``learner_names()`` would list only the
+    learners whose modules happened to be imported already.
     """
     global _every_learner_loaded
     if _every_learner_loaded:
@@ -111,7 +148,6 @@ def load_every_learner() -> None:
 
 def learner_names() -> list[str]:
     """Every registered learner's name, sorted."""
-    load_every_learner()
     return sorted(LEARNERS)
 
 
@@ -228,7 +264,7 @@ class AdaptedModel(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        ADAPTED_MODELS[cls.__name__] = cls
+        ADAPTED_MODELS.add(cls.__name__, cls)
 
     @abstractmethod
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -264,8 +300,7 @@ class AdaptedModel(ABC):
     @classmethod
     def _from_artifact_content(cls, content: dict[str, Any], path: str | Path) -> AdaptedModel:
         spec = _section(content, ADAPTED_MODEL, "model", path)
-        name = spec.get("class")
-        load_every_learner()
+        name = str(spec.get("class"))
         if name not in ADAPTED_MODELS:
             raise artifact_error(
                 path,
@@ -321,10 +356,9 @@ def nested_model_state(model: AdaptedModel, prefix: str) -> dict[str, Any]:
 def nested_model(section: dict[str, Any], outer: type) -> AdaptedModel:
     """The model saved by :func:`nested_model_state` inside a model of class ``outer``
     (which may not nest itself, so a damaged file cannot recurse without end)."""
-    name = section.get("class")
-    load_every_learner()
+    name = str(section.get("class"))
     if name not in ADAPTED_MODELS or issubclass(ADAPTED_MODELS[name], outer):
-        raise MetamedValueError(f"adapted model class {name!r} is not one this metamed knows.")
+        raise MetamedValueError(f"adapted model class '{name}' is not one this metamed knows.")
     return ADAPTED_MODELS[name]._from_artifact_state(section.get("state", {}))
 
 
