@@ -135,9 +135,12 @@ def goal_sentence(
                 )
     if not labels:
         return f"No meta-learner was compared with a baseline at K={k}."
-    said = " on a binary outcome, ".join(labels) if len(labels) == 2 else ", ".join(labels)
-    if len(labels) == 2:
-        said += " on a numeric one"
+    binary, numeric = get_metric(metric).label, get_metric(numeric_metric).label
+    said = (
+        f"{binary} on a binary outcome, {numeric} on a numeric one"
+        if set(labels) == {binary, numeric}
+        else ", ".join(labels)
+    )
     if not wins:
         return (
             f"**No meta-learner beats the best baseline at K={k} on any dataset** "
