@@ -139,3 +139,19 @@ def test_the_goal_sentence_judges_a_numeric_dataset_by_rmse() -> None:
     section = SuiteSection("IWPC", results, ["pooled"], {}, 1.0, 1.0, "iwpc")
     text = suite_markdown("Sites", "metamed benchmark --suite sites", [section], goal_k=10)
     assert "**No meta-learner beats the best baseline at K=10 on any dataset** (RMSE" in text
+
+
+def test_the_goal_sentence_names_each_outcomes_metric_in_order() -> None:
+    import pandas as pd
+
+    from metamed.report.suite_page import SuiteSection, goal_sentence
+
+    def section(metric: str) -> SuiteSection:
+        results = pd.DataFrame(
+            [{"method": m, "dataset": "d", "task": t, "k": 10, "draw": 0, "metric": metric,
+              "value": v} for m in ("fomaml", "pooled") for t, v in zip("abcd", [0.6, 0.7, 0.8, 0.5], strict=True)]
+        )  # fmt: skip
+        return SuiteSection(metric, results, ["pooled"], {}, 1.0, 1.0, metric)
+
+    text = goal_sentence([section("rmse"), section("auroc")], "auroc", 10)
+    assert "(AUROC on a binary outcome, RMSE on a numeric one," in text
