@@ -188,7 +188,7 @@ def test_datasets_readable_in_a_narrow_terminal(tmp_path, monkeypatch, width):
     assert rows["synthetic"][-2:] == ["built-in", "yes"]
     assert rows["uci-heart"][1] == f"v{DATASETS['uci-heart'].version}"
     assert rows["uci-heart"][-2:] == ["no", "yes"]  # nothing in tmp_path; loader exists
-    assert rows["medmnist"][-3:] == ["no", "not", "yet"]
+    assert rows["tcga-brca"][-3:] == ["no", "not", "yet"]
 
 
 def test_datasets_name_shows_the_spec(tmp_path, monkeypatch):

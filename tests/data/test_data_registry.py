@@ -120,7 +120,7 @@ def test_missing_data_dir_names_command_and_env(
 
 def test_listed_dataset_without_loader_is_clear() -> None:
     with pytest.raises(MetamedValueError, match="cannot load it yet"):
-        load_dataset("medmnist", "/nonexistent")
+        load_dataset("tcga-brca", "/nonexistent")
 
 
 PAYLOAD = b"site,x,y\na,1,0\na,2,1\nb,3,1\nb,4,0\n"

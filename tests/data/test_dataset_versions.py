@@ -32,6 +32,7 @@ FINGERPRINTS = {
     ("support2", 1): "57e6e39fb122c8780d755ab56636a8e4743a0b8ad1a9b00b1d9a391cc87c6314",
     ("eicu-demo-diagnoses", 1): "43eda4f2d851e8f9cc68ab88b6c29cc6e67b6b14125d009fd90059312335dc62",
     ("moleculenet", 1): "8092416b9b6181591bdbec8c1dd821896a0d7a98c999f9111f641353c131608d",
+    ("medmnist", 1): "57cf56c92da56386874157b62b724a8f22e1163f49e65f7ae476e7388a304471",
 }
 
 
@@ -80,6 +81,7 @@ def test_uci_heart_cohort_matches_its_version(data_dir: Path, uci_heart_dir: Pat
         "diabetes-130",
         "support2",
         "moleculenet",
+        "medmnist",
     ],
 )
 def test_real_cohort_matches_its_version(name: str, data_dir: Path, need_dataset) -> None:

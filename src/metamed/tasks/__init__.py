@@ -13,16 +13,19 @@ from metamed.tasks.episodes import (
     sample_support_query,
     stack_episodes,
 )
+from metamed.tasks.images import IMAGE_SPLITS, ImageTasks, image_tasks
 from metamed.tasks.rare import RareRule, RareSplit, rare_split, unusable_reason
 from metamed.tasks.sites import SiteRule, SiteSplit, site_split
 from metamed.tasks.task import Task, check_support_task, check_task_list, hold_out_rows
 from metamed.tasks.taskset import TaskSet, TaskSplit, make_tasks
 
 __all__ = [
+    "IMAGE_SPLITS",
     "SUPPORT_SAMPLERS",
     "Episode",
     "EpisodeBatch",
     "EpisodeSampler",
+    "ImageTasks",
     "RareRule",
     "RareSplit",
     "SiteRule",
@@ -34,6 +37,7 @@ __all__ = [
     "check_support_task",
     "check_task_list",
     "hold_out_rows",
+    "image_tasks",
     "make_tasks",
     "make_episode",
     "rare_split",

@@ -1,32 +1,157 @@
-"""MedMNIST v2 subset: BreastMNIST, PneumoniaMNIST (modified copy), AdrenalMNIST3D.
+"""MedMNIST v2 subset: BreastMNIST and PneumoniaMNIST (modified copy), 2-D, 28 px.
 
-Three small two-class medical imaging sets in MedMNIST's ``.npz`` layout
+Two small two-class medical imaging sets in MedMNIST's ``.npz`` layout
 (``train_images``, ``train_labels``, ``val_*``, ``test_*``, uint8): breast ultrasound
-(28 px; 0 = malignant, 1 = normal or benign), paediatric chest X-ray (28 px; 0 = normal,
-1 = pneumonia) and adrenal gland shape masks from abdominal CT (28^3 and 64^3 voxels;
-0 = normal, 1 = hyperplasia).  The PneumoniaMNIST copy is **modified**: its training
-split was subsampled (3,882 of the official 4,708 images); say so wherever results on
-it appear.  The AdrenalMNIST3D files are byte-identical to the official ones.
+(BreastMNIST, 780 images) and paediatric chest X-ray (PneumoniaMNIST, 5,030 images here).
+The folder also holds AdrenalMNIST3D (28^3 and 64^3 CT shape masks, byte-identical to the
+official files); they are listed and verified but not loaded yet (3-D models are not
+built).  The official files are in MedMNIST's Zenodo record 10519652 (v3; 6496656, v2);
+these copies are the public GitHub files named in ``medmnist.files.json``, which is what
+``metamed data fetch medmnist`` downloads (the Zenodo BreastMNIST and PneumoniaMNIST
+files have other bytes: a re-save and the unmodified set).
 
-Spec only, no loader yet.  Images, not patient tables: a loader must decide how an
-image set becomes tasks (one task per set, or per class split) and keep MedMNIST's
-official splits.  Bump ``SPEC.version`` with any change to the data it then builds.
+**The PneumoniaMNIST copy is modified**: its training split was subsampled (3,882 of the
+official 4,708 images: 388 normal of 1,214, all 3,494 pneumonia); validation and test
+are the official splits.  Every result on it must say so (``provenance["modified"]``
+does, for the reports).
+
+How the loader builds the cohort, and why:
+
+- One row per image, in file order within each official split (train, val, test), the
+  sets in the order of the ``sets`` option.  Features are the 784 pixels (``px_000`` to
+  ``px_783``, row-major) as intensities in [0, 1] (uint8 / 255).  Nothing is imputed or
+  scaled per pixel: a convolution shares its weights across positions, which per-pixel
+  standardisation would undo; the imaging tasks read these values directly
+  (:func:`metamed.tasks.image_tasks`).
+- Labels: 1 is the finding.  PneumoniaMNIST's labels are kept (0 normal, 1 pneumonia).
+  BreastMNIST's official labels are 0 malignant, 1 normal or benign; the loader flips
+  them (1 = malignant), so that in every set the positive class is the pathology a
+  few-shot model must find.  AUROC is unchanged by the flip (MedMNIST's published AUC of
+  0.901 still compares).
+- MedMNIST's official splits are kept in the group column ``split`` (train / val / test);
+  nothing is re-split.  ``image`` is the image's index within its split in the file
+  (for tracing a row back to its image).
+- ``corruptions`` adds, for each chosen acquisition corruption
+  (:mod:`metamed.data.images`), a copy of every image under it: the pseudo-sites of the
+  acquisition-shift task.  ``task`` is ``"<set>"`` for the images as published and
+  ``"<set>/<corruption>"`` otherwise; ``dataset`` and ``corruption`` are group columns
+  too.  Speckle noise is seeded per (set, split) from ``CORRUPTION_SEED``, so the cohort
+  is the same on every load.
+- No column is dropped for leakage: the files hold images and labels only.
 """
 
 from __future__ import annotations
 
-from metamed.data.registry import DatasetSpec, read_files
+import zlib
+from pathlib import Path
 
-__all__ = ["SPEC"]
+import numpy as np
+import pandas as pd
+
+from metamed.data.cohort import Cohort, Schema
+from metamed.data.images import CORRUPTIONS, corrupt
+from metamed.data.registry import DatasetSpec, Option, load_dataset, read_files
+
+__all__ = [
+    "CORRUPTION_SEED",
+    "IMAGE_SETS",
+    "MODIFIED_NOTE",
+    "OFFICIAL_SPLITS",
+    "SPEC",
+    "load_medmnist",
+    "pixel_columns",
+]
+
+#: The 2-D sets the loader reads: set name -> (file, labels are flipped so 1 = finding).
+IMAGE_SETS: dict[str, tuple[str, bool]] = {
+    "breastmnist": ("breastmnist_28.npz", True),
+    "pneumoniamnist": ("pneumoniamnist_28_modified.npz", False),
+}
+
+#: MedMNIST's official splits, in file order.
+OFFICIAL_SPLITS = ("train", "val", "test")
+
+#: Seed of the speckle noise (one generator per set, split and corruption derives from it).
+CORRUPTION_SEED = 20231
+
+#: What every result on PneumoniaMNIST must say.
+MODIFIED_NOTE = (
+    "PneumoniaMNIST here is a modified copy: its training split is subsampled (3,882 of the "
+    "official 4,708 images); validation and test splits are the official ones."
+)
+
+IMAGE_SIDE = 28
+
+
+def pixel_columns(side: int = IMAGE_SIDE) -> list[str]:
+    """Names of the pixel feature columns of a ``side`` x ``side`` image, row-major."""
+    width = len(str(side * side - 1))
+    return [f"px_{i:0{width}d}" for i in range(side * side)]
+
+
+def _labels(values: np.ndarray, flip: bool) -> np.ndarray:
+    y = np.asarray(values).reshape(-1).astype(np.int64)
+    return 1 - y if flip else y
+
+
+def _noise_rng(name: str, split: str, corruption: str) -> np.random.Generator:
+    # crc32 of the names, not hash(): stable across processes (PYTHONHASHSEED).
+    key = zlib.crc32(f"{name}/{split}/{corruption}".encode())
+    return np.random.default_rng(np.random.SeedSequence([CORRUPTION_SEED, key]))
+
+
+def _load(folder: Path, *, sets: tuple[str, ...], corruptions: tuple[str, ...]) -> Cohort:
+    columns = pixel_columns()
+    blocks: list[np.ndarray] = []
+    meta: list[pd.DataFrame] = []
+    for name in sets:
+        file, flip = IMAGE_SETS[name]
+        with np.load(folder / file) as arrays:
+            splits = {s: (arrays[f"{s}_images"], arrays[f"{s}_labels"]) for s in OFFICIAL_SPLITS}
+        for corruption in corruptions:
+            task = name if corruption == "none" else f"{name}/{corruption}"
+            for split, (images, labels) in splits.items():
+                pixels = images.astype(np.float32) / 255.0
+                pixels = corrupt(pixels, corruption, _noise_rng(name, split, corruption))
+                blocks.append(pixels.reshape(len(pixels), -1))
+                meta.append(
+                    pd.DataFrame(
+                        {
+                            "task": task,
+                            "dataset": name,
+                            "corruption": corruption,
+                            "split": split,
+                            "image": np.arange(len(pixels), dtype=np.int64),
+                            "label": _labels(labels, flip),
+                        }
+                    )
+                )
+    pixels_frame = pd.DataFrame(np.concatenate(blocks), columns=columns)
+    frame = pd.concat([pixels_frame, pd.concat(meta, ignore_index=True)], axis=1)
+    schema = Schema(
+        outcome="label",
+        numeric=tuple(columns),
+        group=("task", "dataset", "corruption", "split", "image"),
+    )
+    provenance: dict[str, object] = {
+        "source": "MedMNIST v2 (Zenodo record 10519652), copies named in medmnist.files.json",
+        "image_shape": [1, IMAGE_SIDE, IMAGE_SIDE],
+        "positive_class": {"breastmnist": "malignant", "pneumoniamnist": "pneumonia"},
+    }
+    if "pneumoniamnist" in sets:
+        provenance["modified"] = MODIFIED_NOTE
+    return Cohort("medmnist", frame, schema, provenance)
+
 
 SPEC = DatasetSpec(
     name="medmnist",
     version=1,
     title="MedMNIST v2 subset: BreastMNIST, PneumoniaMNIST (modified), AdrenalMNIST3D",
     description=(
-        "Two-class medical images in MedMNIST's npz layout with official splits: breast "
-        "ultrasound, paediatric chest X-ray (train split subsampled), adrenal CT masks "
-        "(28^3 and 64^3)."
+        "Two-class medical images with MedMNIST's official splits: breast ultrasound and "
+        "paediatric chest X-ray (train split subsampled) at 28 px, loaded one row per image "
+        "(784 pixels in [0, 1]; 1 = the finding); tasks: the sets, optionally under seeded "
+        "acquisition corruptions (pseudo-sites). Adrenal CT masks (28^3, 64^3) listed only."
     ),
     licence="CC BY 4.0",
     citation=(
@@ -36,7 +161,49 @@ SPEC = DatasetSpec(
         "al. Identifying medical diagnoses and treatable diseases by image-based deep "
         "learning. Cell 2018;172(5):1122-1131."
     ),
-    homepage="https://medmnist.com",
+    homepage="https://medmnist.com (official files: https://zenodo.org/records/10519652)",
     folder="medmnist-subset",
     files=read_files(__package__, "medmnist.files.json"),
+    options=(
+        Option(
+            "sets",
+            tuple(IMAGE_SETS),
+            "the 2-D image sets in the cohort (each one task per corruption)",
+            choices=tuple(IMAGE_SETS),
+            multiple=True,
+        ),
+        Option(
+            "corruptions",
+            ("none",),
+            "acquisition corruptions, each a copy of every image (pseudo-sites); 'none' = as published",
+            choices=tuple(CORRUPTIONS),
+            multiple=True,
+        ),
+    ),
+    loader=_load,
+    n_patients=5810,
+    n_tasks=2,
 )
+
+
+def load_medmnist(data_dir: str | Path | None = None, **options: object) -> Cohort:
+    """Load the 2-D MedMNIST subset (5,810 images, one task per set by default).
+
+    Same as ``load_dataset("medmnist", data_dir, **options)``.
+
+    Parameters
+    ----------
+    data_dir : path-like, optional
+        The data directory holding ``medmnist-subset/``, or that folder itself.
+        Defaults to the ``METAMED_DATA_DIR`` environment variable.
+    **options
+        ``sets`` (default both 2-D sets) and ``corruptions`` (default ``("none",)``).
+
+    Returns
+    -------
+    Cohort
+        One row per image (and corruption); group columns ``task``, ``dataset``,
+        ``corruption``, ``split`` (MedMNIST's official split) and ``image``.
+        PneumoniaMNIST's training split is a subsample (``provenance["modified"]``).
+    """
+    return load_dataset("medmnist", data_dir, **options)

@@ -1,0 +1,111 @@
+"""MedMNIST loader and the acquisition corruptions: a self-made fixture and the real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metamed.data.datasets import medmnist
+from metamed.data.images import CORRUPTIONS, corrupt
+from metamed.data.registry import get_source, load_dataset
+from metamed.errors import MetamedValueError
+from metamed.tasks import image_tasks
+
+
+def _write_set(folder: Path, file: str, sizes: dict[str, int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in sizes.items():
+        arrays[f"{split}_images"] = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(n) % 2).astype(np.uint8).reshape(n, 1)
+    np.savez(folder / file, **arrays)
+
+
+@pytest.fixture
+def tiny_folder(tmp_path: Path) -> Path:
+    _write_set(tmp_path, "breastmnist_28.npz", {"train": 6, "val": 2, "test": 4}, 0)
+    _write_set(tmp_path, "pneumoniamnist_28_modified.npz", {"train": 8, "val": 2, "test": 4}, 1)
+    return tmp_path
+
+
+def _load(folder: Path, **options: object):
+    spec = get_source("medmnist")
+    return spec.loader(folder, **spec.resolve_options(options))
+
+
+def test_rows_keep_the_official_splits_and_pixels(tiny_folder: Path) -> None:
+    cohort = _load(tiny_folder, sets=("breastmnist",))
+    frame = cohort.frame
+    assert list(frame["split"]) == ["train"] * 6 + ["val"] * 2 + ["test"] * 4
+    with np.load(tiny_folder / "breastmnist_28.npz") as raw:
+        pixels = frame[medmnist.pixel_columns()].to_numpy()[8:]  # the test split
+        np.testing.assert_allclose(pixels, raw["test_images"].reshape(4, -1) / 255.0, atol=1e-7)
+        # BreastMNIST's labels are flipped so that 1 is the finding (malignant).
+        np.testing.assert_array_equal(frame["label"].to_numpy()[8:], 1 - raw["test_labels"][:, 0])
+    assert "modified" not in cohort.provenance
+
+
+def test_pneumonia_is_marked_modified(tiny_folder: Path) -> None:
+    cohort = _load(tiny_folder)
+    assert "subsampled" in cohort.provenance["modified"]
+    assert set(cohort.frame["task"]) == {"breastmnist", "pneumoniamnist"}
+
+
+def test_corruptions_are_pseudo_sites_of_the_same_images(tiny_folder: Path) -> None:
+    first = _load(tiny_folder, corruptions=("none", "speckle", "blur"))
+    again = _load(tiny_folder, corruptions=("none", "speckle", "blur"))
+    assert first.frame.equals(again.frame)  # seeded: the same cohort on every load
+    tasks = image_tasks(first)
+    assert tasks.names == (
+        "breastmnist", "breastmnist/blur", "breastmnist/speckle",
+        "pneumoniamnist", "pneumoniamnist/blur", "pneumoniamnist/speckle",
+    )  # fmt: skip
+    clean, noisy = tasks.test["breastmnist"], tasks.test["breastmnist/speckle"]
+    np.testing.assert_array_equal(clean.y, noisy.y)
+    assert not np.allclose(clean.X, noisy.X)
+    assert tasks.image_shape == (1, 28, 28)
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_each_corruption_works_image_by_image(name: str) -> None:
+    images = np.random.default_rng(3).random((4, 28, 28), dtype=np.float32)
+    out = corrupt(images, name, np.random.default_rng(0))
+    assert out.shape == images.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    changed = images.copy()
+    changed[0] = 1.0 - changed[0]
+    again = corrupt(changed, name, np.random.default_rng(0))
+    # Changing one image moves no other image's pixels.
+    np.testing.assert_array_equal(again[1:], out[1:])
+    if name == "none":
+        np.testing.assert_array_equal(out, images)
+    else:
+        assert not np.allclose(out, images)
+
+
+def test_unknown_corruption_and_split_are_refused(tiny_folder: Path) -> None:
+    with pytest.raises(MetamedValueError, match="Did you mean 'blur'"):
+        get_source("medmnist").resolve_options({"corruptions": ("blurr",)})
+    with pytest.raises(MetamedValueError, match="(?i)did you mean 'test'"):
+        image_tasks(_load(tiny_folder)).split("tset")
+
+
+def test_a_table_cohort_is_not_an_image_cohort() -> None:
+    cohort = load_dataset("synthetic")
+    with pytest.raises(MetamedValueError, match="not an image cohort"):
+        image_tasks(cohort)
+
+
+def test_real_files_keep_medmnist_split_sizes(data_dir: Path, need_dataset) -> None:
+    need_dataset("medmnist-subset")
+    tasks = image_tasks(load_dataset("medmnist", data_dir))
+    sizes = {
+        name: tuple(len(tasks.split(s)[name]) for s in ("train", "val", "test"))
+        for name in tasks.names
+    }
+    assert sizes == {"breastmnist": (546, 78, 156), "pneumoniamnist": (3882, 524, 624)}
+    # 1 = the finding: 42 malignant of 156 breast test images (0 = malignant officially).
+    assert int(tasks.test["breastmnist"].y.sum()) == 42
+    assert int(tasks.test["pneumoniamnist"].y.sum()) == 390
