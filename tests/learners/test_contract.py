@@ -13,6 +13,9 @@ float32) refused with one metamed error by ``adapt`` and by the adapted model's
 
 A new learner must add its fast hyperparameters to ``FAST_PARAMS`` and one invalid
 setting to ``BAD_PARAMS``; until it does, its tests fail saying so.
+
+The learners that take ``network="cnn"`` run the same checks as cases ``<name>/cnn``
+(:data:`CNN_CASES`), on the same kind of problem with 16 features read as 4 x 4 images.
 """
 
 from __future__ import annotations
@@ -97,7 +100,24 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "model-revision": {},
     "mixed-intercept": dict(max_iter=50),
     "guard": dict(adapter="recal-logistic", reference="pooled-logreg"),
+    "linear-probe": dict(hidden_sizes=(16,), max_epochs=5, batch_size=64),
+    "support-only": dict(hidden_sizes=(16,), steps=20),
 }
+
+#: The learners that run on a convolutional network: ``<name>/cnn`` is the learner with
+#: these settings added (a tiny CNN; the func backend where all layers adapt).
+_CNN = dict(network="cnn", hidden_sizes=(2, 3))
+CNN_CASES: dict[str, dict[str, Any]] = {
+    "maml/cnn": {**_CNN, "backend": "func", "meta_iterations": 4, "inner_steps": 1},
+    "fomaml/cnn": {**_CNN, "backend": "func", "meta_iterations": 4, "inner_steps": 1},
+    "anil/cnn": {**_CNN, "meta_iterations": 4},
+    "protonet/cnn": dict(_CNN),
+    "pooled-finetune/cnn": dict(_CNN),
+    "linear-probe/cnn": dict(_CNN),
+    "support-only/cnn": dict(_CNN),
+}
+#: Features of the CNN cases' problem: 4 x 4 one-channel images.
+CNN_FEATURES = 16
 
 #: One invalid hyperparameter setting per learner; meta_fit must reject it.
 BAD_PARAMS: dict[str, dict[str, Any]] = {
@@ -121,9 +141,21 @@ BAD_PARAMS: dict[str, dict[str, Any]] = {
     "model-revision": dict(revision_penalty=0.0),
     "mixed-intercept": dict(C=-1.0),
     "guard": dict(n_folds=1),
+    "linear-probe": dict(C=0.0),
+    "support-only": dict(steps=0),
 }
 
-NAMES = sorted(LEARNERS)
+LEARNER_NAMES = sorted(LEARNERS)
+NAMES = LEARNER_NAMES + sorted(CNN_CASES)
+
+
+def base(case: str) -> str:
+    """The learner name of a check case (``"maml/cnn"`` -> ``"maml"``)."""
+    return case.split("/")[0]
+
+
+def n_features_of(case: str) -> int:
+    return CNN_FEATURES if case in CNN_CASES else 8
 
 #: Learners whose adapt leaves the pooled model as it is.
 NOT_ADAPTING = ("pooled", "pooled-logreg")
@@ -142,37 +174,55 @@ class Problem:
 
 
 @pytest.fixture(scope="module")
-def problem(make_toy_tasks) -> Problem:
-    tasks = make_toy_tasks()
-    test = tasks[5]
-    support_idx, query_idx = sample_support_query(test, 8, np.random.default_rng(1))
-    return Problem(
-        tasks[:4], tasks[4:5], test, query_idx, test.subset(support_idx), test.subset(query_idx)
-    )
+def problems(make_toy_tasks) -> dict[int, Problem]:
+    """The suite's problem per feature count (8: tables; 16: the CNN cases' 4 x 4 images)."""
+    out = {}
+    for n_features in (8, CNN_FEATURES):
+        tasks = make_toy_tasks(n_features=n_features)
+        test = tasks[5]
+        support_idx, query_idx = sample_support_query(test, 8, np.random.default_rng(1))
+        out[n_features] = Problem(
+            tasks[:4], tasks[4:5], test, query_idx, test.subset(support_idx), test.subset(query_idx)
+        )
+    return out
+
+
+@pytest.fixture
+def problem(request, problems) -> Problem:
+    """The problem of the test's case (``name`` parameter; the tabular one without)."""
+    callspec = getattr(request.node, "callspec", None)
+    name = callspec.params.get("name", "") if callspec is not None else ""
+    return problems[n_features_of(name)]
 
 
 def fast_params(name: str) -> dict[str, Any]:
-    if name not in FAST_PARAMS or name not in BAD_PARAMS:
+    learner = base(name)
+    if learner not in FAST_PARAMS or learner not in BAD_PARAMS:
         pytest.fail(
-            f"Learner '{name}' is registered but has no entry in FAST_PARAMS and BAD_PARAMS of "
-            f"{__file__}; add its fast test hyperparameters and one invalid setting there."
+            f"Learner '{learner}' is registered but has no entry in FAST_PARAMS and BAD_PARAMS "
+            f"of {__file__}; add its fast test hyperparameters and one invalid setting there."
         )
-    return dict(FAST_PARAMS[name])
+    return {**FAST_PARAMS[learner], **CNN_CASES.get(name, {})}
+
+
+def build(name: str, **params: Any) -> MetaLearner:
+    """The learner of check case ``name`` with ``params``."""
+    return make_learner(base(name), **params)
 
 
 def fit(problem: Problem, name: str, **overrides: Any) -> MetaLearner:
-    learner = make_learner(name, **{**fast_params(name), **overrides})
+    learner = build(name, **{**fast_params(name), **overrides})
     return learner.meta_fit(problem.train, val_tasks=problem.val)
 
 
 @pytest.fixture(scope="module")
-def fitted(problem: Problem) -> Callable[[str], MetaLearner]:
+def fitted(problems: dict[int, Problem]) -> Callable[[str], MetaLearner]:
     """One fitted learner per name, shared by the read-only checks (keeps the suite fast)."""
     cache: dict[str, MetaLearner] = {}
 
     def get(name: str) -> MetaLearner:
         if name not in cache:
-            cache[name] = fit(problem, name)
+            cache[name] = fit(problems[n_features_of(name)], name)
         return cache[name]
 
     return get
@@ -203,7 +253,7 @@ def assert_same(a: Any, b: Any, where: str = "state") -> None:
 
 
 def test_every_learner_has_test_params() -> None:
-    missing = [n for n in NAMES if n not in FAST_PARAMS or n not in BAD_PARAMS]
+    missing = [n for n in LEARNER_NAMES if n not in FAST_PARAMS or n not in BAD_PARAMS]
     assert not missing, (
         f"Learners {missing} have no FAST_PARAMS/BAD_PARAMS entry in {__file__}; add them."
     )
@@ -253,11 +303,11 @@ def test_adapted_models_predict_the_way_their_outcome_says(
     the outcome's prediction (P(y = 1) of a binary model, values of a numeric one, which
     has no predict_proba); any other outcome is refused naming the learners that model it.
     """
-    cls = LEARNERS[name]
+    cls = LEARNERS[base(name)]
     assert cls.outcome_types and all(isinstance(o, Outcome) for o in cls.outcome_types)
     for outcome in OUTCOMES.values():
-        tasks = make_toy_tasks(outcome_type=outcome.name)
-        learner = make_learner(name, **fast_params(name))
+        tasks = make_toy_tasks(outcome_type=outcome.name, n_features=n_features_of(name))
+        learner = build(name, **fast_params(name))
         if outcome not in cls.outcome_types:
             with pytest.raises(MetamedValueError, match=f"{cls.__name__} models .*: "):
                 learner.meta_fit(tasks[:4])
@@ -278,7 +328,7 @@ def artifact_bytes(folder) -> dict[str, bytes]:
 @pytest.mark.parametrize("name", NAMES)
 def test_save_load_round_trip(name: str, tmp_path, problem, fitted) -> None:
     learner = fitted(name)
-    folder = learner.save(tmp_path / name)
+    folder = learner.save(tmp_path / name.replace("/", "-"))
     assert folder.is_dir() and (folder / "manifest.json").is_file()
     for loader in (MetaLearner, type(learner)):
         loaded = loader.load(folder)
@@ -296,7 +346,7 @@ def test_save_load_round_trip(name: str, tmp_path, problem, fitted) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_adapted_model_save_load_round_trip(name: str, tmp_path, problem, fitted) -> None:
     model = fitted(name).adapt(problem.support)
-    folder = model.save(tmp_path / f"{name}-adapted")
+    folder = model.save(tmp_path / f"{name.replace('/', '-')}-adapted")
     loaded = AdaptedModel.load(folder)
     assert type(loaded) is type(model)
     np.testing.assert_array_equal(
@@ -308,8 +358,8 @@ def test_adapted_model_save_load_round_trip(name: str, tmp_path, problem, fitted
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_hyperparameters_raise_in_meta_fit(name: str, problem) -> None:
-    params = {**fast_params(name), **BAD_PARAMS[name]}
-    learner = make_learner(name, **params)  # __init__ only stores, never validates
+    params = {**fast_params(name), **BAD_PARAMS[base(name)]}
+    learner = build(name, **params)  # __init__ only stores, never validates
     assert not learner.is_fitted()
     with pytest.raises(MetamedValueError):
         learner.meta_fit(problem.train, val_tasks=problem.val)
@@ -317,7 +367,7 @@ def test_bad_hyperparameters_raise_in_meta_fit(name: str, problem) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_adapt_before_meta_fit_raises(name: str, problem) -> None:
-    learner = make_learner(name, **fast_params(name))
+    learner = build(name, **fast_params(name))
     with pytest.raises(NotFittedError):
         learner.adapt(problem.support)
     with pytest.raises(NotFittedError):
@@ -350,7 +400,7 @@ def test_support_with_wrong_feature_count_raises(name: str, problem, fitted) -> 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_wrong_argument_types_raise_metamed_errors(name: str, problem, fitted) -> None:
-    fresh = make_learner(name, **fast_params(name))
+    fresh = build(name, **fast_params(name))
     for train, match in (
         ("task0", "train_tasks must be a list of Task objects.*got str"),
         (problem.train[0], "got one Task"),
@@ -381,7 +431,7 @@ def test_sklearn_clone_gives_an_unfitted_twin(name: str, fitted, problem: Proble
     that the constructor stores each value unchanged) works, fitted or not, and the
     twin learns exactly what the original learned."""
     learner = fitted(name)
-    for original in (learner, LEARNERS[name](**fast_params(name))):
+    for original in (learner, LEARNERS[base(name)](**fast_params(name))):
         twin = sklearn.base.clone(original)
         assert type(twin) is type(original) and not twin.is_fitted()
         assert twin.get_params() == original.get_params()
@@ -394,7 +444,7 @@ def test_sklearn_clone_gives_an_unfitted_twin(name: str, fitted, problem: Proble
 
 @pytest.mark.parametrize("name", NAMES)
 def test_hyperparameters_are_keyword_only_and_set_by_name(name: str) -> None:
-    cls = LEARNERS[name]
+    cls = LEARNERS[base(name)]
     parameters = inspect.signature(cls).parameters.values()
     assert parameters and all(p.kind is p.KEYWORD_ONLY for p in parameters)
     first = next(iter(parameters))
@@ -411,7 +461,7 @@ def test_hyperparameters_are_keyword_only_and_set_by_name(name: str) -> None:
 def test_every_hyperparameter_is_checked_with_one_message_format(name: str, problem) -> None:
     """The defaults are valid, and each hyperparameter, given a value of no sensible
     type, is refused by meta_fit with the same sentence."""
-    cls = LEARNERS[name]
+    cls = LEARNERS[base(name)]
     cls()._validate_params()
     for parameter in inspect.signature(cls).parameters:
         learner = cls(**{**fast_params(name), parameter: object()})
@@ -482,12 +532,12 @@ def test_adapt_rejects_unusable_support(name: str, bad: str, problem, fitted) ->
 def test_learners_for_and_default_methods_follow_the_declared_outcomes() -> None:
     from metamed.learners import DEFAULT_METHODS, NAMED_ONLY, UPDATING, default_methods
 
-    assert sorted(DEFAULT_METHODS + UPDATING + NAMED_ONLY) == NAMES, (
+    assert sorted(DEFAULT_METHODS + UPDATING + NAMED_ONLY) == LEARNER_NAMES, (
         "every registered learner is a default method, one of the updating hierarchy, or "
         "named-only"
     )
     for outcome in OUTCOMES.values():
-        able = [n for n in NAMES if outcome in LEARNERS[n].outcome_types]
+        able = [n for n in LEARNER_NAMES if outcome in LEARNERS[n].outcome_types]
         assert learners_for(outcome) == able
         assert default_methods(outcome) == [n for n in DEFAULT_METHODS if n in able]
     assert "protonet" in default_methods(BINARY) and "protonet" not in default_methods(NUMERIC)

@@ -24,6 +24,7 @@ from metamed.learners.engine import (
     meta_loss,
 )
 from metamed.learners.mlp import init_mlp, mlp_forward
+from metamed.learners.networks import make_network
 from metamed.outcomes import BINARY, NUMERIC, Outcome
 from metamed.tasks.episodes import EpisodeBatch
 
@@ -44,12 +45,13 @@ INNER_LR = 0.3
 STEPS = 3
 
 
-def _batch(outcome_type: Outcome, seed: int = 0, dtype=torch.float64) -> EpisodeBatch:
+def _batch(
+    outcome_type: Outcome, seed: int = 0, dtype=torch.float64, d: int = SIZES[0]
+) -> EpisodeBatch:
     """Seven tasks of unequal support/query sizes, padded like stack_episodes does."""
     rng = np.random.default_rng(seed)
     s_sizes = [4, 2, 6, 3, 5, 6, 1]
     q_sizes = [3, 8, 5, 1, 7, 2, 4]
-    d = SIZES[0]
 
     def padded(sizes: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = max(sizes)
@@ -81,15 +83,31 @@ def _ref_loss(pred, y, outcome_type):
     return F.mse_loss(pred, y)
 
 
-def _reference(params, batch, outcome_type, *, first_order=False, head_only=False, lrs=None):
-    """Per-task loop: adapt with autograd.grad(create_graph=True), query loss, average."""
+def _reference(
+    params,
+    batch,
+    outcome_type,
+    *,
+    first_order=False,
+    head_only=False,
+    lrs=None,
+    model=mlp_forward,
+    head=None,
+):
+    """Per-task loop: adapt with autograd.grad(create_graph=True), query loss, average.
+
+    ``model(params, x)`` is the network (the MLP by default), ``head`` the names of its
+    output layer's parameters (the MLP's last layer by default).
+    """
     names = list(params)
     leaves = [params[k].detach().clone().requires_grad_(True) for k in names]
     lr_leaves = (
         [lrs[k].detach().clone().requires_grad_(True) for k in names] if lrs is not None else None
     )
-    last = max(int(k[1:]) for k in names if k.startswith("w"))
-    adapted_names = [f"w{last}", f"b{last}"] if head_only else names
+    if head is None:
+        last = max(int(k[1:]) for k in names if k.startswith("w"))
+        head = [f"w{last}", f"b{last}"]
+    adapted_names = list(head) if head_only else names
     total = 0.0
     for t in range(batch.size):
         ns = int(batch.support_mask[t].sum())
@@ -98,14 +116,14 @@ def _reference(params, batch, outcome_type, *, first_order=False, head_only=Fals
         qx, qy = batch.query_x[t, :nq], batch.query_y[t, :nq]
         fast = dict(zip(names, leaves, strict=True))
         for _ in range(STEPS):
-            loss = _ref_loss(mlp_forward(fast, sx), sy, outcome_type)
+            loss = _ref_loss(model(fast, sx), sy, outcome_type)
             grads = torch.autograd.grad(
                 loss, [fast[k] for k in adapted_names], create_graph=not first_order
             )
             for k, g in zip(adapted_names, grads, strict=True):
                 lr = lr_leaves[names.index(k)] if lr_leaves is not None else INNER_LR
                 fast[k] = fast[k] - lr * g
-        total = total + _ref_loss(mlp_forward(fast, qx), qy, outcome_type)
+        total = total + _ref_loss(model(fast, qx), qy, outcome_type)
     outer = total / batch.size
     targets = leaves + (lr_leaves or [])
     grads = torch.autograd.grad(outer, targets, allow_unused=True)
@@ -291,3 +309,72 @@ def test_config_rejects_bad_values():
         InnerLoopConfig(inner_steps=-1)
     with pytest.raises(MetamedValueError):
         meta_gradient(_params(), _batch(BINARY), InnerLoopConfig(), 0.1, chunk_size=0)
+
+
+# -- a convolutional network through functional_call ----------------------------------------
+CNN_SIDE = 8
+CNN_CHANNELS = (2, 3)
+
+
+def _cnn_reference_forward(params, x):
+    """The small CNN written out with torch.nn.functional (no module, no functional_call)."""
+    h = x.reshape(-1, 1, CNN_SIDE, CNN_SIDE)
+    for i in range(len(CNN_CHANNELS)):
+        w, b = params[f"body.blocks.{3 * i}.weight"], params[f"body.blocks.{3 * i}.bias"]
+        h = F.max_pool2d(F.relu(F.conv2d(h, w, b, padding=1)), 2)
+    h = h.mean(dim=(-2, -1))
+    return (h @ params["head.weight"].T + params["head.bias"]).squeeze(-1)
+
+
+def _cnn_params():
+    network = make_network("cnn", CNN_CHANNELS, CNN_SIDE * CNN_SIDE)
+    gen = torch.Generator().manual_seed(4)
+    params = {
+        k: (v + 0.1 * torch.randn(v.shape, generator=gen)).double()
+        for k, v in network.init(torch.Generator().manual_seed(1)).items()
+    }
+    return network, params
+
+
+@pytest.mark.parametrize(
+    "case, backend",
+    [("maml", "func"), ("fomaml", "func"), ("anil", "func"), ("anil", "manual"),
+     ("metasgd", "func")],
+)  # fmt: skip
+def test_cnn_meta_gradient_matches_looped_reference(case, backend):
+    spec = CASES[case]
+    network, params = _cnn_params()
+    batch = _batch(BINARY, d=CNN_SIDE * CNN_SIDE)
+    lrs = None
+    if spec["metasgd"]:
+        gen = torch.Generator().manual_seed(3)
+        lrs = {k: INNER_LR * (0.5 + torch.rand(v.shape, generator=gen)).double()
+               for k, v in params.items()}  # fmt: skip
+    ref_loss, ref_g, ref_lr_g = _reference(
+        params, batch, BINARY, first_order=spec["first_order"], head_only=spec["head_only"],
+        lrs=lrs, model=_cnn_reference_forward, head=["head.weight", "head.bias"],
+    )  # fmt: skip
+    config = InnerLoopConfig(
+        STEPS, BINARY, spec["first_order"], spec["head_only"], backend, network
+    )
+    out = meta_gradient(params, batch, config, lrs if lrs is not None else INNER_LR, chunk_size=4)
+    assert abs(out.loss - ref_loss) < 1e-10
+    assert _max_diff(out.grads, ref_g) < 1e-8
+    # Not vacuous: the convolution weights receive a real gradient.
+    assert float(ref_g["body.blocks.0.weight"].abs().max()) > 1e-4
+    if lrs is not None:
+        assert _max_diff(out.lr_grads, ref_lr_g) < 1e-8
+
+
+def test_cnn_forward_matches_the_written_out_network():
+    network, params = _cnn_params()
+    x = _batch(BINARY, d=CNN_SIDE * CNN_SIDE).query_x  # [B, S, D]: leading axes kept
+    assert torch.allclose(network.forward(params, x), _cnn_reference_forward(params, x).reshape(
+        x.shape[:-1]), atol=1e-12)  # fmt: skip
+
+
+def test_manual_backend_refuses_a_module_network():
+    network, _ = _cnn_params()
+    with pytest.raises(MetamedValueError, match="backend='func'"):
+        InnerLoopConfig(STEPS, network=network)
+    InnerLoopConfig(STEPS, head_only=True, network=network)  # ANIL: a linear head, fine

@@ -26,6 +26,7 @@ from .catalogue import (
     DEFAULT_METHODS,
     GUARDS,
     NAMED_ONLY,
+    PROBES,
     UPDATING,
     default_methods,
     make_method,
@@ -45,6 +46,7 @@ from .mixed import RandomIntercept
 from .multitask import MultitaskMLP
 from .neighbours import TanimotoKNN
 from .pipeline import Pipeline
+from .probe import LinearProbe, SupportOnly
 from .protonet import ProtoNet
 from .reptile import Reptile
 from .updating import (
@@ -65,6 +67,7 @@ __all__ = [
     "LEARNERS",
     "MAML",
     "NAMED_ONLY",
+    "PROBES",
     "UPDATING",
     "AdaptedMLP",
     "AdaptedModel",
@@ -74,6 +77,7 @@ __all__ = [
     "ConformalSetModel",
     "GradientMetaLearner",
     "Guard",
+    "LinearProbe",
     "LocalGBM",
     "LocalLogisticRegression",
     "LocalRandomForest",
@@ -93,6 +97,7 @@ __all__ = [
     "RecalibrateIntercept",
     "Reptile",
     "ScoreBaseline",
+    "SupportOnly",
     "TanimotoKNN",
     "conformal_adapt",
     "default_methods",

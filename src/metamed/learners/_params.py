@@ -28,7 +28,7 @@ import dataclasses
 import math
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any, Literal, TypeVar
 
@@ -124,9 +124,10 @@ class Interval(Constraint):
 
 @dataclasses.dataclass(frozen=True)
 class Options(Constraint):
-    """One of a few names."""
+    """One of a few names (``values`` may be a registry that grows at run time, such as
+    :data:`metamed.learners.networks.NETWORKS`: it is read at each check)."""
 
-    values: tuple[str, ...]
+    values: Collection[str]
 
     def accepts_type(self, value: Any) -> bool:
         return isinstance(value, str)

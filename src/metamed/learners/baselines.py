@@ -1,8 +1,9 @@
 """Baselines under the learner contract: pooled MLP, pooled + fine-tune, local-only models.
 
 Every meta-learner is compared with these on the same episodes, so they follow the same
-contract (:mod:`metamed.learners.base`) and the neural ones use the same functional MLP
-(:mod:`metamed.learners.mlp`) as the MAML family.
+contract (:mod:`metamed.learners.base`) and the neural ones use the same network as the
+MAML family: the functional MLP (:mod:`metamed.learners.mlp`), or with ``network="cnn"``
+the same small CNN (:mod:`metamed.learners.networks`).
 
 - ``pooled`` (:class:`PooledMLP`): one MLP trained on all rows of all training tasks; no
   adaptation.
@@ -42,6 +43,7 @@ from metamed.learners._params import (
     Callback,
     Interval,
     LayerWidths,
+    Options,
     hyperparameter,
     hyperparameters,
 )
@@ -53,7 +55,8 @@ from metamed.learners.base import (
     ProgressCallback,
     register,
 )
-from metamed.learners.mlp import Params, init_mlp, mlp_forward
+from metamed.learners.mlp import Params
+from metamed.learners.networks import NETWORKS, Network, make_network
 from metamed.outcomes import BINARY, NUMERIC, Outcome, TargetScaling
 from metamed.tasks.task import Task, check_task_list
 
@@ -67,6 +70,7 @@ __all__ = [
     "MLPModel",
     "NumericMLPModel",
     "adapted_mlp",
+    "network_of",
     "NumericSupportModel",
     "PooledRows",
     "PooledFineTune",
@@ -160,20 +164,30 @@ class MLPModel(AdaptedModel):
         Expected input width.
     y_mean, y_std : float
         Numeric outcomes are modelled standardised; predictions are mapped back with these.
+    network : (str, tuple of int) or None
+        (network name, hidden sizes) of a network other than the MLP (None: the MLP).
     """
 
     def __init__(
-        self, params: Params, n_features: int, y_mean: float = 0.0, y_std: float = 1.0
+        self,
+        params: Params,
+        n_features: int,
+        y_mean: float = 0.0,
+        y_std: float = 1.0,
+        network: tuple[str, tuple[int, ...]] | None = None,
     ) -> None:
         self.params = detach_params(params)
         self.n_features = n_features
         self.y_mean = y_mean
         self.y_std = y_std
+        if network is not None:  # MLP models keep the state they always saved
+            self.network = network
 
     def _raw(self, X: Any) -> torch.Tensor:
         x = torch.from_numpy(self._inputs(X))
+        net = network_of(getattr(self, "network", None), self.n_features)
         with torch.no_grad():
-            return mlp_forward(self.params, x)
+            return net.forward(self.params, x)
 
 
 class BinaryMLPModel(BinaryModel, MLPModel):
@@ -199,10 +213,25 @@ _MLP_MODELS: dict[Outcome, type[MLPModel]] = {BINARY: BinaryMLPModel, NUMERIC: N
 
 
 def adapted_mlp(
-    outcome: Outcome, params: Params, n_features: int, y_mean: float, y_std: float
+    outcome: Outcome,
+    params: Params,
+    n_features: int,
+    y_mean: float,
+    y_std: float,
+    network: tuple[str, tuple[int, ...]] | None = None,
 ) -> MLPModel:
-    """The adapted MLP of ``outcome`` (binary: a risk model; numeric: values in its units)."""
-    return _MLP_MODELS[outcome](params, n_features, y_mean, y_std)
+    """The adapted network of ``outcome`` (binary: a risk model; numeric: values in its units)."""
+    return _MLP_MODELS[outcome](params, n_features, y_mean, y_std, network)
+
+
+def network_of(
+    spec: tuple[str, tuple[int, ...]] | None, n_features: int, out: int = 1
+) -> Network:
+    """The network of a saved (name, hidden sizes) spec; None is the functional MLP (whose
+    layers are read from the parameters, so its sizes are not needed here)."""
+    if spec is None:
+        return make_network("mlp", (), n_features, out)
+    return make_network(spec[0], spec[1], n_features, out)
 
 
 class SupportModel(AdaptedModel):
@@ -284,7 +313,10 @@ class PooledMLP(MetaLearner):
     Parameters
     ----------
     hidden_sizes : sequence of int, default (64, 64)
-        Hidden layer widths (the same default as the meta-learners).
+        Hidden layer widths (the same default as the meta-learners); with
+        ``network="cnn"`` the channels of the convolution blocks.
+    network : str, default "mlp"
+        The model (:data:`metamed.learners.networks.NETWORKS`), as for the MAML family.
     lr : float, default 1e-3
         Adam learning rate.
     weight_decay : float, default 0.0
@@ -312,6 +344,7 @@ class PooledMLP(MetaLearner):
     outcome_types = tuple(_MLP_MODELS)
 
     hidden_sizes: Sequence[int] = hyperparameter(default=(64, 64), allowed=LayerWidths())
+    network: str = hyperparameter(default="mlp", allowed=Options(NETWORKS))
     lr: float = hyperparameter(default=1e-3, allowed=POSITIVE)
     weight_decay: float = hyperparameter(default=0.0, allowed=NON_NEGATIVE)
     batch_size: int = hyperparameter(default=128, allowed=POSITIVE_INT)
@@ -335,13 +368,13 @@ class PooledMLP(MetaLearner):
             yv_t = torch.from_numpy(scaling.transform(yv)).float()
 
         gen = torch.Generator().manual_seed(int(self.random_state))
-        sizes = [n_features, *[int(w) for w in self.hidden_sizes], 1]
-        params = {k: v.requires_grad_(True) for k, v in init_mlp(sizes, gen).items()}
+        net = make_network(str(self.network), self.hidden_sizes, n_features)
+        params = {k: v.requires_grad_(True) for k, v in net.init(gen).items()}
         fit = fit_minibatches(
             params,
-            lambda idx: outcome.loss(mlp_forward(params, x_t[idx]), y_t[idx]),
+            lambda idx: outcome.loss(net.forward(params, x_t[idx]), y_t[idx]),
             torch.arange(len(y_t)),
-            (lambda: outcome.loss(mlp_forward(params, xv_t), yv_t)) if val_tasks else None,
+            (lambda: outcome.loss(net.forward(params, xv_t), yv_t)) if val_tasks else None,
             lr=float(self.lr),
             weight_decay=float(self.weight_decay),
             batch_size=int(self.batch_size),
@@ -368,9 +401,25 @@ class PooledMLP(MetaLearner):
         self._check_adapt(support)
         return self._model(self.params_)
 
+    def _network_spec(self) -> tuple[str, tuple[int, ...]] | None:
+        """(network name, hidden sizes), or None for the functional MLP."""
+        if self.network == "mlp":
+            return None
+        return str(self.network), tuple(int(h) for h in self.hidden_sizes)
+
+    def _net(self) -> Network:
+        return network_of(self._network_spec(), self.n_features_)
+
     def _model(self, params: Params) -> MLPModel:
         """The adapted model of the training outcome with ``params``."""
-        return adapted_mlp(self.outcome_type_, params, self.n_features_, self.y_mean_, self.y_std_)
+        return adapted_mlp(
+            self.outcome_type_,
+            params,
+            self.n_features_,
+            self.y_mean_,
+            self.y_std_,
+            self._network_spec(),
+        )
 
 
 #: How many times a diverging fine-tuning restarts with a ten times smaller step.
@@ -433,8 +482,9 @@ class PooledFineTune(PooledMLP):
         """The fine-tuned weights at step size ``lr``, or None where a step diverged."""
         anchor = self.params_
         params = {k: v.clone().requires_grad_(True) for k, v in anchor.items()}
+        net = self._net()
         for _ in range(int(self.finetune_steps)):
-            loss = self.outcome_type_.loss(mlp_forward(params, x), y)
+            loss = self.outcome_type_.loss(net.forward(params, x), y)
             if self.anchor_strength > 0:
                 pull = sum(((params[k] - anchor[k]) ** 2).sum() for k in params)
                 loss = loss + 0.5 * self.anchor_strength * pull

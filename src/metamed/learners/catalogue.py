@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_METHODS",
     "GUARDS",
     "NAMED_ONLY",
+    "PROBES",
     "UPDATING",
     "default_methods",
     "make_method",
@@ -48,9 +49,14 @@ DEFAULT_METHODS: tuple[str, ...] = (
     *(name for name in BASELINES if name != "multitask"),
 )  # fmt: skip
 
+#: The baselines of the imaging tasks on the same network as the meta-learners: a linear
+#: probe of the pooled network and the network trained on the support set alone (FHIST's
+#: bar, Shakeri et al. 2022); named only, so the stored tabular results keep their numbers.
+PROBES: tuple[str, ...] = ("linear-probe", "support-only")
+
 #: Registered methods that run only when named: they came after the stored results, which
 #: keep their numbers (the updating hierarchy, above, is the other such group).
-NAMED_ONLY: tuple[str, ...] = ("multitask", *GUARDS)
+NAMED_ONLY: tuple[str, ...] = ("multitask", *GUARDS, *PROBES)
 
 
 def method_names() -> list[str]:

@@ -1,6 +1,9 @@
 """The vectorised inner/outer loop shared by MAML, first-order MAML, ANIL and Meta-SGD.
 
-Parameters are a plain ``dict`` of tensors (the layout of :mod:`metamed.learners.mlp`).
+Parameters are a plain ``dict`` of tensors: the functional MLP's (:mod:`metamed.learners.mlp`,
+the default) or those of any ``torch.nn.Module`` run through ``functional_call``
+(:class:`~metamed.learners.networks.ModuleNetwork`, e.g. the small CNN of the imaging
+tasks), chosen by ``InnerLoopConfig.network``.
 One call adapts a whole meta-batch of tasks at once: the support sets arrive padded
 to ``[B, S, D]`` with a ``[B, S]`` mask, each task gets its own copy of the
 parameters (a leading task axis appears after the first inner step), and the masked
@@ -26,10 +29,13 @@ Two interchangeable ways to get the inner gradient (``backend``):
     ``benchmarks/results/meta_throughput.md``).
 ``"func"``
     ``torch.func.grad`` of the per-task loss, ``torch.func.vmap``-ed over the tasks of
-    a chunk.  Generic (any differentiable loss) and the cross-check of the manual one.
+    a chunk.  Generic (any differentiable loss, any network) and the cross-check of the
+    manual one; the only backend for a module network's full inner loop (ANIL adapts a
+    linear head, which the manual backend handles on any network's body features).
 
 Both give the same meta-gradient as a plain per-task loop with
-``torch.autograd.grad(create_graph=True)`` (``tests/learners/test_engine.py``).
+``torch.autograd.grad(create_graph=True)`` (``tests/learners/test_engine.py``, which
+covers a convolutional network too).
 Tasks are processed ``chunk_size`` at a time and each chunk's graph is freed after its
 backward pass, which bounds memory by the chunk, not the meta-batch.
 """
@@ -44,7 +50,8 @@ import torch
 from torch.func import grad, vmap
 
 from metamed.errors import MetamedValueError, unknown_name
-from metamed.learners.mlp import Params, linear, mlp_features, mlp_forward, n_layers, relu_layers
+from metamed.learners.mlp import Params, linear, mlp_features, mlp_forward, n_layers
+from metamed.learners.networks import MLPNetwork, Network
 from metamed.outcomes import BINARY, Outcome, as_outcome
 from metamed.tasks.episodes import EpisodeBatch
 
@@ -89,6 +96,9 @@ class InnerLoopConfig:
         Adapt only the output layer on shared body features (ANIL).
     backend : {"manual", "func"}
         Where the inner gradient comes from (see the module docstring).
+    network : Network or None
+        The model the parameters belong to (:mod:`metamed.learners.networks`); None is
+        the functional MLP.
     """
 
     inner_steps: int = 5
@@ -96,17 +106,35 @@ class InnerLoopConfig:
     first_order: bool = False
     head_only: bool = False
     backend: str = "manual"
+    network: Network | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome_type", as_outcome(self.outcome_type))
         if self.backend not in BACKENDS:
             raise unknown_name("backend", self.backend, BACKENDS)
+        if self.network is None:
+            object.__setattr__(self, "network", _MLP)
+        if self.backend == "manual" and not self.head_only and not self.net.manual_gradient:
+            raise MetamedValueError(
+                f"backend='manual' is the MLP's written-out gradient; a "
+                f"{type(self.net).__name__} adapts all its layers with backend='func'."
+            )
         if isinstance(self.inner_steps, bool) or int(self.inner_steps) != self.inner_steps:
             raise MetamedValueError(
                 f"inner_steps must be a whole number >= 0, got {self.inner_steps!r}."
             )
         if self.inner_steps < 0:
             raise MetamedValueError(f"inner_steps must be >= 0, got {self.inner_steps}.")
+
+    @property
+    def net(self) -> Network:
+        """The network (never None after construction)."""
+        assert self.network is not None
+        return self.network
+
+
+#: The default network: the functional MLP, its layers read from the parameters.
+_MLP = MLPNetwork()
 
 
 @dataclass(frozen=True)
@@ -175,20 +203,29 @@ def loss_grad(
     return grads
 
 
+#: A model as a function of its parameters: ``predict(params, x) -> outputs``.
+Predictor = Callable[[Params, torch.Tensor], torch.Tensor]
+
+
 def _func_loss_grad(
-    params: Params, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, outcome_type: Outcome
+    params: Params,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    outcome_type: Outcome,
+    predict: Predictor = mlp_forward,
 ) -> Params:
     """``torch.func.grad`` of the loss of one task (no task axis: use under ``vmap``)."""
 
     def loss(p: Params) -> torch.Tensor:
-        return masked_loss(forward(p, x), y, mask, outcome_type)
+        return masked_loss(predict(p, x), y, mask, outcome_type)
 
     return grad(loss)(params)
 
 
 # -- the inner loop --------------------------------------------------------------------------
 def head_keys(params: Params) -> tuple[str, str]:
-    """Names of the output layer's weight and bias (the part ANIL adapts)."""
+    """Names of the functional MLP's output layer weight and bias (the part ANIL adapts)."""
     last = n_layers(params) - 1
     return f"w{last}", f"b{last}"
 
@@ -200,8 +237,14 @@ def _sgd_steps(
     y: torch.Tensor,
     mask: torch.Tensor,
     config: InnerLoopConfig,
+    predict: Predictor = mlp_forward,
 ) -> Params:
-    """``inner_steps`` gradient steps from ``params`` on (x, y, mask)."""
+    """``inner_steps`` gradient steps from ``params`` on (x, y, mask).
+
+    ``predict`` is the model of ``params`` (the func backend differentiates it); the
+    manual backend's analytic gradient is the MLP's, so it is used only for MLP-layout
+    parameters (a whole MLP, or any network's linear head).
+    """
     adapted = params
     for _ in range(config.inner_steps):
         if config.backend == "manual":
@@ -212,7 +255,7 @@ def _sgd_steps(
             else:
                 g = loss_grad(adapted, x, y, mask, config.outcome_type)
         else:
-            g = _func_loss_grad(adapted, x, y, mask, config.outcome_type)
+            g = _func_loss_grad(adapted, x, y, mask, config.outcome_type, predict)
             if config.first_order:
                 g = {k: v.detach() for k, v in g.items()}
         # Fused update ops (one node each in the outer graph instead of two).
@@ -223,18 +266,9 @@ def _sgd_steps(
     return adapted
 
 
-def _as_head(params: Params) -> tuple[Params, Params]:
-    """Split into (body, head) with the head renamed to a one-layer MLP {w0, b0}."""
-    wk, bk = head_keys(params)
-    body = {k: v for k, v in params.items() if k not in (wk, bk)}
-    return body, {"w0": params[wk], "b0": params[bk]}
-
-
-def _head_lr(params: Params, lr: LearningRate) -> LearningRate:
-    if not isinstance(lr, dict):
-        return lr
-    wk, bk = head_keys(params)
-    return {"w0": lr[wk], "b0": lr[bk]}
+def _head_lr(network: Network, lr: LearningRate) -> LearningRate:
+    """The step sizes of the head (Meta-SGD's dict has the parameters' keys)."""
+    return network.split(lr)[1] if isinstance(lr, dict) else lr
 
 
 def _adapt(
@@ -246,19 +280,18 @@ def _adapt(
     config: InnerLoopConfig,
 ) -> tuple[Params, Callable[[torch.Tensor], torch.Tensor]]:
     """Adapted parameters and a predictor using them (for the query set)."""
+    net = config.net
     if not config.head_only:
-        adapted = _sgd_steps(params, lr, x, y, mask, config)
-        return adapted, lambda xq: forward(adapted, xq)
-    body, head = _as_head(params)
+        adapted = _sgd_steps(params, lr, x, y, mask, config, net.forward)
+        return adapted, lambda xq: net.forward(adapted, xq)
+    body, head = net.split(params)
     # ANIL's body is fixed during the inner loop, so its features are computed once.
-    n_body = n_layers(body)
-    phi = relu_layers(body, x, n_body)
-    head_adapted = _sgd_steps(head, _head_lr(params, lr), phi, y, mask, config)
-    wk, bk = head_keys(params)
-    adapted = {**body, wk: head_adapted["w0"], bk: head_adapted["b0"]}
+    phi = net.features(body, x)
+    head_adapted = _sgd_steps(head, _head_lr(net, lr), phi, y, mask, config)
+    adapted = net.join(body, head_adapted)
 
     def predict(xq: torch.Tensor) -> torch.Tensor:
-        return forward(head_adapted, relu_layers(body, xq, n_body))
+        return mlp_forward(head_adapted, net.features(body, xq))
 
     return adapted, predict
 
@@ -275,16 +308,20 @@ def adapt_params(
     first_order: bool = False,
     head_only: bool = False,
     backend: str = "manual",
+    network: Network | None = None,
 ) -> Params:
     """Adapt ``params`` to one task (``support_x`` [S, D]) or, with the manual backend,
     to a padded batch of tasks (``support_x`` [B, S, D], ``support_mask`` [B, S]).
+    ``network`` is the model of ``params`` (None: the functional MLP).
 
     Returns a new dict; ``params`` is not modified.  At test time call it under
     ``torch.no_grad()`` with detached parameters (the gradient steps still run: the
     manual backend needs no autograd, and ``torch.func.grad`` ignores an outer
     ``no_grad``).
     """
-    config = InnerLoopConfig(inner_steps, as_outcome(outcome_type), first_order, head_only, backend)
+    config = InnerLoopConfig(
+        inner_steps, as_outcome(outcome_type), first_order, head_only, backend, network
+    )
     if support_mask is None:
         support_mask = torch.ones_like(support_y)
     if backend == "func" and support_x.dim() == 3:

@@ -1,6 +1,8 @@
-"""MAML, first-order MAML, ANIL and Meta-SGD: gradient-based meta-learners on one MLP.
+"""MAML, first-order MAML, ANIL and Meta-SGD: gradient-based meta-learners on one network.
 
-All four meta-learn an initialisation of the same MLP (:mod:`metamed.learners.mlp`)
+All four meta-learn an initialisation of the same network, the functional MLP
+(:mod:`metamed.learners.mlp`) or, with ``network="cnn"`` or a registered network of your
+own, any ``torch.nn.Module`` (:mod:`metamed.learners.networks`; the ``"func"`` backend),
 such that a few gradient steps on a new task's support set give a good model for
 that task; they differ only in what the inner loop adapts and how the meta-gradient
 is taken, which is why they share one engine (:mod:`metamed.learners.engine`):
@@ -57,11 +59,10 @@ from metamed.learners.engine import (
     LearningRate,
     Params,
     adapt_params,
-    forward,
     meta_gradient,
     meta_loss,
 )
-from metamed.learners.mlp import init_mlp
+from metamed.learners.networks import NETWORKS, MLPNetwork, Network, make_network
 from metamed.outcomes import BINARY, NUMERIC, Outcome, TargetScaling
 from metamed.tasks.episodes import (
     EpisodeBatch,
@@ -100,15 +101,20 @@ class AdaptedMLP(AdaptedModel):
         n_features: int,
         target_mean: float = 0.0,
         target_std: float = 1.0,
+        network: tuple[str, tuple[int, ...]] | None = None,
     ) -> None:
         self.params = {k: v.detach().clone() for k, v in params.items()}
         self.n_features = n_features
         self.target_mean = target_mean
         self.target_std = target_std
+        if network is not None:  # (name, hidden_sizes); MLP models keep their old state
+            self.network = network
 
     def _outputs(self, X: np.ndarray) -> torch.Tensor:
+        spec = getattr(self, "network", None)
+        net = _MLP if spec is None else make_network(spec[0], spec[1], self.n_features)
         with torch.no_grad():
-            out = forward(self.params, torch.from_numpy(self._inputs(X)))
+            out = net.forward(self.params, torch.from_numpy(self._inputs(X)))
         return out.double().reshape(-1)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
@@ -134,6 +140,8 @@ class NumericAdaptedMLP(AdaptedMLP):
         scaling = TargetScaling(self.target_mean, self.target_std)
         return scaling.inverse(self._outputs(X).numpy())
 
+
+_MLP = MLPNetwork()
 
 #: The adapted MLP of each outcome type.
 _ADAPTED_MLPS: dict[Outcome, type[AdaptedMLP]] = {
@@ -207,6 +215,27 @@ class GradientMetaLearner(MetaLearner):
     def _make_optimizer(self, state: dict[str, Params]) -> torch.optim.Optimizer | None:
         return None
 
+    def _network_spec(self) -> tuple[str, tuple[int, ...]] | None:
+        """(network name, hidden sizes), or None for the functional MLP."""
+        return None
+
+    def _network(self, n_features: int) -> Network:
+        spec = self._network_spec()
+        if spec is None:
+            return MLPNetwork([n_features, *[int(h) for h in self.hidden_sizes], 1])
+        return make_network(spec[0], spec[1], n_features)
+
+    def _config(self, steps: int, first_order: bool) -> InnerLoopConfig:
+        """The inner loop of this learner on its fitted network."""
+        return InnerLoopConfig(
+            steps,
+            self.outcome_type_,
+            first_order,
+            self._head_only,
+            self.backend,
+            self._network(self.n_features_) if self._network_spec() else None,
+        )
+
     def _make_sampler(self, tasks: list[Task], rng: np.random.Generator) -> EpisodeSampler:
         """Where meta-training episodes come from (MetaPred draws groups of cohorts)."""
         return EpisodeSampler(tasks, self.k_support, self.n_query, rng)
@@ -240,9 +269,7 @@ class GradientMetaLearner(MetaLearner):
 
     def _val_loss(self, state: dict[str, Params], batch: EpisodeBatch) -> float:
         """Query loss after the test-time adaptation (``adapt_steps``, no outer graph)."""
-        config = InnerLoopConfig(
-            self._adapt_steps(), self.outcome_type_, True, self._head_only, self.backend
-        )
+        config = self._config(self._adapt_steps(), True)
         return meta_loss(state["params"], batch, config, self._inner_lr(state), self.chunk_size)
 
     def _adapt_steps(self) -> int:
@@ -289,8 +316,12 @@ class GradientMetaLearner(MetaLearner):
         train_seed, val_seed, init_seed = seeds.spawn(3)
         sampler = self._make_sampler(train_tasks, np.random.default_rng(train_seed))
         generator = torch.Generator().manual_seed(int(init_seed.generate_state(1)[0]))
-        sizes = [n_features, *[int(h) for h in self.hidden_sizes], 1]
-        state = self._init_state(init_mlp(sizes, generator))
+        # n_features_ first: the inner-loop configuration builds the network from it.
+        self.n_features_ = n_features
+        network = self._network(n_features)
+        if self._network_spec() is not None:
+            self._config(int(self.inner_steps), False)  # a backend the network lacks: now
+        state = self._init_state(network.init(generator))
         val_batch = (
             self._val_batch(val_tasks, np.random.default_rng(val_seed)) if val_tasks else None
         )
@@ -362,9 +393,12 @@ class GradientMetaLearner(MetaLearner):
                 outcome_type=self.outcome_type_,
                 head_only=self._head_only,
                 backend=self.backend,
+                network=self._network(self.n_features_) if self._network_spec() else None,
             )
         model = _ADAPTED_MLPS[self.outcome_type_]
-        return model(adapted, self.n_features_, self.target_mean_, self.target_std_)
+        return model(
+            adapted, self.n_features_, self.target_mean_, self.target_std_, self._network_spec()
+        )
 
     def _fitted_state(self) -> dict[str, Params]:
         return {stem: getattr(self, f"{stem}_") for stem in self._state_stems}
@@ -374,8 +408,20 @@ def _copy_state(state: dict[str, Params]) -> dict[str, Params]:
     return {s: {k: v.detach().clone() for k, v in t.items()} for s, t in state.items()}
 
 
+@hyperparameters
 class _MAMLFamily(GradientMetaLearner):
     """Outer loop shared by MAML, FOMAML, ANIL and Meta-SGD: Adam on the meta-gradient."""
+
+    network: str = hyperparameter(
+        default="mlp",
+        allowed=Options(NETWORKS),
+        hint="A network other than 'mlp' needs backend='func' (ANIL: either backend).",
+    )
+
+    def _network_spec(self) -> tuple[str, tuple[int, ...]] | None:
+        if self.network == "mlp":
+            return None
+        return str(self.network), tuple(int(h) for h in self.hidden_sizes)
 
     def _make_optimizer(self, state: dict[str, Params]) -> torch.optim.Optimizer:
         leaves = [t.requires_grad_(True) for tensors in state.values() for t in tensors.values()]
@@ -383,13 +429,7 @@ class _MAMLFamily(GradientMetaLearner):
         return torch.optim.Adam(leaves, lr=float(self.outer_lr), foreach=False)
 
     def _train_step(self, state: dict[str, Params], batch: EpisodeBatch, iteration: int) -> float:
-        config = InnerLoopConfig(
-            int(self.inner_steps),
-            self.outcome_type_,
-            self._first_order(),
-            self._head_only,
-            self.backend,
-        )
+        config = self._config(int(self.inner_steps), self._first_order())
         out = meta_gradient(state["params"], batch, config, self._inner_lr(state), self.chunk_size)
         for key, g in out.grads.items():
             state["params"][key].grad = g
@@ -443,6 +483,11 @@ _FAMILY_DOC = """
         Stop after this many evaluations without improvement (None: never stop early).
     backend : {{"manual", "func"}}, default "manual"
         Inner-gradient implementation (see :mod:`metamed.learners.engine`); same result.
+    network : str, default "mlp"
+        The model (:data:`metamed.learners.networks.NETWORKS`): ``"mlp"``, or ``"cnn"``
+        (a small CNN on rows that are one-channel square images; ``hidden_sizes`` are then
+        the channels of its convolution blocks), or a registered network of your own.
+        Networks other than the MLP need ``backend="func"`` (ANIL runs on either).
     random_state : int or None, default 0
         Seeds episode sampling and initialisation; the same seed gives identical results.
 """

@@ -1,6 +1,7 @@
 """Prototypical networks (Snell, Swersky & Zemel, NeurIPS 2017) for binary clinical tasks.
 
-An MLP embeds each patient; a task's class *prototype* is the mean embedding of its
+An MLP (or, with ``network="cnn"``, the small CNN of :mod:`metamed.learners.networks`)
+embeds each patient or image; a task's class *prototype* is the mean embedding of its
 support patients of that class, and a query patient is classified by a softmax over
 negative squared distances to the two prototypes.  Meta-training draws episodes from
 the training tasks and minimises the query cross-entropy, so the embedding learns a
@@ -50,13 +51,15 @@ from metamed.learners._params import (
     Callback,
     Interval,
     LayerWidths,
+    Options,
     hyperparameter,
     hyperparameters,
 )
 from metamed.learners._training import EarlyStopping
 from metamed.learners.base import BinaryModel, MetaLearner, ProgressCallback, register
-from metamed.learners.baselines import check_val_tasks, detach_params, stack_tasks
-from metamed.learners.mlp import Params, init_mlp, mlp_features, n_layers
+from metamed.learners.baselines import check_val_tasks, detach_params, network_of, stack_tasks
+from metamed.learners.mlp import Params, mlp_features, n_layers
+from metamed.learners.networks import NETWORKS, Network, make_network
 from metamed.outcomes import BINARY
 from metamed.tasks.episodes import EpisodeBatch, EpisodeSampler
 from metamed.tasks.task import Task
@@ -68,8 +71,11 @@ __all__ = ["ProtoNet", "ProtoModel", "embed", "prototypes", "proto_logits"]
 VAL_EPISODES = 64
 
 
-def embed(params: Params, x: torch.Tensor) -> torch.Tensor:
-    """Embedding of shape ``x.shape[:-1] + (E,)``: ReLU hidden layers, then a linear layer."""
+def embed(params: Params, x: torch.Tensor, network: Network | None = None) -> torch.Tensor:
+    """Embedding of shape ``x.shape[:-1] + (E,)``: the network's body, then a linear layer
+    (``network`` None: the MLP's ReLU hidden layers)."""
+    if network is not None:
+        return network.outputs(params, x)
     last = n_layers(params) - 1
     return mlp_features(params, x) @ params[f"w{last}"].T + params[f"b{last}"]
 
@@ -109,14 +115,22 @@ def proto_logits(
 
 
 def _batch_loss(
-    params: Params, log_scale: torch.Tensor, batch: EpisodeBatch, prior_correction: bool
+    params: Params,
+    log_scale: torch.Tensor,
+    batch: EpisodeBatch,
+    prior_correction: bool,
+    network: Network | None = None,
 ) -> torch.Tensor:
     """Mean query cross-entropy over all real query rows of a meta-batch (one call)."""
     c0, c1, log_odds = prototypes(
-        embed(params, batch.support_x), batch.support_y, batch.support_mask
+        embed(params, batch.support_x, network), batch.support_y, batch.support_mask
     )
     logits = proto_logits(
-        embed(params, batch.query_x), c0, c1, log_scale, log_odds if prior_correction else None
+        embed(params, batch.query_x, network),
+        c0,
+        c1,
+        log_scale,
+        log_odds if prior_correction else None,
     )
     per_row = torch.nn.functional.binary_cross_entropy_with_logits(
         logits, batch.query_y, reduction="none"
@@ -135,6 +149,7 @@ class ProtoModel(BinaryModel):
         log_scale: float,
         log_odds: float | None,
         n_features: int,
+        network: tuple[str, tuple[int, ...]] | None = None,
     ) -> None:
         self.params = detach_params(params)
         self.c0 = c0.detach().clone()
@@ -142,14 +157,18 @@ class ProtoModel(BinaryModel):
         self.log_scale = log_scale
         self.log_odds = log_odds
         self.n_features = n_features
+        if network is not None:  # MLP models keep the state they always saved
+            self.network = network
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(y = 1) per row, shape (n,)."""
         x = torch.from_numpy(self._inputs(X))
+        spec = getattr(self, "network", None)
+        net = None if spec is None else network_of(spec, self.n_features, len(self.c0))
         with torch.no_grad():
             log_odds = None if self.log_odds is None else torch.tensor(self.log_odds)
             logits = proto_logits(
-                embed(self.params, x), self.c0, self.c1, torch.tensor(self.log_scale), log_odds
+                embed(self.params, x, net), self.c0, self.c1, torch.tensor(self.log_scale), log_odds
             )
         return torch.sigmoid(logits).double().numpy()
 
@@ -162,7 +181,11 @@ class ProtoNet(MetaLearner):
     Parameters
     ----------
     hidden_sizes : sequence of int, default (64, 64)
-        Hidden ReLU layers of the embedding MLP (the meta-learners' default body).
+        Hidden ReLU layers of the embedding MLP (the meta-learners' default body); with
+        ``network="cnn"`` the channels of the convolution blocks.
+    network : str, default "mlp"
+        The embedding's body (:data:`metamed.learners.networks.NETWORKS`), as for the
+        MAML family.
     embedding_dim : int, default 32
         Width of the final linear embedding layer.
     k_support : int, default 10
@@ -195,6 +218,7 @@ class ProtoNet(MetaLearner):
     outcome_types = (BINARY,)
 
     hidden_sizes: Sequence[int] = hyperparameter(default=(64, 64), allowed=LayerWidths())
+    network: str = hyperparameter(default="mlp", allowed=Options(NETWORKS))
     embedding_dim: int = hyperparameter(default=32, allowed=POSITIVE_INT)
     k_support: int = hyperparameter(default=10, allowed=Interval(Integral, 2, None))
     n_query: int | None = hyperparameter(default=32, allowed=[POSITIVE_INT, None])
@@ -227,8 +251,9 @@ class ProtoNet(MetaLearner):
             val_batch = val_sampler.sample(VAL_EPISODES)
 
         gen = torch.Generator().manual_seed(int(self.random_state))
-        sizes = [n_features, *[int(w) for w in self.hidden_sizes], int(self.embedding_dim)]
-        params = {name: p.requires_grad_(True) for name, p in init_mlp(sizes, gen).items()}
+        net = make_network(str(self.network), self.hidden_sizes, n_features, int(self.embedding_dim))
+        network = None if self.network == "mlp" else net
+        params = {name: p.requires_grad_(True) for name, p in net.init(gen).items()}
         log_scale = torch.zeros((), requires_grad=bool(self.learn_temperature))
         trainable = [*params.values(), *([log_scale] if self.learn_temperature else [])]
         opt = torch.optim.Adam(trainable, lr=self.lr)
@@ -242,7 +267,8 @@ class ProtoNet(MetaLearner):
         stopper = EarlyStopping(snapshot(), int(self.patience))
         total = int(self.n_iterations)
         for iteration in range(1, total + 1):
-            loss = _batch_loss(params, log_scale, sampler.sample(int(self.meta_batch_size)), prior)
+            batch = sampler.sample(int(self.meta_batch_size))
+            loss = _batch_loss(params, log_scale, batch, prior, network)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -252,7 +278,7 @@ class ProtoNet(MetaLearner):
             if val_batch is None or (iteration % int(self.eval_every) and iteration != total):
                 continue
             with torch.no_grad():
-                val_loss = float(_batch_loss(params, log_scale, val_batch, prior))
+                val_loss = float(_batch_loss(params, log_scale, val_batch, prior, network))
             history["val_loss"].append(val_loss)
             if stopper.update(val_loss, iteration, snapshot):
                 break
@@ -263,7 +289,7 @@ class ProtoNet(MetaLearner):
         self.params_, self.log_scale_ = best
         with torch.no_grad():  # the prior prototypes of one-class support sets
             X, y = (torch.from_numpy(a) for a in stack_tasks(train_tasks))
-            c0, c1, _ = prototypes(embed(self.params_, X), y, torch.ones_like(y))
+            c0, c1, _ = prototypes(embed(self.params_, X, network), y, torch.ones_like(y))
         self.class_means_ = torch.stack([c0, c1])
         self.n_features_ = n_features
         self.outcome_type_ = outcome_type
@@ -277,8 +303,10 @@ class ProtoNet(MetaLearner):
         the support set lacks takes its training-rows prototype)."""
         self._check_fitted()
         self._check_support(support, self.n_features_)
+        spec = self._network_spec()
+        network = None if spec is None else network_of(spec, self.n_features_, self._width())
         with torch.no_grad():
-            emb = embed(self.params_, torch.from_numpy(support.X))
+            emb = embed(self.params_, torch.from_numpy(support.X), network)
             y = torch.from_numpy(support.y)
             c0, c1, log_odds = prototypes(emb, y, torch.ones_like(y))
             n1 = float(y.sum())
@@ -292,4 +320,13 @@ class ProtoNet(MetaLearner):
             self.log_scale_,
             float(log_odds) if self.prior_correction else None,
             self.n_features_,
+            spec,
         )
+
+    def _network_spec(self) -> tuple[str, tuple[int, ...]] | None:
+        if self.network == "mlp":
+            return None
+        return str(self.network), tuple(int(h) for h in self.hidden_sizes)
+
+    def _width(self) -> int:
+        return int(self.class_means_.shape[-1])
