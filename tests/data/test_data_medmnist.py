@@ -14,20 +14,9 @@ from metamed.errors import MetamedValueError
 from metamed.tasks import image_tasks
 
 
-def _write_set(folder: Path, file: str, sizes: dict[str, int], seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    arrays = {}
-    for split, n in sizes.items():
-        arrays[f"{split}_images"] = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        arrays[f"{split}_labels"] = (np.arange(n) % 2).astype(np.uint8).reshape(n, 1)
-    np.savez(folder / file, **arrays)
-
-
 @pytest.fixture
-def tiny_folder(tmp_path: Path) -> Path:
-    _write_set(tmp_path, "breastmnist_28.npz", {"train": 6, "val": 2, "test": 4}, 0)
-    _write_set(tmp_path, "pneumoniamnist_28_modified.npz", {"train": 8, "val": 2, "test": 4}, 1)
-    return tmp_path
+def tiny_folder(tiny_medmnist: Path) -> Path:
+    return tiny_medmnist
 
 
 def _load(folder: Path, **options: object):
