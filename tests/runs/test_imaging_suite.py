@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -77,3 +78,13 @@ def test_cli_imaging_suite_chooses_its_own_data(flag, tmp_path: Path) -> None:
         app, ["benchmark", "--suite", "imaging", *flag, "--out", str(tmp_path / "x")]
     )
     assert result.exit_code == 2 and "chooses its own data" in result.output
+
+
+def test_a_suite_of_baselines_only_has_no_pairs(tiny_medmnist: Path, tmp_path: Path) -> None:
+    suite = tiny_imaging_suite()
+    only = {k: v for k, v in suite.methods.items() if k in suite.baselines}
+    outputs = run_imaging_suite(
+        replace(suite, methods=only, test_corruptions=()), _loader(tiny_medmnist), tmp_path / "r"
+    )
+    assert outputs.paired.empty
+    assert "no meta-learner beats the best baseline" in outputs.page

@@ -301,10 +301,14 @@ def _winner_sentences(summary: pd.DataFrame, paired: pd.DataFrame, baselines, sh
                 continue
             top = at_k.sort_values("mean", ascending=False).iloc[0]
             kind = "a baseline" if top["method"] in baselines else "a meta-learner"
-            pairs = paired[(paired["setting"] == setting) & (paired["task"] == task)
-                           & (paired["k"] == k)]  # fmt: skip
-            better = pairs[pairs["ci_low"] > 0]["method"].tolist()
-            worse = pairs[pairs["ci_high"] < 0]["method"].tolist()
+            pairs = (
+                paired
+                if paired.empty
+                else paired[(paired["setting"] == setting) & (paired["task"] == task)
+                            & (paired["k"] == k)]
+            )  # fmt: skip
+            better = [] if pairs.empty else pairs[pairs["ci_low"] > 0]["method"].tolist()
+            worse = [] if pairs.empty else pairs[pairs["ci_high"] < 0]["method"].tolist()
             base = pairs["baseline"].iloc[0] if len(pairs) else "-"
             verdict = (
                 f"{', '.join(better)} beat{'s' if len(better) == 1 else ''} the best baseline "
