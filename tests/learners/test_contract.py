@@ -45,6 +45,7 @@ from metamed.learners.base import (
     BinaryModel,
     MetaLearner,
     learners_for,
+    load_every_learner,
     make_learner,
 )
 from metamed.outcomes import BINARY, NUMERIC, OUTCOMES, Outcome
@@ -145,6 +146,9 @@ BAD_PARAMS: dict[str, dict[str, Any]] = {
     "support-only": dict(steps=0),
 }
 
+# The package loads its modules lazily: register every learner before listing them (the
+# list was short of the named-only learners when this file ran on its own).
+load_every_learner()
 LEARNER_NAMES = sorted(LEARNERS)
 NAMES = LEARNER_NAMES + sorted(CNN_CASES)
 
