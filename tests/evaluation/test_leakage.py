@@ -98,6 +98,8 @@ PARAMS: dict[str, dict[str, Any]] = {
     "model-revision": {},
     "mixed-intercept": dict(max_iter=50),
     "guard": dict(adapter="recal-logistic", reference="pooled-logreg"),
+    "linear-probe": dict(hidden_sizes=(8,), lr=0.05, max_epochs=8, batch_size=32, patience=2),
+    "support-only": dict(hidden_sizes=(8,), steps=10),
 }
 
 NAMES = sorted(LEARNERS)
