@@ -235,9 +235,7 @@ def _texts(svg: str) -> list[str]:
     return [t.text or "" for t in ET.fromstring(svg).iter(f"{SVG}text")]
 
 
-def test_figures_are_well_formed_svg_that_show_names_as_text(
-    binary_data: tuple[pd.DataFrame, pd.DataFrame],
-) -> None:
+def test_figures_are_well_formed_svg_that_show_names_as_text() -> None:
     results, predictions = synth({"maml & <b>co</b>": 1.2, "pooled": 0.8})
     summary = summarise(results, n_boot=50)
     names = ["maml & <b>co</b>", "pooled"]
