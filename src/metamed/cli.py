@@ -431,9 +431,9 @@ def benchmark(
     suite: str | None = typer.Option(
         None,
         help="Run a benchmark suite and write its results page: a shipped suite by name "
-        "(rare-conditions, sites, molecules: MoleculeNet under its own protocol; one run "
-        "folder per dataset in --out), imaging (MedMNIST few-shot, its own protocol; "
-        "imaging-tiny: the same at toy size, for CI) or a suite .toml file.",
+        "(rare-conditions, sites; molecules: MoleculeNet and imaging: MedMNIST, each under "
+        "its own protocol; one run folder per dataset or setting in --out) or a suite .toml "
+        "file.",
     ),
     page: Path | None = typer.Option(
         None,
@@ -459,17 +459,6 @@ def benchmark(
             raise MetamedValueError(
                 "--suite says each method's hyperparameters in its file; drop --param."
             )
-        if suite in ("imaging", "imaging-tiny"):  # its own protocol: K per class, 1,5,10,20
-            if config is not None or dataset is not None or table is not None:
-                raise MetamedValueError(
-                    f"--suite {suite} chooses its own data and settings; drop --config, "
-                    "--dataset and --table."
-                )
-            _imaging_suite(
-                suite, data_dir, _parse_list(methods, "methods") if methods else None, shots,
-                draws, 0 if seed is None else seed, out, force, page,
-            )  # fmt: skip
-            return
         from metamed.evaluation.spec import BenchmarkSpec, DataSpec, MethodSpec
         from metamed.learners import DEFAULT_METHODS, default_methods
         from metamed.runs import make_executor, read_spec, run_spec
@@ -587,70 +576,6 @@ def _run_suite(suite, page, config, given, out, data_dir, runner, force, resume,
             resume=resume, progress=update, command=command,
         )  # fmt: skip
     console.print(f"results page: {outputs.page}")
-
-
-def _imaging_suite(
-    suite: str,
-    data_dir: Path | None,
-    method_ids: list[str] | None,
-    shots: str | None,
-    draws: int | None,
-    seed: int,
-    out: Path,
-    force: bool,
-    page: Path | None,
-) -> None:
-    """``benchmark --suite imaging``: every input checked before any data is read."""
-    from metamed.data.registry import load_dataset
-    from metamed.errors import did_you_mean
-    from metamed.evaluation.imaging import ImagingConfig
-    from metamed.outputs import check_output_place
-    from metamed.runs.imaging import ImagingSuite, run_imaging_suite, tiny_imaging_suite
-
-    plan = tiny_imaging_suite() if suite == "imaging-tiny" else ImagingSuite()
-    if method_ids:
-        for mid in method_ids:
-            if mid not in plan.methods:
-                raise MetamedValueError(
-                    f"--suite {suite} has no method '{mid}'.{did_you_mean(mid, plan.methods)} "
-                    f"Its methods: {', '.join(plan.methods)}."
-                )
-        plan = dataclasses.replace(plan, methods={m: plan.methods[m] for m in method_ids})
-    protocol = ImagingConfig(
-        shots=_parse_shots(shots) if shots else plan.protocol.shots,
-        draws=plan.protocol.draws if draws is None else draws,
-        seed=seed,
-    )
-    plan = dataclasses.replace(plan, protocol=protocol)
-    if page is not None and page.exists() and not page.is_file():
-        raise MetamedValueError(
-            f"--page {page} is a folder; give a file path such as docs/results/imaging.md."
-        )
-    check_output_place(out, force=force)
-    words = [f"metamed benchmark --suite {suite}"]
-    if method_ids:
-        words.append(f"--methods {','.join(method_ids)}")
-    words += [
-        f"--shots {','.join(map(str, protocol.shots))}",
-        f"--draws {protocol.draws}",
-        f"--seed {seed}",
-        f"--out {out}",
-    ]
-    if page is not None:
-        words.append(f"--page {page}")
-    command = " ".join(words)
-
-    def load(sets: tuple[str, ...], corruptions: tuple[str, ...]):
-        return load_dataset("medmnist", data_dir, sets=sets, corruptions=corruptions)
-
-    def say(what: str) -> None:
-        err_console.print(what)
-
-    outputs = run_imaging_suite(plan, load, out, command=command, progress=say, force=force)
-    if page is not None:
-        page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(outputs.page)
-    console.print(outputs.page)
 
 
 def _print_summary(outputs) -> None:

@@ -1,4 +1,4 @@
-"""The imaging suite at toy size: run folder, page and the command line."""
+"""The imaging suite as a suite file: run folders, resume, page and the command line."""
 
 from __future__ import annotations
 
@@ -9,82 +9,149 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import metamed.runs.imaging as imaging
 from metamed.cli import app
 from metamed.data.registry import get_source
-from metamed.runs.imaging import run_imaging_suite, tiny_imaging_suite
+from metamed.errors import MetamedError
+from metamed.runs.imaging import ImagingSuite, run_imaging_suite
+from metamed.runs.suite import read_suite, run_suite
+
+TINY = Path(__file__).with_name("imaging-tiny.toml")
 
 
 def _loader(folder: Path):
-    spec = get_source("medmnist")
-
-    def load(sets, corruptions):
-        options = spec.resolve_options({"sets": sets, "corruptions": corruptions})
-        return spec.loader(folder, **options)
+    def load(dataset, sets, corruptions):
+        spec = get_source(dataset)
+        return spec.loader(folder, **spec.resolve_options({"sets": sets, "corruptions": corruptions}))
 
     return load
 
 
-def test_tiny_suite_writes_its_run_folder_and_page(tiny_medmnist: Path, tmp_path: Path) -> None:
-    suite = tiny_imaging_suite()
-    outputs = run_imaging_suite(suite, _loader(tiny_medmnist), tmp_path / "run", command="CMD")
-    names = {p.name for p in outputs.out_dir.iterdir()}
-    assert {"results.csv", "summary.csv", "paired.csv", "config.json", "imaging.md"} <= names
-    results = pd.read_csv(outputs.out_dir / "results.csv")
+def _tiny() -> ImagingSuite:
+    suite = read_suite(TINY)
+    assert isinstance(suite, ImagingSuite)
+    return suite
+
+
+def test_a_run_writes_each_setting_and_a_resumed_run_reuses_finished_cells(
+    tiny_medmnist: Path, tmp_path: Path, monkeypatch
+) -> None:
+    suite = _tiny()
+    load = _loader(tiny_medmnist)
+    whole = run_imaging_suite(suite, tmp_path / "whole", load=load, command="CMD")
+    for entry in suite.entries:
+        names = {p.name for p in (tmp_path / "whole" / entry.folder).iterdir()}
+        assert {"results.csv", "summary.csv", "paired.csv", "config.json", "jobs"} <= names
+    results = pd.concat(
+        pd.read_csv(tmp_path / "whole" / e.folder / "results.csv") for e in suite.entries
+    )
     # Two held-out sets and one held-out corruption of both sets: four held-out tasks.
     assert results.groupby(["setting", "task"]).ngroups == 4
-    assert set(results["method"]) == set(suite.methods)
+    assert set(results["method"]) == {m.id for m in suite.methods}
     assert len(results) == 4 * len(suite.methods) * 2 * 2 * 2  # tasks, methods, K, draws, metrics
-    page = outputs.page
-    assert "Regenerate: `CMD`" in page and "modified copy" in page
-    assert "0.901" in page and "FHIST" in page and "## Which wins" in page
-    paired = pd.read_csv(outputs.out_dir / "paired.csv")
-    assert set(paired["method"]) == {"fomaml", "anil", "protonet"}
-    assert set(paired["baseline"]) <= {"linear-probe", "support-only"}
+    text = whole.text
+    assert (tmp_path / "whole" / "imaging-tiny.md").read_text() == text
+    assert "Regenerate: `CMD`" in text and "modified copy" in text and "Not finished" not in text
+    assert "0.901" in text and "FHIST" in text and "## Which wins" in text
+    assert set(whole.paired["method"]) == {"fomaml", "anil", "protonet"}
+    assert set(whole.paired["baseline"]) <= {"linear-probe", "support-only"}
+
+    stop_after = len(suite.methods) + 2  # the first setting and two cells of the second
+
+    def interrupt(what: str, done: float, total: int) -> None:
+        if done >= stop_after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_imaging_suite(suite, tmp_path / "cut", load=load, progress=interrupt, command="CMD")
+    first = suite.entries[0].folder
+    assert (tmp_path / "cut" / first / "results.csv").is_file()  # a finished setting's tables
+    assert not (tmp_path / "cut" / suite.entries[1].folder / "results.csv").exists()
+    assert "Not finished in this run" in (tmp_path / "cut" / "imaging-tiny.md").read_text()
+
+    calls = []
+    real = imaging.run_imaging_protocol
+
+    def counted(tasks, settings, methods, config, progress=None):
+        calls.append((settings[0].name, *methods))
+        return real(tasks, settings, methods, config, progress)
+
+    monkeypatch.setattr(imaging, "run_imaging_protocol", counted)
+    resumed = run_imaging_suite(suite, tmp_path / "cut", load=load, resume=True, command="CMD")
+    total = len(suite.entries) * len(suite.methods)
+    assert len(calls) == total - stop_after  # no finished cell is redone
+    for entry in suite.entries:
+        for table in ("results.csv", "summary.csv", "paired.csv"):
+            assert (tmp_path / "cut" / entry.folder / table).read_bytes() == (
+                tmp_path / "whole" / entry.folder / table
+            ).read_bytes()
+    assert resumed.text.split("## Times")[0] == text.split("## Times")[0]
 
 
-def test_cli_refuses_an_unknown_method_before_any_work(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (('name = "anil"', 'name = "anill"'), "Did you mean 'anil'"),
+        (('test_corruptions = ["blur"]', 'test_corruptions = ["blurr"]'), "Did you mean 'blur'"),
+        (('held_out = "breastmnist"', 'held_out = "breast"'), "not one of its sets"),
+        (("hidden_sizes = [2]", "hidden_sizes = []"), "at least one convolution block"),
+        (('network = "cnn"', 'network = "mlp"\nnetwrk = 1'), "Did you mean 'network'"),
+        (('baselines = ["linear-probe"', 'baselines = ["linear-prob"'), "Did you mean"),
+        (('train_corruptions = ["none"]', 'train_corruptions = ["blur"]'), "must include 'none'"),
+    ],
+)
+def test_bad_suite_input_is_one_clear_error_before_any_work(edit, message, tmp_path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.read_text().replace(*edit, 1))
+    out = tmp_path / "out"
     result = CliRunner().invoke(
-        app, ["benchmark", "--suite", "imaging", "--methods", "fomaml,anill",
-              "--out", str(tmp_path / "x")],
-    )  # fmt: skip
+        app, ["benchmark", "--suite", str(path), "--out", str(out), "--data-dir", str(tmp_path)]
+    )
     assert result.exit_code == 2, result.output
-    assert "Did you mean 'anil'" in result.output and "Traceback" not in result.output
-    assert not (tmp_path / "x").exists()
+    assert message in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_the_shipped_suite_reads_and_refuses_cli_settings(tmp_path: Path) -> None:
+    suite = read_suite("imaging")
+    assert isinstance(suite, ImagingSuite) and suite.protocol.shots == (1, 5, 10, 20)
+    assert {"linear-probe", "pooled-finetune", "support-only"} <= set(suite.baselines)
+    result = CliRunner().invoke(
+        app, ["benchmark", "--suite", "imaging", "--dataset", "synthetic", "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 2 and "drop --dataset" in result.output
 
 
 def test_cli_runs_the_tiny_suite_on_the_real_sets(data_dir: Path, need_dataset, tmp_path) -> None:
-    """The CI run of the suite: `metamed benchmark --suite imaging-tiny` end to end."""
+    """The CI run of the suite: the tiny suite file end to end on the real images."""
     need_dataset("medmnist-subset")
     page = tmp_path / "imaging.md"
     result = CliRunner().invoke(
-        app, ["benchmark", "--suite", "imaging-tiny", "--data-dir", str(data_dir),
-              "--methods", "anil,linear-probe", "--shots", "1", "--draws", "2",
+        app, ["benchmark", "--suite", str(TINY), "--data-dir", str(data_dir),
               "--out", str(tmp_path / "run"), "--page", str(page), "--threads", "1"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    text = page.read_text()
-    assert "metamed benchmark --suite imaging-tiny --methods anil,linear-probe" in text
+    assert f"metamed benchmark --suite {TINY}" in page.read_text()
     summary = pd.read_csv(tmp_path / "run" / "summary.csv")
     assert set(summary["task"]) == {
         "breastmnist", "pneumoniamnist", "breastmnist/blur", "pneumoniamnist/blur",
     }  # fmt: skip
-    auroc = summary[summary["metric"] == "auroc"]["mean"]
-    assert auroc.between(0, 1).all()
-
-
-@pytest.mark.parametrize("flag", [["--dataset", "synthetic"], ["--config", "x.toml"]])
-def test_cli_imaging_suite_chooses_its_own_data(flag, tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app, ["benchmark", "--suite", "imaging", *flag, "--out", str(tmp_path / "x")]
-    )
-    assert result.exit_code == 2 and "chooses its own data" in result.output
+    assert summary[summary["metric"] == "auroc"]["mean"].between(0, 1).all()
 
 
 def test_a_suite_of_baselines_only_has_no_pairs(tiny_medmnist: Path, tmp_path: Path) -> None:
-    suite = tiny_imaging_suite()
-    only = {k: v for k, v in suite.methods.items() if k in suite.baselines}
+    suite = _tiny()
+    only = tuple(m for m in suite.methods if m.id in suite.baselines)
     outputs = run_imaging_suite(
-        replace(suite, methods=only, test_corruptions=()), _loader(tiny_medmnist), tmp_path / "r"
-    )
+        replace(suite, methods=only, entries=suite.entries[:1]), tmp_path / "r",
+        load=_loader(tiny_medmnist),
+    )  # fmt: skip
     assert outputs.paired.empty
-    assert "no meta-learner beats the best baseline" in outputs.page
+    assert "no meta-learner beats the best baseline" in outputs.text
+
+
+def test_run_suite_refuses_an_executor_for_the_imaging_suite(tmp_path: Path) -> None:
+    from metamed.runs.executors import ProcessExecutor
+
+    with pytest.raises(MetamedError, match="one process"):
+        run_suite(_tiny(), tmp_path / "x", executor=ProcessExecutor(2))

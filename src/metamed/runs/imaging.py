@@ -1,18 +1,61 @@
-"""The imaging suite: few-shot MedMNIST benchmark -> run folder and a results page.
+"""The imaging suite: few-shot MedMNIST as a suite file -> run folders and a results page.
 
-``metamed benchmark --suite imaging`` loads the 2-D MedMNIST sets with the acquisition
-corruptions the suite names, runs the few-shot imaging protocol
-(:mod:`metamed.evaluation.imaging`: leave one set out, and held-out corruptions) for
-every method on the same small CNN, and writes ``results.csv``, ``summary.csv``,
-``paired.csv``, ``config.json`` and ``imaging.md`` to the run folder; ``--page`` copies
-the page to e.g. ``docs/results/imaging.md``.  Every number on the page comes from this
-run except the anchors (MedMNIST v2's ResNet-18 with all training data; FHIST's finding),
-which are quoted and labelled so.
+``metamed benchmark --suite imaging`` reads ``runs/suites/imaging.toml`` (any suite file
+with ``protocol = "imaging"`` runs here: ``--suite path.toml``)::
+
+    title = "Few-shot medical imaging on MedMNIST"
+    protocol = "imaging"             # this module's protocol (metamed.evaluation.imaging)
+    shots = [1, 5, 10, 20]           # K labelled images per class
+    draws = 20                       # support sets per (held-out task, K)
+    seed = 0
+    max_train_images = 500           # optional: training images kept per training task
+                                     #   (per class in proportion, seeded; val: a quarter)
+    baselines = ["linear-probe"]     # optional: the method ids paired against (default:
+                                     #   every linear-probe, pooled-finetune, support-only)
+    intro = ["..."]                  # optional prose at the top of the page
+
+    [overrides]                      # optional: every method that has the setting
+    network = "cnn"
+    hidden_sizes = [16, 32]
+
+    [[methods]]                      # as in a benchmark spec: name, params, label (the id
+    name = "fomaml"                  #   on the page: the label, else the name)
+    params = { backend = "func", inner_steps = 3 }
+
+    [[datasets]]                     # one setting, run into out/<folder>/
+    title = "..."                    # optional: the section's heading
+    folder = "held-out-breastmnist"  # optional (default: held-out-<set> / corruption-<sets>)
+    dataset = "medmnist"             # optional: the registered image dataset
+    sets = ["breastmnist", "pneumoniamnist"]
+    held_out = "breastmnist"         # leave one set out: train on the others ...
+    # ... or acquisition shift: train on these corruptions of every set, hold out those
+    # train_corruptions = ["none", "blur"]
+    # test_corruptions = ["speckle"]
+    draws = 10                       # optional: this setting's own draws
+    overrides = { hidden_sizes = [4, 8] }  # optional: win over every method's own params
+    notes = ["..."]                  # optional prose under its section
+
+Each setting loads its images (:func:`metamed.data.registry.load_dataset`, the sets and
+corruptions it names), cuts them into tasks with MedMNIST's official splits
+(:func:`metamed.tasks.image_tasks`) and runs the protocol of
+:mod:`metamed.evaluation.imaging` one method at a time: a *cell* (meta- or pre-train on
+the setting's training tasks, then adapt and score every draw of every held-out task).
+A finished cell is recorded in ``out/<folder>/jobs`` (:class:`~metamed.runs.run_folder.RunFolder`),
+so ``--resume`` redoes no finished (setting, method) cell; a cell's key holds its
+learner's hyperparameters, so a changed method is redone.  A setting's tables
+(``results.csv``, ``summary.csv``, ``paired.csv``, ``config.json``) are written all or
+nothing once its cells are done, and then the page, ``out/<suite>.md`` (and
+``--page``), is rewritten from the finished settings, the others listed as pending.
+Every number on the page comes from the run except the anchors (MedMNIST v2's ResNet-18
+with all training data; FHIST's finding), which are quoted and labelled so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -23,8 +66,9 @@ import numpy as np
 import pandas as pd
 
 from metamed.data.cohort import Cohort
-from metamed.data.datasets.medmnist import MODIFIED_NOTE
-from metamed.errors import MetamedValueError
+from metamed.data.datasets.medmnist import IMAGE_SHAPES, MODIFIED_NOTE
+from metamed.data.registry import dataset_folder, get_source, load_dataset
+from metamed.errors import MetamedError, MetamedTypeError, MetamedValueError, did_you_mean
 from metamed.evaluation.imaging import (
     ImageSetting,
     ImagingConfig,
@@ -34,19 +78,22 @@ from metamed.evaluation.imaging import (
     run_imaging_protocol,
     summarise_imaging,
 )
-from metamed.evaluation.spec import MethodSpec
+from metamed.evaluation.protocol import Progress
+from metamed.evaluation.spec import MethodSpec, check_keys
+from metamed.learners.base import MetaLearner
+from metamed.learners.networks import make_network
 from metamed.outputs import check_output_place, staged_output
+from metamed.runs.run_folder import CellCounter, RunFolder, cell_key, peak_memory_mib
 from metamed.tasks import ImageTasks, Task, image_tasks
 
 __all__ = [
     "ANCHOR_AUC",
     "IMAGING_BASELINES",
-    "IMAGING_METHODS",
+    "ImagingEntry",
     "ImagingSuite",
-    "ImagingOutputs",
+    "ImagingSuiteOutputs",
     "imaging_page",
     "run_imaging_suite",
-    "tiny_imaging_suite",
 ]
 
 #: MedMNIST v2 (Yang et al., Sci Data 2023, Table 3): ResNet-18 at 28 px trained on the
@@ -54,120 +101,364 @@ __all__ = [
 #: unmodified training split (4,708 images; ours has 3,882).
 ANCHOR_AUC: dict[str, float] = {"breastmnist": 0.901, "pneumoniamnist": 0.944}
 
-#: The network every method of the suite uses: the small CNN, two blocks of 16 and 32
-#: channels (28 -> 14 -> 7 px, then global average pooling: 32 features).
-CNN: dict[str, Any] = {"network": "cnn", "hidden_sizes": (16, 32)}
-
-_EPISODIC: dict[str, Any] = {"k_support": 5, "n_query": 16, "meta_batch_size": 8}
-
-#: Method id -> (learner, hyperparameters) of the default suite, kept small so that the
-#: suite fits a shared 2-core machine.  MAML's second-order inner loop through a CNN
-#: costs about twice FOMAML's per iteration, so it gets one inner step.
-IMAGING_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
-    "maml": ("maml", {**CNN, **_EPISODIC, "backend": "func", "inner_steps": 1,
-                      "meta_iterations": 60, "outer_lr": 3e-3, "eval_every": 20}),
-    "fomaml": ("fomaml", {**CNN, **_EPISODIC, "backend": "func", "inner_steps": 3,
-                          "meta_iterations": 60, "outer_lr": 3e-3, "eval_every": 20}),
-    "anil": ("anil", {**CNN, **_EPISODIC, "inner_steps": 5, "meta_iterations": 150,
-                      "outer_lr": 3e-3, "eval_every": 50}),
-    "protonet": ("protonet", {**CNN, **_EPISODIC, "n_iterations": 150, "embedding_dim": 32,
-                              "eval_every": 50}),
-    "linear-probe": ("linear-probe", {**CNN, "max_epochs": 3, "batch_size": 64,
-                                      "patience": 2}),
-    "pooled-finetune": ("pooled-finetune", {**CNN, "max_epochs": 3, "batch_size": 64,
-                                            "patience": 2, "finetune_steps": 20}),
-    "support-only": ("support-only", {**CNN, "steps": 50}),
-}  # fmt: skip
-
-#: The suite's baselines: each meta-learner is paired with the best of them per cell.
+#: The learners that are baselines by default: each meta-learner is paired with the best
+#: of them per (setting, task, K) cell.
 IMAGING_BASELINES: tuple[str, ...] = ("linear-probe", "pooled-finetune", "support-only")
 
-Progress = Callable[[str], None]
+#: (dataset, sets, corruptions) -> the image cohort.
+Loader = Callable[[str, tuple[str, ...], tuple[str, ...]], Cohort]
+
+_SUITE_KEYS = (
+    "title", "protocol", "intro", "shots", "draws", "seed", "max_train_images", "baselines",
+    "overrides", "methods", "datasets",
+)  # fmt: skip
+_ENTRY_KEYS = (
+    "title", "folder", "dataset", "sets", "held_out", "train_corruptions", "test_corruptions",
+    "draws", "overrides", "notes",
+)  # fmt: skip
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+        raise MetamedTypeError(f"{where} must be a non-empty list of names, got {value!r}.")
+    return tuple(str(v) for v in value)
+
+
+@dataclass(frozen=True)
+class ImagingEntry:
+    """One setting of the suite (a ``[[datasets]]`` table), run into ``out/<folder>``.
+
+    Either ``held_out`` (leave that set out, train on the other ``sets``) or
+    ``test_corruptions`` (train on ``train_corruptions`` of every set, hold out these).
+    """
+
+    sets: tuple[str, ...]
+    held_out: str | None = None
+    train_corruptions: tuple[str, ...] = ("none",)
+    test_corruptions: tuple[str, ...] = ()
+    dataset: str = "medmnist"
+    title_text: str | None = None
+    folder_name: str | None = None
+    draws: int | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        where = f"setting {self.folder}"
+        if (self.held_out is None) == (not self.test_corruptions):
+            raise MetamedValueError(
+                f"{where}: give either held_out (leave one set out) or test_corruptions "
+                "(acquisition shift), not both or neither."
+            )
+        if self.held_out is not None:
+            if self.held_out not in self.sets:
+                raise MetamedValueError(
+                    f"{where}: held_out '{self.held_out}' is not one of its sets."
+                    f"{did_you_mean(self.held_out, self.sets)} Sets: {', '.join(self.sets)}."
+                )
+            if len(self.sets) < 2:
+                raise MetamedValueError(f"{where}: leaving one set out needs at least two sets.")
+        else:
+            if "none" not in self.train_corruptions:
+                raise MetamedValueError(
+                    f"{where}: train_corruptions must include 'none' (the published images)."
+                )
+            overlap = sorted(set(self.train_corruptions) & set(self.test_corruptions))
+            if overlap:
+                raise MetamedValueError(
+                    f"{where}: corruptions {overlap} are both trained on and held out."
+                )
+        if self.draws is not None and (isinstance(self.draws, bool) or int(self.draws) < 1):
+            raise MetamedValueError(f"{where}: draws must be >= 1, got {self.draws}.")
+        # names checked against the dataset's options ("did you mean"), before any data
+        get_source(self.dataset).resolve_options(
+            {"sets": self.sets, "corruptions": self.corruptions}
+        )
+
+    @property
+    def corruptions(self) -> tuple[str, ...]:
+        """Every corruption the cohort is loaded with."""
+        return ("none",) if self.held_out is not None else (
+            *self.train_corruptions, *self.test_corruptions,
+        )  # fmt: skip
+
+    @property
+    def folder(self) -> str:
+        if self.folder_name is not None:
+            return self.folder_name
+        if self.held_out is not None:
+            return f"held-out-{self.held_out}"
+        return "corruption-" + "-".join(self.sets)
+
+    @property
+    def title(self) -> str:
+        return self.title_text or self.folder
+
+    def setting(self, tasks: ImageTasks) -> ImageSetting:
+        """This entry's train / held-out division of ``tasks``."""
+        if self.held_out is not None:
+            (setting,) = [s for s in held_out_sets(tasks, self.sets) if s.test == (self.held_out,)]
+            return setting
+        return held_out_corruption(tasks, self.sets, self.train_corruptions, self.test_corruptions)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str) -> ImagingEntry:
+        if not isinstance(data, Mapping):
+            raise MetamedTypeError(f"{where} must be a table.")
+        check_keys(data, _ENTRY_KEYS, where)
+        if "sets" not in data:
+            raise MetamedValueError(f"{where} needs sets (the image sets it loads).")
+        overrides = data.get("overrides", {})
+        if not isinstance(overrides, Mapping):
+            raise MetamedTypeError(f"{where}: overrides must be a table of settings.")
+        try:
+            return cls(
+                sets=_names(data["sets"], f"{where}: sets"),
+                held_out=None if data.get("held_out") is None else str(data["held_out"]),
+                train_corruptions=_names(
+                    data.get("train_corruptions", ["none"]), f"{where}: train_corruptions"
+                ),
+                test_corruptions=(
+                    _names(data["test_corruptions"], f"{where}: test_corruptions")
+                    if "test_corruptions" in data
+                    else ()
+                ),
+                dataset=str(data.get("dataset", "medmnist")),
+                title_text=None if "title" not in data else str(data["title"]),
+                folder_name=None if "folder" not in data else str(data["folder"]),
+                draws=None if "draws" not in data else int(data["draws"]),
+                overrides=dict(overrides),
+                notes=tuple(str(n) for n in data.get("notes", ())),
+            )
+        except MetamedError as error:
+            message = str(error)
+            raise type(error)(message if message.startswith(where) else f"{where}: {message}") from None
 
 
 @dataclass(frozen=True)
 class ImagingSuite:
-    """What the imaging suite runs.
+    """What the imaging suite runs: settings, methods and the protocol."""
 
-    Attributes
-    ----------
-    sets : tuple of str
-        The 2-D sets; leave-one-set-out runs each as the held-out set.
-    train_corruptions, test_corruptions : tuple of str
-        The acquisition-shift setting: train on the first (``"none"`` = as published),
-        hold out the second; empty ``test_corruptions`` skips the setting.
-    methods : dict
-        Method id -> (learner name, hyperparameters).
-    baselines : tuple of str
-        Method ids that are baselines (paired against).
-    protocol : ImagingConfig
-        Shots (K per class), draws, seed.
-    max_train_images : int or None
-        Training-split images kept per training task (drawn per class in proportion,
-        seeded; their val split likewise at a quarter of it); None keeps all.
-    """
-
-    sets: tuple[str, ...] = ("breastmnist", "pneumoniamnist")
-    train_corruptions: tuple[str, ...] = ("none", "blur", "contrast", "gamma")
-    test_corruptions: tuple[str, ...] = ("speckle", "resolution")
-    methods: Mapping[str, tuple[str, dict[str, Any]]] = field(
-        default_factory=lambda: dict(IMAGING_METHODS)
-    )
-    baselines: tuple[str, ...] = IMAGING_BASELINES
+    entries: tuple[ImagingEntry, ...]
+    methods: tuple[MethodSpec, ...]
     protocol: ImagingConfig = field(default_factory=ImagingConfig)
+    #: method ids paired against (None: the methods whose learner is in IMAGING_BASELINES)
+    baseline_ids: tuple[str, ...] | None = None
+    #: settings applied to every method that has them, before the method's own params
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: training images kept per training task (None keeps all)
     max_train_images: int | None = 500
+    name: str = "imaging"
+    title: str = "Few-shot medical imaging on MedMNIST"
+    intro: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.entries:
+            raise MetamedValueError(f"suite {self.name} lists no setting; add [[datasets]].")
         if not self.methods:
-            raise MetamedValueError("The imaging suite needs at least one method.")
-        if "none" not in self.train_corruptions and self.test_corruptions:
-            raise MetamedValueError("train_corruptions must include 'none' (the published images).")
-        overlap = set(self.train_corruptions) & set(self.test_corruptions)
-        if overlap:
+            raise MetamedValueError(f"suite {self.name} lists no method; add [[methods]].")
+        folders = [e.folder for e in self.entries]
+        repeated = sorted({f for f in folders if folders.count(f) > 1})
+        if repeated:
             raise MetamedValueError(
-                f"Corruptions {sorted(overlap)} are both trained on and held out."
+                f"suite {self.name} runs two settings into folder '{repeated[0]}'; give each "
+                "its own folder."
             )
+        ids = [m.id for m in self.methods]
+        if len(set(ids)) != len(ids):
+            raise MetamedValueError(
+                f"suite {self.name} lists a method twice; give each a label of its own."
+            )
+        for baseline in self.baseline_ids or ():
+            if baseline not in ids:
+                raise MetamedValueError(
+                    f"suite {self.name}: baseline '{baseline}' is not one of its methods."
+                    f"{did_you_mean(baseline, ids)} Methods: {', '.join(ids)}."
+                )
+        if self.max_train_images is not None and int(self.max_train_images) < 2:
+            raise MetamedValueError(
+                f"suite {self.name}: max_train_images must be >= 2, got {self.max_train_images}."
+            )
+        accepted = {k for m in self.methods for k in m.learner(self.protocol.seed).get_params()}
+        unused = [k for k in self.overrides if k not in accepted]
+        if unused:
+            raise MetamedValueError(
+                f"suite {self.name}: overrides '{unused[0]}' applies to none of its methods."
+                f"{did_you_mean(unused[0], sorted(accepted))}"
+            )
+        for entry in self.entries:  # names, values and networks, before any work
+            self.learners(entry, check=True)
 
     @property
-    def corruptions(self) -> tuple[str, ...]:
-        """Every corruption the cohort must be loaded with."""
-        return (*self.train_corruptions, *self.test_corruptions)
+    def baselines(self) -> tuple[str, ...]:
+        if self.baseline_ids is not None:
+            return self.baseline_ids
+        return tuple(m.id for m in self.methods if m.name in IMAGING_BASELINES)
+
+    def learners(self, entry: ImagingEntry, check: bool = False) -> dict[str, MetaLearner]:
+        """Unfitted learners by method id for ``entry``: the learner's defaults, the
+        suite's overrides, the method's params, then the entry's overrides (a 3-D set
+        needs the 3-D network for every method).  ``check``: every value, and each
+        network against the entry's image shape."""
+        where = f"suite {self.name}, setting {entry.folder}"
+        out = {}
+        for method in self.methods:
+            accepted = method.learner(self.protocol.seed).get_params()
+            own = {k: v for k, v in entry.overrides.items() if k in accepted}
+            try:
+                spec = MethodSpec(method.name, {**method.params, **own}, label=method.id)
+                learner = spec.learner(self.protocol.seed, self.overrides)
+                if check:
+                    learner._validate_params()
+                    _check_network(learner, entry)
+            except MetamedError as error:
+                raise type(error)(f"{where}, method {method.id}: {error}") from None
+            out[method.id] = learner
+        if check:
+            known = {k for lr in out.values() for k in lr.get_params()}
+            unused = [k for k in entry.overrides if k not in known]
+            if unused:
+                raise MetamedValueError(
+                    f"{where}: overrides '{unused[0]}' applies to none of the suite's methods."
+                    f"{did_you_mean(unused[0], sorted(known))}"
+                )
+        return out
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> ImagingSuite:
+        """A suite from its TOML tables (see the module docstring)."""
+        check_keys(data, _SUITE_KEYS, f"suite {name}")
+        for required in ("methods", "datasets"):
+            if not isinstance(data.get(required), list) or not data[required]:
+                raise MetamedTypeError(
+                    f"suite {name}: {required} must be a non-empty list of [[{required}]] tables."
+                )
+        overrides = data.get("overrides", {})
+        if not isinstance(overrides, Mapping):
+            raise MetamedTypeError(f"suite {name}: overrides must be a table of settings.")
+        protocol = {k: data[k] for k in ("shots", "draws", "seed") if k in data}
+        if "shots" in protocol:
+            protocol["shots"] = tuple(int(k) for k in protocol["shots"])
+        entries = tuple(
+            ImagingEntry.from_dict(entry, f"suite {name}, datasets[{i}]")
+            for i, entry in enumerate(data["datasets"])
+        )
+        cap = data.get("max_train_images", 500)
+        return cls(
+            entries=entries,
+            methods=tuple(_method(m) for m in data["methods"]),
+            protocol=ImagingConfig(**protocol),
+            baseline_ids=(
+                None if "baselines" not in data else _names(data["baselines"], "baselines")
+            ),
+            overrides=dict(overrides),
+            max_train_images=None if cap is None else int(cap),
+            name=name,
+            title=str(data.get("title", cls.title)),
+            intro=tuple(str(line) for line in data.get("intro", ())),
+        )
 
 
-def tiny_imaging_suite() -> ImagingSuite:
-    """The suite at toy size (CI: seconds, not minutes): 1- and 2-shot, two draws, tiny
-    networks and few iterations; the numbers mean nothing, the plumbing is exercised."""
-    tiny = {"network": "cnn", "hidden_sizes": (2,)}
-    episodic = {"k_support": 2, "n_query": 4, "meta_batch_size": 2}
-    methods = {
-        "fomaml": ("fomaml", {**tiny, **episodic, "backend": "func", "inner_steps": 1,
-                              "meta_iterations": 2}),
-        "anil": ("anil", {**tiny, **episodic, "meta_iterations": 2}),
-        "protonet": ("protonet", {**tiny, **episodic, "n_iterations": 2}),
-        "linear-probe": ("linear-probe", {**tiny, "max_epochs": 1}),
-        "support-only": ("support-only", {**tiny, "steps": 2}),
-    }  # fmt: skip
-    return ImagingSuite(
-        train_corruptions=("none",),
-        test_corruptions=("blur",),
-        methods=methods,
-        baselines=("linear-probe", "support-only"),
-        protocol=ImagingConfig(shots=(1, 2), draws=2),
-        max_train_images=40,
-    )
+def _method(data: Any) -> MethodSpec:
+    """A ``[[methods]]`` table; its id is its label, else its name (the page names methods
+    by id, and the params are in config.json)."""
+    method = MethodSpec.from_dict(data)
+    return method if method.label is not None else replace(method, label=method.name)
+
+
+def _check_network(learner: MetaLearner, entry: ImagingEntry) -> None:
+    """A learner's network must read the entry's images (a 2-D CNN cannot read volumes)."""
+    params = learner.get_params()
+    if "network" not in params:
+        return
+    shapes = {IMAGE_SHAPES[s] for s in entry.sets}
+    if len(shapes) > 1:
+        raise MetamedValueError(
+            f"its sets {', '.join(entry.sets)} have images of different shapes; a setting "
+            "loads sets of one shape."
+        )
+    n_pixels = math.prod(shapes.pop())
+    make_network(params["network"], params.get("hidden_sizes") or (), n_pixels)
 
 
 @dataclass(frozen=True)
-class ImagingOutputs:
+class ImagingSuiteOutputs:
     out_dir: Path
+    page: Path
     summary: pd.DataFrame
     paired: pd.DataFrame
-    page: str
+    text: str
 
 
-def _capped(task: Task, cap: int | None, rng: np.random.Generator) -> Task:
+@dataclass
+class _Section:
+    """One setting's finished cells, read back from its run folder."""
+
+    entry: ImagingEntry
+    setting: ImageSetting
+    results: pd.DataFrame
+    timings: list[dict]
+    config: dict
+    seconds: float = 0.0
+    peak_memory_mib: float = 0.0
+
+
+def run_imaging_suite(
+    suite: ImagingSuite,
+    out: str | os.PathLike[str],
+    *,
+    data_dir: str | Path | None = None,
+    page: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    resume: bool = False,
+    progress: Progress | None = None,
+    command: str | None = None,
+    load: Loader | None = None,
+) -> ImagingSuiteOutputs:
+    """Run every cell of ``suite`` not yet recorded, rewriting the page after each.
+
+    Parameters
+    ----------
+    out : path
+        The suite's folder; each setting runs into ``out/<folder>/``.  Every folder, the
+        data files and ``page`` are checked before any work.
+    load : callable, optional
+        ``load(dataset, sets, corruptions) -> Cohort``; default :func:`load_dataset`
+        from ``data_dir`` (tests pass self-made files).
+    command : str
+        The command line that regenerates the run, printed on the page.
+    """
+    out_dir = check_output_place(out, merge=True)
+    if page is not None and Path(page).exists() and not Path(page).is_file():
+        raise MetamedValueError(
+            f"--page {page} is a folder; give a file path such as docs/results/imaging.md."
+        )
+    places = {
+        e.folder: RunFolder.check(out_dir / e.folder, resume=resume, force=force)
+        for e in suite.entries
+    }
+    if load is None:
+        for dataset in sorted({e.dataset for e in suite.entries}):
+            dataset_folder(dataset, data_dir)  # every file present
+
+        def load(dataset: str, sets: tuple[str, ...], corruptions: tuple[str, ...]) -> Cohort:
+            return load_dataset(dataset, data_dir, sets=sets, corruptions=corruptions)
+
+    command = command or f"metamed benchmark --suite {suite.name} --out {out}"
+    counter = CellCounter(progress, len(suite.entries) * len(suite.methods))
+    sections: list[_Section] = []
+
+    outputs = None
+    for entry in suite.entries:  # the page after each setting: a stopped run leaves one
+        sections.append(_run_entry(suite, entry, places[entry.folder], load, force, resume, counter))
+        outputs = _write_page(suite, out_dir, sections, command, page)
+    assert outputs is not None  # a suite has at least one setting
+    return outputs
+
+
+def _capped(task: Task, cap: int, rng: np.random.Generator) -> Task:
     """At most ``cap`` rows of ``task``, drawn per class in proportion (sorted)."""
-    if cap is None or len(task) <= cap:
+    if len(task) <= cap:
         return task
     keep = []
     for label in (0.0, 1.0):
@@ -177,99 +468,143 @@ def _capped(task: Task, cap: int | None, rng: np.random.Generator) -> Task:
     return task.subset(np.sort(np.concatenate(keep)))
 
 
-def _cap_training(tasks: ImageTasks, settings: Sequence[ImageSetting], suite: ImagingSuite):
+def _cap_training(tasks: ImageTasks, setting: ImageSetting, cap: int | None, seed: int):
     """The image tasks with every *training* task's train and val splits capped."""
-    cap = suite.max_train_images
     if cap is None:
         return tasks
-    training = {n for s in settings for n in s.train}
-    rng = np.random.default_rng([suite.protocol.seed, 3])
-    train = dict(tasks.train)
-    val = dict(tasks.val)
-    for name in sorted(training):
+    rng = np.random.default_rng([seed, 3])
+    train, val = dict(tasks.train), dict(tasks.val)
+    for name in sorted(setting.train):
         train[name] = _capped(train[name], cap, rng)
         if name in val:
             val[name] = _capped(val[name], max(cap // 4, 10), rng)
     return replace(tasks, train=train, val=val)
 
 
-def run_imaging_suite(
+def _run_entry(
     suite: ImagingSuite,
-    load: Callable[[tuple[str, ...], tuple[str, ...]], Cohort],
-    out: Path,
-    command: str = "metamed benchmark --suite imaging",
-    progress: Progress | None = None,
-    force: bool = False,
-) -> ImagingOutputs:
-    """Run ``suite`` and write its run folder.
-
-    Parameters
-    ----------
-    load : callable
-        ``load(sets, corruptions) -> Cohort`` (``load_dataset("medmnist", sets=...,
-        corruptions=...)``).
-    out : Path
-        Run folder, checked before any work (see :mod:`metamed.outputs`).
-    command : str
-        The command line that regenerates the run, printed on the page.
-    """
-    out = check_output_place(out, force=force)
-    methods = {
-        mid: MethodSpec(name, params, label=mid).learner(suite.protocol.seed)
-        for mid, (name, params) in suite.methods.items()
-    }
-    start = time.perf_counter()
-    cohort = load(suite.sets, suite.corruptions)
-    tasks = image_tasks(cohort)
-    settings = held_out_sets(tasks, suite.sets)
-    if suite.test_corruptions:
-        settings.append(
-            held_out_corruption(tasks, suite.sets, suite.train_corruptions, suite.test_corruptions)
-        )
-    tasks = _cap_training(tasks, settings, suite)
-    loaded = time.perf_counter() - start
-    result = run_imaging_protocol(tasks, settings, methods, suite.protocol, progress)
-    summary = summarise_imaging(result.results, seed=suite.protocol.seed)
-    baselines = [b for b in suite.baselines if b in methods]
-    paired = paired_with_best_baseline(result.results, baselines, seed=suite.protocol.seed)
-    timing = pd.DataFrame(
-        [
-            {"step": "load, corrupt and cut into tasks", "seconds": loaded},
-            *({"step": f"train {k}", "seconds": s} for k, s in result.fit_seconds.items()),
-            *(
-                {"step": f"adapt + score {k}", "seconds": s}
-                for k, s in result.adapt_seconds.items()
-            ),
-        ]
+    entry: ImagingEntry,
+    place: Path,
+    load: Loader,
+    force: bool,
+    resume: bool,
+    counter: CellCounter,
+) -> _Section:
+    protocol = (
+        suite.protocol if entry.draws is None else dataclasses.replace(suite.protocol, draws=entry.draws)
     )
-    page = imaging_page(summary, paired, timing, suite, settings, cohort, command)
-    config = {
-        "suite": {
-            "sets": list(suite.sets),
-            "train_corruptions": list(suite.train_corruptions),
-            "test_corruptions": list(suite.test_corruptions),
-            "methods": {k: [n, p] for k, (n, p) in suite.methods.items()},
-            "baselines": list(suite.baselines),
-            "protocol": asdict(suite.protocol),
-            "max_train_images": suite.max_train_images,
-        },
-        "protocol": result.config,
-        "dataset": cohort.provenance.get("dataset"),
+    start = time.perf_counter()
+    cohort = load(entry.dataset, entry.sets, entry.corruptions)
+    tasks = image_tasks(cohort)
+    setting = entry.setting(tasks)
+    tasks = _cap_training(tasks, setting, suite.max_train_images, protocol.seed)
+    loaded = time.perf_counter() - start
+    learners = suite.learners(entry)
+    baselines = [b for b in suite.baselines if b in learners]
+    config: dict[str, Any] = {
+        "setting": asdict(setting),
+        "dataset": entry.dataset,
+        "sets": list(entry.sets),
+        "corruptions": list(entry.corruptions),
+        "image_shape": list(tasks.image_shape),
+        "protocol": asdict(protocol),
+        "max_train_images": suite.max_train_images,
+        "baselines": baselines,
+        "train_images": {n: len(tasks.train[n]) for n in setting.train},
         "modified": cohort.provenance.get("modified"),
-        "timings": timing.to_dict(orient="records"),
-        "command": command,
+        "data": cohort.provenance.get("dataset"),
     }
-    with staged_output(out) as staging:
-        result.results.to_csv(staging / "results.csv", index=False)
+    section = _Section(
+        entry, setting, pd.DataFrame(),
+        [{"step": "load, corrupt and cut into tasks", "seconds": loaded}], config,
+    )  # fmt: skip
+    identity = {
+        "suite": "imaging",
+        "dataset": entry.dataset,
+        "setting": asdict(setting),
+        "data": cohort.provenance,
+        "protocol": asdict(protocol),
+        "max_train_images": suite.max_train_images,
+    }
+    replace_old = force and place.is_dir() and any(place.iterdir())
+    tables = []
+    with RunFolder.open(place, identity, resume=resume, replace=replace_old) as folder:
+        for method, learner in learners.items():
+            key = cell_key(method, learner)
+            recorded = folder.cell(key)
+            if recorded is None:
+                result = run_imaging_protocol(
+                    tasks, [setting], {method: learner}, protocol,
+                    lambda what: counter.say(f"{entry.folder}: {what}"),
+                )  # fmt: skip
+                run_key = f"{setting.name} | {method}"
+                info = {
+                    "fit_seconds": result.fit_seconds[run_key],
+                    "adapt_seconds": result.adapt_seconds[run_key],
+                }
+                folder.record_cell(key, result.results, info)
+                recorded = (result.results, info)
+            else:
+                counter.say(f"{entry.folder}: {method} recorded already (resumed)")
+            table, info = recorded
+            tables.append(table)
+            section.results = pd.concat(tables, ignore_index=True)
+            section.timings += [
+                {"step": f"train {method}", "seconds": info["fit_seconds"]},
+                {"step": f"adapt + score {method}", "seconds": info["adapt_seconds"]},
+            ]
+            counter.done += 1
+            counter.say(f"{entry.folder}: {method} done")
+        section.seconds = sum(t["seconds"] for t in section.timings)
+        section.peak_memory_mib = peak_memory_mib()
+        summary = summarise_imaging(section.results, seed=protocol.seed)
+        paired = paired_with_best_baseline(section.results, baselines, seed=protocol.seed)
+        with staged_output(place, merge=not folder.deferred) as staging:
+            folder.write_into(staging)
+            section.results.to_csv(staging / "results.csv", index=False)
+            summary.to_csv(staging / "summary.csv", index=False)
+            paired.to_csv(staging / "paired.csv", index=False)
+            (staging / "config.json").write_text(
+                json.dumps(
+                    {**config, "methods": {m: cell_key(m, lr) for m, lr in learners.items()},
+                     "timings": section.timings, "peak_memory_mib": section.peak_memory_mib},
+                    indent=2, default=str,
+                )  # fmt: skip
+            )
+    return section
+
+
+def _write_page(
+    suite: ImagingSuite,
+    out_dir: Path,
+    sections: list[_Section],
+    command: str,
+    page: str | os.PathLike[str] | None,
+) -> ImagingSuiteOutputs:
+    results = [s.results for s in sections if len(s.results)]
+    table = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
+    seed = suite.protocol.seed
+    summary = summarise_imaging(table, seed=seed) if len(table) else pd.DataFrame()
+    paired = (
+        paired_with_best_baseline(table, list(suite.baselines), seed=seed)
+        if len(table)
+        else pd.DataFrame()
+    )
+    text = imaging_page(suite, sections, summary, paired, command)
+    with staged_output(out_dir, merge=True) as staging:
+        (staging / f"{suite.name}.md").write_text(text)
         summary.to_csv(staging / "summary.csv", index=False)
         paired.to_csv(staging / "paired.csv", index=False)
-        (staging / "config.json").write_text(json.dumps(config, indent=2, default=str))
-        (staging / "imaging.md").write_text(page)
-    return ImagingOutputs(out, summary, paired, page)
+    page_path = out_dir / f"{suite.name}.md"
+    if page is not None:
+        Path(page).parent.mkdir(parents=True, exist_ok=True)
+        Path(page).write_text(text)
+        page_path = Path(page)
+    return ImagingSuiteOutputs(out_dir, page_path, summary, paired, text)
 
 
-def _cell(row: pd.Series, scale: float = 1.0) -> str:
-    return f"{row['mean'] * scale:.3f} [{row['ci_low'] * scale:.3f}, {row['ci_high'] * scale:.3f}]"
+def _cell(row: pd.Series) -> str:
+    return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
 
 
 def _table(summary: pd.DataFrame, setting: str, task: str, metric: str, shots, methods):
@@ -325,70 +660,106 @@ def _winner_sentences(summary: pd.DataFrame, paired: pd.DataFrame, baselines, sh
     return lines
 
 
+def _network_words(suite: ImagingSuite, sections: Sequence[_Section]) -> str:
+    nets = []
+    for section in sections:
+        learner = next(iter(suite.learners(section.entry).values()))
+        params = learner.get_params()
+        if "network" in params:
+            nets.append(
+                f"`{section.entry.folder}`: {params['network']} "
+                f"{tuple(params.get('hidden_sizes') or ())}"
+            )
+    return "; ".join(dict.fromkeys(nets))
+
+
 def imaging_page(
+    suite: ImagingSuite,
+    sections: Sequence[_Section],
     summary: pd.DataFrame,
     paired: pd.DataFrame,
-    timing: pd.DataFrame,
-    suite: ImagingSuite,
-    settings: Sequence[ImageSetting],
-    cohort: Cohort,
     command: str,
 ) -> str:
     """The results page in Markdown: our numbers, the paired comparison, anchors and times."""
     shots = sorted(suite.protocol.shots)
-    methods = list(suite.methods)
-    meta = [m for m in methods if m not in suite.baselines]
+    methods = [m.id for m in suite.methods]
+    baselines = suite.baselines
+    meta = [m for m in methods if m not in baselines]
     proto = suite.protocol
-    lines = [
-        "# Few-shot medical imaging on MedMNIST (BreastMNIST, PneumoniaMNIST)",
-        "",
+    finished = {s.entry.folder for s in sections if set(s.results.get("method", ())) >= set(methods)}
+    pending = [e.title for e in suite.entries if e.folder not in finished]
+    uses_pneumonia = any("pneumoniamnist" in e.sets for e in suite.entries)
+    lines = [f"# {suite.title}", ""]
+    if suite.intro:
+        lines += [*suite.intro, ""]
+    if pending:
+        lines += [
+            f"**Not finished in this run:** {', '.join(pending)} (rerun the command with "
+            "`--resume` to continue; finished cells are not redone).",
+            "",
+        ]
+    lines += [
         f"Regenerate: `{command}`",
         "",
-        "Every number below comes from that command's run folder (`summary.csv`, "
-        "`paired.csv`, `results.csv`, `config.json`) except the **anchors**, quoted from the "
-        "papers and labelled so.",
+        "Every number below comes from that command's run folders (`summary.csv`, "
+        "`paired.csv`, `results.csv`, `config.json` per setting) except the **anchors**, "
+        "quoted from the papers and labelled so.",
         "",
-        f"**{MODIFIED_NOTE}**"
-        if "pneumoniamnist" in suite.sets
-        else "",
-        "",
-        "- Images: 28 x 28, one channel, intensities in [0, 1]; 1 = the finding (malignant, "
-        "pneumonia). MedMNIST's official splits: training reads the training tasks' train "
-        "split (val split for early stopping), a held-out task's K support images per class "
-        "come from its train split and its whole official test split is scored.",
-        f"- Network: the same small CNN for every method ({suite.methods[methods[0]][1].get('hidden_sizes')} "
-        "channels, 3 x 3 convolutions, max pooling, global average pooling), trained from "
-        "scratch here (no pretrained weights can be downloaded).",
-        f"- Training images capped at {suite.max_train_images} per training task (per class "
-        "in proportion, seeded)." if suite.max_train_images else "- All training images used.",
+    ]
+    if uses_pneumonia:
+        lines += [f"**{MODIFIED_NOTE}**", ""]
+    lines += [
+        "- Images: intensities in [0, 1], one channel; 1 = the finding. MedMNIST's official "
+        "splits: training reads the training tasks' train split (val split for early "
+        "stopping), a held-out task's K support images per class come from its train split "
+        "and its whole official test split is scored.",
+        f"- Networks (trained from scratch here; no pretrained weights can be downloaded): "
+        f"{_network_words(suite, sections) or '-'}.",
+        (
+            f"- Training images capped at {suite.max_train_images} per training task (per "
+            "class in proportion, seeded)."
+            if suite.max_train_images
+            else "- All training images used."
+        ),
         f"- Episodes: K = {', '.join(map(str, shots))} per class, {proto.draws} draws per "
-        f"(held-out task, K), seed {proto.seed}; every method sees the same support images. "
-        "Mean over draws [95 % bootstrap CI over draws].",
-        f"- Settings: {'; '.join(s.name for s in settings)}. Corruptions: "
-        "`src/metamed/data/images.py` (seeded).",
-        f"- Baselines: {', '.join(suite.baselines)}; meta-learners: {', '.join(meta)}. Each "
+        f"(held-out task, K) unless a setting says otherwise, seed {proto.seed}; every "
+        "method sees the same support images. Mean over draws [95 % bootstrap CI over draws].",
+        "- Corruptions: `src/metamed/data/images.py` (seeded).",
+        f"- Baselines: {', '.join(baselines)}; meta-learners: {', '.join(meta) or '-'}. Each "
         "meta-learner is paired with the best baseline of its cell (highest mean AUROC), "
         "draw by draw.",
         "",
         "## Which wins",
         "",
-        *_winner_sentences(summary, paired, suite.baselines, shots),
+        *(_winner_sentences(summary, paired, baselines, shots) if len(summary) else ["- nothing finished yet."]),
         "",
     ]
-    for setting in settings:
-        for task in setting.test:
-            lines += [f"## {setting.name}: `{task}`", "", "AUROC:", ""]
-            lines += _table(summary, setting.name, task, "auroc", shots, methods)
+    for section in sections:
+        lines += [f"## {section.entry.title}", ""]
+        lines += [
+            f"Setting `{section.setting.name}`: trained on {', '.join(section.setting.train)}; "
+            f"held out {', '.join(section.setting.test)}. Run folder `{section.entry.folder}/`.",
+            "",
+        ]
+        if section.entry.draws is not None:
+            lines += [f"{section.entry.draws} draws per (held-out task, K) here.", ""]
+        for task in section.setting.test:
+            if summary.empty:
+                continue
+            lines += [f"### `{task}`", "", "AUROC:", ""]
+            lines += _table(summary, section.setting.name, task, "auroc", shots, methods)
             base = task.split("/")[0]
-            if base in ANCHOR_AUC:
+            if base in ANCHOR_AUC and "/" not in task:
                 lines.append(
                     "| *anchor: ResNet-18, all training data (MedMNIST v2)* | "
                     + " | ".join(f"{ANCHOR_AUC[base]:.3f}" for _ in shots)
                     + " |"
                 )
             lines += ["", "Accuracy at P = 0.5:", ""]
-            lines += _table(summary, setting.name, task, "accuracy", shots, methods)
+            lines += _table(summary, section.setting.name, task, "accuracy", shots, methods)
             lines += [""]
+        if section.entry.notes:
+            lines += [*section.entry.notes, ""]
     lines += [
         "## Paired with the best baseline (AUROC difference, 95 % CI over draws)",
         "",
@@ -412,12 +783,22 @@ def imaging_page(
         "regularisation matches or beats episodic meta-learning. The section *Which wins* "
         "says whether that holds here.",
         "",
-        "## Times (seconds, this machine)",
+        "## Times and memory (this machine)",
         "",
-        "| step | seconds |",
-        "|---|---|",
+        "Train and adapt + score times are those of the run that computed each cell (a "
+        "resumed run reads them from the records); a setting's total adds this run's load "
+        "time. Peak memory is the process's peak resident memory when the setting finished "
+        "(the settings run one after another in one process, so it never goes down).",
+        "",
+        "| setting | step | seconds |",
+        "|---|---|---|",
     ]
-    for _, row in timing.iterrows():
-        lines.append(f"| {row['step']} | {row['seconds']:.1f} |")
+    for section in sections:
+        for row in section.timings:
+            lines.append(f"| {section.entry.folder} | {row['step']} | {row['seconds']:.1f} |")
+        lines.append(
+            f"| {section.entry.folder} | **total** (peak memory {section.peak_memory_mib:,.0f} "
+            f"MiB) | **{section.seconds:.1f}** |"
+        )
     lines.append("")
     return "\n".join(lines)

@@ -72,7 +72,7 @@ from metamed.evaluation.spec import BenchmarkSpec, DataSpec, MethodSpec, check_k
 from metamed.learners import BASELINES
 from metamed.learners.base import MetaLearner
 from metamed.outputs import check_output_place, staged_output
-from metamed.runs.run_folder import RunFolder
+from metamed.runs.run_folder import CellCounter, RunFolder, cell_key
 
 __all__ = [
     "ANCHORS",
@@ -305,7 +305,7 @@ def run_molecule_suite(
     learners = suite.learners()
     command = command or f"metamed benchmark --suite {suite.name} --out {out}"
     sections: list[_Section] = []
-    counter = _CellCounter(progress, len(suite.collections) * len(learners))
+    counter = CellCounter(progress, len(suite.collections) * len(learners))
 
     def write(current: _Section | None) -> MoleculeSuiteOutputs:
         done = [*sections, *([current] if current is not None else [])]
@@ -320,22 +320,6 @@ def run_molecule_suite(
     return write(None)
 
 
-class _CellCounter:
-    """Progress as (what, cells done, cells in the suite), as the suite's other runs report."""
-
-    def __init__(self, progress: Progress | None, total: int) -> None:
-        self.progress, self.total, self.done = progress, total, 0
-
-    def say(self, what: str) -> None:
-        if self.progress is not None:
-            self.progress(what, self.done, self.total)
-
-
-def _cell_key(method: str, learner: MetaLearner) -> str:
-    params = {k: v for k, v in learner.get_params().items() if k != "progress"}
-    return json.dumps({"method": method, "params": params}, sort_keys=True, default=repr)
-
-
 def _run_collection(
     suite: MoleculeSuite,
     entry: MoleculeCollection,
@@ -345,7 +329,7 @@ def _run_collection(
     cache_dir: Path | None,
     force: bool,
     resume: bool,
-    counter: _CellCounter,
+    counter: CellCounter,
     on_cell: Callable[[_Section], object],
 ) -> _Section:
     protocol = (
@@ -397,7 +381,7 @@ def _run_collection(
     tables = []
     with RunFolder.open(place, identity, resume=resume, replace=replace) as folder:
         for method, learner in learners.items():
-            key = _cell_key(method, learner)
+            key = cell_key(method, learner)
             recorded = folder.cell(key)
             if recorded is None:
                 result = score_molecule_method(
@@ -429,7 +413,7 @@ def _run_collection(
             summary.to_csv(staging / "summary.csv", index=False)
             (staging / "config.json").write_text(
                 json.dumps(
-                    {**config, "methods": {m: _cell_key(m, lr) for m, lr in learners.items()},
+                    {**config, "methods": {m: cell_key(m, lr) for m, lr in learners.items()},
                      "timings": section.timings},
                     indent=2, default=str,
                 )  # fmt: skip

@@ -38,8 +38,11 @@ import contextlib
 import hashlib
 import json
 import os
+import resource
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +57,7 @@ try:  # POSIX
 except ImportError:  # pragma: no cover - Windows: no lock, a concurrent run is not detected
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["JOBS_DIR", "RunFolder"]
+__all__ = ["JOBS_DIR", "CellCounter", "RunFolder", "cell_key", "peak_memory_mib"]
 
 JOBS_DIR = "jobs"
 _RUN = "run.json"
@@ -275,6 +278,31 @@ class RunFolder:
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(OSError):
             self.close()
+
+
+# -- helpers of the protocols that record cells (the molecules and imaging suites) ------------
+def cell_key(method: str, learner: Any) -> str:
+    """A cell's record key: the method id and every hyperparameter of its learner, so a
+    changed method is redone on ``--resume`` and an unchanged one is not."""
+    params = {k: v for k, v in learner.get_params().items() if k != "progress"}
+    return json.dumps({"method": method, "params": params}, sort_keys=True, default=repr)
+
+
+class CellCounter:
+    """Progress as (what, cells done, cells in the suite), as the suite's other runs report."""
+
+    def __init__(self, progress: Callable[[str, float, int], object] | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def say(self, what: str) -> None:
+        if self.progress is not None:
+            self.progress(what, self.done, self.total)
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def _fit_path(jobs: Path, key: str) -> Path:

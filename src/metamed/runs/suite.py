@@ -38,8 +38,10 @@ outcomes).
 
 A suite file that says ``protocol = "molecules"`` (the shipped ``molecules.toml``) runs
 MoleculeNet collections under the literature's few-shot protocol instead: its format and
-run folders are described in :mod:`metamed.runs.molecules`; it is read, checked, resumed
-and paged through the same ``read_suite`` / ``run_suite`` and CLI flags.
+run folders are described in :mod:`metamed.runs.molecules`; one that says ``protocol =
+"imaging"`` (the shipped ``imaging.toml``) runs the few-shot MedMNIST settings of
+:mod:`metamed.runs.imaging`.  Both are read, checked, resumed and paged through the same
+``read_suite`` / ``run_suite`` and CLI flags.
 
 Each dataset becomes a :class:`~metamed.evaluation.spec.BenchmarkSpec` with its split
 and runs into ``out/<folder>/`` (a run folder of its own: resumable,
@@ -53,7 +55,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -85,8 +86,9 @@ from metamed.report.suite_page import (
 )
 from metamed.runs.benchmark import run_spec
 from metamed.runs.executors import Executor, SerialExecutor
+from metamed.runs.imaging import ImagingSuite, ImagingSuiteOutputs, run_imaging_suite
 from metamed.runs.molecules import MoleculeSuite, MoleculeSuiteOutputs, run_molecule_suite
-from metamed.runs.run_folder import RunFolder
+from metamed.runs.run_folder import RunFolder, peak_memory_mib
 from metamed.threads import single_threaded
 
 if sys.version_info >= (3, 11):
@@ -98,12 +100,13 @@ __all__ = [
     "PROTOCOLS", "SUITES", "Suite", "SuiteDataset", "SuiteOutputs", "read_suite", "run_suite",
 ]  # fmt: skip
 
-#: What a suite file's ``protocol`` may say: clinical task episodes (the default), or the
-#: MoleculeNet few-shot protocol (:mod:`metamed.runs.molecules`).
-PROTOCOLS: tuple[str, ...] = ("episodes", "molecules")
+#: What a suite file's ``protocol`` may say: clinical task episodes (the default), the
+#: MoleculeNet few-shot protocol (:mod:`metamed.runs.molecules`) or the MedMNIST one
+#: (:mod:`metamed.runs.imaging`).
+PROTOCOLS: tuple[str, ...] = ("episodes", "molecules", "imaging")
 
 #: The suites shipped with metamed, by name (files in ``metamed/runs/suites/``).
-SUITES: tuple[str, ...] = ("rare-conditions", "sites", "molecules")
+SUITES: tuple[str, ...] = ("rare-conditions", "sites", "molecules", "imaging")
 
 _SUITE_KEYS = (
     "title",
@@ -279,11 +282,12 @@ def _with_dataset_params(spec: BenchmarkSpec, params: Any, where: str) -> Benchm
     return spec
 
 
-def read_suite(name_or_path: str | os.PathLike[str]) -> Suite | MoleculeSuite:
+def read_suite(name_or_path: str | os.PathLike[str]) -> Suite | MoleculeSuite | ImagingSuite:
     """A shipped suite by name (:data:`SUITES`), or a suite TOML file by path.
 
     ``protocol = "molecules"`` in the file makes a :class:`~metamed.runs.molecules.MoleculeSuite`
-    (the MoleculeNet protocol); without it (``"episodes"``) a :class:`Suite`.
+    (the MoleculeNet protocol), ``protocol = "imaging"`` an
+    :class:`~metamed.runs.imaging.ImagingSuite`; without it (``"episodes"``) a :class:`Suite`.
     """
     text_name = str(name_or_path)
     if text_name in SUITES:
@@ -309,6 +313,8 @@ def read_suite(name_or_path: str | os.PathLike[str]) -> Suite | MoleculeSuite:
     protocol = data.pop("protocol", "episodes")
     if protocol == "molecules":  # the MoleculeNet protocol: fixed assay splits, fingerprints
         return MoleculeSuite.from_dict(name, {**data, "protocol": protocol})
+    if protocol == "imaging":  # MedMNIST: official splits, K images per class
+        return ImagingSuite.from_dict(name, data)
     if protocol != "episodes":
         raise MetamedValueError(
             f"suite {name}: unknown protocol '{protocol}'.{did_you_mean(str(protocol), PROTOCOLS)} "
@@ -317,14 +323,8 @@ def read_suite(name_or_path: str | os.PathLike[str]) -> Suite | MoleculeSuite:
     return Suite.from_dict(name, data)
 
 
-def _peak_memory_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
 def run_suite(
-    suite: Suite | MoleculeSuite,
+    suite: Suite | MoleculeSuite | ImagingSuite,
     out: str | os.PathLike[str],
     *,
     data_dir: str | Path | None = None,
@@ -334,19 +334,28 @@ def run_suite(
     resume: bool = False,
     progress: Progress | None = None,
     command: str | None = None,
-) -> SuiteOutputs | MoleculeSuiteOutputs:
+) -> SuiteOutputs | MoleculeSuiteOutputs | ImagingSuiteOutputs:
     """Run every dataset of ``suite`` into ``out/<dataset>/``, then write the page.
 
     Every dataset's options, data files and output place are checked before the first
-    run starts.  ``command`` is what the page says regenerates it.  A molecules suite
-    runs in this process (``executor`` must be None or serial), its cells recorded for
-    ``resume`` (:func:`~metamed.runs.molecules.run_molecule_suite`).
+    run starts.  ``command`` is what the page says regenerates it.  A molecules or
+    imaging suite runs in this process (``executor`` must be None or serial), its cells
+    recorded for ``resume`` (:func:`~metamed.runs.molecules.run_molecule_suite`,
+    :func:`~metamed.runs.imaging.run_imaging_suite`); the imaging suite keeps the
+    command's thread count (``--threads``): convolutions, unlike the other suites' tiny
+    MLPs, are work enough for more than one thread on a machine that has them free.
     """
-    if isinstance(suite, MoleculeSuite):
+    if isinstance(suite, (MoleculeSuite, ImagingSuite)):
         if executor is not None and not isinstance(executor, SerialExecutor):
             raise MetamedValueError(
                 f"suite {suite.name} runs in one process; drop --executor and --jobs."
             )
+    if isinstance(suite, ImagingSuite):
+        return run_imaging_suite(
+            suite, out, data_dir=data_dir, page=page, force=force, resume=resume,
+            progress=progress, command=command,
+        )  # fmt: skip
+    if isinstance(suite, MoleculeSuite):
         with single_threaded():
             return run_molecule_suite(
                 suite, out, data_dir=data_dir, page=page, force=force, resume=resume,
@@ -413,7 +422,7 @@ def _run_each(
                 baselines=entry.spec.baselines,
                 split=split,
                 seconds=seconds,
-                peak_memory_mib=_peak_memory_mib(),
+                peak_memory_mib=peak_memory_mib(),
                 folder=entry.folder,
                 notes=entry.notes,
                 decisions=decisions,

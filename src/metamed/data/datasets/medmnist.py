@@ -55,6 +55,7 @@ from metamed.data.registry import DatasetSpec, Option, load_dataset, read_files
 __all__ = [
     "CORRUPTION_SEED",
     "IMAGE_SETS",
+    "IMAGE_SHAPES",
     "MODIFIED_NOTE",
     "OFFICIAL_SPLITS",
     "SPEC",
@@ -81,6 +82,9 @@ MODIFIED_NOTE = (
 )
 
 IMAGE_SIDE = 28
+
+#: (channels, *spatial) of one image of each set: what a network must read.
+IMAGE_SHAPES: dict[str, tuple[int, ...]] = {name: (1, IMAGE_SIDE, IMAGE_SIDE) for name in IMAGE_SETS}
 
 
 def pixel_columns(side: int = IMAGE_SIDE) -> list[str]:
