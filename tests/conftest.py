@@ -176,23 +176,33 @@ def split_support_query():
     return _support_query
 
 
-def _write_medmnist_set(folder: Path, file: str, sizes: dict[str, int], seed: int) -> None:
-    """One MedMNIST-layout npz of random 28 x 28 images, labels alternating 0 / 1."""
+def _write_medmnist_set(
+    folder: Path, file: str, sizes: dict[str, int], seed: int, dims: int = 2
+) -> None:
+    """One MedMNIST-layout npz of random 28 x 28 images (``dims`` = 3: 28^3 binary masks,
+    as AdrenalMNIST3D's), labels alternating 0 / 1."""
     rng = np.random.default_rng(seed)
     arrays = {}
     for split, n in sizes.items():
-        arrays[f"{split}_images"] = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        if dims == 2:
+            images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        else:
+            images = (rng.integers(0, 2, (n, 28, 28, 28)) * 255).astype(np.uint8)
+        arrays[f"{split}_images"] = images
         arrays[f"{split}_labels"] = (np.arange(n) % 2).astype(np.uint8).reshape(n, 1)
     np.savez(folder / file, **arrays)
 
 
 @pytest.fixture(scope="session")
 def tiny_medmnist(tmp_path_factory) -> Path:
-    """A folder of the two 2-D MedMNIST files at toy size (no data needed): read it with
+    """A folder of the three MedMNIST files at toy size (no data needed): read it with
     ``get_source("medmnist").loader(folder, sets=..., corruptions=...)``."""
     folder = tmp_path_factory.mktemp("medmnist")
     _write_medmnist_set(folder, "breastmnist_28.npz", {"train": 6, "val": 2, "test": 4}, 0)
     _write_medmnist_set(
         folder, "pneumoniamnist_28_modified.npz", {"train": 8, "val": 2, "test": 4}, 1
+    )
+    _write_medmnist_set(
+        folder, "adrenalmnist3d_28.npz", {"train": 6, "val": 2, "test": 4}, 2, dims=3
     )
     return folder

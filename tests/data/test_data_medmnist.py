@@ -57,9 +57,10 @@ def test_corruptions_are_pseudo_sites_of_the_same_images(tiny_folder: Path) -> N
     assert tasks.image_shape == (1, 28, 28)
 
 
+@pytest.mark.parametrize("shape", [(4, 28, 28), (4, 8, 8, 8)], ids=["2d", "3d"])
 @pytest.mark.parametrize("name", sorted(CORRUPTIONS))
-def test_each_corruption_works_image_by_image(name: str) -> None:
-    images = np.random.default_rng(3).random((4, 28, 28), dtype=np.float32)
+def test_each_corruption_works_image_by_image(name: str, shape) -> None:
+    images = np.random.default_rng(3).random(shape, dtype=np.float32)
     out = corrupt(images, name, np.random.default_rng(0))
     assert out.shape == images.shape and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 1.0
@@ -98,3 +99,29 @@ def test_real_files_keep_medmnist_split_sizes(data_dir: Path, need_dataset) -> N
     # 1 = the finding: 42 malignant of 156 breast test images (0 = malignant officially).
     assert int(tasks.test["breastmnist"].y.sum()) == 42
     assert int(tasks.test["pneumoniamnist"].y.sum()) == 390
+
+
+def test_volumes_load_on_their_own_with_3d_corruptions(tiny_folder: Path) -> None:
+    cohort = _load(tiny_folder, sets=("adrenalmnist3d",), corruptions=("none", "resolution"))
+    tasks = image_tasks(cohort)
+    assert tasks.image_shape == (1, 28, 28, 28)
+    assert tasks.names == ("adrenalmnist3d", "adrenalmnist3d/resolution")
+    with np.load(tiny_folder / "adrenalmnist3d_28.npz") as raw:
+        np.testing.assert_allclose(
+            tasks.test["adrenalmnist3d"].X, raw["test_images"].reshape(4, -1) / 255.0, atol=1e-7
+        )
+    low = tasks.test["adrenalmnist3d/resolution"].X.reshape(4, 28, 28, 28)
+    # 2 x 2 x 2 blocks: every voxel of a block holds the block's mean.
+    assert np.all(low[:, 0::2, 0::2, 0::2] == low[:, 1::2, 1::2, 1::2])
+    assert cohort.provenance["positive_class"] == {"adrenalmnist3d": "hyperplasia"}
+    with pytest.raises(MetamedValueError, match="mix 2-D images and 3-D volumes"):
+        _load(tiny_folder, sets=("breastmnist", "adrenalmnist3d"))
+
+
+def test_real_volumes_keep_medmnist_split_sizes(data_dir: Path, need_dataset) -> None:
+    need_dataset("medmnist-subset")
+    tasks = image_tasks(load_dataset("medmnist", data_dir, sets=("adrenalmnist3d",)))
+    task = "adrenalmnist3d"
+    assert [len(tasks.split(s)[task]) for s in ("train", "val", "test")] == [1188, 98, 298]
+    assert int(tasks.test[task].y.sum()) == 69  # hyperplasia, MedMNIST's label 1
+    assert set(np.unique(tasks.test[task].X)) <= {0.0, 1.0}  # shape masks

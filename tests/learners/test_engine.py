@@ -316,18 +316,33 @@ CNN_SIDE = 8
 CNN_CHANNELS = (2, 3)
 
 
-def _cnn_reference_forward(params, x):
+#: The 3-D CNN at toy size: 8^3 voxels averaged to 4^3, one block of 2 channels (4 -> 2
+#: voxels a side).
+CNN3D_SIDE = 8
+CNN3D_CHANNELS = (2,)
+
+
+def _cnn_reference_forward(params, x, dims=2):
     """The small CNN written out with torch.nn.functional (no module, no functional_call)."""
-    h = x.reshape(-1, 1, CNN_SIDE, CNN_SIDE)
-    for i in range(len(CNN_CHANNELS)):
-        w, b = params[f"body.blocks.{3 * i}.weight"], params[f"body.blocks.{3 * i}.bias"]
-        h = F.max_pool2d(F.relu(F.conv2d(h, w, b, padding=1)), 2)
-    h = h.mean(dim=(-2, -1))
+    side, channels = (CNN_SIDE, CNN_CHANNELS) if dims == 2 else (CNN3D_SIDE, CNN3D_CHANNELS)
+    conv, pool = (F.conv2d, F.max_pool2d) if dims == 2 else (F.conv3d, F.max_pool3d)
+    h = x.reshape(-1, 1, *[side] * dims)
+    first = 0
+    if dims == 3:  # cnn3d averages 2 x 2 x 2 voxel blocks first (a layer without weights)
+        h, first = F.avg_pool3d(h, 2), 1
+    for i in range(len(channels)):
+        key = f"body.blocks.{first + 3 * i}"
+        w, b = params[f"{key}.weight"], params[f"{key}.bias"]
+        h = pool(F.relu(conv(h, w, b, padding=1)), 2)
+    h = h.mean(dim=tuple(range(-dims, 0)))
     return (h @ params["head.weight"].T + params["head.bias"]).squeeze(-1)
 
 
-def _cnn_params():
-    network = make_network("cnn", CNN_CHANNELS, CNN_SIDE * CNN_SIDE)
+def _cnn_params(dims=2):
+    if dims == 2:
+        network = make_network("cnn", CNN_CHANNELS, CNN_SIDE * CNN_SIDE)
+    else:
+        network = make_network("cnn3d", CNN3D_CHANNELS, CNN3D_SIDE**3)
     gen = torch.Generator().manual_seed(4)
     params = {
         k: (v + 0.1 * torch.randn(v.shape, generator=gen)).double()
@@ -337,14 +352,14 @@ def _cnn_params():
 
 
 @pytest.mark.parametrize(
-    "case, backend",
-    [("maml", "func"), ("fomaml", "func"), ("anil", "func"), ("anil", "manual"),
-     ("metasgd", "func")],
+    "case, backend, dims",
+    [("maml", "func", 2), ("fomaml", "func", 2), ("anil", "func", 2), ("anil", "manual", 2),
+     ("metasgd", "func", 2), ("maml", "func", 3), ("fomaml", "func", 3), ("anil", "func", 3)],
 )  # fmt: skip
-def test_cnn_meta_gradient_matches_looped_reference(case, backend):
+def test_cnn_meta_gradient_matches_looped_reference(case, backend, dims):
     spec = CASES[case]
-    network, params = _cnn_params()
-    batch = _batch(BINARY, d=CNN_SIDE * CNN_SIDE)
+    network, params = _cnn_params(dims)
+    batch = _batch(BINARY, d=CNN_SIDE * CNN_SIDE if dims == 2 else CNN3D_SIDE**3)
     lrs = None
     if spec["metasgd"]:
         gen = torch.Generator().manual_seed(3)
@@ -352,7 +367,8 @@ def test_cnn_meta_gradient_matches_looped_reference(case, backend):
                for k, v in params.items()}  # fmt: skip
     ref_loss, ref_g, ref_lr_g = _reference(
         params, batch, BINARY, first_order=spec["first_order"], head_only=spec["head_only"],
-        lrs=lrs, model=_cnn_reference_forward, head=["head.weight", "head.bias"],
+        lrs=lrs, model=lambda p, x: _cnn_reference_forward(p, x, dims),
+        head=["head.weight", "head.bias"],
     )  # fmt: skip
     config = InnerLoopConfig(
         STEPS, BINARY, spec["first_order"], spec["head_only"], backend, network
@@ -361,16 +377,24 @@ def test_cnn_meta_gradient_matches_looped_reference(case, backend):
     assert abs(out.loss - ref_loss) < 1e-10
     assert _max_diff(out.grads, ref_g) < 1e-8
     # Not vacuous: the convolution weights receive a real gradient.
-    assert float(ref_g["body.blocks.0.weight"].abs().max()) > 1e-4
+    first = "body.blocks.0.weight" if dims == 2 else "body.blocks.1.weight"
+    assert float(ref_g[first].abs().max()) > 1e-4
     if lrs is not None:
         assert _max_diff(out.lr_grads, ref_lr_g) < 1e-8
 
 
-def test_cnn_forward_matches_the_written_out_network():
-    network, params = _cnn_params()
-    x = _batch(BINARY, d=CNN_SIDE * CNN_SIDE).query_x  # [B, S, D]: leading axes kept
-    assert torch.allclose(network.forward(params, x), _cnn_reference_forward(params, x).reshape(
-        x.shape[:-1]), atol=1e-12)  # fmt: skip
+@pytest.mark.parametrize("dims", [2, 3])
+def test_cnn_forward_matches_the_written_out_network(dims):
+    network, params = _cnn_params(dims)
+    x = _batch(BINARY, d=CNN_SIDE * CNN_SIDE if dims == 2 else CNN3D_SIDE**3).query_x
+    # [B, S, D]: leading axes kept
+    assert torch.allclose(network.forward(params, x), _cnn_reference_forward(
+        params, x, dims).reshape(x.shape[:-1]), atol=1e-12)  # fmt: skip
+
+
+def test_cnn3d_refuses_rows_that_are_not_volumes():
+    with pytest.raises(MetamedValueError, match="not a cube number"):
+        make_network("cnn3d", (2,), 28 * 28)
 
 
 def test_manual_backend_refuses_a_module_network():

@@ -13,7 +13,7 @@ import metamed.runs.imaging as imaging
 from metamed.cli import app
 from metamed.data.registry import get_source
 from metamed.errors import MetamedError
-from metamed.runs.imaging import ImagingSuite, run_imaging_suite
+from metamed.runs.imaging import ImagingEntry, ImagingSuite, run_imaging_suite
 from metamed.runs.suite import read_suite, run_suite
 
 TINY = Path(__file__).with_name("imaging-tiny.toml")
@@ -155,3 +155,21 @@ def test_run_suite_refuses_an_executor_for_the_imaging_suite(tmp_path: Path) -> 
 
     with pytest.raises(MetamedError, match="one process"):
         run_suite(_tiny(), tmp_path / "x", executor=ProcessExecutor(2))
+
+
+def test_a_3d_setting_runs_on_the_3d_cnn_and_a_2d_cnn_is_refused(
+    tiny_medmnist: Path, tmp_path: Path
+) -> None:
+    suite = _tiny()
+    volumes = ImagingEntry(
+        sets=("adrenalmnist3d",), train_corruptions=("none", "blur"),
+        test_corruptions=("resolution",), overrides={"network": "cnn3d"},
+    )  # fmt: skip
+    outputs = run_imaging_suite(
+        replace(suite, entries=(volumes,)), tmp_path / "r", load=_loader(tiny_medmnist)
+    )
+    assert set(outputs.summary["task"]) == {"adrenalmnist3d/resolution"}
+    assert set(outputs.summary["method"]) == {m.id for m in suite.methods}
+    assert "cnn3d (2,)" in outputs.text
+    with pytest.raises(MetamedError, match="not a square number of pixels"):
+        replace(suite, entries=(replace(volumes, overrides={}),))

@@ -162,17 +162,22 @@ def validate_frame(frame: pd.DataFrame, schema: Schema, name: str = "cohort") ->
             f"{did_you_mean(col, map(str, frame.columns))} "
             f"Table columns: {', '.join(map(str, frame.columns))}."
         )
-    for col in schema.numeric:
-        if not pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(
-            frame[col]
-        ):
+    numeric = list(schema.numeric)
+    dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))  # an image cohort has thousands of columns
+    for col in numeric:
+        if not _is_numeric_dtype(dtypes[col]):
             bad = _first_non_numeric(frame[col])
             raise MetamedTypeError(
                 f"{name}: numeric column '{col}' holds non-numeric values (e.g. {bad!r}). "
                 "Declare it categorical (--categorical-cols) or clean the values."
             )
-        values = frame[col].to_numpy(dtype=float, na_value=np.nan)
-        check_numeric_range(values, f"{name}: numeric column '{col}'")
+    if numeric:  # all columns at once; the first column out of range is named
+        values = frame[numeric].to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            out_of_range = np.flatnonzero((np.abs(values) > MAX_ABS_VALUE).any(axis=0))
+        if len(out_of_range):
+            col = numeric[int(out_of_range[0])]
+            check_numeric_range(values[:, out_of_range[0]], f"{name}: numeric column '{col}'")
     for col in schema.reference:
         if not _is_numeric(frame[col]):
             raise MetamedTypeError(
@@ -258,7 +263,11 @@ def _check_one_spelling_per_task(series: pd.Series, col: str, name: str) -> None
 
 
 def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+    return _is_numeric_dtype(series.dtype)
+
+
+def _is_numeric_dtype(dtype: Any) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
 
 
 def _check_no_outcome_copy(frame: pd.DataFrame, schema: Schema, name: str) -> None:
@@ -274,7 +283,16 @@ def _check_no_outcome_copy(frame: pd.DataFrame, schema: Schema, name: str) -> No
     n_smaller_class = (
         int(y.value_counts().min()) if schema.outcome_type.classes is not None and len(y) else 0
     )
-    for col in schema.features:
+    features = list(schema.features)
+    if y_values is not None and not np.isnan(y_values).any():
+        # Numeric features all at once (an image has thousands of pixel columns): only the
+        # columns that could fail either check below are looked at one by one.
+        dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
+        numeric = [c for c in features if _is_numeric_dtype(dtypes[c])]
+        suspects = set(_outcome_copy_suspects(frame, numeric, y_values, n_smaller_class))
+        numeric_set = set(numeric)
+        features = [c for c in features if c not in numeric_set or c in suspects]
+    for col in features:
         x = frame[col]
         if y_values is not None and _is_numeric(x):
             if np.array_equal(x.to_numpy(dtype=float, na_value=np.nan), y_values):
@@ -295,6 +313,28 @@ def _check_no_outcome_copy(frame: pd.DataFrame, schema: Schema, name: str) -> No
                 f"all {len(frame)} rows, which leaks the label into the inputs. Drop it "
                 f"(--drop-cols {col}, drop_cols=['{col}'])."
             )
+
+
+def _outcome_copy_suspects(
+    frame: pd.DataFrame, numeric: list[str], y: np.ndarray, n_smaller_class: int
+) -> list[str]:
+    """The numeric columns that equal the outcome ``y`` (finite) in every row, or (when the
+    smaller class is large enough for the relabel check) hold exactly two values each of
+    which goes with one outcome value: :func:`_check_no_outcome_copy`'s two tests, computed
+    on every column at once.  The caller re-checks each suspect with the column test."""
+    if not numeric:
+        return []
+    X = frame[numeric].to_numpy(dtype=float, na_value=np.nan)
+    suspect = (X == y[:, None]).all(axis=0)
+    if n_smaller_class >= MIN_CLASS_ROWS_FOR_RELABEL_CHECK and len(X):
+        complete = ~np.isnan(X).any(axis=0)
+        low, high = X.min(axis=0), X.max(axis=0)
+        two = complete & (low != high) & ((X == low) | (X == high)).all(axis=0)
+        for j in np.flatnonzero(two):
+            at_high = X[:, j] == high[j]
+            if np.ptp(y[at_high]) == 0 and np.ptp(y[~at_high]) == 0:
+                suspect[j] = True
+    return [numeric[j] for j in np.flatnonzero(suspect)]
 
 
 def _first_non_numeric(series: pd.Series) -> object:

@@ -1,4 +1,4 @@
-"""Seeded acquisition corruptions of 2-D images: the imaging application's pseudo-sites.
+"""Seeded acquisition corruptions of 2-D images and 3-D volumes: the imaging pseudo-sites.
 
 A scanner, protocol or reconstruction setting changes how the same anatomy looks; a
 model trained at one site meets another site's images.  With one public copy of each
@@ -6,10 +6,12 @@ MedMNIST set there are no real sites, so the imaging tasks make *pseudo-sites*: 
 images under one documented corruption each, applied to every image of every official
 split alike.  Meta-train on some corruptions, adapt from K images to an unseen one.
 
-Every corruption maps images in [0, 1] (shape ``(n, height, width)``, float32) to images
-in [0, 1] of the same shape, image by image (no statistic crosses images, so a held-out
-image never moves another's pixels); the one random corruption (speckle) draws its
-noise from a generator the caller seeds.  The strengths are named constants, chosen so
+Every corruption maps images in [0, 1] (shape ``(n, height, width)``, or ``(n, depth,
+height, width)`` for volumes, float32) to images in [0, 1] of the same shape, image by
+image (no statistic crosses images, so a held-out image never moves another's pixels);
+the 3-D versions act the same way along every spatial axis (a blur in three
+directions, 2 x 2 x 2 blocks for the resolution).  The one random corruption (speckle)
+draws its noise from a generator the caller seeds.  The strengths are named constants, chosen so
 that the images stay readable by eye but their intensity statistics move as much as a
 change of device does (halved contrast, a gamma of 2, a one-pixel blur at 28 px):
 
@@ -28,6 +30,9 @@ name            what it does
 ``resolution``  2x2 block mean then nearest-neighbour back up (``RESOLUTION_FACTOR`` 2):
                 half the resolution of the detector
 ==============  ============================================================================
+
+On binary masks (AdrenalMNIST3D's shapes: values 0 and 1) ``gamma`` changes nothing
+(0 and 1 are fixed points of x ** 2), so a 3-D setting should not use it.
 """
 
 from __future__ import annotations
@@ -67,11 +72,12 @@ def _none(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _blur(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     # sigma 0 on the image axis: each image is blurred on its own.
-    return gaussian_filter(images, sigma=(0.0, BLUR_SIGMA_PX, BLUR_SIGMA_PX), mode="reflect")
+    sigma = (0.0, *[BLUR_SIGMA_PX] * (images.ndim - 1))
+    return gaussian_filter(images, sigma=sigma, mode="reflect")
 
 
 def _contrast(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    mean = images.mean(axis=(1, 2), keepdims=True)
+    mean = images.mean(axis=tuple(range(1, images.ndim)), keepdims=True)
     return mean + CONTRAST_FACTOR * (images - mean)
 
 
@@ -86,13 +92,17 @@ def _speckle(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _resolution(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     f = RESOLUTION_FACTOR
-    n, h, w = images.shape
-    if h % f or w % f:
+    n, *sizes = images.shape
+    if any(size % f for size in sizes):
         raise MetamedValueError(
-            f"resolution corruption: image size {h}x{w} is not a multiple of {f}."
+            f"resolution corruption: image size {'x'.join(map(str, sizes))} is not a "
+            f"multiple of {f}."
         )
-    low = images.reshape(n, h // f, f, w // f, f).mean(axis=(2, 4))
-    return np.repeat(np.repeat(low, f, axis=1), f, axis=2)
+    blocks = [part for size in sizes for part in (size // f, f)]  # (n, h/f, f, w/f, f, ...)
+    low = images.reshape(n, *blocks).mean(axis=tuple(range(2, 2 * len(sizes) + 1, 2)))
+    for axis in range(1, len(sizes) + 1):
+        low = np.repeat(low, f, axis=axis)
+    return low
 
 
 #: Corruption name -> function(images, rng) -> images (before clipping to [0, 1]).
@@ -107,11 +117,12 @@ CORRUPTIONS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] 
 
 
 def corrupt(images: np.ndarray, name: str, rng: np.random.Generator) -> np.ndarray:
-    """``images`` (n, height, width) in [0, 1] under corruption ``name``, as float32.
+    """``images`` (n, height, width) or (n, depth, height, width) in [0, 1] under
+    corruption ``name``, as float32.
 
     Parameters
     ----------
-    images : ndarray of shape (n, height, width)
+    images : ndarray of shape (n, height, width) or (n, depth, height, width)
         Intensities in [0, 1].
     name : str
         One of :data:`CORRUPTIONS` ("did you mean" otherwise).
@@ -125,9 +136,10 @@ def corrupt(images: np.ndarray, name: str, rng: np.random.Generator) -> np.ndarr
     if name not in CORRUPTIONS:
         raise unknown_name("corruption", name, CORRUPTIONS)
     images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 3:
+    if images.ndim not in (3, 4):
         raise MetamedValueError(
-            f"corrupt: images must have shape (n, height, width), got {images.shape}."
+            "corrupt: images must have shape (n, height, width) or (n, depth, height, "
+            f"width), got {images.shape}."
         )
     out = CORRUPTIONS[name](images, rng)
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)

@@ -484,9 +484,10 @@ _FAMILY_DOC = """
     backend : {{"manual", "func"}}, default "manual"
         Inner-gradient implementation (see :mod:`metamed.learners.engine`); same result.
     network : str, default "mlp"
-        The model (:data:`metamed.learners.networks.NETWORKS`): ``"mlp"``, or ``"cnn"``
+        The model (:data:`metamed.learners.networks.NETWORKS`): ``"mlp"``, ``"cnn"``
         (a small CNN on rows that are one-channel square images; ``hidden_sizes`` are then
-        the channels of its convolution blocks), or a registered network of your own.
+        the channels of its convolution blocks), ``"cnn3d"`` (the same on cubic volumes),
+        or a registered network of your own.
         Networks other than the MLP need ``backend="func"`` (ANIL runs on either).
     random_state : int or None, default 0
         Seeds episode sampling and initialisation; the same seed gives identical results.

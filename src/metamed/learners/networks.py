@@ -22,9 +22,14 @@ ProtoNet embeds with body and head.  Parameters are initialised from an explicit
 generator with the MLP's rule (LeCun-uniform weights, zero biases) for every kind.
 
 Networks are known by name (:data:`NETWORKS`, the learners' ``network``
-hyperparameter): ``"mlp"``, and ``"cnn"``, the small convolutional body of
+hyperparameter): ``"mlp"``, ``"cnn"``, the small convolutional body of
 :class:`SmallCNN` for square one-channel images given as flattened rows (MedMNIST's
-28 x 28 pixels, :func:`metamed.tasks.image_tasks`).  :func:`register_network` adds a
+28 x 28 pixels, :func:`metamed.tasks.image_tasks`), and ``"cnn3d"``, the same body with
+3-D convolutions for cubic one-channel volumes (AdrenalMNIST3D's 28^3 voxels), which
+first averages each 2 x 2 x 2 block of voxels (28^3 -> 14^3: on one CPU thread a 3-D
+convolution over the full volume cost about 0.1 s per volume forward and backward, too
+slow for meta-training on a shared machine; a shape mask loses little at half the
+resolution).  :func:`register_network` adds a
 factory of your own module.
 """
 
@@ -50,6 +55,7 @@ __all__ = [
     "SmallCNN",
     "make_network",
     "register_network",
+    "cube_volume_side",
     "square_image_side",
 ]
 
@@ -190,10 +196,11 @@ class ModuleNetwork(Network):
 
 
 class SmallCNN(nn.Module):
-    """A small 2-D CNN body for one-channel square images given as flattened rows.
+    """A small 2-D (or 3-D) CNN body for one-channel square images (or cubic volumes)
+    given as flattened rows.
 
-    Each block is a 3 x 3 convolution (padding 1), ReLU and 2 x 2 max pooling; global
-    average pooling then gives ``channels[-1]`` features.  No batch norm: its running
+    Each block is a 3 x 3 convolution (3 x 3 x 3 for volumes; padding 1), ReLU and 2 x 2
+    (x 2) max pooling; global average pooling then gives ``channels[-1]`` features.  No batch norm: its running
     statistics would be state outside the parameter dict, and with K = 1 per class a
     batch statistic of the support set is noise.  Any leading axes are flattened into one
     batch axis and restored, so one call embeds a whole padded meta-batch.
@@ -201,29 +208,36 @@ class SmallCNN(nn.Module):
     Parameters
     ----------
     side : int
-        Image height and width (28 for MedMNIST).
+        Image height and width (and depth; 28 for MedMNIST).
     channels : sequence of int
         Output channels of each block (at least one), e.g. (16, 32).
+    dims : {2, 3}, default 2
+        Spatial dimensions: 2 for images, 3 for volumes.
+    downsample : int, default 1
+        Average each block of ``downsample`` pixels a side before the first convolution
+        (no parameters; 1 = none).
     """
 
-    def __init__(self, side: int, channels: Sequence[int]) -> None:
+    def __init__(
+        self, side: int, channels: Sequence[int], dims: int = 2, downsample: int = 1
+    ) -> None:
         super().__init__()
-        self.side = int(side)
-        layers: list[nn.Module] = []
+        if dims not in (2, 3):
+            raise MetamedValueError(f"SmallCNN: dims must be 2 or 3, got {dims}.")
+        self.side, self.dims = int(side), int(dims)
+        conv, pool = (nn.Conv2d, nn.MaxPool2d) if dims == 2 else (nn.Conv3d, nn.MaxPool3d)
+        average = nn.AvgPool2d if dims == 2 else nn.AvgPool3d
+        layers: list[nn.Module] = [average(int(downsample))] if downsample > 1 else []
         c_in = 1
         for c_out in channels:
-            layers += [
-                nn.Conv2d(c_in, int(c_out), 3, padding=1, device="meta"),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
+            layers += [conv(c_in, int(c_out), 3, padding=1, device="meta"), nn.ReLU(), pool(2)]
             c_in = int(c_out)
         self.blocks = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
-        images = x.reshape(-1, 1, self.side, self.side)
-        h = self.blocks(images).mean(dim=(-2, -1))
+        images = x.reshape(-1, 1, *[self.side] * self.dims)
+        h = self.blocks(images).mean(dim=tuple(range(-self.dims, 0)))
         return h.reshape(*lead, h.shape[-1])
 
 
@@ -239,6 +253,18 @@ def square_image_side(n_features: int) -> int:
     return side
 
 
+def cube_volume_side(n_features: int) -> int:
+    """Side of a one-channel cubic volume of ``n_features`` voxels, or a metamed error."""
+    side = round(int(n_features) ** (1 / 3))
+    if side**3 != n_features or side < 2:
+        raise MetamedValueError(
+            f"network 'cnn3d' reads each row as a one-channel cubic volume, but the tasks "
+            f"have {n_features} features (not a cube number of voxels). Use network='cnn' "
+            "for 2-D images, network='mlp' for tables."
+        )
+    return side
+
+
 #: A network factory: (hidden_sizes, n_features, out) -> Network.
 NetworkFactory = Callable[[Sequence[int], int, int], Network]
 
@@ -247,19 +273,26 @@ def _mlp(hidden_sizes: Sequence[int], n_features: int, out: int) -> Network:
     return MLPNetwork([n_features, *[int(h) for h in hidden_sizes], out])
 
 
-def _cnn(hidden_sizes: Sequence[int], n_features: int, out: int) -> Network:
-    if not hidden_sizes:
-        raise MetamedValueError(
-            "network 'cnn' needs at least one convolution block: give hidden_sizes as the "
-            "channels of each block, e.g. (16, 32)."
-        )
-    body = SmallCNN(square_image_side(n_features), hidden_sizes)
-    return ModuleNetwork(body, int(hidden_sizes[-1]), out)
+def _convolutional(dims: int, downsample: int = 1) -> NetworkFactory:
+    name, side_of = ("cnn", square_image_side) if dims == 2 else ("cnn3d", cube_volume_side)
+
+    def factory(hidden_sizes: Sequence[int], n_features: int, out: int) -> Network:
+        if not hidden_sizes:
+            raise MetamedValueError(
+                f"network '{name}' needs at least one convolution block: give hidden_sizes "
+                "as the channels of each block, e.g. (16, 32)."
+            )
+        body = SmallCNN(side_of(n_features), hidden_sizes, dims, downsample)
+        return ModuleNetwork(body, int(hidden_sizes[-1]), out)
+
+    return factory
 
 
 #: Network name -> factory.  ``hidden_sizes`` are the MLP's hidden widths, or the CNN's
 #: channels per convolution block.
-NETWORKS: dict[str, NetworkFactory] = {"mlp": _mlp, "cnn": _cnn}
+NETWORKS: dict[str, NetworkFactory] = {
+    "mlp": _mlp, "cnn": _convolutional(2), "cnn3d": _convolutional(3, downsample=2),
+}  # fmt: skip
 
 
 def register_network(name: str, factory: NetworkFactory) -> None:

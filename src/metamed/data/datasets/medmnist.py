@@ -1,11 +1,13 @@
-"""MedMNIST v2 subset: BreastMNIST and PneumoniaMNIST (modified copy), 2-D, 28 px.
+"""MedMNIST v2 subset: BreastMNIST, PneumoniaMNIST (modified copy) at 28 px, AdrenalMNIST3D at 28^3.
 
-Two small two-class medical imaging sets in MedMNIST's ``.npz`` layout
+Three small two-class medical imaging sets in MedMNIST's ``.npz`` layout
 (``train_images``, ``train_labels``, ``val_*``, ``test_*``, uint8): breast ultrasound
-(BreastMNIST, 780 images) and paediatric chest X-ray (PneumoniaMNIST, 5,030 images here).
-The folder also holds AdrenalMNIST3D (28^3 and 64^3 CT shape masks, byte-identical to the
-official files); they are listed and verified but not loaded yet (3-D models are not
-built).  The official files are in MedMNIST's Zenodo record 10519652 (v3; 6496656, v2);
+(BreastMNIST, 780 images), paediatric chest X-ray (PneumoniaMNIST, 5,030 images here),
+both 2-D, and adrenal gland shape masks from abdominal CT (AdrenalMNIST3D, 1,584 volumes
+of 28^3 voxels, byte-identical to the official file; 0 = normal, 1 = hyperplasia).  The
+sets of one cohort must share a shape: the 2-D sets load together (the default), the
+3-D set on its own (``sets=("adrenalmnist3d",)``).  The 64^3 copy is listed and verified
+but not loaded (a row of 262,144 voxel columns is more than a table should hold).  The official files are in MedMNIST's Zenodo record 10519652 (v3; 6496656, v2);
 these copies are the public GitHub files named in ``medmnist.files.json``, which is what
 ``metamed data fetch medmnist`` downloads (the Zenodo BreastMNIST and PneumoniaMNIST
 files have other bytes: a re-save and the unmodified set).
@@ -19,7 +21,8 @@ How the loader builds the cohort, and why:
 
 - One row per image, in file order within each official split (train, val, test), the
   sets in the order of the ``sets`` option.  Features are the 784 pixels (``px_000`` to
-  ``px_783``, row-major) as intensities in [0, 1] (uint8 / 255).  Nothing is imputed or
+  ``px_783``, row-major; a volume's 21,952 voxels ``px_00000`` to ``px_21951``) as
+  intensities in [0, 1] (uint8 / 255; the adrenal masks are 0 or 1).  Nothing is imputed or
   scaled per pixel: a convolution shares its weights across positions, which per-pixel
   standardisation would undo; the imaging tasks read these values directly
   (:func:`metamed.tasks.image_tasks`).
@@ -51,6 +54,7 @@ import pandas as pd
 from metamed.data.cohort import Cohort, Schema
 from metamed.data.images import CORRUPTIONS, corrupt
 from metamed.data.registry import DatasetSpec, Option, load_dataset, read_files
+from metamed.errors import MetamedValueError
 
 __all__ = [
     "CORRUPTION_SEED",
@@ -63,11 +67,20 @@ __all__ = [
     "pixel_columns",
 ]
 
-#: The 2-D sets the loader reads: set name -> (file, labels are flipped so 1 = finding).
+#: The sets the loader reads: set name -> (file, labels are flipped so 1 = finding).
 IMAGE_SETS: dict[str, tuple[str, bool]] = {
     "breastmnist": ("breastmnist_28.npz", True),
     "pneumoniamnist": ("pneumoniamnist_28_modified.npz", False),
+    "adrenalmnist3d": ("adrenalmnist3d_28.npz", False),
 }
+
+#: The sets loaded when none are named: the 2-D ones.
+DEFAULT_SETS: tuple[str, ...] = ("breastmnist", "pneumoniamnist")
+
+#: The finding (label 1) of each set.
+POSITIVE_CLASS: dict[str, str] = {
+    "breastmnist": "malignant", "pneumoniamnist": "pneumonia", "adrenalmnist3d": "hyperplasia",
+}  # fmt: skip
 
 #: MedMNIST's official splits, in file order.
 OFFICIAL_SPLITS = ("train", "val", "test")
@@ -84,13 +97,19 @@ MODIFIED_NOTE = (
 IMAGE_SIDE = 28
 
 #: (channels, *spatial) of one image of each set: what a network must read.
-IMAGE_SHAPES: dict[str, tuple[int, ...]] = {name: (1, IMAGE_SIDE, IMAGE_SIDE) for name in IMAGE_SETS}
+IMAGE_SHAPES: dict[str, tuple[int, ...]] = {
+    "breastmnist": (1, IMAGE_SIDE, IMAGE_SIDE),
+    "pneumoniamnist": (1, IMAGE_SIDE, IMAGE_SIDE),
+    "adrenalmnist3d": (1, IMAGE_SIDE, IMAGE_SIDE, IMAGE_SIDE),
+}
 
 
-def pixel_columns(side: int = IMAGE_SIDE) -> list[str]:
-    """Names of the pixel feature columns of a ``side`` x ``side`` image, row-major."""
-    width = len(str(side * side - 1))
-    return [f"px_{i:0{width}d}" for i in range(side * side)]
+def pixel_columns(side: int = IMAGE_SIDE, dims: int = 2) -> list[str]:
+    """Names of the pixel feature columns of a ``side`` x ``side`` image (``dims`` = 3: a
+    ``side``^3 volume), row-major."""
+    n = side**dims
+    width = len(str(n - 1))
+    return [f"px_{i:0{width}d}" for i in range(n)]
 
 
 def _labels(values: np.ndarray, flip: bool) -> np.ndarray:
@@ -105,7 +124,14 @@ def _noise_rng(name: str, split: str, corruption: str) -> np.random.Generator:
 
 
 def _load(folder: Path, *, sets: tuple[str, ...], corruptions: tuple[str, ...]) -> Cohort:
-    columns = pixel_columns()
+    shapes = {IMAGE_SHAPES[name] for name in sets}
+    if len(shapes) > 1:
+        raise MetamedValueError(
+            f"medmnist: sets {', '.join(sets)} mix 2-D images and 3-D volumes; one cohort "
+            "holds one shape. Load adrenalmnist3d on its own (sets=('adrenalmnist3d',))."
+        )
+    shape = shapes.pop()
+    columns = pixel_columns(IMAGE_SIDE, len(shape) - 1)
     blocks: list[np.ndarray] = []
     meta: list[pd.DataFrame] = []
     for name in sets:
@@ -139,8 +165,8 @@ def _load(folder: Path, *, sets: tuple[str, ...], corruptions: tuple[str, ...]) 
     )
     provenance: dict[str, object] = {
         "source": "MedMNIST v2 (Zenodo record 10519652), copies named in medmnist.files.json",
-        "image_shape": [1, IMAGE_SIDE, IMAGE_SIDE],
-        "positive_class": {"breastmnist": "malignant", "pneumoniamnist": "pneumonia"},
+        "image_shape": list(shape),
+        "positive_class": {name: POSITIVE_CLASS[name] for name in sets},
     }
     if "pneumoniamnist" in sets:
         provenance["modified"] = MODIFIED_NOTE
@@ -155,7 +181,8 @@ SPEC = DatasetSpec(
         "Two-class medical images with MedMNIST's official splits: breast ultrasound and "
         "paediatric chest X-ray (train split subsampled) at 28 px, loaded one row per image "
         "(784 pixels in [0, 1]; 1 = the finding); tasks: the sets, optionally under seeded "
-        "acquisition corruptions (pseudo-sites). Adrenal CT masks (28^3, 64^3) listed only."
+        "acquisition corruptions (pseudo-sites). Adrenal CT shape masks at 28^3 (21,952 "
+        "voxels a row; loaded on their own, 64^3 listed only)."
     ),
     licence="CC BY 4.0",
     citation=(
@@ -171,8 +198,9 @@ SPEC = DatasetSpec(
     options=(
         Option(
             "sets",
-            tuple(IMAGE_SETS),
-            "the 2-D image sets in the cohort (each one task per corruption)",
+            DEFAULT_SETS,
+            "the image sets in the cohort (each one task per corruption); the 2-D sets "
+            "by default, adrenalmnist3d (28^3 volumes) on its own",
             choices=tuple(IMAGE_SETS),
             multiple=True,
         ),
