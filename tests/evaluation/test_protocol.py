@@ -249,3 +249,33 @@ def test_unconditioned_sampler_is_recorded_and_one_class_supports_are_scored():
         )
     with pytest.raises(MetamedError, match="Did you mean 'unconditioned'"):
         ProtocolConfig(sampler="unconditional")
+
+
+def test_preprocessing_is_fitted_once_per_split_and_every_method_gets_the_same_tasks(
+    monkeypatch,
+):
+    """The fit jobs of one split share its preprocessed tasks (a fifth of OPT's fit time
+    went to redoing them per method); what each method is given does not change."""
+    from metamed.data.preprocess import Preprocessor
+
+    taskset = TaskSet(small_cohort(n=200), "site")
+    splits = list(taskset.leave_one_out())[:2]
+    config = ProtocolConfig(shots=(4,), draws=1)
+    SpyLearner.LOG.clear()
+    run_protocol(taskset, {"spy": SpyLearner()}, splits, config, "toy")
+    alone = [e for e in SpyLearner.LOG if e[0] == "meta_fit"]
+    fits = []
+    original = Preprocessor.fit
+    monkeypatch.setattr(Preprocessor, "fit", lambda self, f: fits.append(1) or original(self, f))
+    monkeypatch.setattr(protocol, "_LAST_SPLIT", [], raising=False)  # a fresh cache
+    SpyLearner.LOG.clear()
+    methods = {"spy": SpyLearner(), "spy2": SpyLearner(), "spy3": SpyLearner()}
+    run_protocol(taskset, methods, splits, config, "toy")
+    assert len(fits) == len(splits)
+    shared = [e for e in SpyLearner.LOG if e[0] == "meta_fit"]
+    assert len(shared) == 3 * len(splits)
+    for split_index, (_, names, train_X) in enumerate(alone):
+        for _, other_names, other_X in shared[3 * split_index : 3 * split_index + 3]:
+            assert other_names == names
+            for X, Y in zip(train_X, other_X, strict=True):
+                np.testing.assert_array_equal(X, Y)

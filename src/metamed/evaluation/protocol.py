@@ -346,12 +346,37 @@ def run_fit(
         return _fitted(
             job, taskset, train, None, score_tasks(score, taskset, split.train, split.test)
         )
+    train, val, test = _split_tasks(taskset, split, config.val_rows_fraction, config.seed)
+    return _fitted(job, taskset, train, val, test, progress)
+
+
+#: The last split's model-ready tasks, for the next fit job of the same split (see
+#: :func:`_split_tasks`): (task set, split, validation fraction, seed) and the tasks.  The
+#: task set is matched by identity (held here, so its id cannot be reused meanwhile).
+_LAST_SPLIT: list[tuple[tuple[TaskSet, TaskSplit, float, int], tuple]] = []
+
+
+def _split_tasks(
+    taskset: TaskSet, split: TaskSplit, val_rows_fraction: float, seed: int
+) -> tuple[list[Task], list[Task] | None, list[Task]]:
+    """The split's training, validation and held-out tasks, preprocessed on its training rows.
+
+    Every method of a split gets the same tasks (the preprocessor and the validation rows
+    depend on the split and the seed only), and a plan runs a split's fit jobs one after
+    another, so the last split's tasks are kept and handed to the next fit of the same
+    split: on OPT (73 numeric columns, 12 methods) fitting and applying the preprocessing
+    again for every method took a fifth of the fit jobs' time.  Tasks are frozen and no
+    learner writes into their arrays, so sharing them changes no number.
+    """
+    key = (taskset, split, float(val_rows_fraction), int(seed))
+    if _LAST_SPLIT and _LAST_SPLIT[0][0][0] is taskset and _LAST_SPLIT[0][0][1:] == key[1:]:
+        return _LAST_SPLIT[0][1]
     prep = Preprocessor(taskset.cohort.schema).fit(taskset.frames(split.train))
     train = make_tasks(taskset, split.train, prep)
     val = make_tasks(taskset, split.val, prep) if split.val else None
-    if val is None and config.val_rows_fraction > 0:
+    if val is None and val_rows_fraction > 0:
         fit_part, val_part = hold_out_rows(
-            train, config.val_rows_fraction, np.random.default_rng([config.seed, 1])
+            train, val_rows_fraction, np.random.default_rng([seed, 1])
         )
         if any(len(t) >= MIN_VAL_ROWS for t in val_part):
             # a task too small to give validation rows keeps all its rows for training
@@ -360,7 +385,9 @@ def run_fit(
                 for fit, v, whole in zip(fit_part, val_part, train, strict=True)
             ]
             val = [v for v in val_part if len(v) >= MIN_VAL_ROWS]
-    return _fitted(job, taskset, train, val, make_tasks(taskset, split.test, prep), progress)
+    tasks = (train, val, make_tasks(taskset, split.test, prep))
+    _LAST_SPLIT[:] = [(key, tasks)]
+    return tasks
 
 
 def _fitted(
