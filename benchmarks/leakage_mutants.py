@@ -154,9 +154,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "impute-from-label",
         "src/metamed/data/preprocess.py",
         "            filled = np.where(missing, self.medians_[col], values)\n"
-        "            numeric[:, j]",
+        "            if col in binary:",
         "            filled = np.where(missing, frame[self.schema.outcome].to_numpy(float), values)\n"
-        "            numeric[:, j]",
+        "            if col in binary:",
         "missing numeric values are imputed from the row's label",
     ),
 )

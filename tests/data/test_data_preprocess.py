@@ -199,3 +199,33 @@ def test_make_tasks_rejects_preprocessor_of_another_schema() -> None:
     pre = Preprocessor(other).fit(_frame())
     with pytest.raises(MetamedValueError, match="fit a Preprocessor on this cohort"):
         make_tasks(TaskSet(cohort), ["s1"], pre)
+
+
+def test_a_rare_flag_stays_zero_one_and_other_numbers_are_standardised() -> None:
+    """IWPC's rifampin flag (0.07 % ones) standardised to about 38; a flag stays 0/1."""
+    schema = Schema(outcome="y", numeric=("age", "flag", "constant"), group=("site",))
+    n = 2000
+    frame = pd.DataFrame(
+        {
+            "age": np.linspace(20.0, 80.0, n),
+            "flag": np.r_[1.0, np.zeros(n - 1)],
+            "constant": np.ones(n),
+            "site": "s1",
+            "y": np.arange(n) % 2,
+        }
+    )
+    frame.loc[5, "flag"] = np.nan  # a missing flag takes the fit median, still 0/1
+    pre = Preprocessor(schema).fit(frame)
+    X = pre.transform(frame)
+    flag = X[:, pre.feature_names_.index("flag")]
+    assert set(np.unique(flag)) == {0.0, 1.0} and flag[0] == 1.0 and flag[5] == 0.0
+    age = X[:, pre.feature_names_.index("age")]
+    assert abs(age.mean()) < 1e-5 and age.std() == pytest.approx(1.0, abs=1e-4)
+    # a constant column of ones is still centred, not read as a flag
+    np.testing.assert_array_equal(X[:, pre.feature_names_.index("constant")], np.zeros(n))
+    # the choice travels with the fitted state, and a state saved before it keeps scaling
+    again = Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
+    np.testing.assert_array_equal(again.transform(frame), X)
+    legacy = pre.to_dict()
+    del legacy["binary"]
+    assert np.abs(Preprocessor.from_dict(legacy).transform(frame)).max() > 30

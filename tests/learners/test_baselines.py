@@ -258,3 +258,35 @@ def test_a_diverging_finetune_restarts_with_smaller_steps_and_stays_finite(
     assert np.isfinite(pred).all()
     # it still adapted: not the pooled model
     assert not np.allclose(pred, PooledMLP.adapt(learner, wild).predict(query.X))
+
+
+def test_finetuning_on_a_rare_flag_keeps_sane_errors() -> None:
+    """A 0/1 flag held by 1 training patient in 400 used to standardise to about 20; a
+    support patient holding it blew fine-tuning up (RMSE 193 on doses of SD 5, measured
+    with this seed), as on IWPC warfarin.  Left as 0/1 it adapts like any feature."""
+    import pandas as pd
+
+    from metamed.data import Cohort, Schema
+    from metamed.data.preprocess import Preprocessor
+    from metamed.tasks import TaskSet, make_tasks
+
+    rng = np.random.default_rng(0)
+    sites = []
+    for s in range(5):
+        age = rng.normal(60, 10, 100)
+        flag = np.zeros(100)
+        flag[: (1 if s == 0 else 2 if s == 4 else 0)] = 1.0
+        dose = 35 + 0.3 * (age - 60) + rng.normal(0, 5, 100)
+        sites.append(pd.DataFrame({"age": age, "flag": flag, "site": f"s{s}", "dose": dose}))
+    schema = Schema(
+        outcome="dose", numeric=("age", "flag"), group=("site",), outcome_type="numeric"
+    )
+    taskset = TaskSet(Cohort("toy", pd.concat(sites, ignore_index=True), schema))
+    split = taskset.split(["s4"])
+    pre = Preprocessor(schema).fit(taskset.frames(split.train))
+    *train, new = make_tasks(taskset, [*split.train, *split.test], pre)
+    learner = PooledFineTune(hidden_sizes=(16,), max_epochs=20).meta_fit(train)
+    support, query = new.subset(np.arange(10)), new.subset(np.arange(10, 100))
+    assert (support.X[:, 1] > support.X[:, 1].min()).any()  # the support holds the flag
+    rmse = float(np.sqrt(np.mean((learner.adapt(support).predict(query.X) - query.y) ** 2)))
+    assert np.isfinite(rmse) and rmse < 1.5 * float(query.y.std())

@@ -72,6 +72,23 @@ CODE_LEVELS: dict[str, Callable[[str], str | None]] = {
 _MIN_STD = 1e-12
 
 
+def _is_binary(seen: np.ndarray) -> bool:
+    """Whether a numeric column's observed fit values are exactly the two values 0 and 1.
+
+    Such a column is a flag and is left as 0/1, not standardised.  Standardising a flag
+    of prevalence p maps its ones to (1 - p) / sqrt(p (1 - p)), about 1 / sqrt(p): a
+    flag held by 0.07 % of patients (IWPC's rifampin) becomes an input of about 38, and a
+    gradient step on a support set holding such a patient moves the first layer 38 times
+    further than on any standardised column, which made fine-tuning and MAML's inner
+    loop diverge.  Left as 0/1 a flag is bounded like the one-hot, code-set and
+    missing-value indicator columns beside it (all 0/1 already), and keeps its meaning
+    (1 = present).  A constant column (one value only) stays centred, as before.
+    """
+    if not len(seen):
+        return False
+    return bool(np.isin(seen, (0.0, 1.0)).all() and seen.min() != seen.max())
+
+
 def _category_key(value: object) -> str:
     """Canonical text of one categorical cell, so that 1, 1.0 and "1" are one level."""
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
@@ -117,7 +134,9 @@ class Preprocessor:
     missing-value indicator column is added for each numeric column that had at least
     one missing value in the fit data; imputed values are standardised with the fit
     mean and standard deviation (a constant column is only centred).  Indicators are
-    left as 0/1.
+    left as 0/1, and so is a numeric column whose fit values are exactly 0 and 1 (a
+    flag such as sex or a drug taken): standardising a rare flag would blow its ones up
+    to about 1 / sqrt(prevalence).
 
     Categorical columns: one-hot over the levels seen at fit (a missing cell is its own
     level ``"<missing>"`` when it occurs at fit), plus one ``"<other>"`` column that
@@ -153,6 +172,9 @@ class Preprocessor:
         ``"dx:E11"``, ``"dx:<unknown>"``.
     medians_, means_, stds_ : dict
         Fit statistics of numeric columns (after imputation for means/stds).
+    binary_ : list of str
+        Numeric columns whose fit values are exactly 0 and 1: passed through unscaled
+        (after imputation), not standardised.
     ranges_ : dict
         Smallest and largest value seen at fit of each numeric column, ``(min, max)``
         (``(nan, nan)`` for a column with no observed value): what the model was
@@ -218,6 +240,7 @@ class Preprocessor:
         self.stds_: dict[str, float] = {}
         self.indicators_: list[str] = []
         self.ranges_: dict[str, tuple[float, float]] = {}
+        self.binary_: list[str] = []
         for col in self.schema.numeric:
             values = self._numeric_values(features[col], col)
             missing = np.isnan(values)
@@ -235,6 +258,8 @@ class Preprocessor:
             self.stds_[col] = std if std > _MIN_STD else 1.0
             if missing.any():
                 self.indicators_.append(col)
+            if _is_binary(seen):
+                self.binary_.append(col)
         self.categories_: dict[str, list[str]] = {}
         for col in self.schema.categorical:
             inverse, cells = _distinct(features[col])
@@ -387,11 +412,15 @@ class Preprocessor:
         blocks: list[np.ndarray] = []
         numeric = np.empty((n, len(self.schema.numeric)), dtype=np.float64)
         missing_cols: dict[str, np.ndarray] = {}
+        binary = set(self.binary_)
         for j, col in enumerate(self.schema.numeric):
             values = self._numeric_values(features[col], col)
             missing = np.isnan(values)
             missing_cols[col] = missing
             filled = np.where(missing, self.medians_[col], values)
+            if col in binary:
+                numeric[:, j] = filled
+                continue
             numeric[:, j] = (filled - self.means_[col]) / self.stds_[col]
             # In range in the table, a value can still land beyond float32 once scaled by
             # a tiny fit standard deviation; say so here, not as "NaN or inf" downstream.
@@ -447,6 +476,7 @@ class Preprocessor:
             "means": self.means_,
             "stds": self.stds_,
             "indicators": list(self.indicators_),
+            "binary": list(self.binary_),
             "ranges": {k: list(v) for k, v in self.ranges_.items()},
             "categories": self.categories_,
             "codes": self.codes_,
@@ -484,6 +514,9 @@ class Preprocessor:
         pre.means_ = {k: float(v) for k, v in state["means"].items()}
         pre.stds_ = {k: float(v) for k, v in state["stds"].items()}
         pre.indicators_ = list(state["indicators"])
+        # A state saved before flags were left unscaled has none: its model was trained
+        # on standardised flags, and gets them.
+        pre.binary_ = list(state.get("binary", []))
         # Artifacts saved before ranges were recorded have none: nothing to compare with.
         pre.ranges_ = {k: (float(v[0]), float(v[1])) for k, v in state.get("ranges", {}).items()}
         pre.categories_ = {k: list(v) for k, v in state["categories"].items()}

@@ -459,9 +459,9 @@ class PooledFineTune(PooledMLP):
     def adapt(self, support: Task) -> MLPModel:
         """Fine-tune a copy of the pooled weights on ``support`` (full batch, deterministic).
 
-        Where the steps diverge (a loss or a weight that is not finite: on IWPC warfarin a
-        rare 0/1 flag standardises to about 38, and one such patient in a support set can
-        make a step of 0.05 explode), fine-tuning starts again from the pooled weights with
+        Where the steps diverge (a loss or a weight that is not finite: on IWPC warfarin,
+        when rare 0/1 flags were still standardised to about 38, one such patient in a
+        support set could make a step of 0.05 explode), fine-tuning starts again from the pooled weights with
         a step ten times smaller, at most :data:`_RETRIES` times, then keeps the pooled
         weights.  Wherever the steps stay finite the result is the plain fine-tuning's.
         """
