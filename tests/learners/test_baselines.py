@@ -290,3 +290,26 @@ def test_finetuning_on_a_rare_flag_keeps_sane_errors() -> None:
     assert (support.X[:, 1] > support.X[:, 1].min()).any()  # the support holds the flag
     rmse = float(np.sqrt(np.mean((learner.adapt(support).predict(query.X) - query.y) ** 2)))
     assert np.isfinite(rmse) and rmse < 1.5 * float(query.y.std())
+
+
+def test_the_pooled_mlp_is_trained_once_for_every_learner_built_on_it(tasks, monkeypatch) -> None:
+    """pooled, pooled-finetune and the guard's two learners train the same MLP on a
+    split; it is trained once, and each gets the weights a fresh training gives."""
+    import metamed.learners.baselines as baselines
+
+    fresh = PooledMLP(**FAST).meta_fit(tasks[:4]).params_
+    trainings = []
+    original = PooledMLP._fit_pooled
+    monkeypatch.setattr(
+        PooledMLP, "_fit_pooled", lambda self, *a: trainings.append(1) or original(self, *a)
+    )
+    monkeypatch.setattr(baselines, "_LAST_POOLED_FIT", [])
+    learners = [PooledMLP(**FAST), PooledFineTune(**FAST, finetune_steps=3)]
+    learners = [learner.meta_fit(tasks[:4]) for learner in learners]
+    assert len(trainings) == 1
+    for learner in learners:
+        for name, value in fresh.items():
+            torch.testing.assert_close(learner.params_[name], value, rtol=0, atol=0)
+    PooledMLP(**FAST, random_state=1).meta_fit(tasks[:4])  # other seed: trained again
+    PooledMLP(**FAST).meta_fit(list(tasks[:3]))  # other tasks: trained again
+    assert len(trainings) == 3

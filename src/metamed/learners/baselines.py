@@ -305,6 +305,22 @@ def _estimator_labels(outcome: Outcome, y: np.ndarray) -> np.ndarray:
 
 
 # -- pooled MLP ------------------------------------------------------------------------------
+#: The last pooled MLP fit (see :meth:`PooledMLP.meta_fit`): its hyperparameters, the task
+#: objects it was trained on (held, so their ids cannot be reused meanwhile) and the
+#: fitted attributes.  Its tensors are never written in place (fine-tuning clones them).
+_LAST_POOLED_FIT: list[tuple[tuple, tuple, dict[str, Any]]] = []
+
+
+def _same_tasks(a: tuple, b: tuple) -> bool:
+    """Whether two (train, val) pairs of task tuples hold the very same task objects."""
+    return all(
+        (x is None and y is None)
+        or (x is not None and y is not None and len(x) == len(y)
+            and all(s is t for s, t in zip(x, y, strict=True)))
+        for x, y in zip(a, b, strict=True)
+    )  # fmt: skip
+
+
 @register("pooled")
 @hyperparameters
 class PooledMLP(MetaLearner):
@@ -354,8 +370,33 @@ class PooledMLP(MetaLearner):
     progress: ProgressCallback | None = hyperparameter(default=None, allowed=[Callback(), None])
 
     def meta_fit(self, train_tasks: list[Task], val_tasks: list[Task] | None = None) -> PooledMLP:
-        """Train the MLP on all rows of ``train_tasks``; early-stop on ``val_tasks`` if given."""
-        rows = pooled_rows(self, train_tasks, val_tasks)
+        """Train the MLP on all rows of ``train_tasks``; early-stop on ``val_tasks`` if given.
+
+        The training is a pure function of the hyperparameters below and the tasks, so the
+        last fit is kept and given again to the next learner with the same ones on the
+        same task objects: in a benchmark, ``pooled``, ``pooled-finetune`` and the guard's
+        two learners all train this one MLP on each split (its fit jobs share the split's
+        tasks), and it is trained once instead of four times.
+        """
+        rows = pooled_rows(self, train_tasks, val_tasks)  # checks first, hit or not
+        key = tuple(
+            getattr(self, name)
+            for name in ("hidden_sizes", "network", "lr", "weight_decay", "batch_size",
+                         "max_epochs", "patience", "random_state")
+        )  # fmt: skip
+        tasks = (tuple(train_tasks), None if rows.val_tasks is None else tuple(rows.val_tasks))
+        if _LAST_POOLED_FIT and _LAST_POOLED_FIT[0][0] == key and _same_tasks(
+            _LAST_POOLED_FIT[0][1], tasks
+        ):
+            self.__dict__.update(_LAST_POOLED_FIT[0][2])
+            return self
+        self._fit_pooled(rows)
+        fitted = ("params_", "n_features_", "outcome_type_", "y_mean_", "y_std_",
+                  "best_epoch_", "history_")  # fmt: skip
+        _LAST_POOLED_FIT[:] = [(key, tasks, {name: getattr(self, name) for name in fitted})]
+        return self
+
+    def _fit_pooled(self, rows: PooledRows) -> None:
         n_features, outcome, X, y, val_tasks = (
             rows.n_features, rows.outcome, rows.X, rows.y, rows.val_tasks
         )
@@ -391,7 +432,6 @@ class PooledMLP(MetaLearner):
         self.y_std_ = scaling.std
         self.best_epoch_ = best_epoch
         self.history_ = history
-        return self
 
     def _check_adapt(self, support: Task) -> None:
         _check_adapt(self, support)
