@@ -54,6 +54,16 @@ def test_sentence_for_no_difference_and_ideal_value() -> None:
     assert "no clear difference (95% CI spans 0)" in sentence and "ideal 1" in sentence
 
 
+def test_sentence_when_the_test_and_the_mean_disagree() -> None:
+    # 30 tasks a little better, 2 much worse: the signed-rank test is significant, the
+    # mean difference's CI spans 0.  The sentence must not read "significant — no
+    # clear difference" without saying which claim is which.
+    sentence = sentence_of(paired_results([0.01] * 30 + [-0.2, -0.2]))
+    assert "(significant)" in sentence
+    assert "no clear difference in the mean (95% CI spans 0)" in sentence
+    assert "signed-rank test finds most tasks shifted one way" in sentence
+
+
 def test_sentence_fields_and_tiny_values() -> None:
     row = {
         "k": 5, "method": "a", "baseline": "b", "metric": "auroc", "difference": 4e-4,

@@ -90,6 +90,14 @@ def verdict_sentence(row: Mapping[str, Any], alpha: float = 0.05, level: float =
             f"{method} may be {direction} than {reference}, but the evidence is weak "
             f"({pct} CI excludes 0, test not significant)"
         )
+    elif judgement == "no clear difference" and significant:
+        # The CI is of the mean difference, the test is Wilcoxon's signed-rank test of
+        # the per-task differences: a few large differences can cancel many small ones of
+        # the other sign.  Say which claim holds instead of "significant — no difference".
+        tail = (
+            f"no clear difference in the mean ({pct} CI spans 0), although the "
+            "signed-rank test finds most tasks shifted one way"
+        )
     elif judgement == "no clear difference":
         tail = f"no clear difference ({pct} CI spans 0)"
     else:
