@@ -2,7 +2,7 @@
 
 Batched UVA/Padova virtual patients (:mod:`~metamed.dosing.patient`), a Gymnasium
 environment ``metamed/GlucoseDosing-v0`` and its batched vector version
-(:mod:`~metamed.dosing.env`), clinical and PID controllers
+(:mod:`~metamed.dosing.env`), patients as meta-RL tasks (:mod:`~metamed.dosing.tasks`), clinical and PID controllers
 (:mod:`~metamed.dosing.controllers`), glycaemic metrics (:mod:`~metamed.dosing.metrics`),
 meta-learned personalisation from a few days of records
 (:mod:`~metamed.dosing.personalise`) and the evaluation protocol and its tables
@@ -73,6 +73,7 @@ from metamed.dosing.scenario import (
     G2P2CMealScenario,
     MealScenario,
 )
+from metamed.dosing.tasks import PatientSampler, PatientSamplingEnv
 
 __all__ = [
     "BasalBolusController",
@@ -109,6 +110,8 @@ __all__ = [
     "metrics_frame",
     "MINUTES_PER_DAY",
     "PatientRecords",
+    "PatientSampler",
+    "PatientSamplingEnv",
     "PatientState",
     "PIDController",
     "register_controller",
