@@ -171,6 +171,36 @@ def test_finetune_moves_toward_support_and_anchor_limits_it(tasks, split_support
     assert 0 < _weight_distance(held_model, anchor) < _weight_distance(free_model, anchor)
 
 
+@pytest.mark.parametrize("outcome", ["binary", "numeric"])
+def test_finetune_steps_are_the_autograd_steps_of_its_objective(
+    outcome, tasks, numeric_tasks, split_support_query
+) -> None:
+    """The MLP's fine-tuning uses a written-out gradient; autograd of the stated L2-SP
+    objective (support loss + anchor_strength / 2 * ||theta - theta_0||^2), stepped by
+    plain gradient descent, must give the same weights."""
+    train = tasks if outcome == "binary" else numeric_tasks
+    learner = PooledFineTune(**FAST, finetune_steps=15, anchor_strength=0.5).meta_fit(train[:4])
+    support, _ = split_support_query(train[5], 10, seed=0)
+    x = torch.from_numpy(support.X)
+    y = torch.from_numpy((support.y - learner.y_mean_) / learner.y_std_).float()
+    anchor = learner.params_
+    params = {k: v.clone().requires_grad_(True) for k, v in anchor.items()}
+    net = learner._net()
+    for _ in range(15):
+        pull = sum(((params[k] - anchor[k]) ** 2).sum() for k in params)
+        loss = learner.outcome_type_.loss(net.forward(params, x), y) + 0.25 * pull
+        grads = torch.autograd.grad(loss, list(params.values()))
+        with torch.no_grad():
+            params = {
+                k: (p - learner.finetune_lr * g).requires_grad_(True)
+                for (k, p), g in zip(params.items(), grads, strict=True)
+            }
+    adapted = learner.adapt(support).params
+    assert _weight_distance(learner.adapt(support), anchor) > 1e-6  # it moved
+    for k in anchor:
+        torch.testing.assert_close(adapted[k], params[k].detach(), rtol=1e-4, atol=1e-6)
+
+
 # -- local models ------------------------------------------------------------------------------
 def test_local_logreg_uses_only_the_support_set(tasks, split_support_query) -> None:
     support, query = split_support_query(tasks[5], 10, seed=3)

@@ -55,6 +55,7 @@ from metamed.learners.base import (
     ProgressCallback,
     register,
 )
+from metamed.learners.engine import loss_grad
 from metamed.learners.mlp import Params
 from metamed.learners.networks import NETWORKS, Network, make_network
 from metamed.outcomes import BINARY, NUMERIC, Outcome, TargetScaling
@@ -520,6 +521,8 @@ class PooledFineTune(PooledMLP):
         self, x: torch.Tensor, y: torch.Tensor, lr: float
     ) -> dict[str, torch.Tensor] | None:
         """The fine-tuned weights at step size ``lr``, or None where a step diverged."""
+        if self._network_spec() is None:
+            return self._finetune_mlp(x, y, lr)
         anchor = self.params_
         params = {k: v.clone().requires_grad_(True) for k, v in anchor.items()}
         net = self._net()
@@ -536,6 +539,32 @@ class PooledFineTune(PooledMLP):
                     k: (p - lr * g).requires_grad_(True)
                     for (k, p), g in zip(params.items(), grads, strict=True)
                 }
+        if not all(bool(torch.isfinite(p).all()) for p in params.values()):
+            return None
+        return params
+
+    def _finetune_mlp(
+        self, x: torch.Tensor, y: torch.Tensor, lr: float
+    ) -> dict[str, torch.Tensor] | None:
+        """:meth:`_finetune` for the functional MLP, with its gradient written out.
+
+        The same steps as the autograd loop (``engine.loss_grad`` is the analytic gradient
+        of the same mean loss, checked against autograd in the tests), without building a
+        graph per step: autograd's bookkeeping cost more than the arithmetic on these
+        small networks (133 ms against 12 ms per fine-tuning of a 64-64 MLP on 20 rows).
+        A step that diverges shows as a weight that is not finite at the end (a
+        non-finite loss has non-finite gradients).
+        """
+        anchor = self.params_
+        params = dict(anchor)
+        mask = torch.ones_like(y)
+        strength = float(self.anchor_strength)
+        with torch.no_grad():
+            for _ in range(int(self.finetune_steps)):
+                grads = loss_grad(params, x, y, mask, self.outcome_type_)
+                if strength > 0:
+                    grads = {k: g + strength * (params[k] - anchor[k]) for k, g in grads.items()}
+                params = {k: params[k] - lr * grads[k] for k in params}
         if not all(bool(torch.isfinite(p).all()) for p in params.values()):
             return None
         return params
