@@ -200,3 +200,42 @@ def test_dose_report_reads_as_a_clinical_report(tmp_path) -> None:
     assert '"sample_time_min"' not in text  # the protocol is a table, not raw JSON
     conclusion = text[text.index('id="conclusion"') : text.index("<h2>Controllers")]
     assert "kept glucose in range" in conclusion and "upper reference" in conclusion
+
+
+def test_cautious_choice_gives_smaller_boluses_for_most_new_patients() -> None:
+    """risk_aversion = 1: the carbohydrate ratio and correction factor move one
+    leave-one-out error up (smaller boluses), so the patient's true ratio lies below the
+    chosen one for most held-out patients (about Phi(1) = 84 % if the error is normal on
+    the log scale), far more often than below the estimate itself; the basal keeps its
+    estimate, and with no records nothing changes."""
+    rng = np.random.default_rng(3)
+    train, train_tp = _synthetic(40, 3, rng)
+    test, test_tp = _synthetic(80, 3, rng)
+    model = TherapyPersonaliser(insulin_peaks_min=(100.0,), carb_peaks_min=(50.0,))
+    model.meta_fit(train, ["adult"] * 40, train_tp)
+    groups = ["adult"] * 80
+    estimate = model.adapt(test, groups)
+    cautious = model.adapt(test, groups, risk_aversion=1.0)
+    for attr, j in (("correction_factor_mg_dl_per_u", 0), ("carb_ratio_g_per_u", 1)):
+        ratio = np.asarray(getattr(cautious, attr)) / np.asarray(getattr(estimate, attr))
+        np.testing.assert_allclose(ratio, np.exp(model.loo_rmse_[j]))
+        truth = np.asarray(getattr(test_tp, attr))
+        covered = np.mean(truth <= np.asarray(getattr(cautious, attr)))
+        assert covered >= 0.7 and covered > np.mean(truth <= np.asarray(getattr(estimate, attr)))
+    np.testing.assert_array_equal(cautious.basal_u_per_h, estimate.basal_u_per_h)
+    pop = model.adapt(None, groups[:3], risk_aversion=2.0)
+    np.testing.assert_array_equal(pop.carb_ratio_g_per_u, model.population(groups[:3]).carb_ratio_g_per_u)
+    with pytest.raises(MetamedValueError, match="risk_aversion"):
+        model.adapt(test, groups, risk_aversion=-1.0)
+
+
+def test_cautious_personalisation_is_a_controller_not_a_curve_point() -> None:
+    import pandas as pd
+
+    from metamed.dosing.evaluate import is_adaptation_curve
+    from metamed.dosing.registry import controller_names
+
+    assert "personalised_cautious" in controller_names()
+    labels = pd.Series(["personalised_1d", "personalised_2d+plgs", "personalised",
+                        "personalised_cautious", "personalised_cautious+plgs"])  # fmt: skip
+    assert is_adaptation_curve(labels).tolist() == [True, True, False, False, False]

@@ -64,6 +64,7 @@ from metamed.dosing.metrics import (
 )
 from metamed.dosing.patient import AGE_GROUPS, VirtualPatients, load_virtual_patients
 from metamed.dosing.personalise import (
+    CAUTIOUS,
     LeavePatientsOutResult,
     TherapyParameters,
     TherapyPersonaliser,
@@ -155,6 +156,10 @@ class DoseProtocol:
         Leave-patients-out folds (stratified by age group).
     record_seed : int
         Seed of the record-collection simulation.
+    risk_aversion : float
+        How cautious ``personalised_cautious`` is: each parameter moves this many
+        leave-one-out errors toward less insulin
+        (:meth:`~metamed.dosing.personalise.TherapyPersonaliser.adapt`).
     """
 
     days: int = 10
@@ -165,6 +170,7 @@ class DoseProtocol:
     record_days: int = 3
     n_folds: int = 5
     record_seed: int = 1000
+    risk_aversion: float = 1.0
 
 
 @dataclass
@@ -283,6 +289,7 @@ def evaluate_controllers(
             seed=protocol.record_seed,
             sample_time_min=protocol.sample_time_min,
             personaliser=personaliser,
+            risk_aversion=protocol.risk_aversion,
         )
         timings["personalisation_s"] = _clock() - t0
         therapy = {key: _take(tp, vp.names, lpo.names) for key, tp in lpo.parameters.items()}
@@ -408,6 +415,12 @@ def _g2p2c_tir_pct(cgm_mg_dl: np.ndarray) -> np.ndarray:
     return 100.0 * in_range.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
 
 
+def is_adaptation_curve(labels: pd.Series) -> pd.Series:
+    """Which controller labels are points of the adaptation curve (``personalised_2d``,
+    ``personalised_1d+plgs``): shown in the curve's table, not among the controllers."""
+    return labels.str.fullmatch(r"personalised_\d+d(\+plgs)?")
+
+
 def g2p2c_scoring_table(results: DoseResults) -> pd.DataFrame:
     """Metrics scored as the G2P2C code does, per controller and age group.
 
@@ -416,7 +429,7 @@ def g2p2c_scoring_table(results: DoseResults) -> pd.DataFrame:
     ``tir_pct`` (ours: noise-free glucose, every day, failures padded) for comparison.
     """
     df = results.per_patient_day
-    df = df[~df["controller"].str.startswith("personalised_")].copy()
+    df = df[~is_adaptation_curve(df["controller"])].copy()
     done = df[df["failure_pct"] == 0]
     out = []
     for group in (*AGE_GROUPS, "all"):
@@ -446,7 +459,7 @@ def summary_table(results: DoseResults, include_curve: bool = False) -> pd.DataF
     """Mean metrics per controller and age group (over patients and days), plus 'all'."""
     df = results.per_patient_day
     if not include_curve:
-        df = df[~df["controller"].str.startswith("personalised_")]
+        df = df[~is_adaptation_curve(df["controller"])]
     by_group = df.groupby(["controller", "age_group"], sort=False)[list(_SUMMARY_METRICS)].mean()
     overall = df.groupby("controller", sort=False)[list(_SUMMARY_METRICS)].mean()
     overall["age_group"] = "all"
@@ -505,8 +518,8 @@ def parameter_error_table(results: DoseResults) -> pd.DataFrame:
     rows = []
     groups = np.asarray(lpo.age_groups)
     for key, tp in lpo.parameters.items():
-        if key == "oracle":
-            continue
+        if key == "oracle" or key.endswith(CAUTIOUS):
+            continue  # the cautious choice is biased on purpose: not an estimate
         for g in (*AGE_GROUPS, "all"):
             sel = np.ones(groups.size, bool) if g == "all" else groups == g
             row: dict[str, str | float] = {"days_of_data": key.rstrip("d"), "age_group": g}

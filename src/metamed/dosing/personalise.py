@@ -274,6 +274,10 @@ class TherapyPersonaliser:
         Log geometric-mean (CF, CR, basal) of the group's training patients.
     coef_ : numpy.ndarray (n_features, 3)
         Calibration ridge coefficients on standardised features.
+    loo_rmse_ : numpy.ndarray (3,)
+        Leave-one-out RMSE of the calibrated log (CF, CR, basal) over the training
+        patients: the spread of a new patient's true parameter around its estimate,
+        which :meth:`adapt` uses for a cautious choice (``risk_aversion``).
     """
 
     insulin_peaks_min: tuple[float, ...] = (50.0, 75.0, 100.0, 130.0, 160.0)
@@ -295,6 +299,7 @@ class TherapyPersonaliser:
     pop_log_: dict[str, np.ndarray] = field(default_factory=dict, init=False)
     coef_: np.ndarray = field(default_factory=lambda: np.empty((0, 3)), init=False)
     ridge_alpha_: np.ndarray = field(default_factory=lambda: np.empty(0), init=False)
+    loo_rmse_: np.ndarray = field(default_factory=lambda: np.empty(0), init=False)
 
     # ------------------------------------------------------------------ meta-training
     def meta_fit(
@@ -360,7 +365,7 @@ class TherapyPersonaliser:
         dF = np.nan_to_num(dF, nan=0.0)
         self.feature_scale_ = np.maximum(dF.std(axis=0), 1e-9)
         Z = dF / self.feature_scale_
-        self.coef_, self.ridge_alpha_ = _ridge_loo(Z, dY, self.ridge_alphas)
+        self.coef_, self.ridge_alpha_, self.loo_rmse_ = _ridge_loo(Z, dY, self.ridge_alphas)
         return self
 
     def _features(self, records: PatientRecords, theta: np.ndarray) -> np.ndarray:
@@ -398,10 +403,29 @@ class TherapyPersonaliser:
 
     # ------------------------------------------------------------------ adaptation
     def adapt(
-        self, records: PatientRecords | None, age_groups: list[str] | tuple[str, ...]
+        self,
+        records: PatientRecords | None,
+        age_groups: list[str] | tuple[str, ...],
+        risk_aversion: float = 0.0,
     ) -> TherapyParameters:
-        """Therapy parameters for new patients from their own records (or none: prior)."""
+        """Therapy parameters for new patients from their own records (or none: prior).
+
+        ``risk_aversion`` = z > 0 gives a cautious choice instead of the estimate: the
+        log correction factor and log carbohydrate ratio move z leave-one-out RMSEs
+        (:attr:`loo_rmse_`) up, toward smaller boluses; the basal rate keeps its
+        estimate (see ``_LESS_INSULIN``).  Under the calibration's error, roughly normal
+        on the log scale, the patient's true ratio is then at most the chosen one with
+        probability Phi(z) (84 % at z = 1).  The two errors are not symmetric for a
+        patient: too large a bolus brings severe hypoglycaemia within hours, too small
+        a one hyperglycaemia that the next corrections can still catch.  With no
+        records (population values) the estimate is returned unchanged.
+        """
         self._check_fitted()
+        if not (np.isfinite(risk_aversion) and risk_aversion >= 0):
+            raise MetamedValueError(
+                f"risk_aversion must be a finite number >= 0 (0 = the estimate itself); "
+                f"received {risk_aversion!r}."
+            )
         groups = np.asarray(age_groups)
         unknown = sorted(set(groups.tolist()) - set(self.prior_mean_))
         if unknown:
@@ -431,7 +455,11 @@ class TherapyPersonaliser:
                 dev = np.nan_to_num((features[i] - self.feature_mean_[g]) / self.feature_scale_)
                 # evidence beyond the training range is not extrapolated
                 dev = np.clip(dev, -3.0, 3.0)
-            params[i] = np.exp(self.pop_log_[g] + dev @ self.coef_)
+                # toward less insulin: log CF and log CR up, log basal down
+                caution = risk_aversion * self.loo_rmse_ * _LESS_INSULIN
+            else:
+                caution = np.zeros(3)
+            params[i] = np.exp(self.pop_log_[g] + dev @ self.coef_ + caution)
         return TherapyParameters(
             basal_u_per_h=params[:, 2],
             carb_ratio_g_per_u=params[:, 1],
@@ -460,17 +488,23 @@ class TherapyPersonaliser:
             "pop_log": {g: v.tolist() for g, v in self.pop_log_.items()},
             "coef": self.coef_.tolist(),
             "ridge_alpha": self.ridge_alpha_.tolist(),
+            "loo_rmse": self.loo_rmse_.tolist(),
         }
         Path(path).write_text(json.dumps(state, indent=1))
 
 
 def _ridge_loo(
     Z: np.ndarray, Y: np.ndarray, alphas: tuple[float, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge coefficients per target column, alpha chosen by exact leave-one-out error."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ridge coefficients per target column, alpha chosen by exact leave-one-out error.
+
+    Returns the coefficients, the chosen alphas and each column's leave-one-out RMSE
+    (the error of a prediction for a patient the fit has not seen).
+    """
     n, m = Z.shape
     coef = np.zeros((m, Y.shape[1]))
     chosen = np.zeros(Y.shape[1])
+    loo_rmse = np.zeros(Y.shape[1])
     for j in range(Y.shape[1]):
         best = None
         for alpha in alphas:
@@ -482,9 +516,21 @@ def _ridge_loo(
             if best is None or err < best[0]:
                 best = (err, alpha, beta)
         assert best is not None
+        loo_rmse[j] = np.sqrt(best[0])
         _, chosen[j], coef[:, j] = best
-    return coef, chosen
+    return coef, chosen, loo_rmse
 
+
+#: Suffix of the leave-patients-out keys of the cautious (risk-averse) parameters.
+CAUTIOUS = "_cautious"
+
+# Direction of the cautious choice for log (CF, CR, basal): a larger correction factor and
+# carbohydrate ratio give smaller boluses.  The basal rate keeps its estimate: a lower
+# basal lets glucose climb overnight (child#004: from 132 to about 300 mg/dL by
+# breakfast), and the breakfast bolus with its correction then crashed it below
+# 40 mg/dL, so a cautious basal moved the hypoglycaemia instead of removing it
+# (dosing page, ablation).
+_LESS_INSULIN = np.array([1.0, 1.0, 0.0])
 
 # Meals of at least this size enter the post-meal excursion statistic (smaller snacks
 # give a noisy per-gram ratio).
@@ -586,7 +632,8 @@ class LeavePatientsOutResult:
     fold : numpy.ndarray of int
     parameters : dict of str to TherapyParameters
         ``"0d"`` (population average of the training patients' age group), ``"1d"``,
-        ``"2d"``, ... (adapted from that many days of records) and ``"oracle"`` (Quest).
+        ``"2d"``, ... (adapted from that many days of records), ``"1d_cautious"``, ...
+        (the cautious choice from the same records) and ``"oracle"`` (Quest).
     record_metrics : dict of str to numpy.ndarray
         Glycaemic metrics of the record days (under the population therapy).
     personalisers : list of TherapyPersonaliser
@@ -607,6 +654,7 @@ def leave_patients_out(
     seed: int = 0,
     sample_time_min: int = 5,
     personaliser: TherapyPersonaliser | None = None,
+    risk_aversion: float = 1.0,
 ) -> LeavePatientsOutResult:
     """Personalise every virtual patient from its own records, leave-patients-out.
 
@@ -615,7 +663,9 @@ def leave_patients_out(
     parameters in each age group) runs every patient for ``max(days_of_data)`` days of
     the randomised meal scenario with CGM noise (seed ``seed + fold``): these are the
     device records.  A :class:`TherapyPersonaliser` is meta-trained on the training
-    patients' records and adapted to each held-out patient from its first ``d`` days.
+    patients' records and adapted to each held-out patient from its first ``d`` days,
+    both as the estimate (key ``"{d}d"``) and, for ``d > 0``, as the cautious choice at
+    ``risk_aversion`` (key ``"{d}d" + CAUTIOUS``, see :meth:`TherapyPersonaliser.adapt`).
     All records of a fold's batch come from one batched simulation.
     """
     proto = personaliser if personaliser is not None else TherapyPersonaliser()
@@ -658,6 +708,7 @@ def leave_patients_out(
 
     keys = [f"{d}d" for d in days_of_data]
     est = {k: np.zeros((n, 3)) for k in keys}
+    est.update({f"{d}d{CAUTIOUS}": np.zeros((n, 3)) for d in days_of_data if d > 0})
     record_metrics = {k: np.zeros(n) for k in rec_metrics_all}
     fitted: list[TherapyPersonaliser] = []
     for f in range(n_folds):
@@ -672,11 +723,14 @@ def leave_patients_out(
         fitted.append(model)
         test_records = records.subset(test_rows)
         for d, key in zip(days_of_data, keys, strict=True):
-            tp = model.adapt(test_records.first_days(d) if d > 0 else None, tuple(groups[test_pat]))
-            est[key][test_pat] = np.stack(
-                [tp.basal_u_per_h, tp.carb_ratio_g_per_u, tp.correction_factor_mg_dl_per_u],
-                axis=1,
-            )
+            own = test_records.first_days(d) if d > 0 else None
+            variants = {key: 0.0, f"{key}{CAUTIOUS}": risk_aversion} if d > 0 else {key: 0.0}
+            for variant, z in variants.items():
+                tp = model.adapt(own, tuple(groups[test_pat]), risk_aversion=z)
+                est[variant][test_pat] = np.stack(
+                    [tp.basal_u_per_h, tp.carb_ratio_g_per_u, tp.correction_factor_mg_dl_per_u],
+                    axis=1,
+                )
         for k, v in rec_metrics_all.items():
             record_metrics[k][test_pat] = v[test_rows]
     parameters = {k: TherapyParameters(v[:, 0], v[:, 1], v[:, 2]) for k, v in est.items()}

@@ -40,7 +40,7 @@ from metamed.dosing.controllers import (
     tdi_rule_therapy,
 )
 from metamed.dosing.patient import VirtualPatients
-from metamed.dosing.personalise import TherapyParameters
+from metamed.dosing.personalise import CAUTIOUS, TherapyParameters
 from metamed.errors import MetamedValueError, unknown_name
 
 __all__ = [
@@ -248,6 +248,21 @@ for _entry in (
         needs_personalisation=True,
         description="basal-bolus therapy on parameters estimated from the patient's own "
         "records (personalisation, leave patients out)",
+    ),
+    ControllerEntry(
+        "personalised_cautious",
+        lambda ctx: [
+            (
+                "personalised_cautious",
+                _basal_bolus(ctx.therapy[f"{ctx.record_days}d{CAUTIOUS}"]),
+            )
+        ],
+        "yes",
+        needs_personalisation=True,
+        description="basal-bolus therapy on a cautious choice from the patient's own "
+        "records: carbohydrate ratio and correction factor one leave-one-out error "
+        "toward smaller boluses, basal as estimated (hypoglycaemia-aware "
+        "personalisation, leave patients out)",
     ),
     ControllerEntry(
         "basal_bolus_g2p2c",
