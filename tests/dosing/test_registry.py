@@ -43,11 +43,12 @@ def gentle_pid():
 
 
 def test_builtins_are_registered_in_order() -> None:
-    assert controller_names()[:5] == (
+    assert controller_names()[:6] == (
         "basal_bolus",
         "pid",
         "population",
         "personalised",
+        "personalised_cautious",
         "basal_bolus_g2p2c",
     )
     assert get_controller("basal_bolus_g2p2c").env_options["announce_ahead_min"] == 20

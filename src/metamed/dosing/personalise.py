@@ -413,7 +413,7 @@ class TherapyPersonaliser:
         ``risk_aversion`` = z > 0 gives a cautious choice instead of the estimate: the
         log correction factor and log carbohydrate ratio move z leave-one-out RMSEs
         (:attr:`loo_rmse_`) up, toward smaller boluses; the basal rate keeps its
-        estimate (see ``_LESS_INSULIN``).  Under the calibration's error, roughly normal
+        estimate (see ``_CAUTIOUS_DIRECTION``).  Under the calibration's error, roughly normal
         on the log scale, the patient's true ratio is then at most the chosen one with
         probability Phi(z) (84 % at z = 1).  The two errors are not symmetric for a
         patient: too large a bolus brings severe hypoglycaemia within hours, too small
@@ -455,8 +455,8 @@ class TherapyPersonaliser:
                 dev = np.nan_to_num((features[i] - self.feature_mean_[g]) / self.feature_scale_)
                 # evidence beyond the training range is not extrapolated
                 dev = np.clip(dev, -3.0, 3.0)
-                # toward less insulin: log CF and log CR up, log basal down
-                caution = risk_aversion * self.loo_rmse_ * _LESS_INSULIN
+                # toward smaller boluses: log CF and log CR up, the basal as estimated
+                caution = risk_aversion * self.loo_rmse_ * _CAUTIOUS_DIRECTION
             else:
                 caution = np.zeros(3)
             params[i] = np.exp(self.pop_log_[g] + dev @ self.coef_ + caution)
@@ -526,11 +526,11 @@ CAUTIOUS = "_cautious"
 
 # Direction of the cautious choice for log (CF, CR, basal): a larger correction factor and
 # carbohydrate ratio give smaller boluses.  The basal rate keeps its estimate: a lower
-# basal lets glucose climb overnight (child#004: from 132 to about 300 mg/dL by
-# breakfast), and the breakfast bolus with its correction then crashed it below
-# 40 mg/dL, so a cautious basal moved the hypoglycaemia instead of removing it
-# (dosing page, ablation).
-_LESS_INSULIN = np.array([1.0, 1.0, 0.0])
+# basal lets glucose climb overnight (child#004, traced by hand: from 132 to about
+# 300 mg/dL by breakfast), and the breakfast bolus with its correction then took it
+# below 40 mg/dL, so a cautious basal moved the hypoglycaemia instead of removing it
+# (docs/results/dosing.md, safety section).
+_CAUTIOUS_DIRECTION = np.array([1.0, 1.0, 0.0])
 
 # Meals of at least this size enter the post-meal excursion statistic (smaller snacks
 # give a noisy per-gram ratio).
