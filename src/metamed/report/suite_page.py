@@ -58,6 +58,9 @@ class SuiteSection:
     tolerance: float = IWPC_TOLERANCE
     #: the run's HTML report, as the page links it (relative to the page)
     report: str | None = None
+    #: wall and CPU time and the load, summed over resumed invocations
+    #: (``metamed.runs.timing.RunCost.describe``); None: ``seconds`` alone
+    cost: str | None = None
 
     @property
     def held_out(self) -> str:
@@ -256,8 +259,9 @@ def suite_markdown(
         draws = section.results["draw"].nunique()
         parts += [f"- K = {ks}; {draws} support draws per {section.held_out} and K."]
         report = f"; [HTML report]({section.report})" if section.report else ""
+        cost = section.cost or f"{section.seconds:.0f} s"
         parts += [
-            f"- Time: {section.seconds:.0f} s (meta-training and scoring every method); peak "
+            f"- Time: {cost}, meta-training and scoring every method; peak "
             f"resident memory of the run so far: {section.peak_memory_mib:.0f} MiB.",
             f"- Files: `{section.folder}/` (results, predictions, config, report.html){report}.",
         ]

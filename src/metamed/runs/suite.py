@@ -56,7 +56,6 @@ import dataclasses
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -88,7 +87,8 @@ from metamed.runs.benchmark import run_spec
 from metamed.runs.executors import Executor, SerialExecutor
 from metamed.runs.imaging import ImagingSuite, ImagingSuiteOutputs, run_imaging_suite
 from metamed.runs.molecules import MoleculeSuite, MoleculeSuiteOutputs, run_molecule_suite
-from metamed.runs.run_folder import RunFolder, peak_memory_mib
+from metamed.runs.run_folder import JOBS_DIR, RunFolder, peak_memory_mib
+from metamed.runs.timing import Stopwatch, record_cost
 from metamed.threads import single_threaded
 
 if sys.version_info >= (3, 11):
@@ -391,12 +391,13 @@ def _run_each(
 ) -> list[SuiteSection]:
     sections: list[SuiteSection] = []
     for entry in suite.datasets:
-        start = time.perf_counter()
+        continued = resume and (places[entry.folder] / JOBS_DIR).is_dir()
+        watch = Stopwatch()
         outputs = run_spec(
             entry.spec, places[entry.folder], data_dir=data_dir, executor=executor,
             force=force, resume=resume, progress=progress,
         )  # fmt: skip
-        seconds = time.perf_counter() - start
+        cost = record_cost(places[entry.folder].parent, entry.folder, watch.stop(), continued)
         config = json.loads(outputs.config_json.read_text())
         split = config.get("config", config).get("split_rule", {})
         decisions = (
@@ -421,8 +422,9 @@ def _run_each(
                 results=pd.read_parquet(outputs.results_parquet),
                 baselines=entry.spec.baselines,
                 split=split,
-                seconds=seconds,
+                seconds=cost.wall_s,
                 peak_memory_mib=peak_memory_mib(),
+                cost=cost.describe(),
                 folder=entry.folder,
                 notes=entry.notes,
                 decisions=decisions,
