@@ -89,6 +89,7 @@ __all__ = [
     "adaptation_table",
     "parameter_error_table",
     "g2p2c_scoring_table",
+    "is_adaptation_curve",
 ]
 
 #: The built-in controllers (see :mod:`metamed.dosing.registry` for adding one).
