@@ -82,8 +82,15 @@ from metamed.evaluation.protocol import Progress
 from metamed.evaluation.spec import MethodSpec, check_keys
 from metamed.learners.base import MetaLearner
 from metamed.learners.networks import make_network
-from metamed.outputs import check_output_place, staged_output
-from metamed.runs.run_folder import CellCounter, RunFolder, cell_key, peak_memory_mib
+from metamed.outputs import staged_output
+from metamed.runs.run_folder import (
+    CellCounter,
+    RunFolder,
+    cell_key,
+    check_suite_places,
+    peak_memory_mib,
+    write_suite_page,
+)
 from metamed.tasks import ImageTasks, Task, image_tasks
 
 __all__ = [
@@ -428,15 +435,9 @@ def run_imaging_suite(
     command : str
         The command line that regenerates the run, printed on the page.
     """
-    out_dir = check_output_place(out, merge=True)
-    if page is not None and Path(page).exists() and not Path(page).is_file():
-        raise MetamedValueError(
-            f"--page {page} is a folder; give a file path such as docs/results/imaging.md."
-        )
-    places = {
-        e.folder: RunFolder.check(out_dir / e.folder, resume=resume, force=force)
-        for e in suite.entries
-    }
+    out_dir, places = check_suite_places(
+        out, [e.folder for e in suite.entries], page, resume=resume, force=force
+    )
     if load is None:
         for dataset in sorted({e.dataset for e in suite.entries}):
             dataset_folder(dataset, data_dir)  # every file present
@@ -591,15 +592,8 @@ def _write_page(
         else pd.DataFrame()
     )
     text = imaging_page(suite, sections, summary, paired, command)
-    with staged_output(out_dir, merge=True) as staging:
-        (staging / f"{suite.name}.md").write_text(text)
-        summary.to_csv(staging / "summary.csv", index=False)
-        paired.to_csv(staging / "paired.csv", index=False)
-    page_path = out_dir / f"{suite.name}.md"
-    if page is not None:
-        Path(page).parent.mkdir(parents=True, exist_ok=True)
-        Path(page).write_text(text)
-        page_path = Path(page)
+    tables = {"summary.csv": summary, "paired.csv": paired}
+    page_path = write_suite_page(out_dir, suite.name, text, tables, page)
     return ImagingSuiteOutputs(out_dir, page_path, summary, paired, text)
 
 

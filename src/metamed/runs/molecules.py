@@ -71,8 +71,14 @@ from metamed.evaluation.protocol import Progress
 from metamed.evaluation.spec import BenchmarkSpec, DataSpec, MethodSpec, check_keys
 from metamed.learners import BASELINES
 from metamed.learners.base import MetaLearner
-from metamed.outputs import check_output_place, staged_output
-from metamed.runs.run_folder import CellCounter, RunFolder, cell_key
+from metamed.outputs import staged_output
+from metamed.runs.run_folder import (
+    CellCounter,
+    RunFolder,
+    cell_key,
+    check_suite_places,
+    write_suite_page,
+)
 
 __all__ = [
     "ANCHORS",
@@ -285,15 +291,9 @@ def run_molecule_suite(
     command : str
         The command line that regenerates the run, printed on the page.
     """
-    out_dir = check_output_place(out, merge=True)
-    if page is not None and Path(page).exists() and not Path(page).is_file():
-        raise MetamedValueError(
-            f"--page {page} is a folder; give a file path such as docs/results/molecules.md."
-        )
-    places = {
-        e.folder: RunFolder.check(out_dir / e.folder, resume=resume, force=force)
-        for e in suite.collections
-    }
+    out_dir, places = check_suite_places(
+        out, [e.folder for e in suite.collections], page, resume=resume, force=force
+    )
     if load is None:
         for entry in suite.collections:
             get_source("moleculenet").resolve_options({"collection": entry.collection})
@@ -432,14 +432,7 @@ def _write_page(
     table = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
     summary = summarise_molecules(table, seed=suite.protocol.seed) if len(table) else table
     text = molecules_page(suite, sections, summary, command)
-    with staged_output(out_dir, merge=True) as staging:
-        (staging / f"{suite.name}.md").write_text(text)
-        summary.to_csv(staging / "summary.csv", index=False)
-    page_path = out_dir / f"{suite.name}.md"
-    if page is not None:
-        Path(page).parent.mkdir(parents=True, exist_ok=True)
-        Path(page).write_text(text)
-        page_path = Path(page)
+    page_path = write_suite_page(out_dir, suite.name, text, {"summary.csv": summary}, page)
     return MoleculeSuiteOutputs(out_dir, page_path, summary, text)
 
 

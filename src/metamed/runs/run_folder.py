@@ -57,7 +57,10 @@ try:  # POSIX
 except ImportError:  # pragma: no cover - Windows: no lock, a concurrent run is not detected
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["JOBS_DIR", "CellCounter", "RunFolder", "cell_key", "peak_memory_mib"]
+__all__ = [
+    "JOBS_DIR", "CellCounter", "RunFolder", "cell_key", "check_suite_places", "peak_memory_mib",
+    "write_suite_page",
+]  # fmt: skip
 
 JOBS_DIR = "jobs"
 _RUN = "run.json"
@@ -297,6 +300,45 @@ class CellCounter:
     def say(self, what: str) -> None:
         if self.progress is not None:
             self.progress(what, self.done, self.total)
+
+
+def check_suite_places(
+    out: str | os.PathLike[str],
+    folders: list[str],
+    page: str | os.PathLike[str] | None,
+    *,
+    resume: bool,
+    force: bool,
+) -> tuple[Path, dict[str, Path]]:
+    """A cell-recording suite's outputs checked before any work: ``out`` itself, the
+    ``page`` path (a file, not a folder) and each entry's run folder ``out/<folder>``."""
+    out_dir = check_output_place(out, merge=True)
+    if page is not None and Path(page).exists() and not Path(page).is_file():
+        raise MetamedValueError(
+            f"--page {page} is a folder; give a file path such as docs/results/<suite>.md."
+        )
+    places = {f: RunFolder.check(out_dir / f, resume=resume, force=force) for f in folders}
+    return out_dir, places
+
+
+def write_suite_page(
+    out_dir: Path,
+    name: str,
+    text: str,
+    tables: dict[str, pd.DataFrame],
+    page: str | os.PathLike[str] | None,
+) -> Path:
+    """Write a suite's page ``out_dir/<name>.md`` with its ``tables`` (CSV, by file name)
+    all or nothing, copy it to ``page`` when given, and return where the page is."""
+    with staged_output(out_dir, merge=True) as staging:
+        (staging / f"{name}.md").write_text(text)
+        for file, table in tables.items():
+            table.to_csv(staging / file, index=False)
+    if page is None:
+        return out_dir / f"{name}.md"
+    Path(page).parent.mkdir(parents=True, exist_ok=True)
+    Path(page).write_text(text)
+    return Path(page)
 
 
 def peak_memory_mib() -> float:
