@@ -550,8 +550,8 @@ class PooledFineTune(PooledMLP):
 
         The same steps as the autograd loop (``engine.loss_grad`` is the analytic gradient
         of the same mean loss, checked against autograd in the tests), without building a
-        graph per step: autograd's bookkeeping cost more than the arithmetic on these
-        small networks (133 ms against 12 ms per fine-tuning of a 64-64 MLP on 20 rows).
+        graph per step: on these small networks autograd's bookkeeping costs several
+        times the arithmetic (about ten times over, for a 64-64 MLP on 20 rows).
         A step that diverges shows as a weight that is not finite at the end (a
         non-finite loss has non-finite gradients).
         """
