@@ -32,6 +32,17 @@ torch.set_num_threads(1)
 DATA_DIR_ENV = "METAMED_DATA_DIR"
 
 
+@pytest.fixture(autouse=True)
+def _restore_device() -> Iterator[None]:
+    """A command run by a test sets the process's --device (auto: a GPU where there is
+    one); the next test starts from the device the session started with."""
+    from metamed import device
+
+    before = device._current
+    yield
+    device._current = before
+
+
 def how_to_get(folder: str | None = None) -> str:
     """How a user gets the data a test needs: the command for each dataset stored in
     ``folder`` (all of them when None), ``metamed data fetch`` where the files can be
@@ -177,17 +188,19 @@ def split_support_query():
 
 
 def _write_medmnist_set(
-    folder: Path, file: str, sizes: dict[str, int], seed: int, dims: int = 2
+    folder: Path, file: str, sizes: dict[str, int], seed: int, dims: int = 2, side: int = 28
 ) -> None:
-    """One MedMNIST-layout npz of random 28 x 28 images (``dims`` = 3: 28^3 binary masks,
-    as AdrenalMNIST3D's), labels alternating 0 / 1."""
+    """One MedMNIST-layout npz of random ``side`` x ``side`` images (``dims`` = 3:
+    ``side``^3 binary masks, as AdrenalMNIST3D's), labels alternating 0 / 1."""
     rng = np.random.default_rng(seed)
     arrays = {}
     for split, n in sizes.items():
         if dims == 2:
-            images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        else:
-            images = (rng.integers(0, 2, (n, 28, 28, 28)) * 255).astype(np.uint8)
+            images = rng.integers(0, 256, (n, side, side), dtype=np.uint8)
+        else:  # at 64^3 a random 8^3 corner: with more voxels a chance copy of the label
+            c = 28 if side == 28 else 8  # (the cohort's leakage check) becomes likely
+            images = np.zeros((n, side, side, side), dtype=np.uint8)
+            images[:, :c, :c, :c] = rng.integers(0, 2, (n, c, c, c)) * 255
         arrays[f"{split}_images"] = images
         arrays[f"{split}_labels"] = (np.arange(n) % 2).astype(np.uint8).reshape(n, 1)
     np.savez(folder / file, **arrays)
@@ -204,5 +217,8 @@ def tiny_medmnist(tmp_path_factory) -> Path:
     )
     _write_medmnist_set(
         folder, "adrenalmnist3d_28.npz", {"train": 6, "val": 2, "test": 4}, 2, dims=3
+    )
+    _write_medmnist_set(
+        folder, "adrenalmnist3d_64.npz", {"train": 6, "val": 2, "test": 4}, 3, dims=3, side=64
     )
     return folder

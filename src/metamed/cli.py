@@ -162,6 +162,20 @@ THREADS_HELP = (
 )
 
 
+DEVICE_HELP = (
+    "Where the torch learners compute: auto (a CUDA GPU when torch sees one, else the "
+    "CPU) | cpu | cuda; recorded with each result, never part of what a run is."
+)
+
+
+def _use_device(device: str) -> None:
+    """Apply --device before any work (``cuda`` without a GPU: one line, exit 2); see
+    :mod:`metamed.device`."""
+    from metamed.device import set_device
+
+    set_device(device)
+
+
 def _use_threads(threads: int | None) -> None:
     """Apply --threads (or its default) before any work; see :mod:`metamed.threads`."""
     from metamed.threads import set_threads
@@ -428,6 +442,7 @@ def benchmark(
     ),
     param: list[str] | None = typer.Option(None, "--param", help=PARAM_HELP),
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
     suite: str | None = typer.Option(
         None,
         help="Run a benchmark suite and write its results page: a shipped suite by name "
@@ -454,6 +469,7 @@ def benchmark(
         raise typer.Exit(2)
     with user_errors():
         _use_threads(threads)
+        _use_device(device)
         params = _parse_params(param)
         if params and (suite is not None or page is not None):
             raise MetamedValueError(
@@ -464,10 +480,18 @@ def benchmark(
         from metamed.runs import make_executor, read_spec, run_spec
         from metamed.runs.run_folder import RunFolder
 
+        if executor == "ray":  # Ray's workers compute where Ray puts them: on their CPUs
+            if device not in ("auto", "cpu"):
+                raise MetamedValueError(
+                    f"--device {device} computes in this process or its --executor processes "
+                    "workers; Ray's workers compute on their CPUs. Drop --device, or use "
+                    "--executor processes."
+                )
+            _use_device("cpu")
         runner = make_executor(executor, jobs, address)
         if suite is not None or page is not None:
             _run_suite(suite, page, config, given, out, data_dir, runner, force, resume,
-                       (executor, jobs))  # fmt: skip
+                       (executor, jobs), device)  # fmt: skip
             return
         method_names: list[str] | None = None
         if config is not None:
@@ -548,7 +572,9 @@ def _rare_rule(n_common: int | None):
     return RareRule(n_common=n_common)
 
 
-def _run_suite(suite, page, config, given, out, data_dir, runner, force, resume, how) -> None:
+def _run_suite(
+    suite, page, config, given, out, data_dir, runner, force, resume, how, device="auto"
+) -> None:
     """``benchmark --suite``: every dataset of the suite, then its results page."""
     from metamed.runs.suite import read_suite, run_suite
 
@@ -568,6 +594,8 @@ def _run_suite(suite, page, config, given, out, data_dir, runner, force, resume,
     command += f" --out {out}"
     if how != ("serial", 1):
         command += f" --executor {how[0]} --jobs {how[1]}"
+    if device != "auto":
+        command += f" --device {device}"
     if page is not None:
         command += f" --page {page}"
     with progress_bar(f"suite {the_suite.name}") as update:
@@ -941,10 +969,12 @@ def train(
     force: bool = typer.Option(False, "--force", help="Replace a model already in --out."),
     param: list[str] | None = typer.Option(None, "--param", help=PARAM_HELP),
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Meta-train one method on every task of a dataset and save it as a model artifact."""
     with user_errors():
         _use_threads(threads)
+        _use_device(device)
         from metamed.evaluation.spec import set_params
         from metamed.runs.train import read_train_spec, train_model
 

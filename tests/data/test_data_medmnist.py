@@ -125,3 +125,19 @@ def test_real_volumes_keep_medmnist_split_sizes(data_dir: Path, need_dataset) ->
     assert [len(tasks.split(s)[task]) for s in ("train", "val", "test")] == [1188, 98, 298]
     assert int(tasks.test[task].y.sum()) == 69  # hyperplasia, MedMNIST's label 1
     assert set(np.unique(tasks.test[task].X)) <= {0.0, 1.0}  # shape masks
+
+
+def test_size_64_loads_the_64_cubed_volumes_and_only_for_adrenalmnist3d(tiny_folder: Path) -> None:
+    cohort = _load(tiny_folder, sets=("adrenalmnist3d",), size=64)
+    assert cohort.provenance["image_shape"] == [1, 64, 64, 64]
+    columns = medmnist.pixel_columns(64, 3)
+    assert len(columns) == 64**3 and columns[-1] == "px_262143"
+    with np.load(tiny_folder / "adrenalmnist3d_64.npz") as raw:
+        np.testing.assert_array_equal(
+            cohort.frame[columns[:500]].to_numpy()[-4:], raw["test_images"].reshape(4, -1)[:, :500] / 255
+        )
+    assert image_tasks(cohort).image_shape == (1, 64, 64, 64)
+    with pytest.raises(MetamedValueError, match="breastmnist has no 64-px copy.*size=28"):
+        _load(tiny_folder, sets=("breastmnist",), size=64)
+    with pytest.raises(MetamedValueError, match="Did you mean"):
+        get_source("medmnist").resolve_options({"size": 65})

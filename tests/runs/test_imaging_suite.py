@@ -20,9 +20,10 @@ TINY = Path(__file__).with_name("imaging-tiny.toml")
 
 
 def _loader(folder: Path):
-    def load(dataset, sets, corruptions):
+    def load(dataset, sets, corruptions, size=28):
         spec = get_source(dataset)
-        return spec.loader(folder, **spec.resolve_options({"sets": sets, "corruptions": corruptions}))
+        options = {"sets": sets, "corruptions": corruptions, "size": size}
+        return spec.loader(folder, **spec.resolve_options(options))
 
     return load
 
@@ -173,3 +174,84 @@ def test_a_3d_setting_runs_on_the_3d_cnn_and_a_2d_cnn_is_refused(
     assert "cnn3d (2,)" in outputs.text
     with pytest.raises(MetamedError, match="not a square number of pixels"):
         replace(suite, entries=(replace(volumes, overrides={}),))
+
+
+def test_the_device_is_recorded_per_cell_kept_out_of_the_keys_and_not_mixed_on_resume(
+    tiny_medmnist: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import json
+
+    import torch
+
+    suite = _tiny()
+    small = replace(
+        suite, entries=suite.entries[:1],
+        methods=tuple(m for m in suite.methods if m.id in ("linear-probe", "support-only")),
+    )  # fmt: skip
+    out = tmp_path / "r"
+    outputs = run_imaging_suite(small, out, load=_loader(tiny_medmnist), device="cpu")
+    place = out / small.entries[0].folder
+    infos = [json.loads(p.read_text())["info"] for p in place.glob("jobs/cell-*/job.json")]
+    assert len(infos) == 2 and {i["device"] for i in infos} == {"cpu"}
+    # a CPU run's identity and cell keys are what they were before --device existed
+    identity = json.loads((place / "jobs" / "run.json").read_text())
+    assert "device" not in identity
+    keys = json.loads((place / "config.json").read_text())["methods"].values()
+    assert not any("device" in key for key in keys)
+    assert "Computed on: cpu" in outputs.text
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # resolves, computes nothing
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    with pytest.raises(MetamedError, match="computed on cpu, this one would compute on cuda.*--device cpu"):
+        run_imaging_suite(small, out, load=_loader(tiny_medmnist), resume=True, device="cuda")
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+def test_cli_device_cuda_without_a_gpu_is_one_line_exit_2_and_writes_nothing(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["benchmark", "--suite", str(TINY), "--out", str(out), "--device", "cuda",
+              "--data-dir", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "torch sees no CUDA GPU" in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_a_64_cubed_setting_loads_its_own_file_into_its_own_folder(
+    tiny_medmnist: Path, tmp_path: Path
+) -> None:
+    import json
+
+    suite = _tiny()
+    text = TINY.read_text() + (
+        '\n[[datasets]]\nsets = ["adrenalmnist3d"]\nsize = 64\ntrain_corruptions = ["none"]\n'
+        'test_corruptions = ["resolution"]\noverrides = { network = "cnn3d" }\n'
+    )
+    (tmp_path / "s.toml").write_text(text)
+    volumes = read_suite(tmp_path / "s.toml").entries[-1]
+    assert volumes.size == 64 and volumes.folder == "corruption-adrenalmnist3d-64"
+    small = replace(
+        suite, entries=(volumes,),
+        methods=tuple(m for m in suite.methods if m.id in ("protonet", "support-only")),
+        baseline_ids=("support-only",),
+    )  # fmt: skip
+    outputs = run_imaging_suite(small, tmp_path / "r", load=_loader(tiny_medmnist))
+    place = tmp_path / "r" / volumes.folder
+    assert json.loads((place / "config.json").read_text())["image_shape"] == [1, 64, 64, 64]
+    assert json.loads((place / "jobs" / "run.json").read_text())["data"]["image_shape"] == [1, 64, 64, 64]
+    assert set(outputs.summary["task"]) == {"adrenalmnist3d/resolution"}
+    with pytest.raises(MetamedError, match="breastmnist has no 64-px copy"):
+        ImagingEntry(sets=("breastmnist", "pneumoniamnist"), held_out="breastmnist", size=64)
+
+
+def test_a_28_px_folder_identity_is_what_it_was_before_the_size_option() -> None:
+    provenance = {"dataset": {"name": "medmnist", "options": {"sets": ["a"], "size": 28}}}
+    assert imaging._data_identity(provenance)["dataset"]["options"] == {"sets": ["a"]}
+    provenance["dataset"]["options"]["size"] = 64
+    assert imaging._data_identity(provenance)["dataset"]["options"]["size"] == 64

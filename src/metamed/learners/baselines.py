@@ -32,6 +32,7 @@ import torch
 from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 
+from metamed.device import as_tensor, to_cpu, to_device
 from metamed.errors import MetamedValueError
 from metamed.learners._estimator_state import estimator_from_state, estimator_state
 from metamed.learners._params import (
@@ -185,10 +186,10 @@ class MLPModel(AdaptedModel):
             self.network = network
 
     def _raw(self, X: Any) -> torch.Tensor:
-        x = torch.from_numpy(self._inputs(X))
+        x = as_tensor(self._inputs(X))
         net = network_of(getattr(self, "network", None), self.n_features)
         with torch.no_grad():
-            return net.forward(self.params, x)
+            return net.forward(to_device(self.params), x).cpu()
 
 
 class BinaryMLPModel(BinaryModel, MLPModel):
@@ -402,16 +403,17 @@ class PooledMLP(MetaLearner):
             rows.n_features, rows.outcome, rows.X, rows.y, rows.val_tasks
         )
         scaling = outcome.fit_scaling(y)
-        x_t = torch.from_numpy(X)
-        y_t = torch.from_numpy(scaling.transform(y)).float()
+        x_t = as_tensor(X)
+        y_t = as_tensor(scaling.transform(y)).float()
         if val_tasks:
             xv, yv = stack_tasks(val_tasks)
-            xv_t = torch.from_numpy(xv)
-            yv_t = torch.from_numpy(scaling.transform(yv)).float()
+            xv_t = as_tensor(xv)
+            yv_t = as_tensor(scaling.transform(yv)).float()
 
         gen = torch.Generator().manual_seed(int(self.random_state))
         net = make_network(str(self.network), self.hidden_sizes, n_features)
-        params = {k: v.requires_grad_(True) for k, v in net.init(gen).items()}
+        # initialised on the CPU from the seeded generator: the same start on every device
+        params = {k: v.requires_grad_(True) for k, v in to_device(net.init(gen)).items()}
         fit = fit_minibatches(
             params,
             lambda idx: outcome.loss(net.forward(params, x_t[idx]), y_t[idx]),
@@ -426,7 +428,7 @@ class PooledMLP(MetaLearner):
             progress=self.progress,
         )
         best, best_epoch, history = fit.params, fit.best_epoch, fit.history
-        self.params_ = best
+        self.params_ = to_cpu(best)  # fitted state rests on the CPU
         self.n_features_ = n_features
         self.outcome_type_ = outcome
         self.y_mean_ = scaling.mean
@@ -455,7 +457,7 @@ class PooledMLP(MetaLearner):
         """The adapted model of the training outcome with ``params``."""
         return adapted_mlp(
             self.outcome_type_,
-            params,
+            to_cpu(params),
             self.n_features_,
             self.y_mean_,
             self.y_std_,
@@ -507,8 +509,8 @@ class PooledFineTune(PooledMLP):
         weights.  Wherever the steps stay finite the result is the plain fine-tuning's.
         """
         self._check_adapt(support)
-        x = torch.from_numpy(support.X)
-        y = torch.from_numpy((support.y - self.y_mean_) / self.y_std_).float()
+        x = as_tensor(support.X)
+        y = as_tensor((support.y - self.y_mean_) / self.y_std_).float()
         lr = float(self.finetune_lr)
         for _ in range(_RETRIES + 1):
             params = self._finetune(x, y, lr)
@@ -523,7 +525,7 @@ class PooledFineTune(PooledMLP):
         """The fine-tuned weights at step size ``lr``, or None where a step diverged."""
         if self._network_spec() is None:
             return self._finetune_mlp(x, y, lr)
-        anchor = self.params_
+        anchor = to_device(self.params_)
         params = {k: v.clone().requires_grad_(True) for k, v in anchor.items()}
         net = self._net()
         for _ in range(int(self.finetune_steps)):
@@ -555,7 +557,7 @@ class PooledFineTune(PooledMLP):
         A step that diverges shows as a weight that is not finite at the end (a
         non-finite loss has non-finite gradients).
         """
-        anchor = self.params_
+        anchor = to_device(self.params_)
         params = dict(anchor)
         mask = torch.ones_like(y)
         strength = float(self.anchor_strength)

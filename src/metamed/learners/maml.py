@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from metamed.device import as_tensor, current_device, to_cpu, to_device
 from metamed.errors import MetamedValueError
 from metamed.learners._params import (
     NON_NEGATIVE_INT,
@@ -114,8 +115,8 @@ class AdaptedMLP(AdaptedModel):
         spec = getattr(self, "network", None)
         net = _MLP if spec is None else make_network(spec[0], spec[1], self.n_features)
         with torch.no_grad():
-            out = net.forward(self.params, torch.from_numpy(self._inputs(X)))
-        return out.double().reshape(-1)
+            out = net.forward(to_device(self.params), as_tensor(self._inputs(X)))
+        return out.cpu().double().reshape(-1)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Logits (binary) or standardised predictions (numeric), shape (n,)."""
@@ -265,7 +266,7 @@ class GradientMetaLearner(MetaLearner):
             for t in usable
             for _ in range(VAL_DRAWS_PER_TASK)
         ]
-        return self._scaled(stack_episodes(episodes))
+        return self._scaled(stack_episodes(episodes)).to(current_device())
 
     def _val_loss(self, state: dict[str, Params], batch: EpisodeBatch) -> float:
         """Query loss after the test-time adaptation (``adapt_steps``, no outer graph)."""
@@ -321,7 +322,8 @@ class GradientMetaLearner(MetaLearner):
         network = self._network(n_features)
         if self._network_spec() is not None:
             self._config(int(self.inner_steps), False)  # a backend the network lacks: now
-        state = self._init_state(network.init(generator))
+        # initialised on the CPU from the seeded generator: the same start on every device
+        state = self._init_state(to_device(network.init(generator)))
         val_batch = (
             self._val_batch(val_tasks, np.random.default_rng(val_seed)) if val_tasks else None
         )
@@ -330,8 +332,8 @@ class GradientMetaLearner(MetaLearner):
             history, best_state = self._loop(state, sampler, val_batch)
         finally:
             del self._optimizer
-        for stem, tensors in best_state.items():
-            setattr(self, f"{stem}_", tensors)
+        for stem, tensors in best_state.items():  # fitted state rests on the CPU
+            setattr(self, f"{stem}_", to_cpu(tensors))
         self.n_features_ = n_features
         self.skipped_tasks_ = dict(sampler.skipped)
         self.history_ = history
@@ -351,7 +353,7 @@ class GradientMetaLearner(MetaLearner):
         total = int(self.meta_iterations)
         iteration = 0
         for iteration in range(1, total + 1):
-            batch = self._scaled(sampler.sample(int(self.meta_batch_size)))
+            batch = self._scaled(sampler.sample(int(self.meta_batch_size))).to(current_device())
             loss = self._train_step(state, batch, iteration)
             if not math.isfinite(loss):
                 raise MetamedValueError(
@@ -381,13 +383,13 @@ class GradientMetaLearner(MetaLearner):
         """Fine-tune the meta-learned parameters on ``support``; the learner is unchanged."""
         self._check_fitted()
         self._check_support(support, self.n_features_)
-        state = self._fitted_state()
+        state = {stem: to_device(tensors) for stem, tensors in self._fitted_state().items()}
         y = (support.y - self.target_mean_) / self.target_std_
         with torch.no_grad():
             adapted = adapt_params(
                 state["params"],
-                torch.from_numpy(support.X),
-                torch.from_numpy(y.astype(np.float32)),
+                as_tensor(support.X),
+                as_tensor(y.astype(np.float32)),
                 inner_lr=self._inner_lr(state),
                 inner_steps=self._adapt_steps(),
                 outcome_type=self.outcome_type_,
@@ -397,7 +399,7 @@ class GradientMetaLearner(MetaLearner):
             )
         model = _ADAPTED_MLPS[self.outcome_type_]
         return model(
-            adapted, self.n_features_, self.target_mean_, self.target_std_, self._network_spec()
+            to_cpu(adapted), self.n_features_, self.target_mean_, self.target_std_, self._network_spec()
         )
 
     def _fitted_state(self) -> dict[str, Params]:

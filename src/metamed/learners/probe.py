@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from metamed.device import as_tensor, to_cpu, to_device
 from metamed.learners._params import (
     NON_NEGATIVE,
     POSITIVE,
@@ -87,7 +88,7 @@ class LinearProbe(PooledMLP):
         net = self._net()
         body, _ = net.split(self.params_)
         with torch.no_grad():
-            phi = net.features(body, torch.from_numpy(X))
+            phi = net.features(to_device(body), as_tensor(X)).cpu()
         self.feature_mean_ = phi.mean(0)
         # A unit that never fires has SD 0: dividing by 1 leaves it at 0 instead of NaN.
         std = phi.std(0)
@@ -106,7 +107,7 @@ class LinearProbe(PooledMLP):
             head = {"w0": torch.zeros(1, width), "b0": torch.tensor([logit])}
             return self._model(net.join(body, head))
         with torch.no_grad():
-            phi = net.features(body, torch.from_numpy(support.X))
+            phi = net.features(to_device(body), as_tensor(support.X)).cpu()
         z = ((phi - self.feature_mean_) / self.feature_std_).double().numpy()
         fit = LogisticRegression(C=float(self.C), max_iter=1000).fit(z, support.y.astype(int))
         # The head on raw features: w·(phi - m)/s + b = (w/s)·phi + (b - Σ w m / s).
@@ -167,18 +168,18 @@ class SupportOnly(MetaLearner):
         _check_adapt(self, support)
         spec = self._network_spec()
         net = make_network(spec[0], spec[1], self.n_features_)
-        params = net.init(torch.Generator().manual_seed(int(self.random_state)))
+        params = to_device(net.init(torch.Generator().manual_seed(int(self.random_state))))
         params = {k: v.requires_grad_(True) for k, v in params.items()}
         opt = torch.optim.Adam(
             params.values(), lr=float(self.lr), weight_decay=float(self.weight_decay)
         )
-        x, y = torch.from_numpy(support.X), torch.from_numpy(support.y)
+        x, y = as_tensor(support.X), as_tensor(support.y)
         for _ in range(int(self.steps)):
             loss = BINARY.loss(net.forward(params, x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
         return adapted_mlp(
-            BINARY, params, self.n_features_, 0.0, 1.0, None if self.network == "mlp" else spec
+            BINARY, to_cpu(params), self.n_features_, 0.0, 1.0, None if self.network == "mlp" else spec
         )
 

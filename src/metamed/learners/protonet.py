@@ -42,6 +42,7 @@ from numbers import Integral
 import numpy as np
 import torch
 
+from metamed.device import as_tensor, current_device, to_cpu, to_device
 from metamed.errors import MetamedValueError
 from metamed.learners._params import (
     POSITIVE,
@@ -162,15 +163,17 @@ class ProtoModel(BinaryModel):
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(y = 1) per row, shape (n,)."""
-        x = torch.from_numpy(self._inputs(X))
+        x = as_tensor(self._inputs(X))
         spec = getattr(self, "network", None)
         net = None if spec is None else network_of(spec, self.n_features, len(self.c0))
+        device = x.device
         with torch.no_grad():
-            log_odds = None if self.log_odds is None else torch.tensor(self.log_odds)
+            log_odds = None if self.log_odds is None else torch.tensor(self.log_odds, device=device)
             logits = proto_logits(
-                embed(self.params, x, net), self.c0, self.c1, torch.tensor(self.log_scale), log_odds
-            )
-        return torch.sigmoid(logits).double().numpy()
+                embed(to_device(self.params), x, net), self.c0.to(device), self.c1.to(device),
+                torch.tensor(self.log_scale, device=device), log_odds,
+            )  # fmt: skip
+        return torch.sigmoid(logits).cpu().double().numpy()
 
 
 @register("protonet")
@@ -248,13 +251,16 @@ class ProtoNet(MetaLearner):
                 val_sampler = EpisodeSampler(val_tasks, k, n_query, np.random.default_rng(seeds[1]))
             except MetamedValueError as error:
                 raise MetamedValueError(f"val_tasks: {error}") from error
-            val_batch = val_sampler.sample(VAL_EPISODES)
+            val_batch = val_sampler.sample(VAL_EPISODES).to(current_device())
 
         gen = torch.Generator().manual_seed(int(self.random_state))
         net = make_network(str(self.network), self.hidden_sizes, n_features, int(self.embedding_dim))
         network = None if self.network == "mlp" else net
-        params = {name: p.requires_grad_(True) for name, p in net.init(gen).items()}
-        log_scale = torch.zeros((), requires_grad=bool(self.learn_temperature))
+        # initialised on the CPU from the seeded generator: the same start on every device
+        params = {name: p.requires_grad_(True) for name, p in to_device(net.init(gen)).items()}
+        log_scale = torch.zeros(
+            (), device=current_device(), requires_grad=bool(self.learn_temperature)
+        )
         trainable = [*params.values(), *([log_scale] if self.learn_temperature else [])]
         opt = torch.optim.Adam(trainable, lr=self.lr)
         prior = bool(self.prior_correction)
@@ -267,7 +273,7 @@ class ProtoNet(MetaLearner):
         stopper = EarlyStopping(snapshot(), int(self.patience))
         total = int(self.n_iterations)
         for iteration in range(1, total + 1):
-            batch = sampler.sample(int(self.meta_batch_size))
+            batch = sampler.sample(int(self.meta_batch_size)).to(current_device())
             loss = _batch_loss(params, log_scale, batch, prior, network)
             opt.zero_grad()
             loss.backward()
@@ -286,11 +292,11 @@ class ProtoNet(MetaLearner):
         best, best_iteration = stopper.best_state, stopper.best_step
         if val_batch is None:
             best, best_iteration = snapshot(), total
-        self.params_, self.log_scale_ = best
+        self.params_, self.log_scale_ = to_cpu(best[0]), best[1]  # at rest on the CPU
         with torch.no_grad():  # the prior prototypes of one-class support sets
-            X, y = (torch.from_numpy(a) for a in stack_tasks(train_tasks))
-            c0, c1, _ = prototypes(embed(self.params_, X, network), y, torch.ones_like(y))
-        self.class_means_ = torch.stack([c0, c1])
+            X, y = (as_tensor(a) for a in stack_tasks(train_tasks))
+            c0, c1, _ = prototypes(embed(to_device(self.params_), X, network), y, torch.ones_like(y))
+        self.class_means_ = torch.stack([c0, c1]).cpu()
         self.n_features_ = n_features
         self.outcome_type_ = outcome_type
         self.best_iteration_ = best_iteration
@@ -306,9 +312,10 @@ class ProtoNet(MetaLearner):
         spec = self._network_spec()
         network = None if spec is None else network_of(spec, self.n_features_, self._width())
         with torch.no_grad():
-            emb = embed(self.params_, torch.from_numpy(support.X), network)
-            y = torch.from_numpy(support.y)
+            emb = embed(to_device(self.params_), as_tensor(support.X), network)
+            y = as_tensor(support.y)
             c0, c1, log_odds = prototypes(emb, y, torch.ones_like(y))
+            c0, c1 = c0.cpu(), c1.cpu()
             n1 = float(y.sum())
             if n1 in (0.0, float(len(y))):  # one class: see the module docstring
                 c0, c1 = (self.class_means_[0], c1) if n1 else (c0, self.class_means_[1])

@@ -16,6 +16,7 @@ from typing import Any
 
 from metamed.data import cohort_from_table, load_dataset
 from metamed.data.cohort import Cohort
+from metamed.device import device_kind, device_name
 from metamed.errors import DataNotFoundError, MetamedValueError
 from metamed.evaluation.protocol import (
     FitJob,
@@ -283,10 +284,14 @@ def run_benchmark(
         "methods": method_params,
     }
     replace = force and out.is_dir() and any(out.iterdir())
-    with RunFolder.open(out, identity, resume=resume, replace=replace) as folder:
+    device = device_kind()  # --device: not part of the jobs' keys, one device a folder
+    if resume:
+        RunFolder.check_device(out, device)
+    with RunFolder.open(out, identity, resume=resume, replace=replace, device=device) as folder:
         result = execute(the_plan, taskset, executor or SerialExecutor(), folder, progress)
         run_config = {
             "dataset": cohort.name,
+            "device": device_name(),
             "task_col": taskset.task_col,
             "schema": cohort.schema.to_dict(),
             "tasks": taskset.summary().to_dict(orient="records"),

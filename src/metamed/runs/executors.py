@@ -26,6 +26,7 @@ from collections.abc import Collection, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
+from metamed.device import current_device
 from metamed.errors import MetamedValueError, did_you_mean
 from metamed.evaluation.protocol import (
     FitJob,
@@ -86,12 +87,15 @@ class SerialExecutor(Executor):
 _WORKER_TASKSET: TaskSet | None = None
 
 
-def _start_worker(taskset: TaskSet, threads: int) -> None:
+def _start_worker(taskset: TaskSet, threads: int, device: str = "cpu") -> None:
     import torch
+
+    from metamed.device import set_device
 
     global _WORKER_TASKSET
     _WORKER_TASKSET = taskset
     torch.set_num_threads(threads)
+    set_device(device)  # the command's --device (spawned workers start on the CPU)
 
 
 def _fit_in_worker(job: FitJob, config: ProtocolConfig) -> FittedMethod:
@@ -119,7 +123,7 @@ class ProcessExecutor(Executor):
             max_workers=self.jobs,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(taskset, threads),
+            initargs=(taskset, threads, str(current_device())),
         )
         pending: dict[Future, tuple[FitJob | ScoreJob, list[ScoreJob]]] = {}
         try:

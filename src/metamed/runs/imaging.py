@@ -27,6 +27,7 @@ with ``protocol = "imaging"`` runs here: ``--suite path.toml``)::
     folder = "held-out-breastmnist"  # optional (default: held-out-<set> / corruption-<sets>)
     dataset = "medmnist"             # optional: the registered image dataset
     sets = ["breastmnist", "pneumoniamnist"]
+    size = 28                        # optional: image side (64: AdrenalMNIST3D's 64^3 copy)
     held_out = "breastmnist"         # leave one set out: train on the others ...
     # ... or acquisition shift: train on these corruptions of every set, hold out those
     # train_corruptions = ["none", "blur"]
@@ -60,14 +61,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from metamed.data.cohort import Cohort
-from metamed.data.datasets.medmnist import IMAGE_SHAPES, MODIFIED_NOTE
+from metamed.data.datasets.medmnist import IMAGE_SIDE, MODIFIED_NOTE, image_shape
 from metamed.data.registry import dataset_folder, get_source, load_dataset
+from metamed.device import current_device, device_kind, device_name, use_device
 from metamed.errors import MetamedError, MetamedTypeError, MetamedValueError, did_you_mean
 from metamed.evaluation.imaging import (
     ImageSetting,
@@ -93,6 +95,9 @@ from metamed.runs.run_folder import (
 )
 from metamed.tasks import ImageTasks, Task, image_tasks
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = [
     "ANCHOR_AUC",
     "IMAGING_BASELINES",
@@ -112,16 +117,16 @@ ANCHOR_AUC: dict[str, float] = {"breastmnist": 0.901, "pneumoniamnist": 0.944}
 #: of them per (setting, task, K) cell.
 IMAGING_BASELINES: tuple[str, ...] = ("linear-probe", "pooled-finetune", "support-only")
 
-#: (dataset, sets, corruptions) -> the image cohort.
-Loader = Callable[[str, tuple[str, ...], tuple[str, ...]], Cohort]
+#: (dataset, sets, corruptions, size) -> the image cohort.
+Loader = Callable[[str, tuple[str, ...], tuple[str, ...], int], Cohort]
 
 _SUITE_KEYS = (
     "title", "protocol", "intro", "shots", "draws", "seed", "max_train_images", "baselines",
     "overrides", "methods", "datasets",
 )  # fmt: skip
 _ENTRY_KEYS = (
-    "title", "folder", "dataset", "sets", "held_out", "train_corruptions", "test_corruptions",
-    "draws", "overrides", "notes",
+    "title", "folder", "dataset", "sets", "size", "held_out", "train_corruptions",
+    "test_corruptions", "draws", "overrides", "notes",
 )  # fmt: skip
 
 
@@ -149,6 +154,8 @@ class ImagingEntry:
     draws: int | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: image side in pixels (voxels): 28, or 64 for AdrenalMNIST3D's 64^3 copy
+    size: int = IMAGE_SIDE
 
     def __post_init__(self) -> None:
         where = f"setting {self.folder}"
@@ -178,9 +185,18 @@ class ImagingEntry:
         if self.draws is not None and (isinstance(self.draws, bool) or int(self.draws) < 1):
             raise MetamedValueError(f"{where}: draws must be >= 1, got {self.draws}.")
         # names checked against the dataset's options ("did you mean"), before any data
-        get_source(self.dataset).resolve_options(
-            {"sets": self.sets, "corruptions": self.corruptions}
-        )
+        get_source(self.dataset).resolve_options(self.options)
+        for name in self.sets:  # a size the set has no file of: now, not after loading
+            image_shape(name, self.size)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The dataset options this entry loads with (``size`` only where it is not 28, so
+        a 28-px entry loads, and its run folder is named, as before ``size`` existed)."""
+        options: dict[str, Any] = {"sets": self.sets, "corruptions": self.corruptions}
+        if self.size != IMAGE_SIDE:
+            options["size"] = self.size
+        return options
 
     @property
     def corruptions(self) -> tuple[str, ...]:
@@ -193,9 +209,10 @@ class ImagingEntry:
     def folder(self) -> str:
         if self.folder_name is not None:
             return self.folder_name
+        suffix = "" if self.size == IMAGE_SIDE else f"-{self.size}"
         if self.held_out is not None:
-            return f"held-out-{self.held_out}"
-        return "corruption-" + "-".join(self.sets)
+            return f"held-out-{self.held_out}{suffix}"
+        return "corruption-" + "-".join(self.sets) + suffix
 
     @property
     def title(self) -> str:
@@ -231,6 +248,7 @@ class ImagingEntry:
                     else ()
                 ),
                 dataset=str(data.get("dataset", "medmnist")),
+                size=_size(data.get("size", IMAGE_SIDE), where),
                 title_text=None if "title" not in data else str(data["title"]),
                 folder_name=None if "folder" not in data else str(data["folder"]),
                 draws=None if "draws" not in data else int(data["draws"]),
@@ -366,6 +384,12 @@ class ImagingSuite:
         )
 
 
+def _size(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MetamedTypeError(f"{where}: size must be a whole number of pixels, got {value!r}.")
+    return value
+
+
 def _method(data: Any) -> MethodSpec:
     """A ``[[methods]]`` table; its id is its label, else its name (the page names methods
     by id, and the params are in config.json)."""
@@ -378,7 +402,7 @@ def _check_network(learner: MetaLearner, entry: ImagingEntry) -> None:
     params = learner.get_params()
     if "network" not in params:
         return
-    shapes = {IMAGE_SHAPES[s] for s in entry.sets}
+    shapes = {image_shape(s, entry.size) for s in entry.sets}
     if len(shapes) > 1:
         raise MetamedValueError(
             f"its sets {', '.join(entry.sets)} have images of different shapes; a setting "
@@ -408,6 +432,8 @@ class _Section:
     config: dict
     seconds: float = 0.0
     peak_memory_mib: float = 0.0
+    #: the devices its cells computed on (as recorded in each cell's info)
+    devices: set[str] = field(default_factory=set)
 
 
 def run_imaging_suite(
@@ -421,6 +447,7 @@ def run_imaging_suite(
     progress: Progress | None = None,
     command: str | None = None,
     load: Loader | None = None,
+    device: str | torch.device | None = None,
 ) -> ImagingSuiteOutputs:
     """Run every cell of ``suite`` not yet recorded, rewriting the page after each.
 
@@ -434,16 +461,45 @@ def run_imaging_suite(
         from ``data_dir`` (tests pass self-made files).
     command : str
         The command line that regenerates the run, printed on the page.
+    device : str or torch.device, optional
+        Where the learners compute (``auto``, ``cpu``, ``cuda``; default: the process's
+        device, :func:`metamed.device.current_device`, which ``--device`` sets).  Not part
+        of a cell's key: it is recorded in each cell's info, and a resumed folder that ran
+        on another device is refused (:meth:`RunFolder.check_device`).
     """
     out_dir, places = check_suite_places(
         out, [e.folder for e in suite.entries], page, resume=resume, force=force
     )
+    with use_device(current_device() if device is None else device):
+        if resume:
+            for place in places.values():
+                RunFolder.check_device(place, device_kind())
+        return _run_suite(suite, out, out_dir, places, data_dir, page, force, resume, progress,
+                          command, load)  # fmt: skip
+
+
+def _run_suite(
+    suite: ImagingSuite,
+    out: str | os.PathLike[str],
+    out_dir: Path,
+    places: dict[str, Path],
+    data_dir: str | Path | None,
+    page: str | os.PathLike[str] | None,
+    force: bool,
+    resume: bool,
+    progress: Progress | None,
+    command: str | None,
+    load: Loader | None,
+) -> ImagingSuiteOutputs:
     if load is None:
         for dataset in sorted({e.dataset for e in suite.entries}):
             dataset_folder(dataset, data_dir)  # every file present
 
-        def load(dataset: str, sets: tuple[str, ...], corruptions: tuple[str, ...]) -> Cohort:
-            return load_dataset(dataset, data_dir, sets=sets, corruptions=corruptions)
+        def load(
+            dataset: str, sets: tuple[str, ...], corruptions: tuple[str, ...], size: int
+        ) -> Cohort:
+            options = {"size": size} if size != IMAGE_SIDE else {}
+            return load_dataset(dataset, data_dir, sets=sets, corruptions=corruptions, **options)
 
     command = command or f"metamed benchmark --suite {suite.name} --out {out}"
     counter = CellCounter(progress, len(suite.entries) * len(suite.methods))
@@ -482,6 +538,17 @@ def _cap_training(tasks: ImageTasks, setting: ImageSetting, cap: int | None, see
     return replace(tasks, train=train, val=val)
 
 
+def _data_identity(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """The cohort's provenance as a run folder's identity holds it: the ``size`` option
+    only where it is not 28, so every folder run before the option existed still resumes
+    (and a 64^3 run's folder is another run)."""
+    data = json.loads(json.dumps(provenance, default=str))
+    options = data.get("dataset", {}).get("options", {})
+    if options.get("size") == IMAGE_SIDE:
+        del options["size"]
+    return data
+
+
 def _run_entry(
     suite: ImagingSuite,
     entry: ImagingEntry,
@@ -495,7 +562,7 @@ def _run_entry(
         suite.protocol if entry.draws is None else dataclasses.replace(suite.protocol, draws=entry.draws)
     )
     start = time.perf_counter()
-    cohort = load(entry.dataset, entry.sets, entry.corruptions)
+    cohort = load(entry.dataset, entry.sets, entry.corruptions, entry.size)
     tasks = image_tasks(cohort)
     setting = entry.setting(tasks)
     tasks = _cap_training(tasks, setting, suite.max_train_images, protocol.seed)
@@ -506,6 +573,7 @@ def _run_entry(
         "setting": asdict(setting),
         "dataset": entry.dataset,
         "sets": list(entry.sets),
+        "size": entry.size,
         "corruptions": list(entry.corruptions),
         "image_shape": list(tasks.image_shape),
         "protocol": asdict(protocol),
@@ -523,13 +591,14 @@ def _run_entry(
         "suite": "imaging",
         "dataset": entry.dataset,
         "setting": asdict(setting),
-        "data": cohort.provenance,
+        "data": _data_identity(cohort.provenance),
         "protocol": asdict(protocol),
         "max_train_images": suite.max_train_images,
     }
     replace_old = force and place.is_dir() and any(place.iterdir())
     tables = []
-    with RunFolder.open(place, identity, resume=resume, replace=replace_old) as folder:
+    device = device_kind()
+    with RunFolder.open(place, identity, resume=resume, replace=replace_old, device=device) as folder:
         for method, learner in learners.items():
             key = cell_key(method, learner)
             recorded = folder.cell(key)
@@ -542,6 +611,7 @@ def _run_entry(
                 info = {
                     "fit_seconds": result.fit_seconds[run_key],
                     "adapt_seconds": result.adapt_seconds[run_key],
+                    "device": device_name(),  # provenance, not the key (one device a folder)
                 }
                 folder.record_cell(key, result.results, info)
                 recorded = (result.results, info)
@@ -550,6 +620,7 @@ def _run_entry(
             table, info = recorded
             tables.append(table)
             section.results = pd.concat(tables, ignore_index=True)
+            section.devices.add(str(info.get("device", "cpu")))  # older records: the CPU
             section.timings += [
                 {"step": f"train {method}", "seconds": info["fit_seconds"]},
                 {"step": f"adapt + score {method}", "seconds": info["adapt_seconds"]},
@@ -568,7 +639,8 @@ def _run_entry(
             (staging / "config.json").write_text(
                 json.dumps(
                     {**config, "methods": {m: cell_key(m, lr) for m, lr in learners.items()},
-                     "timings": section.timings, "peak_memory_mib": section.peak_memory_mib},
+                     "timings": section.timings, "peak_memory_mib": section.peak_memory_mib,
+                     "devices": sorted(section.devices)},
                     indent=2, default=str,
                 )  # fmt: skip
             )
@@ -783,6 +855,9 @@ def imaging_page(
         "resumed run reads them from the records); a setting's total adds this run's load "
         "time. Peak memory is the process's peak resident memory when the setting finished "
         "(the settings run one after another in one process, so it never goes down).",
+        "",
+        f"Computed on: {', '.join(sorted(set().union(*(s.devices for s in sections)))) or '-'} "
+        "(`--device`; each cell records its device).",
         "",
         "| setting | step | seconds |",
         "|---|---|---|",

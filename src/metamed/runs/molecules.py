@@ -57,6 +57,7 @@ from metamed.data.cohort import Cohort
 from metamed.data.datasets.moleculenet import molecules_of
 from metamed.data.molecules import FingerprintSettings, featurise
 from metamed.data.registry import dataset_folder, get_source, load_dataset
+from metamed.device import device_kind, device_name
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
 from metamed.evaluation.bootstrap import bootstrap_ci
 from metamed.evaluation.molecules import (
@@ -379,7 +380,10 @@ def _run_collection(
     }
     replace = force and place.is_dir() and any(place.iterdir())
     tables = []
-    with RunFolder.open(place, identity, resume=resume, replace=replace) as folder:
+    device = device_kind()  # --device: not part of the cells' keys, one device a folder
+    if resume:
+        RunFolder.check_device(place, device)
+    with RunFolder.open(place, identity, resume=resume, replace=replace, device=device) as folder:
         for method, learner in learners.items():
             key = cell_key(method, learner)
             recorded = folder.cell(key)
@@ -390,6 +394,7 @@ def _run_collection(
                 info = {
                     "fit_seconds": result.fit_seconds[method],
                     "adapt_seconds": result.adapt_seconds[method],
+                    "device": device_name(),
                 }
                 folder.record_cell(key, result.results, info)
                 recorded = (result.results, info)

@@ -28,6 +28,10 @@ Traps this module avoids:
 - **Tables that differ with the path they took.** The final tables are always rebuilt from
   the records on disk, so an interrupted-and-resumed run and an uninterrupted one write
   the same bytes.
+- **Mixing two devices.** A run on a GPU (``--device``) records its device in
+  ``run.json`` (a CPU run, the default, records nothing, so every older folder still
+  resumes); a resume on another device is refused before any work
+  (:meth:`RunFolder.check_device`): one folder, one device's numbers.
 - **Two runs writing one folder.** The live run holds an exclusive ``flock`` on
   ``jobs/lock``; the kernel releases it when the process dies, SIGKILL included.
 """
@@ -114,9 +118,38 @@ class RunFolder:
             )
         return place
 
+    @staticmethod
+    def check_device(out: Path, device: str) -> None:
+        """``--resume``: refuse, before any work, a folder whose run computed on another
+        device (``device``: ``"cpu"`` or ``"cuda"``, see :func:`device_kind`).
+
+        Why refuse instead of keeping the devices' cells apart: a GPU's floating-point
+        sums differ from the CPU's in the last bits, so a folder (and the page made from
+        it) that mixed the two would hold numbers that no single command reproduces, and
+        times that compare unlike machines.
+        """
+        recorded = out / JOBS_DIR / _RUN
+        try:
+            ran = json.loads(recorded.read_text()).get("device", "cpu")
+        except (OSError, ValueError, AttributeError):
+            return  # no run here, or an unreadable one: open() says so
+        if ran != device:
+            raise MetamedValueError(
+                f"--resume: the run in {out} computed on {ran}, this one would compute on "
+                f"{device}; a run folder holds one device's results (a GPU's sums differ from "
+                f"the CPU's in the last bits). Resume with --device {ran}, or run into a new "
+                "--out (or --force)."
+            )
+
     @classmethod
     def open(
-        cls, out: Path, identity: dict[str, Any], *, resume: bool, replace: bool = False
+        cls,
+        out: Path,
+        identity: dict[str, Any],
+        *,
+        resume: bool,
+        replace: bool = False,
+        device: str = "cpu",
     ) -> RunFolder:
         """Reopen the run in ``out`` to resume it, or prepare a new one there.
 
@@ -129,7 +162,9 @@ class RunFolder:
         the new one has succeeded, so the records are kept in memory and written with the
         tables in one commit (:meth:`write_into`); such a run cannot be resumed if killed.
         """
-        identity = _canonical({"format": FORMAT, **identity})
+        # the device only where it is not the CPU: a CPU run's identity is what it always was
+        on_device = {} if device == "cpu" else {"device": device}
+        identity = _canonical({"format": FORMAT, **identity, **on_device})
         recorded = out / JOBS_DIR / _RUN
         folder = cls(out, identity, deferred=replace and not resume)
         if resume and recorded.is_file():
@@ -139,6 +174,9 @@ class RunFolder:
             except (OSError, ValueError) as error:
                 folder.close()
                 raise OutputPlaceError(f"--resume: cannot read {recorded} ({error}).") from None
+            if before.get("device", "cpu") != device:
+                folder.close()
+                cls.check_device(out, device)
             if before != identity:
                 folder.close()
                 raise MetamedValueError(_differences(before, identity, out))

@@ -247,6 +247,12 @@ class EpisodeBatch:
     def chunk(self, start: int, stop: int) -> EpisodeBatch:
         return EpisodeBatch(*(t[start:stop] for t in self._tensors()))
 
+    def to(self, device: torch.device) -> EpisodeBatch:
+        """The batch on ``device`` (itself when it is there already)."""
+        if self.support_x.device == device:
+            return self
+        return EpisodeBatch(*(t.to(device) for t in self._tensors()))
+
     def _tensors(self) -> tuple[torch.Tensor, ...]:
         return (
             self.support_x,

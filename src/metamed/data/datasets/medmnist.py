@@ -1,4 +1,4 @@
-"""MedMNIST v2 subset: BreastMNIST, PneumoniaMNIST (modified copy) at 28 px, AdrenalMNIST3D at 28^3.
+"""MedMNIST v2 subset: BreastMNIST, PneumoniaMNIST (modified copy) at 28 px, AdrenalMNIST3D at 28^3 or 64^3.
 
 Three small two-class medical imaging sets in MedMNIST's ``.npz`` layout
 (``train_images``, ``train_labels``, ``val_*``, ``test_*``, uint8): breast ultrasound
@@ -6,8 +6,14 @@ Three small two-class medical imaging sets in MedMNIST's ``.npz`` layout
 both 2-D, and adrenal gland shape masks from abdominal CT (AdrenalMNIST3D, 1,584 volumes
 of 28^3 voxels, byte-identical to the official file; 0 = normal, 1 = hyperplasia).  The
 sets of one cohort must share a shape: the 2-D sets load together (the default), the
-3-D set on its own (``sets=("adrenalmnist3d",)``).  The 64^3 copy is listed and verified
-but not loaded (a row of 262,144 voxel columns is more than a table should hold).  The official files are in MedMNIST's Zenodo record 10519652 (v3; 6496656, v2);
+3-D set on its own (``sets=("adrenalmnist3d",)``).  ``size=64`` loads AdrenalMNIST3D's
+64^3 copy (byte-identical to the official 64-px file) instead of the 28^3 one: 262,144
+voxel columns a row, about 1 GiB of float32 per copy of the 1,584 volumes, so every
+corruption asked for adds another (``docs/datasets/medmnist.md`` gives what a run
+costs); the 64-px 2-D files are not obtainable here, so the 2-D sets exist at 28 px
+only.  Every file, the 64^3 one included, is verified by its sha256 before loading, and
+the size is one of the options a cohort's provenance records (so a run folder, whose
+identity holds the provenance, keeps the two sizes apart).  The official files are in MedMNIST's Zenodo record 10519652 (v3; 6496656, v2);
 these copies are the public GitHub files named in ``medmnist.files.json``, which is what
 ``metamed data fetch medmnist`` downloads (the Zenodo BreastMNIST and PneumoniaMNIST
 files have other bytes: a re-save and the unmodified set).
@@ -21,7 +27,8 @@ How the loader builds the cohort, and why:
 
 - One row per image, in file order within each official split (train, val, test), the
   sets in the order of the ``sets`` option.  Features are the 784 pixels (``px_000`` to
-  ``px_783``, row-major; a volume's 21,952 voxels ``px_00000`` to ``px_21951``) as
+  ``px_783``, row-major; a volume's 21,952 voxels ``px_00000`` to ``px_21951``, at 64^3
+  ``px_000000`` to ``px_262143``) as
   intensities in [0, 1] (uint8 / 255; the adrenal masks are 0 or 1).  Nothing is imputed or
   scaled per pixel: a convolution shares its weights across positions, which per-pixel
   standardisation would undo; the imaging tasks read these values directly
@@ -60,9 +67,11 @@ __all__ = [
     "CORRUPTION_SEED",
     "IMAGE_SETS",
     "IMAGE_SHAPES",
+    "SIZES",
     "MODIFIED_NOTE",
     "OFFICIAL_SPLITS",
     "SPEC",
+    "image_shape",
     "load_medmnist",
     "pixel_columns",
 ]
@@ -73,6 +82,12 @@ IMAGE_SETS: dict[str, tuple[str, bool]] = {
     "pneumoniamnist": ("pneumoniamnist_28_modified.npz", False),
     "adrenalmnist3d": ("adrenalmnist3d_28.npz", False),
 }
+
+#: Image sides the loader reads (``size``); 64 only for the sets with a file here.
+SIZES: tuple[int, ...] = (28, 64)
+
+#: The files of the other sizes: (set, size) -> file.
+_SIZED_FILES: dict[tuple[str, int], str] = {("adrenalmnist3d", 64): "adrenalmnist3d_64.npz"}
 
 #: The sets loaded when none are named: the 2-D ones.
 DEFAULT_SETS: tuple[str, ...] = ("breastmnist", "pneumoniamnist")
@@ -96,12 +111,33 @@ MODIFIED_NOTE = (
 
 IMAGE_SIDE = 28
 
-#: (channels, *spatial) of one image of each set: what a network must read.
+#: (channels, *spatial) of one image of each set at 28 px: what a network must read.
 IMAGE_SHAPES: dict[str, tuple[int, ...]] = {
     "breastmnist": (1, IMAGE_SIDE, IMAGE_SIDE),
     "pneumoniamnist": (1, IMAGE_SIDE, IMAGE_SIDE),
     "adrenalmnist3d": (1, IMAGE_SIDE, IMAGE_SIDE, IMAGE_SIDE),
 }
+
+
+def _file(name: str, size: int) -> str:
+    """The file of set ``name`` at ``size`` px, or a metamed error where there is none."""
+    if size == IMAGE_SIDE:
+        return IMAGE_SETS[name][0]
+    if (name, size) not in _SIZED_FILES:
+        have = sorted(n for n, s in _SIZED_FILES if s == size)
+        raise MetamedValueError(
+            f"medmnist: {name} has no {size}-px copy here (the 64-px 2-D files are not "
+            f"obtainable; see SOURCE.md); size={size} loads only {', '.join(have)}. Use "
+            f"size={IMAGE_SIDE} for {name}."
+        )
+    return _SIZED_FILES[(name, size)]
+
+
+def image_shape(name: str, size: int = IMAGE_SIDE) -> tuple[int, ...]:
+    """(channels, *spatial) of one image of set ``name`` at ``size`` px (checked: a size
+    the set has no file of is an error)."""
+    _file(name, size)
+    return (1, *[int(size)] * (len(IMAGE_SHAPES[name]) - 1))
 
 
 def pixel_columns(side: int = IMAGE_SIDE, dims: int = 2) -> list[str]:
@@ -123,19 +159,21 @@ def _noise_rng(name: str, split: str, corruption: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([CORRUPTION_SEED, key]))
 
 
-def _load(folder: Path, *, sets: tuple[str, ...], corruptions: tuple[str, ...]) -> Cohort:
-    shapes = {IMAGE_SHAPES[name] for name in sets}
+def _load(
+    folder: Path, *, sets: tuple[str, ...], corruptions: tuple[str, ...], size: int = IMAGE_SIDE
+) -> Cohort:
+    shapes = {image_shape(name, size) for name in sets}
     if len(shapes) > 1:
         raise MetamedValueError(
             f"medmnist: sets {', '.join(sets)} mix 2-D images and 3-D volumes; one cohort "
             "holds one shape. Load adrenalmnist3d on its own (sets=('adrenalmnist3d',))."
         )
     shape = shapes.pop()
-    columns = pixel_columns(IMAGE_SIDE, len(shape) - 1)
+    columns = pixel_columns(size, len(shape) - 1)
     blocks: list[np.ndarray] = []
     meta: list[pd.DataFrame] = []
     for name in sets:
-        file, flip = IMAGE_SETS[name]
+        file, flip = _file(name, size), IMAGE_SETS[name][1]
         with np.load(folder / file) as arrays:
             splits = {s: (arrays[f"{s}_images"], arrays[f"{s}_labels"]) for s in OFFICIAL_SPLITS}
         for corruption in corruptions:
@@ -182,7 +220,7 @@ SPEC = DatasetSpec(
         "paediatric chest X-ray (train split subsampled) at 28 px, loaded one row per image "
         "(784 pixels in [0, 1]; 1 = the finding); tasks: the sets, optionally under seeded "
         "acquisition corruptions (pseudo-sites). Adrenal CT shape masks at 28^3 (21,952 "
-        "voxels a row; loaded on their own, 64^3 listed only)."
+        "voxels a row, or 64^3 with size=64; loaded on their own)."
     ),
     licence="CC BY 4.0",
     citation=(
@@ -203,6 +241,13 @@ SPEC = DatasetSpec(
             "by default, adrenalmnist3d (28^3 volumes) on its own",
             choices=tuple(IMAGE_SETS),
             multiple=True,
+        ),
+        Option(
+            "size",
+            IMAGE_SIDE,
+            "image side in pixels (voxels): 28, or 64 for adrenalmnist3d's 64^3 copy (the "
+            "only 64-px file here; about 1 GiB of float32 per copy of its volumes)",
+            choices=SIZES,
         ),
         Option(
             "corruptions",
@@ -229,7 +274,8 @@ def load_medmnist(data_dir: str | Path | None = None, **options: object) -> Coho
         The data directory holding ``medmnist-subset/``, or that folder itself.
         Defaults to the ``METAMED_DATA_DIR`` environment variable.
     **options
-        ``sets`` (default both 2-D sets) and ``corruptions`` (default ``("none",)``).
+        ``sets`` (default both 2-D sets), ``corruptions`` (default ``("none",)``) and
+        ``size`` (28; 64 for AdrenalMNIST3D's 64^3 copy).
 
     Returns
     -------
