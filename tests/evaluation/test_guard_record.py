@@ -63,3 +63,34 @@ def test_undefined_metrics_are_left_out_and_a_wrong_table_is_refused() -> None:
     assert guard_record(_decisions("auroc", rows)).iloc[0]["n_episodes"] == 1
     with pytest.raises(MetamedValueError, match="decisions table lacks"):
         guard_record(pd.DataFrame({"method": ["guard"]}))
+
+
+def test_the_goal_is_missed_only_where_a_gain_interval_lies_wholly_below_zero() -> None:
+    """Never worse than the better of always and never adapting beyond its CI: 'worse'
+    adapts at three sites where adapting always costs 0.05 Brier, 'even' serves the better
+    of the two at every site, 'noisy' loses at one site and gains at another (its interval
+    spans 0), and 'single' has one site (no interval: it cannot be judged)."""
+    from metamed.evaluation import guard_breaches
+    from metamed.report.suite_page import guard_verdicts
+
+    worse = [(t, d, "adapted", 0.25, 0.25, 0.20) for t in "abc" for d in (0, 1)]
+    even = [(t, d, "pooled", 0.20, 0.25, 0.20) for t in "abc" for d in (0, 1)]
+    noisy = [("a", 0, "adapted", 0.30, 0.30, 0.20), ("b", 0, "adapted", 0.10, 0.10, 0.20),
+             ("c", 0, "pooled", 0.20, 0.20, 0.20)]  # fmt: skip
+    single = [("a", 0, "adapted", 0.25, 0.25, 0.20)]
+    decisions = pd.concat(
+        [_decisions("brier", rows).assign(method=name)
+         for name, rows in (("worse", worse), ("even", even), ("noisy", noisy),
+                            ("single", single))],
+        ignore_index=True,
+    )  # fmt: skip
+    record = guard_record(decisions)
+    breaches = guard_breaches(record)
+    assert breaches[["method", "against"]].values.tolist() == [["worse", "pooled"]]
+    assert breaches.iloc[0]["saved"] == pytest.approx(-0.05)
+    assert breaches.iloc[0]["high"] < 0 and breaches.iloc[0]["n_tasks"] == 3
+    verdicts = guard_verdicts(record)
+    assert verdicts["worse"].startswith("misses it in 1 of 1")
+    assert "K=10 Brier score -0.050 [-0.050, -0.050] vs never adapting" in verdicts["worse"]
+    assert all(verdicts[m].startswith("meets it") for m in ("even", "noisy"))
+    assert verdicts["single"].startswith("cannot be judged")

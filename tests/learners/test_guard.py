@@ -69,6 +69,35 @@ def test_guard_keeps_the_pooled_model_where_the_sites_are_identical(outcome: str
     assert np.mean(kept) >= 0.8, [m.choice for m in models]
 
 
+def test_learned_start_adapts_where_every_site_shows_adapting_pays_but_five_patients_cannot() -> None:
+    """Sites offset by +-1: recalibration in the large helps at every site, yet the
+    support set's own cross-validation at K = 5 rarely shows it; the training sites'
+    episodes do, so the learned start adapts where the pooled start keeps the pooled model."""
+    tasks = family(1.0, "numeric")
+    served = {}
+    for start in ("pooled", "learned"):
+        learner = make_learner(
+            "guard", adapter="recal-intercept", reference="pooled-logreg", start=start
+        ).meta_fit(tasks[:6])
+        models = []
+        for task in tasks[6:]:
+            for draw in range(15):
+                support, _ = sample_support_query(
+                    task, 5, np.random.default_rng([draw, 5]), sampler="unconditioned"
+                )
+                models.append(learner.adapt(task.subset(support)))
+        served[start] = np.mean([m.choice == "adapted" for m in models])
+    assert learner.learned_choices_ == ["adapted"] * 3 and min(learner.learned_episodes_) > 0
+    assert served["pooled"] < 0.5 <= 0.8 <= served["learned"], served
+
+
+@pytest.mark.parametrize("outcome", ["binary", "numeric"])
+def test_learned_start_is_the_pooled_model_where_the_sites_are_identical(outcome: str) -> None:
+    learner = guard(family(0.0, outcome))
+    assert learner.learned_choices_ == ["pooled"] * 3
+    assert learner.learned_start(7) == learner.learned_start(200) == "pooled"
+
+
 def test_guarded_model_serves_its_choice() -> None:
     """Weight 0 is the pooled model's risk, 1 the adapted one's, 0.5 their mean."""
     tasks = family(3.0, "binary")

@@ -1,7 +1,7 @@
 """Evaluation as a protocol: metrics, statistics, the episodic protocol and benchmark runs."""
 
 from metamed.evaluation.bootstrap import ConfidenceInterval, bootstrap_ci, cell_rng
-from metamed.evaluation.guard_record import guard_record
+from metamed.evaluation.guard_record import guard_breaches, guard_record
 from metamed.evaluation.metrics import (
     METRICS,
     Metric,
@@ -45,6 +45,7 @@ __all__ = [
     "ece",
     "episode_rng",
     "get_metric",
+    "guard_breaches",
     "guard_record",
     "mae",
     "metrics_for",

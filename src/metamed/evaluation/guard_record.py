@@ -15,6 +15,11 @@ From that table :func:`guard_record` gives, per dataset, guard method, K and met
   value is the guard doing better (lower Brier, higher AUROC, slope nearer 1), with a
   bootstrap CI over held-out tasks (each task's gain averaged over its draws first, as
   every other interval metamed reports; :mod:`metamed.evaluation.bootstrap`).
+
+:func:`guard_breaches` judges the issue's goal for the guard from that record: never
+worse than the better of always and never adapting beyond its CI.  The better of the two
+scores at least as well as each of them, so the guard breaches the goal wherever it did
+worse than either one beyond its CI: a ``saved_vs_*`` interval wholly below 0.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from metamed.evaluation.bootstrap import bootstrap_ci
 from metamed.evaluation.metrics import get_metric
 from metamed.learners.guard import CHOICES
 
-__all__ = ["GUARD_RECORD_COLUMNS", "guard_record"]
+__all__ = ["GUARD_BREACH_COLUMNS", "GUARD_RECORD_COLUMNS", "guard_breaches", "guard_record"]
 
 #: Against what the guard's gains are measured: never adapting, always adapting.
 _OPTIONS = ("pooled", "adapted")
@@ -36,6 +41,10 @@ GUARD_RECORD_COLUMNS = [
     "dataset", "method", "k", "metric", "n_episodes", "n_tasks",
     *(f"share_{c}" for c in CHOICES), "share_right",
     *(f"saved_vs_{o}{end}" for o in _OPTIONS for end in ("", "_low", "_high")),
+]  # fmt: skip
+
+GUARD_BREACH_COLUMNS = [
+    "dataset", "method", "k", "metric", "against", "saved", "low", "high", "n_tasks",
 ]  # fmt: skip
 
 #: Two scores closer than this are a tie (the served model *is* one of the candidates).
@@ -98,3 +107,33 @@ def guard_record(
             row[f"saved_vs_{option}_high"] = ci.high
         rows.append(row)
     return pd.DataFrame(rows, columns=GUARD_RECORD_COLUMNS)
+
+
+def guard_breaches(record: pd.DataFrame) -> pd.DataFrame:
+    """Where the guard did worse than always or never adapting beyond its CI.
+
+    Parameters
+    ----------
+    record : DataFrame
+        :func:`guard_record`'s table (any subset of its rows, e.g. the page's metrics).
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`GUARD_BREACH_COLUMNS`, one row per dataset, guard method, K, metric
+        and option (``against``: ``"adapted"``, always adapting, or ``"pooled"``, never
+        adapting) whose ``saved`` interval lies wholly below 0; empty where the guard
+        meets the goal.  A cell without an interval (one held-out task) is not judged.
+    """
+    rows = []
+    for row in record.to_dict("records"):
+        for option in _OPTIONS:
+            high = row[f"saved_vs_{option}_high"]
+            if np.isfinite(high) and high < 0:
+                rows.append({
+                    "dataset": row["dataset"], "method": row["method"], "k": row["k"],
+                    "metric": row["metric"], "against": option,
+                    "saved": row[f"saved_vs_{option}"], "low": row[f"saved_vs_{option}_low"],
+                    "high": high, "n_tasks": row["n_tasks"],
+                })  # fmt: skip
+    return pd.DataFrame(rows, columns=GUARD_BREACH_COLUMNS)

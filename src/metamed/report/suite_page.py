@@ -18,14 +18,15 @@ import numpy as np
 import pandas as pd
 
 from metamed.evaluation.bootstrap import bootstrap_ci
-from metamed.evaluation.guard_record import guard_record
+from metamed.evaluation.guard_record import guard_breaches, guard_record
 from metamed.evaluation.metrics import IWPC_TOLERANCE, get_metric
 from metamed.evaluation.protocol import empty_decisions
 from metamed.report.markdown import summary_markdown
 from metamed.report.verdicts import judged
 
 __all__ = [
-    "SuiteSection", "goal_sentence", "suite_markdown", "threshold_accuracy", "within_tolerance",
+    "GUARD_GOAL", "SuiteSection", "goal_sentence", "guard_goal_lines", "guard_verdicts",
+    "suite_markdown", "threshold_accuracy", "within_tolerance",
 ]  # fmt: skip
 
 #: FLamby's accuracy: a patient is predicted positive when P(y = 1) >= 0.5.
@@ -252,6 +253,13 @@ def suite_markdown(
     if goal_k is not None:
         goal = goal_sentence(sections, metrics[0], goal_k, numeric_metrics[0])
         parts += ["## Goal", "", goal, ""]
+        records = {
+            s.title: _guard_record(s.decisions, _judged_metrics(s, verdict_metrics,
+                                                                numeric_verdict_metrics))
+            for s in sections if len(s.decisions)
+        }  # fmt: skip
+        if records:
+            parts += guard_goal_lines(records)
     for section in sections:
         parts += [f"## {section.title}", ""]
         parts += [f"- {line}" for line in _split_lines(section.split)]
@@ -267,9 +275,8 @@ def suite_markdown(
         ]
         parts += [f"- {note}" for note in section.notes]
         parts += [""]
-        shown, judged_metrics = metrics, verdict_metrics
-        if not any(m in set(section.results["metric"]) for m in metrics):
-            shown, judged_metrics = numeric_metrics, numeric_verdict_metrics
+        shown = metrics if _is_binary(section, metrics) else numeric_metrics
+        judged_metrics = _judged_metrics(section, verdict_metrics, numeric_verdict_metrics)
         present = [m for m in shown if m in set(section.results["metric"])]
         parts += [summary_markdown(section.results, [], present)]  # the tables
         methods = [str(m) for m in dict.fromkeys(section.results["method"])]
@@ -302,6 +309,18 @@ def suite_markdown(
                 "held-out site, mean over sites [95% CI])",
             )
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _is_binary(section: SuiteSection, metrics: Sequence[str]) -> bool:
+    """Whether the section's results have a binary outcome's metrics."""
+    return any(m in set(section.results["metric"]) for m in metrics)
+
+
+def _judged_metrics(
+    section: SuiteSection, verdict_metrics: Sequence[str], numeric_verdict_metrics: Sequence[str]
+) -> Sequence[str]:
+    """The metrics a section's verdicts (and its guard's record) are given in."""
+    return verdict_metrics if _is_binary(section, verdict_metrics) else numeric_verdict_metrics
 
 
 def _section_goal(tables: Mapping[str, pd.DataFrame], goal_k: int) -> str:
@@ -343,10 +362,71 @@ def _winner_table(table: pd.DataFrame, metric: str) -> list[str]:
     return [*lines, ""]
 
 
+def _guard_record(decisions: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    record = guard_record(decisions)
+    return record[record["metric"].isin(metrics)]
+
+
+#: The guard's goal (issue 15), as the page states it.
+GUARD_GOAL = (
+    "never worse than the better of always adapting and never adapting beyond its 95% CI, "
+    "on any dataset (the better of the two scores at least as well as each, so the goal is "
+    "missed wherever the guard's gain over either one has a 95% CI wholly below 0)"
+)
+
+
+def guard_verdicts(record: pd.DataFrame) -> dict[str, str]:
+    """Per guard method of one dataset's record: whether it meets :data:`GUARD_GOAL`,
+    and if not at which K and metric, against which option and by how much."""
+    breaches = guard_breaches(record)
+    verdicts = {}
+    for method, rows in record.groupby("method", sort=False):
+        cells = f"{len(rows)} (K, metric) cells over {int(rows['n_tasks'].max())} held-out sites"
+        missed = breaches[breaches["method"] == method]
+        if not np.isfinite(rows[["saved_vs_pooled_high", "saved_vs_adapted_high"]]).any(axis=None):
+            verdicts[str(method)] = f"cannot be judged ({cells}: no interval)"
+            continue
+        if not len(missed):
+            verdicts[str(method)] = f"meets it ({cells})"
+            continue
+        where = "; ".join(
+            f"K={b['k']} {get_metric(b['metric']).label} {_exact(b['saved'])} "
+            f"[{_exact(b['low'])}, {_exact(b['high'])}] vs "
+            f"{'always' if b['against'] == 'adapted' else 'never'} adapting"
+            for b in missed.to_dict("records")
+        )
+        n_cells = len(missed[["k", "metric"]].drop_duplicates())
+        verdicts[str(method)] = f"misses it in {n_cells} of {cells}: {where}"
+    return verdicts
+
+
+def _exact(value: float) -> str:
+    """A signed gain to 3 decimals, or to one significant digit where 3 would show 0."""
+    if value != 0 and abs(value) < 0.0005:
+        return f"{value:+.1g}"
+    return f"{value:+.3f}"
+
+
+def guard_goal_lines(records: Mapping[str, pd.DataFrame]) -> list[str]:
+    """The Goal section's guard table: per dataset (title -> its guard record) and guard,
+    whether the guard meets :data:`GUARD_GOAL`."""
+    verdicts = {title: guard_verdicts(record) for title, record in records.items()}
+    pairs = [(t, m, v) for t, by_method in verdicts.items() for m, v in by_method.items()]
+    met = sum(v.startswith("meets") for _, _, v in pairs)
+    lines = [
+        f"**The adapt-or-not guard's goal**: {GUARD_GOAL}. Met in {met} of {len(pairs)} "
+        "(dataset, guard) pairs; judged in the metrics of each dataset's verdicts, at every K.",
+        "",
+        "| dataset | guard | goal |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {title} | {method} | {verdict} |" for title, method, verdict in pairs]
+    return [*lines, ""]
+
+
 def _guard_lines(decisions: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
     """The guard's record: what it served, how often rightly, what it saved or cost."""
-    record = guard_record(decisions)
-    record = record[record["metric"].isin(metrics)]
+    record = _guard_record(decisions, metrics)
     lines = [
         "**The adapt-or-not guard's record** (per episode it served the pooled model, a "
         "blend or the adapted one, decided on the support set alone; *right* = what it served "
@@ -365,10 +445,16 @@ def _guard_lines(decisions: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
             f"| {row['share_right']:.0%} | {_ci(row, 'saved_vs_adapted')} | "
             f"{_ci(row, 'saved_vs_pooled')} |"
         )
+    lines += [""]
+    lines += [
+        f"- The guard's goal (never worse than the better of always and never adapting "
+        f"beyond its 95% CI): {method} {verdict}."
+        for method, verdict in guard_verdicts(record).items()
+    ]
     return [*lines, ""]
 
 
-def _ci(row: Mapping[str, Any], key: str) -> str:
+def _ci(row: Mapping[Any, Any], key: str) -> str:
     low, high = row[f"{key}_low"], row[f"{key}_high"]
     interval = "" if np.isnan(low) else f" [{low:+.3f}, {high:+.3f}]"
     return f"{row[key]:+.3f}{interval}"
