@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from metamed.evaluation.bootstrap import bootstrap_ci
 from metamed.evaluation.statistics import summarise
 from metamed.report.suite_page import SuiteSection
 from metamed.report.verdicts import judged
@@ -59,6 +60,58 @@ def _by_sites_table(cells: dict[int, pd.DataFrame], digits: int) -> list[str]:
                     _cell(*hit.iloc[0][["mean", "ci_low", "ci_high"]], digits) if len(hit) else "-"
                 )
             lines.append(f"| {method} | {k} | " + " | ".join(row) + " |")
+    return [*lines, ""]
+
+
+def change_table(sections: dict[int, SuiteSection], metric: str = "rmse") -> pd.DataFrame:
+    """Per method and K: the change of ``metric`` from the fewest to the most training
+    sites, paired by held-out site (the same sites and support draws in every run: the
+    episodes are seeded by site, K and draw), with a bootstrap CI over held-out sites."""
+    fewest, most = min(sections), max(sections)
+    per_task = {
+        n: sections[n].results[sections[n].results["metric"] == metric]
+        .groupby(["method", "k", "task"])["value"].mean()
+        for n in (fewest, most)
+    }  # fmt: skip
+    change = (per_task[most] - per_task[fewest]).dropna()
+    rows = []
+    for (method, k), values in change.groupby(level=["method", "k"], sort=False):
+        ci = bootstrap_ci(values.to_numpy(), cell=("training-sites", method, k, metric))
+        rows.append({"method": method, "k": int(k), "change": ci.mean, "low": ci.low,
+                     "high": ci.high, "n_tasks": ci.n_tasks})  # fmt: skip
+    return pd.DataFrame(rows, columns=["method", "k", "change", "low", "high", "n_tasks"])
+
+
+def change_lines(sections: dict[int, SuiteSection]) -> list[str]:
+    """The change table and, per K, which methods got better or worse beyond their CI."""
+    fewest, most = min(sections), max(sections)
+    table = change_table(sections)
+    lines = [
+        f"**RMSE change from {fewest} to {most} training sites** (mg/week, {most} sites minus "
+        f"{fewest}, paired by held-out site [95% CI]; negative = more training sites helped)",
+        "",
+        "| method | " + " | ".join(f"K={k}" for k in sorted(table["k"].unique())) + " |",
+        "|---|" + "---:|" * table["k"].nunique(),
+    ]
+    for method, rows in table.groupby("method", sort=False):
+        by_k = {r["k"]: r for r in rows.to_dict("records")}
+        cells = [
+            f"{by_k[k]['change']:+.2f} [{by_k[k]['low']:+.2f}, {by_k[k]['high']:+.2f}]"
+            if k in by_k else "-"
+            for k in sorted(table["k"].unique())
+        ]  # fmt: skip
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for k, rows in table.groupby("k", sort=True):
+        better = rows[rows["high"] < 0]["method"].tolist()
+        worse = rows[rows["low"] > 0]["method"].tolist()
+        lines.append(
+            f"- K={k}: with {most} training sites instead of {fewest}, "
+            + (f"better beyond the CI: {', '.join(better)}" if better else "no method is better beyond its CI")
+            + "; "
+            + (f"worse beyond the CI: {', '.join(worse)}" if worse else "none is worse beyond its CI")
+            + "."
+        )
     return [*lines, ""]
 
 
@@ -108,6 +161,7 @@ def section_markdown(sections: dict[int, SuiteSection]) -> str:
     if within:
         lines += ["**Share of patients within 20 % of the stable dose (higher is better)**", ""]
         lines += _by_sites_table(within, 3)
+    lines += change_lines(sections)
     lines += [
         "**Best meta-learner against the best baseline (RMSE, paired on the same episodes)**",
         "",
