@@ -18,6 +18,10 @@ Compared, in one run and on the same data and initial weights:
 ``engine-manual``
     :func:`metamed.learners.engine.meta_gradient`, default backend (analytic batched
     inner gradient).
+``engine-lowrank``
+    ``backend="lowrank"``: each task's adapted weights kept as the shared weights plus a
+    low-rank correction (:mod:`metamed.learners.lowrank`), so products with the shared
+    weights are one large GEMM over all tasks' rows; first order without autograd.
 ``engine-manual-chunk8``
     The same in chunks of 8 tasks (``chunk_size=8``): less memory, more calls.
 ``engine-func``
@@ -229,7 +233,7 @@ def engine_step(
 
 
 def variants(compile_: bool) -> list[tuple[str, bool]]:
-    names = ["loop", "engine-manual", "engine-manual-chunk8", "engine-func"]
+    names = ["loop", "engine-manual", "engine-lowrank", "engine-manual-chunk8", "engine-func"]
     names += ["engine-manual-compiled"] if compile_ else []
     return [(name, fo) for fo in (False, True) for name in names]
 
@@ -237,7 +241,7 @@ def variants(compile_: bool) -> list[tuple[str, bool]]:
 def build(name: str, first_order: bool, params, batch) -> tuple[Step, Callable]:
     if name == "loop":
         return loop_step(params, batch, first_order)
-    backend = "func" if name == "engine-func" else "manual"
+    backend = {"engine-func": "func", "engine-lowrank": "lowrank"}.get(name, "manual")
     chunk = 8 if name.endswith("chunk8") else None
     return engine_step(params, batch, first_order, backend, name.endswith("compiled"), chunk)
 
@@ -335,12 +339,14 @@ def write_markdown(report: dict, path: Path) -> None:
             f"| {r['speedup_vs_loop_best']:.2f}x / {r['speedup_vs_loop_median_of_rounds']:.2f}x "
             f"| {mem} | {r['max_abs_grad_diff_vs_loop']:.1e} |"
         )
-    lines += ["", "Goals (engine-manual vs loop):", ""]
+    lines += ["", "Goals (the engine's default backend vs loop, best blocks):", ""]
     for order, s in report["summary"].items():
-        verdict = "met" if s["met"] else "NOT met"
+        got, goal = s["engine_speedup"], s["goal_speedup"]
+        verdict = (
+            "met" if s["met"] else f"NOT met, missed by {goal - got:.2f}x ({got / goal:.0%} of it)"
+        )
         lines.append(
-            f"- {order}: {s['engine_manual_speedup']:.2f}x against a goal of "
-            f"{s['goal_speedup']:.0f}x: {verdict}."
+            f"- {order}: {s['engine_variant']} {got:.2f}x against a goal of {goal:.0f}x: {verdict}."
         )
     if report.get("compile_error"):
         lines += ["", f"torch.compile failed: `{report['compile_error']}`"]
@@ -459,12 +465,15 @@ def main() -> None:
             )
             results[k].update(json.loads(out.stdout.strip().splitlines()[-1]))
 
-    goals = {"second-order": 3.0, "first-order": 5.0}
+    # Issue 14's goals, for the engine's default backend.
+    goals = {"second-order": 10.0, "first-order": 15.0}
+    engine = f"engine-{InnerLoopConfig().backend}"
     summary = {
         order: {
             "goal_speedup": goal,
-            "engine_manual_speedup": results[f"engine-manual/{order}"]["speedup_vs_loop_best"],
-            "met": results[f"engine-manual/{order}"]["speedup_vs_loop_best"] >= goal,
+            "engine_variant": engine,
+            "engine_speedup": results[f"{engine}/{order}"]["speedup_vs_loop_best"],
+            "met": results[f"{engine}/{order}"]["speedup_vs_loop_best"] >= goal,
         }
         for order, goal in goals.items()
     }

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from metamed.errors import MetamedValueError, UnknownNameError
+from metamed.learners import lowrank
 from metamed.learners.engine import (
     InnerLoopConfig,
     adapt_params,
@@ -22,6 +23,7 @@ from metamed.learners.engine import (
     masked_loss,
     meta_gradient,
     meta_loss,
+    query_losses,
 )
 from metamed.learners.mlp import init_mlp, mlp_forward
 from metamed.learners.networks import make_network
@@ -93,6 +95,7 @@ def _reference(
     lrs=None,
     model=mlp_forward,
     head=None,
+    inner_lr=INNER_LR,
 ):
     """Per-task loop: adapt with autograd.grad(create_graph=True), query loss, average.
 
@@ -121,7 +124,7 @@ def _reference(
                 loss, [fast[k] for k in adapted_names], create_graph=not first_order
             )
             for k, g in zip(adapted_names, grads, strict=True):
-                lr = lr_leaves[names.index(k)] if lr_leaves is not None else INNER_LR
+                lr = lr_leaves[names.index(k)] if lr_leaves is not None else inner_lr
                 fast[k] = fast[k] - lr * g
         total = total + _ref_loss(model(fast, qx), qy, outcome_type)
     outer = total / batch.size
@@ -148,7 +151,7 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("backend", ["manual", "func"])
+@pytest.mark.parametrize("backend", ["manual", "func", "lowrank"])
 @pytest.mark.parametrize("outcome_type", [BINARY, NUMERIC], ids=str)
 @pytest.mark.parametrize("case", list(CASES))
 def test_meta_gradient_matches_looped_reference(case, outcome_type, backend):
@@ -187,6 +190,49 @@ def test_meta_gradient_matches_looped_reference(case, outcome_type, backend):
         abs(meta_loss(params, batch, config, lrs if lrs is not None else INNER_LR, 2) - ref_loss)
         < 1e-10
     )
+
+
+#: Wide enough that the lowrank backend keeps both hidden layers in low-rank form (rank
+#: 6 support rows x 3 steps < 20 units), unlike SIZES, where every layer stays dense.
+WIDE = (8, 24, 20, 1)
+#: A step size at which the wider network's squared-error inner loop does not diverge.
+WIDE_LR = 0.05
+
+
+@pytest.mark.parametrize("outcome_type", [BINARY, NUMERIC], ids=str)
+@pytest.mark.parametrize("case", ["maml", "fomaml"])
+def test_lowrank_meta_gradient_matches_looped_reference_on_low_rank_layers(case, outcome_type):
+    first_order = CASES[case]["first_order"]
+    gen = torch.Generator().manual_seed(5)
+    params = {
+        k: (v + 0.1 * torch.randn(v.shape, generator=gen)).double()
+        for k, v in init_mlp(WIDE, torch.Generator().manual_seed(1)).items()
+    }
+    batch = _batch(outcome_type, d=WIDE[0])
+    ref_loss, ref_g, _ = _reference(
+        params, batch, outcome_type, first_order=first_order, inner_lr=WIDE_LR
+    )
+    assert 1e-3 < max(float(g.abs().max()) for g in ref_g.values()) < 1e3
+    config = InnerLoopConfig(STEPS, outcome_type, first_order, False, "lowrank")
+    layers = lowrank.adapt(params, WIDE_LR, batch.support_x, batch.support_y,
+                           batch.support_mask, STEPS, outcome_type).layers  # fmt: skip
+    assert [layer.low_rank for layer in layers] == [True, True, False]  # the check is not vacuous
+    for chunk in (None, 3):
+        out = meta_gradient(params, batch, config, WIDE_LR, chunk_size=chunk)
+        assert abs(out.loss - ref_loss) < 1e-10
+        assert _max_diff(out.grads, ref_g) < 1e-10
+        assert out.lr_grads is None
+    # Through autograd (query_losses), as the validation loss and torch.compile use it.
+    leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    loss = query_losses(leaves, batch, config, WIDE_LR).mean()
+    auto = dict(zip(leaves, torch.autograd.grad(loss, list(leaves.values())), strict=True))
+    assert _max_diff(auto, ref_g) < 1e-10
+    # Written out, the adapted weights are the manual backend's.
+    kwargs = dict(inner_lr=WIDE_LR, inner_steps=STEPS, outcome_type=outcome_type,
+                  first_order=first_order)  # fmt: skip
+    tensors = (batch.support_x, batch.support_y, batch.support_mask)
+    dense = adapt_params(params, *tensors, **kwargs, backend="lowrank")
+    assert _max_diff(dense, adapt_params(params, *tensors, **kwargs)) < 1e-10
 
 
 def test_second_order_differs_from_first_order():

@@ -255,3 +255,16 @@ def test_chunking_and_backends_give_the_same_training():
     for key in a.params_:
         assert torch.allclose(a.params_[key], b.params_[key], atol=1e-5)
         assert torch.allclose(a.params_[key], c.params_[key], atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [MAML, FOMAML, Reptile])
+def test_lowrank_backend_trains_like_the_manual_one(cls):
+    # 48 units: MAML's second layer (8 support rows x 5 steps) is held in low-rank form.
+    kw = dict(meta_iterations=5, hidden_sizes=(48, 48))
+    manual = cls(**_kwargs(cls, **kw)).meta_fit(TRAIN)
+    low = cls(**_kwargs(cls, **kw, backend="lowrank")).meta_fit(TRAIN)
+    for key in manual.params_:
+        assert torch.allclose(manual.params_[key], low.params_[key], atol=1e-5)
+    support = TEST[0].subset(np.arange(10))
+    probs = [m.adapt(support).predict_proba(TEST[0].X) for m in (manual, low)]
+    assert np.allclose(*probs, atol=1e-5)

@@ -18,7 +18,7 @@ reverse-mode autograd through the inner loop:
 * learned step sizes (Meta-SGD, Li et al. 2017): ``inner_lr`` is a dict of tensors
   shaped like the parameters, and it receives a meta-gradient too.
 
-Two interchangeable ways to get the inner gradient (``backend``):
+Three interchangeable ways to get the inner gradient (``backend``):
 
 ``"manual"`` (default)
     The analytic gradient of the masked MLP loss (back-propagation written out with
@@ -33,7 +33,14 @@ Two interchangeable ways to get the inner gradient (``backend``):
     manual one; the only backend for a module network's full inner loop (ANIL adapts a
     linear head, which the manual backend handles on any network's body features).
 
-Both give the same meta-gradient as a plain per-task loop with
+``"lowrank"``
+    The manual backend's arithmetic with each task's adapted weights kept as the
+    shared weights plus a low-rank correction (:mod:`metamed.learners.lowrank`): every
+    product with the shared weights is one large GEMM over all tasks' rows, and the
+    first-order meta-gradient is written out without autograd.  For the whole MLP with
+    a scalar ``inner_lr``; ANIL, Meta-SGD and a single task run the manual code.
+
+All give the same meta-gradient as a plain per-task loop with
 ``torch.autograd.grad(create_graph=True)`` (``tests/learners/test_engine.py``, which
 covers a convolutional network too).
 Tasks are processed ``chunk_size`` at a time and each chunk's graph is freed after its
@@ -50,6 +57,7 @@ import torch
 from torch.func import grad, vmap
 
 from metamed.errors import MetamedValueError, unknown_name
+from metamed.learners import lowrank
 from metamed.learners.mlp import Params, linear, mlp_features, mlp_forward, n_layers
 from metamed.learners.networks import MLPNetwork, Network
 from metamed.outcomes import BINARY, Outcome, as_outcome
@@ -76,7 +84,7 @@ __all__ = [
 #: A scalar learning rate, or one tensor per parameter (Meta-SGD).
 LearningRate = float | Params
 
-BACKENDS = ("manual", "func")
+BACKENDS = ("manual", "func", "lowrank")
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,7 @@ class InnerLoopConfig:
         Treat inner gradients as constants (FOMAML); no second-order terms.
     head_only : bool
         Adapt only the output layer on shared body features (ANIL).
-    backend : {"manual", "func"}
+    backend : {"manual", "func", "lowrank"}
         Where the inner gradient comes from (see the module docstring).
     network : Network or None
         The model the parameters belong to (:mod:`metamed.learners.networks`); None is
@@ -114,9 +122,9 @@ class InnerLoopConfig:
             raise unknown_name("backend", self.backend, BACKENDS)
         if self.network is None:
             object.__setattr__(self, "network", _MLP)
-        if self.backend == "manual" and not self.head_only and not self.net.manual_gradient:
+        if self.backend != "func" and not self.head_only and not self.net.manual_gradient:
             raise MetamedValueError(
-                f"backend='manual' is the MLP's written-out gradient; a "
+                f"backend={self.backend!r} is the MLP's written-out gradient; a "
                 f"{type(self.net).__name__} adapts all its layers with backend='func'."
             )
         if isinstance(self.inner_steps, bool) or int(self.inner_steps) != self.inner_steps:
@@ -247,7 +255,7 @@ def _sgd_steps(
     """
     adapted = params
     for _ in range(config.inner_steps):
-        if config.backend == "manual":
+        if config.backend != "func":  # manual, or lowrank's fallback (see _low_rank)
             if config.first_order:
                 # No graph is needed for a gradient that is treated as a constant.
                 with torch.no_grad():
@@ -271,6 +279,17 @@ def _head_lr(network: Network, lr: LearningRate) -> LearningRate:
     return network.split(lr)[1] if isinstance(lr, dict) else lr
 
 
+def _low_rank(config: InnerLoopConfig, lr: LearningRate, x: torch.Tensor) -> bool:
+    """Whether the lowrank backend's own code runs: the whole MLP, one scalar step size
+    and a batch of tasks; otherwise (ANIL, Meta-SGD, one task) the manual backend's."""
+    return (
+        config.backend == "lowrank"
+        and not config.head_only
+        and not isinstance(lr, dict)
+        and x.dim() == 3
+    )
+
+
 def _adapt(
     params: Params,
     lr: LearningRate,
@@ -278,22 +297,27 @@ def _adapt(
     y: torch.Tensor,
     mask: torch.Tensor,
     config: InnerLoopConfig,
-) -> tuple[Params, Callable[[torch.Tensor], torch.Tensor]]:
-    """Adapted parameters and a predictor using them (for the query set)."""
+) -> tuple[Callable[[], Params], Callable[[torch.Tensor], torch.Tensor]]:
+    """The adapted parameters (written out when called) and a predictor using them."""
     net = config.net
+    if _low_rank(config, lr, x):
+        model = lowrank.adapt(
+            params, float(lr), x, y, mask, config.inner_steps,  # type: ignore[arg-type]
+            config.outcome_type, config.first_order,
+        )  # fmt: skip
+        return model.dense, model.forward
     if not config.head_only:
         adapted = _sgd_steps(params, lr, x, y, mask, config, net.forward)
-        return adapted, lambda xq: net.forward(adapted, xq)
+        return lambda: adapted, lambda xq: net.forward(adapted, xq)
     body, head = net.split(params)
     # ANIL's body is fixed during the inner loop, so its features are computed once.
     phi = net.features(body, x)
     head_adapted = _sgd_steps(head, _head_lr(net, lr), phi, y, mask, config)
-    adapted = net.join(body, head_adapted)
 
     def predict(xq: torch.Tensor) -> torch.Tensor:
         return mlp_forward(head_adapted, net.features(body, xq))
 
-    return adapted, predict
+    return lambda: net.join(body, head_adapted), predict
 
 
 def adapt_params(
@@ -310,8 +334,8 @@ def adapt_params(
     backend: str = "manual",
     network: Network | None = None,
 ) -> Params:
-    """Adapt ``params`` to one task (``support_x`` [S, D]) or, with the manual backend,
-    to a padded batch of tasks (``support_x`` [B, S, D], ``support_mask`` [B, S]).
+    """Adapt ``params`` to one task (``support_x`` [S, D]) or, with the manual or lowrank
+    backend, to a padded batch of tasks (``support_x`` [B, S, D], ``support_mask`` [B, S]).
     ``network`` is the model of ``params`` (None: the functional MLP).
 
     Returns a new dict; ``params`` is not modified.  At test time call it under
@@ -331,7 +355,7 @@ def adapt_params(
             "or query_losses/meta_gradient, which vmap the func backend over tasks."
         )
     adapted, _ = _adapt(params, inner_lr, support_x, support_y, support_mask, config)
-    return adapted
+    return adapted()
 
 
 def _task_query_loss(
@@ -349,14 +373,11 @@ def _task_query_loss(
     return masked_loss(predict(qx), qy, qm, config.outcome_type)
 
 
-def query_losses(
-    params: Params, batch: EpisodeBatch, config: InnerLoopConfig, inner_lr: LearningRate
-) -> torch.Tensor:
-    """Query loss after adaptation, one value per task of ``batch`` (shape [B]).
-
-    Differentiable with respect to ``params`` and (Meta-SGD) ``inner_lr``.
-    """
-    tensors = (
+def _tensors(
+    batch: EpisodeBatch,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Support x, y, mask, then query x, y, mask."""
+    return (
         batch.support_x,
         batch.support_y,
         batch.support_mask,
@@ -364,7 +385,17 @@ def query_losses(
         batch.query_y,
         batch.query_mask,
     )
-    if config.backend == "manual":
+
+
+def query_losses(
+    params: Params, batch: EpisodeBatch, config: InnerLoopConfig, inner_lr: LearningRate
+) -> torch.Tensor:
+    """Query loss after adaptation, one value per task of ``batch`` (shape [B]).
+
+    Differentiable with respect to ``params`` and (Meta-SGD) ``inner_lr``.
+    """
+    tensors = _tensors(batch)
+    if config.backend != "func":
         return _task_query_loss(params, inner_lr, *tensors, config)
 
     per_task = functools.partial(_task_query_loss, config=config)
@@ -407,6 +438,16 @@ def meta_gradient(
     loss_sum = 0.0
     n_tasks = batch.size
     for chunk in iter_chunks(batch, chunk_size):
+        if config.first_order and _low_rank(config, lr, chunk.support_x):
+            # First order needs no graph: the lowrank backend writes the gradient out.
+            part_loss, part = lowrank.first_order_meta_gradient(
+                leaves, float(lr), _tensors(chunk), config.inner_steps,  # type: ignore[arg-type]
+                config.outcome_type, n_tasks,
+            )  # fmt: skip
+            for total, k in zip(totals, leaves, strict=False):
+                total += part[k]
+            loss_sum += part_loss
+            continue
         losses = query_losses(leaves, chunk, config, lr)
         chunk_loss = losses.sum() / n_tasks
         # allow_unused: e.g. a layer that received no signal; its gradient is zero.

@@ -483,8 +483,9 @@ _FAMILY_DOC = """
         Meta-iterations between evaluations on the validation episodes.
     patience : int or None, default 5
         Stop after this many evaluations without improvement (None: never stop early).
-    backend : {{"manual", "func"}}, default "manual"
-        Inner-gradient implementation (see :mod:`metamed.learners.engine`); same result.
+    backend : {{"manual", "func", "lowrank"}}, default "manual"
+        Inner-gradient implementation (see :mod:`metamed.learners.engine`); same result
+        up to float rounding.
     network : str, default "mlp"
         The model (:data:`metamed.learners.networks.NETWORKS`): ``"mlp"``, ``"cnn"``
         (a small CNN on rows that are one-channel square images; ``hidden_sizes`` are then

@@ -57,8 +57,8 @@ class Reptile(GradientMetaLearner):
     eval_every : int, default 25
     patience : int or None, default 5
         Early stopping on the validation query loss, as for :class:`~metamed.learners.maml.MAML`.
-    backend : {"manual", "func"}, default "manual"
-        Only "manual" can batch the inner loop; "func" loops over the tasks.
+    backend : {"manual", "func", "lowrank"}, default "manual"
+        "manual" and "lowrank" batch the inner loop; "func" loops over the tasks.
     random_state : int or None, default 0
 
     Notes
@@ -77,10 +77,10 @@ class Reptile(GradientMetaLearner):
         self, params: Params, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor
     ) -> Params:
         """Adapted parameters per task, shape [B, ...] (no autograd graph)."""
-        if self.backend == "manual":
+        if self.backend != "func":
             return adapt_params(
                 params, x, y, m, inner_lr=float(self.inner_lr), inner_steps=int(self.inner_steps),
-                outcome_type=self.outcome_type_,
+                outcome_type=self.outcome_type_, backend=self.backend,
             )  # fmt: skip
         per_task = [
             adapt_params(
