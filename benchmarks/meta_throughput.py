@@ -83,7 +83,7 @@ Step = Callable[[], None]
 
 #: What was tried to make the engine faster (qualitative; the numbers are in the table).
 NOTES = [
-    "- Default backend is `manual` (analytic, batched inner gradient written out for the "
+    "- The default backend is `manual` (analytic, batched inner gradient written out for the "
     "ReLU MLP): it removes `torch.func.grad`'s per-step transform overhead; compare the "
     "`engine-manual` and `engine-func` rows. Both match the loop's meta-gradient.",
     "- First-order variants compute the inner gradient under `torch.no_grad()` (no graph "
@@ -93,14 +93,15 @@ NOTES = [
     "- Fused update ops (`torch.add(..., alpha=-lr)`, `addcmul` for Meta-SGD) and a one-op "
     "ReLU derivative (`threshold_backward`) made no measurable difference at this size; "
     "kept because they shrink the outer graph.",
-    "- `torch.profiler` (1 thread) shows the second-order engine's time dominated by batched "
-    "matmuls of shape [32, 10, 128] x [32, 128, 128] and their backward: small-K batched GEMMs "
-    "run well below peak FLOP rate; that, not Python overhead, bounds the engine now.",
+    "- `torch.profiler` (1 thread) shows the manual backend's second-order time dominated by "
+    "batched matmuls of shape [32, 10, 128] x [32, 128, 128] and their backward: small-K "
+    "batched GEMMs run well below peak FLOP rate. The `lowrank` backend below targets them.",
     "- `torch.compile` of the manual backend's forward (inner loop + query loss; the outer "
     "backward is then AOTAutograd's) works and gives the same gradient; its cost is the "
-    "compile time shown (with a warm inductor cache; a cold compile took minutes on this "
-    "machine) and its gain is in the `engine-manual-compiled` rows. It is not enabled in "
-    "the learners (a cold compile exceeds a short meta-training run).",
+    "compile time (a cold compile took minutes on this machine). It is not enabled in the "
+    "learners (a cold compile exceeds a short meta-training run), and the recorded run "
+    "skipped it (`--no-compile`) to keep the quiet-machine measurement short; without that "
+    "flag the table gains `engine-manual-compiled` rows.",
     "- `engine-lowrank` (backend `lowrank`, `metamed.learners.lowrank`) keeps each task's "
     "adapted weights as W - lr * D^T U (one rank-10 term per inner step; the first layer's "
     "terms merge into one, since its input is the support set at every step), so every "
@@ -108,18 +109,24 @@ NOTES = [
     "are at most 50 wide; the per-task weight gradients delta^T h are never formed. Its "
     "first-order meta-gradient is written out (no autograd): each layer's weight part is "
     "one GEMM over all tasks' query rows. It applies to the whole MLP with a scalar step "
-    "size (MAML, FOMAML); Meta-SGD and ANIL run the manual code under it.",
+    "size (MAML, FOMAML); Meta-SGD and ANIL run the manual code under it. It is not the "
+    "default yet: switching changes the hyperparameter recorded in every run folder's cell "
+    "keys (resumed suites would redo their MAML cells), and the README benchmark's summary "
+    "numbers under it have not been compared.",
+    "- Not tried yet: a hand-written outer backward for the second-order case (autograd "
+    "differentiates the low-rank inner loop now), and fusing the inner steps.",
     "- `--device cuda --meta-batch 1024` runs the same comparison on a GPU (the page then "
-    "names it); no GPU was available for the runs recorded here.",
+    "names it); this machine has no GPU and none was lent for these runs, so no GPU run "
+    "is recorded.",
     "- `chunk_size` trades speed for memory: the engine keeps the graph of one chunk; the "
     "`engine-manual-chunk8` rows show the lower peak and the cost of more, smaller calls.",
-    "- The 2-core machine was shared with other jobs during these runs (see the load "
-    "averages): wall-clock blocks vary several-fold between rounds. Variants were "
-    "interleaved so that all saw the same conditions, and the best block of each is the "
-    "headline. `meta_throughput_1thread_cpu.md` repeats the comparison on 1 thread timed by "
-    "process CPU time, which other processes barely disturb; there the engine's edge is "
-    "smaller, because with 1 thread its large batched GEMMs gain no parallelism while the "
-    "loop's many tiny ops never had any to gain.",
+    "- The 2-core machine is shared with other jobs: the recorded run had the other heavy "
+    "jobs paused while it ran (the load average above lags behind that), but wall-clock "
+    "blocks still vary between rounds. Variants were interleaved so that all saw the same "
+    "conditions, and the best block of each is the headline. "
+    "`meta_throughput_1thread_cpu.md` (1 thread, timed by process CPU time) is from an "
+    "earlier run, before the `lowrank` backend and with the earlier goals of 3x / 5x; it "
+    "was not rerun.",
 ]
 
 
