@@ -11,6 +11,7 @@ finite query set, averaged over independent draws.
 from __future__ import annotations
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -164,3 +165,31 @@ def test_refusals_name_the_problem(binary_sites, maml):
         conformal_adapt(maml, support, 90)
     with pytest.raises(MetamedValueError, match="Unknown conformal method 'cv'"):
         conformal_adapt(maml, support, 0.9, "cv")
+
+
+@pytest.mark.parametrize("outcome_type", ["binary", "numeric"])
+def test_one_batched_pass_over_the_fold_models_gives_their_own_sets(outcome_type, monkeypatch):
+    train, test = held_out_sites(outcome_type, n_per_task=120, seed=3)
+    learner = make_learner(
+        "fomaml", hidden_sizes=(16, 8), meta_iterations=4, meta_batch_size=4, k_support=10
+    ).meta_fit(train)
+    support, query = random_support(test[0], 40, np.random.default_rng(4))
+    model = conformal_adapt(learner, support, 0.9, "cv+")
+    fold_class = type(model.fold_models[0])
+    assert fold_class.joint(model.fold_models) is not None  # the batched pass is the one used
+    parts = (model.model, model.fold_models, model.fold_of, model.scores, 0.9, "cv+")
+    if outcome_type == "binary":
+        risk, sets = model.predict_proba_and_set(query.X)
+        np.testing.assert_array_equal(risk, model.predict_proba(query.X))
+    else:
+        mu, interval = model.predict_and_interval(query.X)
+        np.testing.assert_array_equal(mu, model.predict(query.X))
+    # The same model asking each fold model in turn, as before the batched pass existed.
+    monkeypatch.setattr(fold_class, "joint", classmethod(lambda cls, models: None))
+    one_by_one = type(model)(*parts)
+    if outcome_type == "binary":
+        np.testing.assert_array_equal(sets, one_by_one.predict_set(query.X))
+    else:
+        expected = one_by_one.predict_interval(query.X)
+        np.testing.assert_allclose(interval, expected, rtol=1e-6, atol=1e-6 * np.ptp(expected))
+    pickle.loads(pickle.dumps(model))  # what the batched pass prepared is not pickled

@@ -141,14 +141,14 @@ def test_a_batch_of_patients_gets_the_answers_each_gets_alone(service_models):
     """Over the real checking, preprocessing and conformal model: what the service
     computes for patients batched together equals each patient's own call (float32
     rounding of the matrix products aside), so batching never changes an answer."""
-    from metamed.serve.app import _check_and_predict
+    from metamed.serve.models import predict_records
 
     service, model_id, patients = service_models
     served = service.store.get(model_id)
-    together = _check_and_predict(served, patients)
+    together = predict_records(served, patients)
     assert set(together) == {"risk", "holds_0", "holds_1"}
     for i, patient in enumerate(patients):
-        alone = _check_and_predict(served, [patient])
+        alone = predict_records(served, [patient])
         np.testing.assert_allclose(together["risk"][i], alone["risk"][0], rtol=1e-5)
         assert together["holds_0"][i] == alone["holds_0"][0]
         assert together["holds_1"][i] == alone["holds_1"][0]

@@ -24,7 +24,7 @@ import importlib
 import inspect
 import pkgutil
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -269,6 +269,18 @@ class AdaptedModel(ABC):
     @abstractmethod
     def predict(self, X: np.ndarray) -> np.ndarray:
         """One prediction per row of ``X``, shape (n,)."""
+
+    @classmethod
+    def joint(cls, models: Sequence[AdaptedModel]) -> Callable[[Any], np.ndarray] | None:
+        """One function of ``X`` giving every one of ``models``' predictions at once.
+
+        Its answer has shape ``(len(models), n)``: each model's ``predict_proba`` for a
+        binary outcome, its ``predict`` otherwise.  Conformal sets ask a dozen fold
+        models about the same rows; a class whose models can share one computation
+        overrides this (the adapted MLPs: one batched forward pass).  ``None``, the
+        default, means that each model is asked in turn.
+        """
+        return None
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

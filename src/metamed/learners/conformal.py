@@ -281,13 +281,37 @@ class ConformalModel(AdaptedModel):
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.model.predict(X)
 
-    def _by_fold(self, X: np.ndarray, predict: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(that fold's predictions for X, its calibration scores) for each scoring model."""
-        models = self.fold_models or [self.model]
-        return [
-            (np.asarray(getattr(m, predict)(X), dtype=np.float64), self.scores[self.fold_of == k])
-            for k, m in enumerate(models)
-        ]
+    def _predictions(
+        self, X: np.ndarray, predict: str
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """The served model's predictions for X and, for each scoring model, (its
+        predictions for X, its calibration scores sorted).
+
+        The fold models answer in one computation where their class allows it
+        (:meth:`AdaptedModel.joint`: the MLPs' one batched forward pass instead of ten),
+        equal to their own answers up to float32 rounding; the served model answers on
+        its own, so its risks are exactly ``predict_proba``'s.
+        """
+        prepared = self.__dict__.get("_prepared")  # not state: see __getstate__
+        if prepared is None:  # one assignment, so that threads see all of it or none
+            k = len(self.fold_models) or 1
+            sorted_scores = [np.sort(self.scores[self.fold_of == j]) for j in range(k)]
+            joint = type(self.fold_models[0]).joint(self.fold_models) if self.fold_models else None
+            prepared = self.__dict__["_prepared"] = (sorted_scores, joint)
+        sorted_scores, joint = prepared
+        served = np.asarray(getattr(self.model, predict)(X), dtype=np.float64)
+        if not self.fold_models:  # split: the served model scored every calibration row
+            return served, [(served, sorted_scores[0])]
+        folds = (
+            list(joint(X))
+            if joint is not None
+            else [np.asarray(getattr(m, predict)(X), dtype=np.float64) for m in self.fold_models]
+        )
+        return served, list(zip(folds, sorted_scores, strict=True))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without what :meth:`_predictions` prepares (it holds a closure)."""
+        return {k: v for k, v in vars(self).items() if k != "_prepared"}
 
     # -- persistence: nested models saved as their own class + state -----------------------
     def _artifact_state(self) -> dict[str, Any]:
@@ -329,14 +353,22 @@ class ConformalSetModel(ConformalModel, BinaryModel):
 
     def predict_set(self, X: np.ndarray) -> np.ndarray:
         """Prediction sets for a binary outcome: (n, 2) bool, columns "holds 0", "holds 1"."""
+        return self.predict_proba_and_set(X)[1]
+
+    def predict_proba_and_set(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``predict_proba(X)`` and ``predict_set(X)`` from one pass over the models.
+
+        The risks equal ``predict_proba``'s up to float32 rounding (see
+        :meth:`AdaptedModel.joint`).
+        """
         n = len(self.scores)
-        below = np.zeros((len(np.asarray(X)), 2), dtype=np.int64)
-        for p, scores in self._by_fold(X, "predict_proba"):
-            ordered = np.sort(scores)
+        risk, by_fold = self._predictions(X, "predict_proba")
+        below = np.zeros((len(risk), 2), dtype=np.int64)
+        for p, ordered in by_fold:
             # Score of label 0 is p, of label 1 is 1 - p; count calibration scores below.
             below[:, 0] += np.searchsorted(ordered, p, side="left")
             below[:, 1] += np.searchsorted(ordered, 1.0 - p, side="left")
-        return below <= _rank(self.coverage, n)
+        return risk, below <= _rank(self.coverage, n)
 
 
 class ConformalIntervalModel(ConformalModel):
@@ -346,14 +378,24 @@ class ConformalIntervalModel(ConformalModel):
 
     def predict_interval(self, X: np.ndarray, chunk_rows: int = 1000) -> np.ndarray:
         """Prediction intervals for a numeric outcome: (n, 2) float, lower and upper."""
+        return self.predict_and_interval(X, chunk_rows)[1]
+
+    def predict_and_interval(
+        self, X: np.ndarray, chunk_rows: int = 1000
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``predict(X)`` and ``predict_interval(X)`` from one pass over the models.
+
+        The predictions equal ``predict``'s up to float32 rounding (see
+        :meth:`AdaptedModel.joint`).
+        """
         n = len(self.scores)
         upper_k = _rank(self.coverage, n)  # 0-based order statistic of the upper end
         lower_k = n - 1 - upper_k  # the mirror one of the lower end
+        served, by_fold = self._predictions(X, "predict")
         if not self.fold_models:
-            mu = np.asarray(self.model.predict(X), dtype=np.float64)
             q = np.sort(self.scores)[upper_k]
-            return np.stack([mu - q, mu + q], axis=1)
-        fold_mu = np.stack([mu for mu, _ in self._by_fold(X, "predict")])  # (K, m)
+            return served, np.stack([served - q, served + q], axis=1)
+        fold_mu = np.stack([mu for mu, _ in by_fold])  # (K, m)
         out = np.empty((fold_mu.shape[1], 2))
         for start in range(0, fold_mu.shape[1], chunk_rows):  # bounds memory at n x chunk
             mu = fold_mu[self.fold_of, start : start + chunk_rows]  # (n, chunk)
@@ -361,4 +403,4 @@ class ConformalIntervalModel(ConformalModel):
             high = mu + self.scores[:, None]
             out[start : start + chunk_rows, 0] = np.partition(low, lower_k, axis=0)[lower_k]
             out[start : start + chunk_rows, 1] = np.partition(high, upper_k, axis=0)[upper_k]
-        return out
+        return served, out

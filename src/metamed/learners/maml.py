@@ -27,6 +27,7 @@ set of validation episodes (early stopping).  The shared scaffolding
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -52,6 +53,7 @@ from metamed.learners.base import (
     BinaryModel,
     MetaLearner,
     ProgressCallback,
+    check_features,
     register,
 )
 from metamed.learners.engine import (
@@ -121,6 +123,43 @@ class AdaptedMLP(AdaptedModel):
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Logits (binary) or standardised predictions (numeric), shape (n,)."""
         return self._outputs(X).numpy()
+
+    @classmethod
+    def joint(cls, models: Sequence[AdaptedModel]) -> Callable[[Any], np.ndarray] | None:
+        """Plain MLPs of one shape: their parameters stacked, all answered in one forward pass.
+
+        The answers equal each model's own up to float32 rounding of the matrix products
+        (a batched product may sum in another order).
+        """
+        mlps = [m for m in models if type(m) is cls]
+        if not mlps or len(mlps) != len(models):
+            return None
+        first = mlps[0]
+        spec = getattr(first, "network", None)
+        if spec is not None and not isinstance(
+            make_network(spec[0], spec[1], first.n_features), MLPNetwork
+        ):
+            return None
+        shapes = {k: v.shape for k, v in first.params.items()}
+        for m in mlps:
+            if (
+                {k: v.shape for k, v in m.params.items()} != shapes
+                or getattr(m, "network", None) != spec
+                or m.n_features != first.n_features
+            ):
+                return None
+        params = {k: torch.stack([m.params[k] for m in mlps]) for k in shapes}
+        means = np.array([[m.target_mean] for m in mlps], dtype=np.float64)
+        stds = np.array([[m.target_std] for m in mlps], dtype=np.float64)
+        binary, n_features = issubclass(cls, BinaryModel), first.n_features
+
+        def predict_all(X: Any) -> np.ndarray:
+            with torch.no_grad():  # weights [K, out, in] against shared rows [n, in]
+                out = _MLP.forward(params, torch.from_numpy(check_features(X, n_features)))
+            out = out.double()
+            return torch.sigmoid(out).numpy() if binary else out.numpy() * stds + means
+
+        return predict_all
 
 
 class BinaryAdaptedMLP(BinaryModel, AdaptedMLP):

@@ -35,12 +35,11 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -65,7 +64,7 @@ from metamed.serve.models import (
     ServedModel,
     adapt_pipeline,
     canonical_sha256,
-    predict_rows,
+    predict_records,
 )
 from metamed.serve.tokens import Token, TokenStore
 from metamed.serve.validation import DEFAULT_MAX_ROWS
@@ -255,7 +254,7 @@ class Service:
         self.audit = AuditLog(audit_path)
         self.max_body_bytes = max_body_bytes
         # Concurrent predict calls on one model share its checking and its model call.
-        self.batcher: PredictBatcher[ServedModel] = PredictBatcher(_check_and_predict, max_rows)
+        self.batcher: PredictBatcher[ServedModel] = PredictBatcher(predict_records, max_rows)
 
     def start(self) -> None:
         import torch
@@ -504,10 +503,6 @@ class Service:
                 }
             )
         return {"models": models}
-
-
-def _check_and_predict(served: ServedModel, records: Sequence[Any]) -> dict[str, np.ndarray]:
-    return predict_rows(served, served.schema.check_records(records))
 
 
 def _audit_unavailable(error: AuditError) -> Response:

@@ -19,7 +19,7 @@ import json
 import math
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from metamed.learners import ConformalModel, MetaLearner, Pipeline
 from metamed.learners.conformal import DEFAULT_COVERAGE, ConformalIntervalModel, ConformalSetModel
 from metamed.learners.guard import GuardedModel
 from metamed.outcomes import BINARY, as_outcome
+from metamed.serve.encoding import RowEncoder
 from metamed.serve.validation import (
     CATEGORICAL,
     DEFAULT_MAX_ROWS,
@@ -55,6 +56,8 @@ __all__ = [
     "canonical_sha256",
     "check_model_id",
     "load_model",
+    "predict_inputs",
+    "predict_records",
     "predict_rows",
 ]
 
@@ -104,6 +107,8 @@ class ServedModel:
     pipeline: Pipeline
     schema: InputSchema
     summary: dict[str, Any]
+    #: Checks JSON records and encodes them without pandas (:mod:`metamed.serve.encoding`).
+    encoder: RowEncoder
 
     @property
     def adapted(self) -> bool:
@@ -171,7 +176,8 @@ def load_model(
     pipeline = Pipeline.load(path)
     schema = InputSchema(content.get("features") or {}, content.get("outcome") or {}, max_rows)
     model_id = model_id or path.name
-    return ServedModel(model_id, path, pipeline, schema, _summary(model_id, content, sha))
+    summary = _summary(model_id, content, sha)
+    return ServedModel(model_id, path, pipeline, schema, summary, RowEncoder(schema, pipeline.preprocessor))
 
 
 def adapt_pipeline(
@@ -222,26 +228,40 @@ def predict_rows(served: ServedModel, frame: pd.DataFrame) -> dict[str, np.ndarr
     Returns columns: binary ``risk``, ``holds_0``, ``holds_1``; numeric ``prediction``,
     ``lower``, ``upper``.  The sets and intervals need a model adapted with a coverage.
     """
+    _check_predicts(served)
+    return predict_inputs(served, served.pipeline.transform(frame))
+
+
+def predict_records(served: ServedModel, records: Sequence[Any]) -> dict[str, np.ndarray]:
+    """:func:`predict_rows` of JSON records, checked against the model's schema."""
+    return predict_inputs(served, served.encoder.encode(records))
+
+
+def _check_predicts(served: ServedModel) -> ConformalModel:
     if not served.adapted:
         raise ModelStateError(
             f"Model '{served.id}' is meta-trained but not adapted to a site; adapt it with "
             "the site's labelled support patients first (metamed adapt, or POST "
             f"/v1/models/{served.id}/adapt)."
         )
-    pipeline = served.pipeline
-    X = pipeline.transform(frame)
-    model = pipeline.model
+    model = served.pipeline.model
     if not isinstance(model, ConformalModel):
         raise ModelStateError(
             f"Model '{served.id}' was adapted without conformal calibration; adapt it again "
             "with metamed adapt (which calibrates on the support rows)."
         )
+    return model
+
+
+def predict_inputs(served: ServedModel, X: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`predict_rows` of the preprocessed input matrix ``X``."""
+    model = _check_predicts(served)
     if isinstance(model, ConformalSetModel):
-        sets = model.predict_set(X)
-        return {"risk": model.predict_proba(X), "holds_0": sets[:, 0], "holds_1": sets[:, 1]}
+        risk, sets = model.predict_proba_and_set(X)
+        return {"risk": risk, "holds_0": sets[:, 0], "holds_1": sets[:, 1]}
     assert isinstance(model, ConformalIntervalModel)
-    interval = model.predict_interval(X)
-    return {"prediction": model.predict(X), "lower": interval[:, 0], "upper": interval[:, 1]}
+    prediction, interval = model.predict_and_interval(X)
+    return {"prediction": prediction, "lower": interval[:, 0], "upper": interval[:, 1]}
 
 
 class ModelStore:
