@@ -127,11 +127,12 @@ class Server:
         self.log.close()
 
 
-def start_server(models: Path, timeout_s: float = 120.0) -> Server:
+def start_server(models: Path, timeout_s: float = 120.0, workers: int = 1) -> Server:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     command = [sys.executable, "-c", "from metamed.cli import main; main()", "serve",
-               "--models", str(models), "--port", str(port), "--max-rows", "500"]  # fmt: skip
+               "--models", str(models), "--port", str(port), "--max-rows", "500",
+               "--workers", str(workers)]  # fmt: skip
     log = open(models.parent / f"server-{port}.log", "wb")  # noqa: SIM115 - lives with the process
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

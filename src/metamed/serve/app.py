@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -82,8 +83,11 @@ __all__ = [
     "PredictResponse",
     "Prediction",
     "Service",
+    "WORKER_ENV",
     "create_app",
+    "recover_service",
     "service_paths",
+    "worker_app",
 ]
 
 log = logging.getLogger("metamed.serve")
@@ -192,6 +196,7 @@ class Health(BaseModel):
     status: str
     models: int
     metamed_version: str
+    process: int = Field(description="The id of the server process that answered.")
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -256,22 +261,17 @@ class Service:
         # Concurrent predict calls on one model share its checking and its model call.
         self.batcher: PredictBatcher[ServedModel] = PredictBatcher(predict_records, max_rows)
 
-    def start(self) -> None:
+    def start(self, recover: bool = True) -> None:
+        """Ready to answer; with ``recover``, first clear what a killed service left
+        (:func:`recover_service`; several server processes leave that to their parent)."""
         import torch
 
         # Requests run in worker threads on models this small: torch's own intra-op
         # threads only spin against each other (measured: an adaptation from 200 rows
         # took 3.6 s over HTTP with the default threads on 2 loaded cores, 0.1 s in process).
         torch.set_num_threads(1)
-        removed = self.store.recover()
-        interrupted = self.audit.recover()
-        if removed or interrupted:
-            log.warning(
-                "start-up: removed %d half-written model folder(s), %d interrupted call(s) "
-                "marked in the audit log",
-                len(removed),
-                len(interrupted),
-            )
+        if recover:
+            _report_recovery(self.store.recover(), self.audit.recover())
 
     def authenticate(self, header: str | None, permission: str | None) -> Token:
         scheme, _, secret = (header or "").partition(" ")
@@ -525,17 +525,54 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _report_recovery(removed: list[str], interrupted: list[str]) -> None:
+    if removed or interrupted:
+        log.warning(
+            "start-up: removed %d half-written model folder(s), %d interrupted call(s) "
+            "marked in the audit log",
+            len(removed),
+            len(interrupted),
+        )
+
+
+def recover_service(models: str | Path) -> None:
+    """Clear what a killed service left in ``models``: half-written model folders are
+    removed, adaptations that never finished are marked ``interrupted`` in the audit log.
+
+    Run once before the server processes start, never by one of them while the others
+    answer: an adaptation in flight in another process would look interrupted.
+    """
+    audit = AuditLog(service_paths(models)[1])
+    try:
+        _report_recovery(ModelStore(models).recover(), audit.recover())
+    finally:
+        audit.close()
+
+
+#: Where ``metamed serve --workers N`` tells its server processes what to serve.
+WORKER_ENV = "METAMED_SERVE_MODELS", "METAMED_SERVE_MAX_ROWS"
+
+
+def worker_app() -> FastAPI:
+    """The app of one of several server processes (``uvicorn --factory``): the models
+    folder and row limit from :data:`WORKER_ENV`; no recovery (the parent ran it)."""
+    models, max_rows = (os.environ[name] for name in WORKER_ENV)
+    return create_app(models, int(max_rows), recover=False)
+
+
 def create_app(
     models: str | Path,
     max_rows: int = DEFAULT_MAX_ROWS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    recover: bool = True,
 ) -> FastAPI:
-    """The service over the model folder ``models`` (see the module docstring)."""
+    """The service over the model folder ``models`` (see the module docstring); with
+    ``recover`` (one server process), :func:`recover_service` runs as it starts."""
     service = Service(models, max_rows, max_body_bytes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service.start()
+        service.start(recover)
         try:
             yield
         finally:
@@ -568,6 +605,7 @@ def create_app(
             "status": "ok",
             "models": len(service.store.ids()),
             "metamed_version": metamed.__version__,
+            "process": os.getpid(),
         }
 
     @app.get("/v1/models", response_model=ModelList, responses=_ERRORS, tags=["models"])
