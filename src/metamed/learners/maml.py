@@ -155,8 +155,8 @@ class AdaptedMLP(AdaptedModel):
 
         def predict_all(X: Any) -> np.ndarray:
             with torch.no_grad():  # weights [K, out, in] against shared rows [n, in]
-                out = _MLP.forward(params, torch.from_numpy(check_features(X, n_features)))
-            out = out.double()
+                x = as_tensor(check_features(X, n_features))
+                out = _MLP.forward(to_device(params), x).cpu().double()
             return torch.sigmoid(out).numpy() if binary else out.numpy() * stds + means
 
         return predict_all
