@@ -270,10 +270,16 @@ def main() -> None:
     pipeline, rows, patients = build_model(models)
     secret = TokenStore(service_paths(models)[0]).create("bench", ["predict", "adapt"])
     headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
-    settings, adaptation = {}, None
+    settings, adaptation, failed = {}, None, {}
     try:
         for workers in [int(w) for w in args.workers.split(",")]:
-            server, port = start_server(models, workers)
+            try:
+                server, port = start_server(models, workers)
+            except RuntimeError as error:
+                if adaptation is None:
+                    raise
+                failed[workers] = f"the server did not start ({error})"
+                continue
             try:
                 if adaptation is None:
                     adaptation = measure_adaptation(
@@ -291,6 +297,10 @@ def main() -> None:
                         settings[f"workers{workers}_batch{batch}_clients{clients}"] = {
                             "workers": workers, "batch": batch, **result,
                         }  # fmt: skip
+            except (RuntimeError, OSError, AssertionError) as error:  # reported, not hidden
+                if adaptation is None:
+                    raise
+                failed[workers] = f"{type(error).__name__}: {error}"
             finally:
                 server.terminate()
                 server.wait(timeout=60)
@@ -298,10 +308,12 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     assert adaptation is not None
-    write_report(args, load_before, adaptation, settings, fsync)
+    write_report(args, load_before, adaptation, settings, fsync, failed)
 
 
-def write_report(args, load_before, adaptation: dict, settings: dict, fsync: dict) -> None:
+def write_report(
+    args, load_before, adaptation: dict, settings: dict, fsync: dict, failed: dict
+) -> None:
     report = {
         "command": "python benchmarks/serve_load.py " + " ".join(sys.argv[1:]),
         "machine": {
@@ -313,6 +325,7 @@ def write_report(args, load_before, adaptation: dict, settings: dict, fsync: dic
         "adapt_200_support": adaptation,
         "predict": settings,
         "fsync_ms": fsync,
+        "failed": failed,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
@@ -358,6 +371,7 @@ def write_report(args, load_before, adaptation: dict, settings: dict, fsync: dic
             f"{s['p99_ms']:.1f} ms | {s['server_cpu_ms_per_request']:.2f} ms | "
             f"{s['client_cpu_share']:.0%} |"
         )
+    lines += [f"\n**Failed** with {w} worker(s): {why}" for w, why in failed.items()]
     lines += [
         "",
         "Concurrent predict calls on one model in one process are batched "
