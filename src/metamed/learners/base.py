@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -127,6 +128,8 @@ def register(name: str):
 
 
 _every_learner_loaded = False
+_loading = False
+_load_lock = threading.RLock()
 
 
 def load_every_learner() -> None:
@@ -137,13 +140,23 @@ def load_every_learner() -> None:
     :class:`Registry` calls this first: without it ``learner_names()`` would list only the
     learners whose modules happened to be imported already.
     """
-    global _every_learner_loaded
+    global _every_learner_loaded, _loading
     if _every_learner_loaded:
         return
-    _every_learner_loaded = True  # first, so that a module importing another ends here
-    package = importlib.import_module(__package__)
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{__package__}.{module.name}")
+    # Other threads wait here until every module is in: a service's first concurrent
+    # requests once read the registry half-filled ("class 'BinaryAdaptedMLP' is not one
+    # this metamed knows").
+    with _load_lock:
+        if _every_learner_loaded or _loading:  # _loading: re-entered from a module it imports
+            return
+        _loading = True
+        try:
+            package = importlib.import_module(__package__)
+            for module in pkgutil.iter_modules(package.__path__):
+                importlib.import_module(f"{__package__}.{module.name}")
+            _every_learner_loaded = True
+        finally:
+            _loading = False
 
 
 def learner_names() -> list[str]:
