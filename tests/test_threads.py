@@ -71,6 +71,24 @@ def test_set_threads_applies_to_torch(restore_torch_threads, monkeypatch):
         threads.set_threads(0)
 
 
+def test_set_threads_gives_blas_one_thread_whatever_torch_gets(restore_torch_threads):
+    # numpy's OpenBLAS spinning a second thread beside torch's pool oversubscribes the cores
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("no BLAS library reported by threadpoolctl")
+    before = min(p["num_threads"] for p in blas)
+    try:
+        threadpool_limits(limits=2, user_api="blas")
+        threads.set_threads(2)
+        assert torch.get_num_threads() == 2
+        assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {1}
+        assert threads.thread_record()["blas_threads"] == 1
+    finally:
+        threadpool_limits(limits=before, user_api="blas")
+
+
 def test_set_threads_holds_for_torch_once_numba_is_imported():
     # numba imported but its pool not started: starting it (OpenMP layer) sets the whole
     # process's OpenMP thread count, torch's included, to NUMBA_NUM_THREADS. A fresh
