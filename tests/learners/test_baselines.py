@@ -92,6 +92,41 @@ def test_pooled_without_val_runs_all_epochs(tasks) -> None:
     assert learner.history_["val_loss"] == []
 
 
+def _adam_steps_per_epoch(monkeypatch, learner, train) -> int:
+    steps = []
+    original = torch.optim.Adam.step
+
+    def counted(self, *args, **kwargs):
+        steps.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counted)
+    learner.meta_fit(train)
+    return len(steps) // int(learner.max_epochs)
+
+
+@pytest.mark.parametrize("name", ["pooled", "multitask"])
+def test_a_long_table_grows_the_minibatch_instead_of_the_steps(tasks, monkeypatch, name) -> None:
+    rows = sum(len(t) for t in tasks[:4])  # the toy tasks' rows (multitask holds some out)
+    capped = make_learner(
+        name, hidden_sizes=(8,), max_epochs=2, batch_size=8, max_batches_per_epoch=3
+    )
+    free = make_learner(name, hidden_sizes=(8,), max_epochs=2, batch_size=8)
+    assert rows > 8 * 3
+    assert _adam_steps_per_epoch(monkeypatch, capped, tasks[:4]) <= 3
+    assert _adam_steps_per_epoch(monkeypatch, free, tasks[:4]) > 3  # 8-row batches otherwise
+
+
+def test_a_table_below_the_step_cap_trains_exactly_as_with_no_cap(tasks) -> None:
+    # the default cap (1,000 steps of 128 rows) binds only above 128,000 rows: smaller
+    # tables, every benchmark here included, give the same weights as before the cap
+    settings = dict(hidden_sizes=(8,), max_epochs=3, batch_size=16)
+    default = PooledMLP(**settings).meta_fit(tasks[:4])
+    uncapped = PooledMLP(**settings, max_batches_per_epoch=10**9).meta_fit(tasks[:4])
+    for name, value in default.params_.items():
+        assert torch.equal(value, uncapped.params_[name]), name
+
+
 def test_pooled_training_loss_decreases(tasks) -> None:
     learner = PooledMLP(hidden_sizes=(16,), max_epochs=30, lr=1e-2).meta_fit(tasks[:4])
     losses = learner.history_["train_loss"]

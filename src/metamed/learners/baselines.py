@@ -341,6 +341,9 @@ class PooledMLP(MetaLearner):
         Adam L2 penalty.
     batch_size : int, default 128
         Rows per minibatch.
+    max_batches_per_epoch : int, default 1000
+        Minibatches grow beyond ``batch_size`` rows where an epoch would take more steps
+        than this (tables of over 128,000 training rows at the defaults).
     max_epochs : int, default 100
         Passes over the pooled rows.
     patience : int, default 10
@@ -366,6 +369,7 @@ class PooledMLP(MetaLearner):
     lr: float = hyperparameter(default=1e-3, allowed=POSITIVE)
     weight_decay: float = hyperparameter(default=0.0, allowed=NON_NEGATIVE)
     batch_size: int = hyperparameter(default=128, allowed=POSITIVE_INT)
+    max_batches_per_epoch: int = hyperparameter(default=1000, allowed=POSITIVE_INT)
     max_epochs: int = hyperparameter(default=100, allowed=POSITIVE_INT)
     patience: int = hyperparameter(default=10, allowed=POSITIVE_INT)
     random_state: int = hyperparameter(default=0, allowed=SEED, hint=_SEED_HINT)
@@ -384,7 +388,7 @@ class PooledMLP(MetaLearner):
         key = tuple(
             getattr(self, name)
             for name in ("hidden_sizes", "network", "lr", "weight_decay", "batch_size",
-                         "max_epochs", "patience", "random_state")
+                         "max_batches_per_epoch", "max_epochs", "patience", "random_state")
         )  # fmt: skip
         tasks = (tuple(train_tasks), None if rows.val_tasks is None else tuple(rows.val_tasks))
         if _LAST_POOLED_FIT and _LAST_POOLED_FIT[0][0] == key and _same_tasks(
@@ -422,6 +426,7 @@ class PooledMLP(MetaLearner):
             lr=float(self.lr),
             weight_decay=float(self.weight_decay),
             batch_size=int(self.batch_size),
+            max_batches_per_epoch=int(self.max_batches_per_epoch),
             max_epochs=int(self.max_epochs),
             patience=int(self.patience),
             generator=gen,

@@ -60,6 +60,9 @@ class MultitaskMLP(MetaLearner):
         Adam learning rate.
     batch_size : int, default 128
         Rows per minibatch (rows of all tasks, shuffled together).
+    max_batches_per_epoch : int, default 1000
+        Minibatches grow beyond ``batch_size`` rows where an epoch would take more steps
+        than this (tables of over 128,000 training rows at the defaults).
     max_epochs : int, default 100
         Passes over the training rows.
     patience : int, default 10
@@ -86,6 +89,7 @@ class MultitaskMLP(MetaLearner):
     hidden_sizes: Sequence[int] = hyperparameter(default=(64, 64), allowed=LayerWidths())
     lr: float = hyperparameter(default=1e-3, allowed=POSITIVE)
     batch_size: int = hyperparameter(default=128, allowed=POSITIVE_INT)
+    max_batches_per_epoch: int = hyperparameter(default=1000, allowed=POSITIVE_INT)
     max_epochs: int = hyperparameter(default=100, allowed=POSITIVE_INT)
     patience: int = hyperparameter(default=10, allowed=POSITIVE_INT)
     val_fraction: float = hyperparameter(default=0.1, allowed=Interval(Real, 0.0, 0.5))
@@ -134,6 +138,7 @@ class MultitaskMLP(MetaLearner):
             lr=float(self.lr),
             weight_decay=0.0,
             batch_size=int(self.batch_size),
+            max_batches_per_epoch=int(self.max_batches_per_epoch),
             max_epochs=int(self.max_epochs),
             patience=int(self.patience),
             generator=gen,
