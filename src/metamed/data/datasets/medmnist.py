@@ -170,18 +170,25 @@ def _load(
         )
     shape = shapes.pop()
     columns = pixel_columns(size, len(shape) - 1)
-    blocks: list[np.ndarray] = []
-    meta: list[pd.DataFrame] = []
+    files = {}
     for name in sets:
-        file, flip = _file(name, size), IMAGE_SETS[name][1]
-        with np.load(folder / file) as arrays:
-            splits = {s: (arrays[f"{s}_images"], arrays[f"{s}_labels"]) for s in OFFICIAL_SPLITS}
+        with np.load(folder / _file(name, size)) as arrays:
+            files[name] = {s: (arrays[f"{s}_images"], arrays[f"{s}_labels"]) for s in OFFICIAL_SPLITS}
+    # One float32 array filled in place (no concatenated copies): at 64^3 one copy of
+    # AdrenalMNIST3D's volumes is already 1.6 GiB.
+    n_rows = len(corruptions) * sum(len(y) for splits in files.values() for _, y in splits.values())
+    pixels = np.empty((n_rows, len(columns)), dtype=np.float32)
+    meta: list[pd.DataFrame] = []
+    row = 0
+    for name in sets:
+        flip = IMAGE_SETS[name][1]
         for corruption in corruptions:
             task = name if corruption == "none" else f"{name}/{corruption}"
-            for split, (images, labels) in splits.items():
-                pixels = images.astype(np.float32) / 255.0
-                pixels = corrupt(pixels, corruption, _noise_rng(name, split, corruption))
-                blocks.append(pixels.reshape(len(pixels), -1))
+            for split, (images, labels) in files[name].items():
+                block = images.astype(np.float32) / 255.0
+                block = corrupt(block, corruption, _noise_rng(name, split, corruption))
+                pixels[row : row + len(block)] = block.reshape(len(block), -1)
+                row += len(block)
                 meta.append(
                     pd.DataFrame(
                         {
@@ -189,13 +196,14 @@ def _load(
                             "dataset": name,
                             "corruption": corruption,
                             "split": split,
-                            "image": np.arange(len(pixels), dtype=np.int64),
+                            "image": np.arange(len(block), dtype=np.int64),
                             "label": _labels(labels, flip),
                         }
                     )
                 )
-    pixels_frame = pd.DataFrame(np.concatenate(blocks), columns=columns)
-    frame = pd.concat([pixels_frame, pd.concat(meta, ignore_index=True)], axis=1)
+    frame = pd.DataFrame(pixels, columns=columns, copy=False)
+    for col, values in pd.concat(meta, ignore_index=True).items():
+        frame[col] = values
     schema = Schema(
         outcome="label",
         numeric=tuple(columns),
