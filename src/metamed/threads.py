@@ -94,9 +94,9 @@ def set_threads(threads: int | None = None) -> int:
     numpy's and scipy's BLAS (OpenBLAS) get one thread whatever ``threads`` is. metamed's
     numpy work is small: support-set baselines of K rows, metrics, recalibration. On such
     sizes a second BLAS thread only busy-waits, and a BLAS pool spinning beside torch's pool
-    oversubscribes the cores the run was given: a 40-row logistic regression took 283 ms
-    with two OpenBLAS threads and 23 ms with one on the loaded 2-core machine (and the
-    README's UCI Heart command fits 320 of them per local method).
+    oversubscribes the cores the run was given. On a loaded machine a small logistic
+    regression was about ten times slower with two OpenBLAS threads than with one, and the
+    README's UCI Heart command fits 320 of them per local method.
 
     numba is told first. Its OpenMP threading layer starts its pool lazily, on the first
     parallel call or ``numba.set_num_threads``, and starting it sets the OpenMP thread
