@@ -3,8 +3,8 @@ whether it ran alone or in a batch, and concurrent calls do share model calls.""
 
 from __future__ import annotations
 
+import asyncio
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -34,32 +34,32 @@ class Doubler:
         return {"y": np.array([2.0 * r["x"] for r in records])}
 
 
-def wait_until(condition, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
+async def until(condition, timeout_s: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
     while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.001)
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.001)
 
 
 def run_concurrently(batcher, work, model, calls):
-    answers: list = [None] * len(calls)
+    """Each call's answer (or error): the first runs alone while all others queue."""
 
-    def one(i):
+    async def one(records):
         try:
-            answers[i] = batcher(model, calls[i])
+            return await batcher(model, records)
         except InvalidInputError as error:
-            answers[i] = error
+            return error
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
-    threads[0].start()
-    wait_until(lambda: work.sizes)  # the first call is running: the others queue behind it
-    for t in threads[1:]:
-        t.start()
-    wait_until(lambda: sum(len(q) for q in batcher._waiting.values()) == len(calls) - 1)
-    work.release.set()
-    for t in threads:
-        t.join(10)
-    return answers
+    async def main():
+        first = asyncio.ensure_future(one(calls[0]))
+        await until(lambda: work.sizes)  # the first call is running: the others queue behind it
+        rest = [asyncio.ensure_future(one(c)) for c in calls[1:]]
+        await until(lambda: sum(len(q) for q in batcher._waiting.values()) == len(calls) - 1)
+        work.release.set()
+        return await asyncio.wait_for(asyncio.gather(first, *rest), 10)
+
+    return asyncio.run(main())
 
 
 def make(max_rows=100):
@@ -102,16 +102,34 @@ def test_different_models_are_never_batched_together():
 
     batcher = PredictBatcher(work, 100)
     a, b = object(), object()
-    threads = [
-        threading.Thread(target=batcher, args=(m, [{"model": id(m)}]))
-        for m in [a, b] * 20
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+
+    async def main():
+        await asyncio.gather(*(batcher(m, [{"model": id(m)}]) for m in [a, b] * 20))
+
+    asyncio.run(main())
     assert all(len(models) == 1 for models in seen)
     assert batcher.calls == 40
+
+
+def test_a_caller_that_hangs_up_leaves_the_others_of_its_batch_answered():
+    """A cancelled wait (the client disconnected) must not cancel the batch it is in."""
+    batcher, work = make()
+
+    async def main():
+        model = object()
+        first = asyncio.ensure_future(batcher(model, [{"x": 1.0}]))
+        await until(lambda: work.sizes)  # running: the next two queue behind it
+        quitter = asyncio.ensure_future(batcher(model, [{"x": 2.0}]))
+        stayer = asyncio.ensure_future(batcher(model, [{"x": 3.0}]))
+        await until(lambda: len(batcher._waiting[id(model)]) == 2)
+        quitter.cancel()
+        work.release.set()
+        answers = await asyncio.wait_for(asyncio.gather(first, stayer), 10)
+        return [a["y"].tolist() for a in answers], quitter.cancelled()
+
+    answers, cancelled = asyncio.run(main())
+    assert answers == [[2.0], [6.0]] and cancelled
+    assert work.sizes == [1, 2]  # the quitter's rows were still computed, with the stayer's
 
 
 @pytest.fixture(scope="module")

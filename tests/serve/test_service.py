@@ -120,6 +120,26 @@ def test_adapt_then_predict_matches_the_model_on_disk(service, site_model, deplo
     assert not again.json()["created"]
 
 
+def test_a_large_predict_body_is_answered_as_its_rows_are_alone(service, site_model, deploy_dir):
+    """Bodies over the inline size are parsed off the event loop: same answers."""
+    from metamed.serve.app import _PARSE_INLINE_BYTES
+
+    _, client, secrets = service
+    patients = records(pd.read_csv(deploy_dir / "patients.csv")
+                       .drop(columns=["hospital", "patient"]))  # fmt: skip
+    rows = (patients * (500 // len(patients) + 1))[:500]
+    body = json.dumps({"rows": rows}, indent=8).encode()  # whitespace makes it large
+    assert len(body) > _PARSE_INLINE_BYTES
+    url = f"/v1/models/{site_model['model']}/predict"
+    large = client.post(url, content=body, headers={**auth(secrets["clinic"]),
+                                                    "Content-Type": "application/json"})
+    small = client.post(url, json={"rows": patients[:3]}, headers=auth(secrets["clinic"]))
+    assert large.status_code == small.status_code == 200, large.text
+    got, want = large.json()["predictions"], small.json()["predictions"]
+    assert len(got) == 500 and [p["set"] for p in got[:3]] == [p["set"] for p in want]
+    np.testing.assert_allclose([p["risk"] for p in got[:3]], [p["risk"] for p in want], rtol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("change", "status", "field", "message"),
     [

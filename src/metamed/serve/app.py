@@ -29,6 +29,7 @@ in the OpenAPI spec (``openapi_extra``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -36,7 +37,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -45,7 +46,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import metamed
@@ -96,6 +96,9 @@ log = logging.getLogger("metamed.serve")
 SERVICE_DIR = ".metamed-service"
 #: Largest request body accepted, in bytes.
 DEFAULT_MAX_BODY_BYTES = 16 * 2**20
+#: Predict bodies up to this size are parsed on the event loop (tens of microseconds);
+#: larger ones in a worker thread, so that a 10,000-row body does not stall other calls.
+_PARSE_INLINE_BYTES = 64 * 2**10
 
 
 def service_paths(models: str | Path) -> tuple[Path, Path]:
@@ -250,7 +253,8 @@ class _Call:
 
 
 class Service:
-    """Everything behind the routes, synchronous (FastAPI runs it in worker threads)."""
+    """Everything behind the routes: coroutines on the event loop, with the slow parts
+    (model calls, adaptation, loading, parsing large bodies) in worker threads."""
 
     def __init__(self, models: str | Path, max_rows: int, max_body_bytes: int) -> None:
         tokens_path, audit_path = service_paths(models)
@@ -312,16 +316,21 @@ class Service:
                 field=where or None,
             ) from None
 
-    def handle(
+    async def handle(
         self,
         action: str,
         permission: str,
         model_id: str,
         header: str | None,
         raw: bytes | None,
-        work: Callable[[_Call, bytes], tuple[int, dict[str, Any], dict[str, Any]]],
+        work: Callable[[_Call, bytes], Awaitable[tuple[int, dict[str, Any], dict[str, Any]]]],
     ) -> Response:
-        """Authenticate, run ``work``, audit, answer; every failure a 4xx (or 503) naming it."""
+        """Authenticate, run ``work``, audit, answer; every failure a 4xx (or 503) naming it.
+
+        It runs on the event loop: checks that take microseconds run inline, and ``work``
+        puts what takes longer into worker threads (a thread per waiting request would
+        make the requests fight over the interpreter lock).
+        """
         call = _Call(
             action,
             model_id,
@@ -339,8 +348,8 @@ class Service:
                     f"The body exceeds {self.max_body_bytes} bytes; send fewer rows per request.",
                 )
             if action == "adapt":
-                self._audit("started", call)
-            status, body, extra = work(call, raw)
+                await self._audit("started", call)
+            status, body, extra = await work(call, raw)
             outcome = "ok"
         except _Refusal as refusal:
             status, outcome = refusal.status, refusal.message
@@ -369,7 +378,7 @@ class Service:
             body = _error_body(500, "internal_error", "Internal error; it is logged on the server.")
         content = _json_bytes(body)
         try:
-            self._audit(
+            await self._audit(
                 "finished",
                 call,
                 status=status,
@@ -381,8 +390,8 @@ class Service:
             return _audit_unavailable(error)
         return Response(content, status_code=status, media_type="application/json")
 
-    def _audit(self, event: str, call: _Call, **fields: Any) -> None:
-        self.audit.append(
+    async def _audit(self, event: str, call: _Call, **fields: Any) -> None:
+        await self.audit.append_async(
             event,
             call.action,
             call.request_id,
@@ -395,11 +404,20 @@ class Service:
         )
 
     # -- the two audited calls ---------------------------------------------------------------
-    def predict(self, call: _Call, raw: bytes) -> tuple[int, dict[str, Any], dict[str, Any]]:
-        request = self.parse(raw, PredictRequest)
-        served = self.store.get(call.model_id)
+    async def predict(self, call: _Call, raw: bytes) -> tuple[int, dict[str, Any], dict[str, Any]]:
+        served: ServedModel
+        if len(raw) <= _PARSE_INLINE_BYTES:
+            request = self.parse(raw, PredictRequest)
+            cached = self.store.loaded(call.model_id)
+            if cached is None:
+                cached = await asyncio.to_thread(self.store.get, call.model_id)
+            served = cached
+        else:  # a large body (or, above, a model still to load from disk): off the loop
+            request, served = await asyncio.to_thread(
+                lambda: (self.parse(raw, PredictRequest), self.store.get(call.model_id))
+            )
         call.rows = len(request.rows)
-        columns = self.batcher(served, request.rows)
+        columns = await self.batcher(served, request.rows)
         if "risk" in columns:
             predictions = [
                 {"risk": float(p), "set": [y for y, held in ((0, h0), (1, h1)) if held]}
@@ -422,7 +440,10 @@ class Service:
         }
         return 200, body, {}
 
-    def adapt(self, call: _Call, raw: bytes) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    async def adapt(self, call: _Call, raw: bytes) -> tuple[int, dict[str, Any], dict[str, Any]]:
+        return await asyncio.to_thread(self._adapt, call, raw)
+
+    def _adapt(self, call: _Call, raw: bytes) -> tuple[int, dict[str, Any], dict[str, Any]]:
         request = self.parse(raw, AdaptRequest)
         parent = self.store.get(call.model_id)
         call.rows = len(request.rows)
@@ -622,7 +643,7 @@ def create_app(
     async def audited(action: str, model_id: str, request: Request, work) -> Response:
         header = request.headers.get("authorization")
         raw = await _read_body(request, service.max_body_bytes)
-        return await run_in_threadpool(service.handle, action, action, model_id, header, raw, work)
+        return await service.handle(action, action, model_id, header, raw, work)
 
     @app.post(
         "/v1/models/{model_id}/predict",

@@ -23,15 +23,18 @@ error message), ``new_model``, ``rows``, ``seconds``.
 
 fsync costs milliseconds, so concurrent requests share commits: a writer thread commits
 every entry waiting at that moment in one transaction (group commit), and each caller
-waits until its own entry is durable.
+waits until its own entry is durable: a thread in :meth:`AuditLog.append`, a coroutine on
+the service's event loop in :meth:`AuditLog.append_async` (which holds no thread while
+it waits).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +89,8 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     seq: int | None = None
     error: BaseException | None = None
+    #: Called by the writer thread once the entry is durable (or failed).
+    on_done: Callable[[], None] | None = None
 
 
 def _now() -> str:
@@ -115,17 +120,50 @@ class AuditLog:
     # -- writing ---------------------------------------------------------------------------
     def append(self, event: str, action: str, request_id: str, **fields: Any) -> int:
         """Append one entry and return its ``seq`` once it is on disk."""
+        item = self._submit(event, action, request_id, fields, None)
+        item.done.wait()
+        return self._written(item)
+
+    async def append_async(self, event: str, action: str, request_id: str, **fields: Any) -> int:
+        """:meth:`append` for a coroutine: waits for the commit without blocking the loop."""
+        loop = asyncio.get_running_loop()
+        durable = loop.create_future()
+
+        def resolve() -> None:
+            if not durable.done():  # the waiting request may have been cancelled
+                durable.set_result(None)
+
+        def wake() -> None:  # in the writer thread
+            try:
+                loop.call_soon_threadsafe(resolve)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+        item = self._submit(event, action, request_id, fields, wake)
+        await durable
+        return self._written(item)
+
+    def _submit(
+        self,
+        event: str,
+        action: str,
+        request_id: str,
+        fields: dict[str, Any],
+        on_done: Callable[[], None] | None,
+    ) -> _Pending:
         unknown = set(fields) - set(AUDIT_FIELDS)
         if unknown:
             raise TypeError(f"unknown audit fields {sorted(unknown)}")
         row = {**fields, "time": _now(), "event": event, "action": action, "request_id": request_id}
-        item = _Pending(tuple(row.get(name) for name in AUDIT_FIELDS))
+        item = _Pending(tuple(row.get(name) for name in AUDIT_FIELDS), on_done=on_done)
         with self._cond:
             if self._closed:
                 raise AuditError("The audit log is closed; the service is shutting down.")
             self._queue.append(item)
             self._cond.notify()
-        item.done.wait()
+        return item
+
+    def _written(self, item: _Pending) -> int:
         if item.error is not None:
             raise AuditError(
                 f"Cannot write the audit log {self.path}: {item.error}; the call was not carried out."
@@ -159,6 +197,8 @@ class AuditLog:
                         item.error, item.seq = error, None
                 for item in batch:
                     item.done.set()
+                    if item.on_done is not None:
+                        item.on_done()
         finally:
             conn.close()
 

@@ -294,13 +294,20 @@ class ModelStore:
             raise unknown_name("model", model_id, self.ids())
         return path
 
-    def get(self, model_id: str) -> ServedModel:
+    def loaded(self, model_id: str) -> ServedModel | None:
+        """The model if :meth:`get` would answer from memory (a stat, no load), else None."""
         path = self.path(model_id)
         stamp = (path / MANIFEST).stat().st_mtime_ns
         with self._lock:
             cached = self._cache.get(model_id)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
+        return cached[1] if cached is not None and cached[0] == stamp else None
+
+    def get(self, model_id: str) -> ServedModel:
+        served = self.loaded(model_id)
+        if served is not None:
+            return served
+        path = self.path(model_id)
+        stamp = (path / MANIFEST).stat().st_mtime_ns
         served = load_model(path, model_id, self.max_rows)
         with self._lock:
             self._cache[model_id] = (stamp, served)
