@@ -375,9 +375,10 @@ def write_report(
     lines += [
         "",
         "Concurrent predict calls on one model in one process are batched "
-        "(`metamed.serve.batching`): calls that arrive while a batch is computed share the next "
-        "one, and every call waits for its own audit entry (group commit: one fsync for all "
-        "entries waiting).",
+        "(`metamed.serve.batching`): they wait on the server's event loop, holding no thread, "
+        "and the calls that arrive while a batch is computed (in a worker thread) share the "
+        "next one. Every call is answered once its own audit entry is on disk (group commit: "
+        "one fsync for all entries waiting).",
         "",
         f"An fsync on this disk (the floor of every answer's latency): p50 {fsync['p50']:.1f} ms, "
         f"p99 {fsync['p99']:.1f} ms.",
