@@ -20,8 +20,9 @@ changes nothing they compute:
     the rest of the wall time: planning, collecting the tables, writing them.
 
 Peak RSS is the process's maximum resident set (``getrusage``), imports included.  With
-``--reference`` the run's ``results.parquet`` is compared with a stored one value by value
-(the README's benchmark must give the same numbers after a speed-up).
+``--reference`` the run's ``results.parquet`` is compared with a stored one value by value,
+and its ``predictions.parquet`` with the one beside it (the README's benchmark must give
+the same numbers after a speed-up).
 
 Run::
 
@@ -125,29 +126,47 @@ def _import_learners_seconds() -> float:
     return float(out.stdout.strip())
 
 
-def compare(results: Path, reference: Path) -> dict[str, Any]:
-    """Value-by-value comparison of two ``results.parquet`` tables, rows in the same order."""
+def _compare_table(now_path: Path, ref_path: Path, keys: list[str], values: list[str]) -> dict:
+    """Value-by-value comparison of one table with its reference, rows in the same order:
+    the key columns as text, the value columns as floats (NaN equal to NaN)."""
     import numpy as np
     import pandas as pd
 
-    now, ref = pd.read_parquet(results), pd.read_parquet(reference)
-    keys = ["method", "dataset", "task", "k", "draw", "metric"]
+    now, ref = pd.read_parquet(now_path), pd.read_parquet(ref_path)
+    record: dict[str, Any] = {"reference": str(ref_path)}
     same_rows = len(now) == len(ref) and all(
         (now[c].astype(str).to_numpy() == ref[c].astype(str).to_numpy()).all() for c in keys
     )
     if not same_rows:
-        return {"reference": str(reference), "same_rows": False, "identical": False}
-    a, b = now["value"].to_numpy(), ref["value"].to_numpy()
-    both_nan = np.isnan(a) & np.isnan(b)
-    equal = (a == b) | both_nan
+        return {**record, "same_rows": False, "identical": False}
+    a = now[values].to_numpy(dtype=float).ravel()
+    b = ref[values].to_numpy(dtype=float).ravel()
+    equal = (a == b) | (np.isnan(a) & np.isnan(b))
     return {
-        "reference": str(reference),
+        **record,
         "same_rows": True,
         "values": int(len(a)),
         "equal_values": int(equal.sum()),
         "max_abs_difference": float(np.nanmax(np.abs(a - b))) if len(a) else 0.0,
         "identical": bool(equal.all()),
     }
+
+
+def compare(run_dir: Path, reference: Path) -> dict[str, Any]:
+    """The run's ``results.parquet`` against ``reference``, and its ``predictions.parquet``
+    against the one beside ``reference`` when there is one."""
+    keys = ["method", "dataset", "task", "k", "draw"]
+    record = {
+        "results": _compare_table(
+            run_dir / "results.parquet", reference, [*keys, "metric"], ["value"]
+        )
+    }
+    ref_predictions = reference.parent / "predictions.parquet"
+    if ref_predictions.exists():
+        record["predictions"] = _compare_table(
+            run_dir / "predictions.parquet", ref_predictions, [*keys, "row"], ["y_true", "y_pred"]
+        )
+    return record
 
 
 def run(data_dir: Path, out: Path, profile: Path | None, threads: int | None) -> dict[str, Any]:
@@ -228,17 +247,18 @@ def markdown(record: dict[str, Any]) -> str:
     scores = record["by_method"].get("adapt + score", {})
     for method in list(dict.fromkeys([*fits, *scores])):
         lines.append(f"| {method} | {fits.get(method, 0.0):.2f} | {scores.get(method, 0.0):.2f} |")
-    cmp = record.get("comparison")
-    if cmp is not None:
+    comparison = record.get("comparison")
+    if comparison is not None:
         lines += ["", "## Same numbers?", ""]
-        if not cmp["same_rows"]:
-            lines.append(f"The rows differ from `{cmp['reference']}` (different run shape).")
-        else:
+        for table, cmp in comparison.items():
+            if not cmp["same_rows"]:
+                lines.append(f"- `{table}.parquet`: the rows differ from `{cmp['reference']}`.")
+                continue
             verdict = "identical" if cmp["identical"] else "NOT identical"
             lines.append(
-                f"`results.parquet` against `{cmp['reference']}`: {cmp['equal_values']} of "
-                f"{cmp['values']} values equal, max abs difference {cmp['max_abs_difference']:.3g}: "
-                f"{verdict}."
+                f"- `{table}.parquet` against `{cmp['reference']}`: {cmp['equal_values']} of "
+                f"{cmp['values']} values equal, max abs difference "
+                f"{cmp['max_abs_difference']:.3g}: {verdict}."
             )
     return "\n".join(lines) + "\n"
 
@@ -272,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "heart"
         record = run(args.data_dir, out, args.profile, args.threads)
-        comparison = compare(out / "results.parquet", args.reference) if args.reference else None
+        comparison = compare(out, args.reference) if args.reference else None
     record = {
         "command": command,
         "commit": _git_commit(),

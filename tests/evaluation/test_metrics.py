@@ -1,8 +1,9 @@
 """Metric correctness against independent computations and hand cases; the metric registry.
 
-scikit-learn computes AUROC, AUPRC, Brier, RMSE, MAE and R², so those are checked
-against the definitions written out here (pairwise comparison, step-wise precision
-sums, plain means); the hand-written metrics (ECE, calibration slope and intercept, net
+AUROC, AUPRC, Brier, RMSE, MAE and R² are checked against the definitions written out
+here (pairwise comparison, step-wise precision sums, plain means), and the first three,
+computed on checked arrays without scikit-learn's own validation, against scikit-learn's
+functions to the last bit (results tables must not change); the hand-written metrics (ECE, calibration slope and intercept, net
 benefit) against scikit-learn's logistic regression, direct loops and hand cases.
 """
 
@@ -12,6 +13,7 @@ import math
 
 import numpy as np
 import pytest
+from sklearn import metrics as skm
 from sklearn.linear_model import LogisticRegression
 
 from metamed.errors import MetamedValueError, UnknownNameError
@@ -52,6 +54,34 @@ def test_auroc_auprc_brier_match_their_definitions_including_ties(n: int, seed: 
     assert M.auroc(y, p) == pytest.approx(_auroc_by_pairs(y, p), abs=1e-12)
     assert M.auprc(y, p) == pytest.approx(_average_precision_by_thresholds(y, p), abs=1e-12)
     assert M.brier(y, p) == pytest.approx(float(np.mean((p - y) ** 2)), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "scores",
+    ["continuous", "rounded", "few values", "saturated logits"],
+)
+def test_auroc_auprc_brier_equal_scikit_learns_exactly(scores: str) -> None:
+    """Bit for bit, on many small query sets with and without ties: the protocol's results
+    tables were computed with scikit-learn's functions and must stay the same numbers."""
+    rng = np.random.default_rng(len(scores))
+    for _ in range(300):
+        n = int(rng.integers(2, 300))
+        y = (rng.random(n) < rng.uniform(0.05, 0.95)).astype(float)
+        y[rng.integers(n)], y[rng.integers(n)] = 0.0, 1.0
+        if y.min() == y.max():
+            y[0], y[1] = 0.0, 1.0
+        if scores == "continuous":
+            p = rng.random(n)
+        elif scores == "rounded":
+            p = np.round(rng.random(n), 1)
+        elif scores == "few values":
+            p = rng.choice([0.0, 1e-7, 0.5, 1.0], n)
+        else:
+            p = 1 / (1 + np.exp(-8 * rng.normal(size=n)))
+        fpr, tpr, _ = skm.roc_curve(y, p)
+        assert M.auroc(y, p) == skm.auc(fpr, tpr) == skm.roc_auc_score(y, p)
+        assert M.auprc(y, p) == skm.average_precision_score(y, p)
+        assert M.brier(y, p) == skm.brier_score_loss(y, p, pos_label=1)
 
 
 def test_auroc_hand_case() -> None:

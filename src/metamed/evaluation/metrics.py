@@ -10,7 +10,8 @@ the same rows and returns one float.  Two kinds of trouble are kept apart:
   about the data, not a bug: the function returns ``nan`` so an evaluation run over
   hundreds of episodes records the gap instead of crashing.  Each docstring says when.
 
-AUROC, AUPRC, Brier score, RMSE, MAE and R² are scikit-learn's.  ECE, the calibration
+AUROC, AUPRC and the Brier score are scikit-learn's, computed here on the checked
+arrays (the same floats, tested against scikit-learn); RMSE, MAE and R² are scikit-learn's.  ECE, the calibration
 slope and intercept and net benefit are written here because scikit-learn has no
 equivalent (each docstring says why); ``tests/evaluation/test_metrics.py`` checks all of
 them against independent computations.
@@ -151,6 +152,23 @@ def _one_class(y: np.ndarray) -> bool:
     return bool(np.all(y == y[0]))
 
 
+def _counts_at_thresholds(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positives (float counts) at each distinct score, highest score first.
+
+    The counts under scikit-learn's ROC and precision-recall curves, computed here on
+    arrays already checked above: its own checks (label type inference, array
+    validation) cost several times the arithmetic on query sets of a few hundred rows,
+    and the protocol scores thousands of them.  Counts are whole numbers, exact in
+    float64, so the curves built on them are scikit-learn's to the last bit.
+    """
+    order = np.argsort(p, kind="stable")[::-1]
+    p_sorted = p[order]
+    last_of_each = np.concatenate([np.nonzero(np.diff(p_sorted))[0], [p.shape[0] - 1]])
+    tps = np.cumsum(y[order])[last_of_each]
+    fps = 1.0 + last_of_each - tps
+    return tps, fps
+
+
 def _validated_by_us() -> sklearn.config_context:
     """Turn off scikit-learn's own argument checks for inputs this module has validated.
 
@@ -203,9 +221,16 @@ def auroc(y: ArrayLike, p: ArrayLike) -> float:
     y_arr, p_arr = _check_binary(y, p)
     if _one_class(y_arr):
         return float("nan")
-    with _validated_by_us():
-        fpr, tpr, _ = skm.roc_curve(y_arr, p_arr, pos_label=1)
-        return float(skm.auc(fpr, tpr))
+    tps, fps = _counts_at_thresholds(y_arr, p_arr)
+    if fps.shape[0] > 2:
+        # drop the thresholds collinear with their neighbours, as roc_curve does (they add
+        # nothing to the area, but the sum must run over the same points to be the same)
+        corner = np.logical_or(np.diff(fps, 2), np.diff(tps, 2))
+        keep = np.concatenate([[True], corner, [True]])
+        tps, fps = tps[keep], fps[keep]
+    tpr = np.concatenate([[0.0], tps]) / tps[-1]
+    fpr = np.concatenate([[0.0], fps]) / fps[-1]
+    return float(np.trapezoid(tpr, fpr))
 
 
 def auprc(y: ArrayLike, p: ArrayLike) -> float:
@@ -233,8 +258,11 @@ def auprc(y: ArrayLike, p: ArrayLike) -> float:
     y_arr, p_arr = _check_binary(y, p)
     if _one_class(y_arr):
         return float("nan")
-    with _validated_by_us():
-        return float(skm.average_precision_score(y_arr, p_arr))
+    tps, fps = _counts_at_thresholds(y_arr, p_arr)
+    # thresholds in increasing order, then the point (recall 0, precision 1)
+    precision = np.concatenate([(tps / (tps + fps))[::-1], [1.0]])
+    recall = np.concatenate([(tps / tps[-1])[::-1], [0.0]])
+    return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
 
 
 # -------------------------------------------------------------------------- calibration
@@ -258,8 +286,10 @@ def brier(y: ArrayLike, p: ArrayLike) -> float:
         Brier score in [0, 1], lower is better.  Defined even when ``y`` holds one class.
     """
     y_arr, p_arr = _check_binary(y, p)
-    with _validated_by_us():
-        return float(skm.brier_score_loss(y_arr, p_arr, pos_label=1))
+    # scikit-learn sums the squared errors of both classes' columns and halves the mean;
+    # the same operations in the same order give the same float
+    both = ((1.0 - y_arr) - (1.0 - p_arr)) ** 2 + (y_arr - p_arr) ** 2
+    return float(np.mean(both) * 0.5)
 
 
 def ece(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> float:

@@ -417,7 +417,12 @@ def run_score(
     """Sample each draw's support set, adapt, and score the rest of the task."""
     task = fitted.test_tasks[job.task]
     rows: list[dict] = []
-    preds: list[pd.DataFrame] = []
+    # the predictions' columns, one piece per scored model, made one frame at the end
+    # (a frame per episode cost more than scoring it)
+    scored_as: list[tuple[str, int]] = []
+    pred_rows: list[np.ndarray] = []
+    pred_y: list[np.ndarray] = []
+    pred_p: list[np.ndarray] = []
     decisions: list[dict] = []
     for draw in job.draws:
         support_idx, query_idx = sample_support_query(
@@ -454,12 +459,28 @@ def run_score(
             }
             for metric, value in _score(task.outcome_type, query.y, p).items():
                 rows.append({**cell, "metric": metric, "value": float(value)})
-            preds.append(pd.DataFrame({**cell, "row": row, "y_true": query.y, "y_pred": p}))
+            scored_as.append((method, draw))
+            pred_rows.append(row)
+            pred_y.append(query.y)
+            pred_p.append(p)
         if isinstance(model, GuardedModel):
             decisions += _decision_rows(model, query, {**cell, "method": job.method})
+    lengths = [len(r) for r in pred_rows]
+    preds = pd.DataFrame(
+        {
+            "method": np.repeat(np.array([m for m, _ in scored_as], dtype=object), lengths),
+            "dataset": dataset,
+            "task": task.name,
+            "k": job.k,
+            "draw": np.repeat(np.array([d for _, d in scored_as]), lengths),
+            "row": np.concatenate(pred_rows),
+            "y_true": np.concatenate(pred_y),
+            "y_pred": np.concatenate(pred_p),
+        }
+    )
     return ScoreResult(
         pd.DataFrame(rows, columns=RESULT_COLUMNS),
-        pd.concat(preds, ignore_index=True),
+        preds,
         pd.DataFrame(decisions, columns=DECISION_COLUMNS).astype(DECISION_DTYPES),
     )
 
