@@ -50,6 +50,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 METHODS = "maml,fomaml,anil,metasgd,reptile,protonet,pooled,pooled-finetune,local-logreg,local-gbm"
+#: issue 14's goals: the whole command, the report, ``import metamed.learners`` (seconds)
+GOAL_COMMAND_SECONDS, GOAL_REPORT_SECONDS, GOAL_IMPORT_SECONDS = 30.0, 1.0, 1.0
 #: the README's UCI Heart command, less --data-dir and --out (given by this script)
 COMMAND = [
     "benchmark", "--dataset", "uci-heart", "--methods", METHODS,
@@ -211,6 +213,16 @@ def run(data_dir: Path, out: Path, profile: Path | None, threads: int | None) ->
     }
 
 
+def _goal(what: str, seconds: float, limit: float) -> str:
+    """One goal's line: met, or missed by how much."""
+    if seconds < limit:
+        return f"- {what} under {limit:g} s: **met** ({seconds:.2f} s)."
+    return (
+        f"- {what} under {limit:g} s: **not met** ({seconds:.2f} s, "
+        f"{seconds - limit:.2f} s over, {seconds / limit:.1f}x the goal)."
+    )
+
+
 def markdown(record: dict[str, Any]) -> str:
     """The results page of one run."""
     s = record["stages"]
@@ -247,6 +259,15 @@ def markdown(record: dict[str, Any]) -> str:
     scores = record["by_method"].get("adapt + score", {})
     for method in list(dict.fromkeys([*fits, *scores])):
         lines.append(f"| {method} | {fits.get(method, 0.0):.2f} | {scores.get(method, 0.0):.2f} |")
+    lines += ["", "## Goals (issue 14)", ""]
+    lines += [
+        _goal(what, value, limit)
+        for what, value, limit in (
+            ("the whole command, wall", record["wall_seconds"], GOAL_COMMAND_SECONDS),
+            ("report rendering, wall", s.get("report", 0.0), GOAL_REPORT_SECONDS),
+            ("`import metamed.learners`", record["import_learners_seconds"], GOAL_IMPORT_SECONDS),
+        )
+    ]
     comparison = record.get("comparison")
     if comparison is not None:
         lines += ["", "## Same numbers?", ""]
