@@ -59,6 +59,16 @@ def test_literature_split_of_tox21_holds_out_the_three_stress_assays(tiny) -> No
         assay_split(cohort, "tox21", "provider:ATG")
 
 
+def test_validation_split_leaves_the_literature_test_assays_out(tiny) -> None:
+    cohort, _ = tiny
+    split = assay_split(cohort, "tox21", "validation")
+    literature = assay_split(cohort, "tox21")
+    assert split.train == tuple(TOX21_ASSAYS[:6])
+    assert split.test == ("NR-PPAR-gamma", "SR-ARE", "SR-ATAD5")
+    assert set(split.train) | set(split.test) == set(literature.train)
+    assert not (set(split.train) | set(split.test)) & set(literature.test)
+
+
 CONFIG = MoleculeProtocolConfig(shots=(1, 3), draws=3, max_train_rows=None, val_rows_fraction=0)
 
 

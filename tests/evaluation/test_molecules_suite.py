@@ -4,6 +4,7 @@ line's input checks."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from metamed.cli import app
+from metamed.errors import MetamedValueError
 from metamed.learners import ProtoNet, TanimotoKNN
 from metamed.runs.molecules import MoleculeSuite, run_molecule_suite
 from metamed.runs.suite import read_suite
@@ -103,6 +105,30 @@ def test_a_stopped_run_resumes_without_redoing_a_finished_cell(tiny, monkeypatch
     again = tiny("stopped", resume=True)
     assert (again.out_dir / "tox21" / "results.csv").read_bytes() == before
     assert again.summary.equals(resumed.summary)
+
+
+def test_an_entry_with_its_own_fingerprints_runs_on_them_in_its_own_folder(tmp_path) -> None:
+    text = TINY + (
+        '\n[[datasets]]\ncollection = "tox21"\nsplit = "validation"\nfolder = "val-desc"\n'
+        "fingerprints = { descriptors = true }\n"
+    )
+    (tmp_path / "two.toml").write_text(text)
+    suite = read_suite(tmp_path / "two.toml")
+    own = suite.collections[1].fingerprints
+    assert (own.n_bits, own.descriptors) == (128, True)  # the suite's settings, plus its own
+    cohort = tiny_tox21(tmp_path)
+    out = run_molecule_suite(suite, tmp_path / "run", cache_dir=tmp_path / "c", load=lambda c: cohort)
+    config = json.loads((out.out_dir / "val-desc" / "config.json").read_text())
+    assert config["fingerprints"]["descriptors"] and config["test_assays"] == [
+        "NR-PPAR-gamma", "SR-ARE", "SR-ATAD5",
+    ]  # fmt: skip
+    assert not json.loads((out.out_dir / "tox21" / "config.json").read_text())["fingerprints"][
+        "descriptors"
+    ]
+    assert "## tox21 (validation), Morgan/ECFP fingerprints, radius 2, 128 bits, plus 10" in out.text
+    (tmp_path / "bad.toml").write_text(text.replace('folder = "val-desc"\n', ""))
+    with pytest.raises(MetamedValueError, match="needs its own folder"):
+        read_suite(tmp_path / "bad.toml")
 
 
 def test_the_shipped_suite_names_every_collection_and_the_meta_learners() -> None:

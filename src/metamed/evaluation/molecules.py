@@ -12,6 +12,10 @@ files (:func:`~metamed.data.datasets.moleculenet.assay_names`):
   ``provider:<P>``: every endpoint of assay provider ``P`` (``ATG``, ``NVS``, ``BSK``,
   ...) held out, all others meta-train, so no test endpoint shares a provider with
   training.
+* ``validation`` (any collection): the literature's meta-train assays only, the last as
+  many of them as the literature tests on held out as validation tasks (Tox21: meta-train
+  on the first 6, validate on NR-PPAR-gamma, SR-ARE, SR-ATAD5).  The literature's test
+  assays take no part, so features and settings chosen on it are chosen without them.
 
 An episode of a meta-test assay is a support set of K actives and K inactives
 (:func:`~metamed.tasks.sample_k_per_class`; K = 1, 5, 10) and a query set of *every
@@ -81,7 +85,7 @@ def assay_split(cohort: Cohort, collection: str, split: str = "literature") -> T
         A ``moleculenet`` cohort of that collection.
     collection : {"tox21", "sider", "muv", "toxcast"}
     split : str, default "literature"
-        ``"literature"``, or for ToxCast ``"provider:<P>"``.
+        ``"literature"``, ``"validation"``, or for ToxCast ``"provider:<P>"``.
     """
     assays = assay_names(cohort)
     if collection not in LITERATURE_SPLITS:
@@ -97,6 +101,18 @@ def assay_split(cohort: Cohort, collection: str, split: str = "literature") -> T
                 f"has {len(assays)}; load the full '{collection}' collection."
             )
         return TaskSplit(train=tuple(assays[:n_train]), val=(), test=tuple(assays[n_train:]))
+    if split == "validation":
+        n_train = LITERATURE_SPLITS[collection]
+        n_val = len(assays) - n_train
+        if n_val < 1 or n_val >= n_train:
+            raise MetamedValueError(
+                f"{cohort.name}: the validation split holds out {n_val} of the literature's "
+                f"{n_train} meta-train assays; load the full '{collection}' collection."
+            )
+        train = assays[:n_train]
+        return TaskSplit(
+            train=tuple(train[: n_train - n_val]), val=(), test=tuple(train[n_train - n_val :])
+        )
     if split.startswith("provider:") and collection == "toxcast":
         provider = split.split(":", 1)[1]
         providers = sorted({a.split("_", 1)[0] for a in assays})
@@ -108,8 +124,10 @@ def assay_split(cohort: Cohort, collection: str, split: str = "literature") -> T
         test = tuple(a for a in assays if a.split("_", 1)[0] == provider)
         train = tuple(a for a in assays if a not in set(test))
         return TaskSplit(train=train, val=(), test=test)
-    hint = " or provider:<P> (e.g. provider:ATG)" if collection == "toxcast" else ""
-    raise MetamedValueError(f"Unknown split '{split}' for {collection}; use literature{hint}.")
+    hint = ", or provider:<P> (e.g. provider:ATG)" if collection == "toxcast" else ""
+    raise MetamedValueError(
+        f"Unknown split '{split}' for {collection}; use literature or validation{hint}."
+    )
 
 
 def molecule_tasks(

@@ -26,6 +26,8 @@ file with ``protocol = "molecules"`` runs here: ``--suite path.toml``)::
     folder = "tox21"                 # optional: its folder in --out (default: collection,
                                      #   plus the provider for a provider split)
     draws = 3                        # optional: this collection's own draws per (assay, K)
+    fingerprints = { descriptors = true }  # optional: this entry's own features (give it
+                                     #   its own folder); unnamed settings are the suite's
     notes = ["..."]                  # optional prose under its section
 
 Each collection is loaded, featurised (RDKit fingerprints, cached) and cut by its split
@@ -118,7 +120,8 @@ _SUITE_KEYS = (
     "title", "protocol", "intro", "shots", "draws", "seed", "split", "fingerprints",
     "max_train_rows", "val_rows_fraction", "overrides", "methods", "datasets",
 )  # fmt: skip
-_DATASET_KEYS = ("collection", "split", "folder", "notes", "draws")
+_DATASET_KEYS = ("collection", "split", "folder", "notes", "draws", "fingerprints")
+_FINGERPRINT_KEYS = ("radius", "n_bits", "counts", "descriptors")
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ class MoleculeCollection:
     notes: tuple[str, ...] = ()
     #: draws per (assay, K) for this collection (None: the suite's)
     draws: int | None = None
+    #: this entry's features (None: the suite's)
+    fingerprints: FingerprintSettings | None = None
 
     def __post_init__(self) -> None:
         if self.draws is not None and (isinstance(self.draws, bool) or int(self.draws) < 1):
@@ -142,10 +147,12 @@ class MoleculeCollection:
                 f"{', '.join(LITERATURE_SPLITS)}."
             )
         provider = self.split.startswith("provider:") and len(self.split) > len("provider:")
-        if self.split != "literature" and not (provider and self.collection == "toxcast"):
-            hint = " or provider:<P> (e.g. provider:ATG)" if self.collection == "toxcast" else ""
+        known = self.split in ("literature", "validation")
+        if not known and not (provider and self.collection == "toxcast"):
+            hint = ", or provider:<P> (e.g. provider:ATG)" if self.collection == "toxcast" else ""
             raise MetamedValueError(
-                f"Unknown split '{self.split}' for {self.collection}; use literature{hint}."
+                f"Unknown split '{self.split}' for {self.collection}; use literature or "
+                f"validation{hint}."
             )
 
     @property
@@ -158,7 +165,10 @@ class MoleculeCollection:
 
     @property
     def title(self) -> str:
-        return self.collection if self.split == "literature" else f"{self.collection} ({self.split})"
+        title = self.collection if self.split == "literature" else f"{self.collection} ({self.split})"
+        if self.fingerprints is not None:
+            title += f", {_features_text(self.fingerprints)}"
+        return title
 
 
 def _default_methods() -> tuple[MethodSpec, ...]:
@@ -205,6 +215,10 @@ class MoleculeSuite:
         if not isinstance(data.get("datasets"), list) or not data["datasets"]:
             raise MetamedTypeError(f"suite {name}: datasets must be a list of [[datasets]] tables.")
         split = str(data.get("split", "literature"))
+        fingerprints = data.get("fingerprints", {})
+        if not isinstance(fingerprints, Mapping):
+            raise MetamedTypeError(f"suite {name}: fingerprints must be a table of settings.")
+        check_keys(fingerprints, _FINGERPRINT_KEYS, "fingerprints")
         collections = []
         for index, entry in enumerate(data["datasets"]):
             where = f"suite {name}, datasets[{index}]"
@@ -212,18 +226,23 @@ class MoleculeSuite:
                 raise MetamedValueError(f"{where} must be a table with a collection.")
             check_keys(entry, _DATASET_KEYS, where)
             folder = entry.get("folder")
+            own = entry.get("fingerprints")
+            if own is not None:
+                if not isinstance(own, Mapping) or folder is None:
+                    raise MetamedValueError(
+                        f"{where}: fingerprints must be a table of settings, and an entry "
+                        "with its own fingerprints needs its own folder = \"...\"."
+                    )
+                check_keys(own, _FINGERPRINT_KEYS, f"{where}, fingerprints")
             collections.append(
                 MoleculeCollection(
                     str(entry["collection"]), str(entry.get("split", split)),
                     None if folder is None else str(folder),
                     tuple(str(n) for n in entry.get("notes", ())),
                     None if "draws" not in entry else int(entry["draws"]),
+                    None if own is None else FingerprintSettings(**{**fingerprints, **own}),
                 )  # fmt: skip
             )
-        fingerprints = data.get("fingerprints", {})
-        if not isinstance(fingerprints, Mapping):
-            raise MetamedTypeError(f"suite {name}: fingerprints must be a table of settings.")
-        check_keys(fingerprints, ("radius", "n_bits", "counts", "descriptors"), "fingerprints")
         protocol = {
             k: data[k]
             for k in ("shots", "draws", "seed", "max_train_rows", "val_rows_fraction")
@@ -342,12 +361,11 @@ def _run_collection(
     cohort = load(entry.collection)
     loaded = time.perf_counter() - start
     split = assay_split(cohort, entry.collection, entry.split)
+    fingerprints = entry.fingerprints or suite.fingerprints
     start = time.perf_counter()
-    features = featurise(molecules_of(cohort), suite.fingerprints, cache_dir)
+    features = featurise(molecules_of(cohort), fingerprints, cache_dir)
     featurised = time.perf_counter() - start
-    descriptors = (
-        slice(suite.fingerprints.n_bits, None) if suite.fingerprints.descriptors else None
-    )
+    descriptors = slice(fingerprints.n_bits, None) if fingerprints.descriptors else None
     tasks = molecule_task_split(cohort, features.X, split, protocol, descriptors)
     cached = " (from cache)" if features.from_cache else " (computed, now cached)"
     config = {
@@ -359,7 +377,7 @@ def _run_collection(
             k: v for k, v in cohort.provenance.get("molecules", {}).items() if k != "assays"
         },
         "dataset": cohort.provenance.get("dataset"),
-        "fingerprints": asdict(suite.fingerprints),
+        "fingerprints": asdict(fingerprints),
     }
     section = _Section(
         entry,
@@ -375,7 +393,7 @@ def _run_collection(
         "collection": entry.collection,
         "split": entry.split,
         "data": cohort.provenance,
-        "fingerprints": asdict(suite.fingerprints),
+        "fingerprints": asdict(fingerprints),
         "protocol": asdict(protocol),
     }
     replace = force and place.is_dir() and any(place.iterdir())
@@ -439,6 +457,14 @@ def _write_page(
     text = molecules_page(suite, sections, summary, command)
     page_path = write_suite_page(out_dir, suite.name, text, {"summary.csv": summary}, page)
     return MoleculeSuiteOutputs(out_dir, page_path, summary, text)
+
+
+def _features_text(fp: FingerprintSettings) -> str:
+    kind = "counts" if fp.counts else "bits"
+    text = f"Morgan/ECFP fingerprints, radius {fp.radius}, {fp.n_bits} {kind}"
+    if fp.descriptors:
+        text += ", plus 10 RDKit descriptors (standardised on meta-train molecules)"
+    return text
 
 
 def _method_table(summary, collection, methods, shots, metric: str, title: str) -> list[str]:
@@ -578,7 +604,6 @@ def molecules_page(
     fp = suite.fingerprints
     proto = suite.protocol
     shots = sorted(proto.shots)
-    kind = "counts" if fp.counts else "bits"
     learners = suite.learners()
     methods = {m: learner.name for m, learner in learners.items()}
     finished = {s.entry.folder for s in sections if set(s.results.get("method", ())) >= set(methods)}
@@ -600,13 +625,7 @@ def molecules_page(
         "quoted from the papers (graph neural networks, most with self-supervised "
         "pretraining; we did not run them).",
         "",
-        f"- Features: Morgan/ECFP fingerprints, radius {fp.radius}, {fp.n_bits} {kind}"
-        + (
-            ", plus 10 RDKit descriptors (standardised on meta-train molecules)"
-            if fp.descriptors
-            else ""
-        )
-        + ".",
+        f"- Features: {_features_text(fp)} (an entry with its own says so in its title).",
         f"- Episodes: support = K actives + K inactives (K = {', '.join(map(str, shots))}), query "
         f"= every other labelled molecule of the assay; {proto.draws} draws per (assay, K), seed "
         f"{proto.seed}. Meta-train assays capped at {proto.max_train_rows} molecules each "
@@ -618,7 +637,10 @@ def molecules_page(
         "rate (0 = chance).",
         "- Splits: `literature` is Tox21 9 / 3 with SR-HSE, SR-MMP, SR-p53 held out; SIDER "
         "21 / 6; MUV 12 / 5; ToxCast the first 450 / last 167 endpoints in the file's column "
-        "order. `provider:<P>` holds out every ToxCast endpoint of assay provider P.",
+        "order. `provider:<P>` holds out every ToxCast endpoint of assay provider P. "
+        "`validation` uses the literature's meta-train assays only, the last as many of them "
+        "as the literature tests on held out (Tox21: 6 / 3, validating on NR-PPAR-gamma, "
+        "SR-ARE, SR-ATAD5): features and settings are chosen there, never on the test assays.",
         "- Methods: " + ", ".join(f"`{m}`" for m in methods) + (
             "; settings overridden for every method that has them: "
             + ", ".join(f"{k} = {v}" for k, v in suite.overrides.items())
