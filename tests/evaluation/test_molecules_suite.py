@@ -4,6 +4,7 @@ line's input checks."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -43,6 +44,12 @@ name = "local-knn"
 [[datasets]]
 collection = "tox21"
 """
+
+
+def read_suite_text(text: str) -> MoleculeSuite:
+    import tomllib
+
+    return MoleculeSuite.from_dict("tiny", tomllib.loads(text))
 
 
 @pytest.fixture
@@ -110,7 +117,7 @@ def test_a_stopped_run_resumes_without_redoing_a_finished_cell(tiny, monkeypatch
 def test_an_entry_with_its_own_fingerprints_runs_on_them_in_its_own_folder(tmp_path) -> None:
     text = TINY + (
         '\n[[datasets]]\ncollection = "tox21"\nsplit = "validation"\nfolder = "val-desc"\n'
-        "fingerprints = { descriptors = true }\n"
+        "fingerprints = { descriptors = true }\nmax_train_rows = 20\n"
     )
     (tmp_path / "two.toml").write_text(text)
     suite = read_suite(tmp_path / "two.toml")
@@ -122,9 +129,9 @@ def test_an_entry_with_its_own_fingerprints_runs_on_them_in_its_own_folder(tmp_p
     assert config["fingerprints"]["descriptors"] and config["test_assays"] == [
         "NR-PPAR-gamma", "SR-ARE", "SR-ATAD5",
     ]  # fmt: skip
-    assert not json.loads((out.out_dir / "tox21" / "config.json").read_text())["fingerprints"][
-        "descriptors"
-    ]
+    assert config["max_train_rows"] == 20
+    default = json.loads((out.out_dir / "tox21" / "config.json").read_text())
+    assert not default["fingerprints"]["descriptors"] and default["max_train_rows"] == 2048
     assert "## tox21 (validation), Morgan/ECFP fingerprints, radius 2, 128 bits, plus 10" in out.text
     (tmp_path / "bad.toml").write_text(text.replace('folder = "val-desc"\n', ""))
     with pytest.raises(MetamedValueError, match="needs its own folder"):
@@ -168,3 +175,23 @@ def test_suite_input_errors_exit_2_before_any_work(tmp_path: Path) -> None:
         assert message.lower() in result.output.lower(), (args, result.output)
         assert "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_the_toxcast_time_is_set_against_the_15_minute_goal(tiny) -> None:
+    from metamed.runs.molecules import (
+        TOXCAST_GOAL_SECONDS,
+        MoleculeCollection,
+        _Section,
+        molecules_page,
+    )  # fmt: skip
+
+    out = tiny("run")
+    results = pd.read_csv(out.out_dir / "tox21" / "results.csv")
+    config = json.loads((out.out_dir / "tox21" / "config.json").read_text())
+    entry = MoleculeCollection("toxcast", folder_name="tox21")  # the tiny run's folder
+    suite = dataclasses.replace(read_suite_text(TINY), collections=(entry,))
+    for seconds, word in ((TOXCAST_GOAL_SECONDS - 100, "within the goal by 100 s"),
+                          (TOXCAST_GOAL_SECONDS + 42, "the goal missed by 42 s")):  # fmt: skip
+        timings = [{"collection": "tox21", "step": "meta-train protonet", "seconds": seconds}]
+        text = molecules_page(suite, [_Section(entry, results, timings, config)], out.summary, "c")
+        assert word in text and "longest step is meta-train protonet" in text
