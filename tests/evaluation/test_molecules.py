@@ -16,10 +16,13 @@ from metamed.evaluation.molecules import (
     MoleculeProtocolConfig,
     assay_split,
     delta_auprc,
+    molecule_task_split,
+    molecule_tasks,
     run_molecule_protocol,
     summarise_molecules,
 )
 from metamed.learners import TanimotoKNN, make_learner
+from metamed.tasks import TaskSet
 
 TOX21_ASSAYS = [
     "NR-AR", "NR-AR-LBD", "NR-AhR", "NR-Aromatase", "NR-ER", "NR-ER-LBD", "NR-PPAR-gamma",
@@ -142,3 +145,19 @@ def test_toxcast_provider_split_holds_out_a_whole_provider(data_dir: Path, need_
     assert (len(literature.train), len(literature.test)) == (450, 167)
     with pytest.raises(MetamedValueError, match="(?i)no assay provider 'NVX'.*did you mean 'NVS'"):
         assay_split(cohort, "toxcast", "provider:NVX")
+
+
+def test_test_assays_built_on_demand_equal_the_assays_built_at_once(tiny) -> None:
+    cohort, X = tiny
+    split = assay_split(cohort, "tox21")
+    lazy = molecule_task_split(cohort, X, split, CONFIG).test
+    smiles = moleculenet.molecules_of(cohort)
+    eager = molecule_tasks(
+        TaskSet(cohort, "assay"), split.test, X, {s: i for i, s in enumerate(smiles)}
+    )
+    assert len(lazy) == len(eager) == 3
+    for built, task in zip(lazy, eager, strict=True):
+        assert built.name == task.name
+        np.testing.assert_array_equal(built.X, task.X)
+        np.testing.assert_array_equal(built.y, task.y)
+    assert [(n, len(y)) for n, y in lazy.labels()] == [(t.name, len(t)) for t in eager]

@@ -38,6 +38,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,7 @@ from metamed.learners.base import MetaLearner
 from metamed.tasks import Task, TaskSet, TaskSplit, hold_out_rows, sample_k_per_class
 
 __all__ = [
+    "AssayTasks",
     "LITERATURE_SPLITS",
     "MoleculeProtocolConfig",
     "MoleculeResult",
@@ -109,9 +111,9 @@ def assay_split(cohort: Cohort, collection: str, split: str = "literature") -> T
                 f"{cohort.name}: the validation split holds out {n_val} of the literature's "
                 f"{n_train} meta-train assays; load the full '{collection}' collection."
             )
-        train = assays[:n_train]
+        kept = assays[:n_train]
         return TaskSplit(
-            train=tuple(train[: n_train - n_val]), val=(), test=tuple(train[n_train - n_val :])
+            train=tuple(kept[: n_train - n_val]), val=(), test=tuple(kept[n_train - n_val :])
         )
     if split.startswith("provider:") and collection == "toxcast":
         provider = split.split(":", 1)[1]
@@ -143,12 +145,26 @@ def molecule_tasks(
     ``max_rows`` caps each task at that many rows, drawn per class in proportion (a
     seeded ``rng``), so that 450 ToxCast training assays fit in memory; None keeps all.
     """
+    rows_of, labels_of = _assay_rows(taskset, names, molecule_row, max_rows, rng)
+    return [
+        Task(name, X[idx], y) for name, idx, y in zip(names, rows_of, labels_of, strict=True)
+    ]
+
+
+def _assay_rows(
+    taskset: TaskSet,
+    names: Sequence[str],
+    molecule_row: dict[str, int],
+    max_rows: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per assay: the feature-matrix rows of its labelled molecules and their labels."""
     frame = taskset.cohort.frame
     # The columns once, not once per assay: on ToxCast (617 assays, 1.2 million rows)
     # converting them per assay took 50 s of a 157 s run.
     labels = frame[taskset.cohort.schema.outcome].to_numpy(dtype=np.float32)
     all_smiles = frame["smiles"].to_numpy()
-    tasks = []
+    rows_of, labels_of = [], []
     for name in names:
         rows = taskset.rows(name)
         if max_rows is not None and len(rows) > max_rows:
@@ -162,9 +178,36 @@ def molecule_tasks(
                 keep.append(rng.choice(members, min(n, len(members)), replace=False))
             rows = np.sort(np.concatenate(keep))
         smiles = all_smiles[rows]
-        idx = np.fromiter((molecule_row[s] for s in smiles), dtype=np.int64, count=len(rows))
-        tasks.append(Task(name, X[idx], labels[rows]))
-    return tasks
+        rows_of.append(np.fromiter((molecule_row[s] for s in smiles), np.int64, len(rows)))
+        labels_of.append(labels[rows])
+    return rows_of, labels_of
+
+
+class AssayTasks(Sequence[Task]):
+    """Test assays as tasks built when asked for, one at a time, and not kept.
+
+    ToxCast's last 167 endpoints hold up to about 8,000 measured molecules each; as
+    float32 fingerprint rows all at once they took a run past 10 GB (and it was killed).
+    Scoring needs one assay at a time, so each task is cut from the shared feature
+    matrix when it is reached (milliseconds) and dropped after.
+    """
+
+    def __init__(
+        self, names: Sequence[str], X: np.ndarray, rows: list[np.ndarray], y: list[np.ndarray]
+    ) -> None:
+        self.names, self._X, self._rows, self._y = list(names), X, rows, y
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int | slice) -> Any:  # one Task, or a list for a slice
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return Task(self.names[i], self._X[self._rows[i]], self._y[i])
+
+    def labels(self) -> list[tuple[str, np.ndarray]]:
+        """(name, labels) of every assay, without building the feature rows."""
+        return list(zip(self.names, self._y, strict=True))
 
 
 @dataclass(frozen=True)
@@ -199,14 +242,14 @@ class MoleculeResult:
     config: dict = field(default_factory=dict)
 
 
-def _check_test_assays(tasks: list[Task], shots: Sequence[int]) -> None:
+def _check_test_assays(tasks: AssayTasks, shots: Sequence[int]) -> None:
     k = max(shots)
-    for task in tasks:
-        n_active = int(task.y.sum())
-        n_inactive = len(task) - n_active
+    for name, y in tasks.labels():
+        n_active = int(y.sum())
+        n_inactive = len(y) - n_active
         if min(n_active, n_inactive) < k + 1:
             raise MetamedValueError(
-                f"Test assay '{task.name}' has {n_active} actives and {n_inactive} inactives; "
+                f"Test assay '{name}' has {n_active} actives and {n_inactive} inactives; "
                 f"K={k} per class needs {k + 1} of each. Use smaller --shots."
             )
 
@@ -217,7 +260,8 @@ class MoleculeTasks:
 
     train: list[Task]
     val: list[Task] | None
-    test: list[Task]
+    #: built one assay at a time when read (:class:`AssayTasks`)
+    test: AssayTasks
     #: the protocol, the assays and the number of molecules (for config.json and the page)
     config: dict
 
@@ -257,7 +301,7 @@ def molecule_task_split(
         train_smiles = pd.unique(taskset.frames(list(split.train))["smiles"])
         fit_rows = np.array([molecule_row[s] for s in train_smiles])
         X = standardise_columns(X, descriptor_columns, fit_rows)
-    test = molecule_tasks(taskset, split.test, X, molecule_row)
+    test = AssayTasks(split.test, X, *_assay_rows(taskset, split.test, molecule_row))
     _check_test_assays(test, config.shots)
     train = molecule_tasks(
         taskset, split.train, X, molecule_row, config.max_train_rows,

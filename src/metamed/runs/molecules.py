@@ -364,10 +364,11 @@ def _run_collection(
     counter: CellCounter,
     on_cell: Callable[[_Section], object],
 ) -> _Section:
-    own = {
-        k: v for k, v in (("draws", entry.draws), ("max_train_rows", entry.max_train_rows)) if v
-    }
-    protocol = dataclasses.replace(suite.protocol, **own)
+    protocol = suite.protocol
+    if entry.draws is not None:
+        protocol = dataclasses.replace(protocol, draws=entry.draws)
+    if entry.max_train_rows is not None:
+        protocol = dataclasses.replace(protocol, max_train_rows=entry.max_train_rows)
     start = time.perf_counter()
     cohort = load(entry.collection)
     loaded = time.perf_counter() - start
@@ -383,7 +384,7 @@ def _run_collection(
         **tasks.config,
         "collection": entry.collection,
         "split": entry.split,
-        "test_assay_counts": {t.name: [int(t.y.sum()), len(t)] for t in tasks.test},
+        "test_assay_counts": {name: [int(y.sum()), len(y)] for name, y in tasks.test.labels()},
         "cleaning": {
             k: v for k, v in cohort.provenance.get("molecules", {}).items() if k != "assays"
         },
