@@ -81,6 +81,12 @@ def test_tiny_suite_file_writes_the_page_from_its_own_numbers(tiny) -> None:
     assert "anchor: Pre-PAR" in page and "SR-HSE, SR-MMP, SR-p53" in page
     assert "| protonet | 3 |" in page  # the meta-learner against the baselines, paired
     assert "featurise (computed, now cached)" in page and "Not finished" not in page
+    # the Times table's total counts every step, building the tasks included
+    times = [ln.split("|")[2:4] for ln in page.splitlines() if ln.startswith("| tox21 |")]
+    steps = {step.strip(): float(sec.strip(" *")) for step, sec in times}
+    assert "build tasks" in steps
+    total = steps.pop("**total**")
+    assert abs(total - sum(steps.values())) <= 0.05 * (len(steps) + 1)
     again = tiny("run", force=True)
     assert "featurise (from cache)" in again.text
     pd.testing.assert_frame_equal(pd.read_csv(out.out_dir / "tox21" / "summary.csv"), summary)
