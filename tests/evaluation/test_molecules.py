@@ -20,6 +20,7 @@ from metamed.evaluation.molecules import (
     molecule_tasks,
     run_molecule_protocol,
     summarise_molecules,
+    training_label_features,
 )
 from metamed.learners import TanimotoKNN, make_learner
 from metamed.tasks import TaskSet
@@ -161,3 +162,57 @@ def test_test_assays_built_on_demand_equal_the_assays_built_at_once(tiny) -> Non
         np.testing.assert_array_equal(built.X, task.X)
         np.testing.assert_array_equal(built.y, task.y)
     assert [(n, len(y)) for n, y in lazy.labels()] == [(t.name, len(t)) for t in eager]
+
+
+def _permuted_test_labels(cohort, test_assays, seed: int = 1):
+    """The cohort with every test assay's labels shuffled (within each assay)."""
+    frame = cohort.frame.copy()
+    rng = np.random.default_rng(seed)
+    for name in test_assays:
+        rows = np.flatnonzero((frame["assay"] == name).to_numpy())
+        frame.iloc[rows, frame.columns.get_loc("active")] = rng.permutation(
+            frame["active"].to_numpy()[rows]
+        )
+    return type(cohort)(cohort.name, frame, cohort.schema, cohort.provenance)
+
+
+def test_training_label_features_never_see_a_test_assay_label(tiny) -> None:
+    cohort, X = tiny
+    split = assay_split(cohort, "tox21")
+    permuted = _permuted_test_labels(cohort, split.test)
+    assert not cohort.frame["active"].equals(permuted.frame["active"])
+    np.testing.assert_array_equal(
+        training_label_features(cohort, split.train),
+        training_label_features(permuted, split.train),
+    )
+    # ... nor a task's features: the test tasks' rows are the same whatever those labels.
+    config = MoleculeProtocolConfig(shots=(2,), draws=2, max_train_rows=None)
+    a = molecule_task_split(cohort, X, split, config, aux_labels=True)
+    b = molecule_task_split(permuted, X, split, config, aux_labels=True)
+    for ta, tb in zip(a.test, b.test, strict=True):
+        np.testing.assert_array_equal(ta.X, tb.X)
+    for ta, tb in zip(a.train, b.train, strict=True):
+        np.testing.assert_array_equal(ta.X, tb.X)
+
+
+def test_training_label_features_carry_the_training_labels_in_three_states(tiny) -> None:
+    cohort, _ = tiny
+    split = assay_split(cohort, "tox21")
+    F = training_label_features(cohort, split.train)
+    assert F.shape == (len(moleculenet.molecules_of(cohort)), 2 * len(split.train))
+    row = {s: i for i, s in enumerate(moleculenet.molecules_of(cohort))}
+    frame = cohort.frame
+    for j, name in enumerate(split.train):
+        measured = frame[frame["assay"] == name]
+        idx = measured["smiles"].map(row).to_numpy()
+        y = measured["active"].to_numpy()
+        np.testing.assert_array_equal(F[idx, 2 * j], (y == 1).astype(np.float32))
+        np.testing.assert_array_equal(F[idx, 2 * j + 1], (y == 0).astype(np.float32))
+        untested = np.setdiff1d(np.arange(len(F)), idx)
+        assert untested.size > 0 and not F[untested, 2 * j : 2 * j + 2].any()
+    # Flipping one training label flips its feature; a meta-train task never sees its own.
+    config = MoleculeProtocolConfig(shots=(2,), draws=1, max_train_rows=None, val_rows_fraction=0)
+    tasks = molecule_task_split(cohort, F[:, :0] + 0, split, config, aux_labels=True)
+    for j, task in enumerate(tasks.train):
+        assert not task.X[:, 2 * j : 2 * j + 2].any()
+        assert task.X.any()

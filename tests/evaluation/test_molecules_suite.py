@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from metamed.cli import app
-from metamed.errors import MetamedValueError
+from metamed.errors import MetamedTypeError, MetamedValueError
 from metamed.learners import ProtoNet, TanimotoKNN
 from metamed.runs.molecules import MoleculeSuite, run_molecule_suite
 from metamed.runs.suite import read_suite
@@ -202,3 +202,12 @@ def test_the_toxcast_time_is_set_against_the_15_minute_goal(tiny) -> None:
         timings = [{"collection": "tox21", "step": "meta-train protonet", "seconds": seconds}]
         text = molecules_page(suite, [_Section(entry, results, timings, config)], out.summary, "c")
         assert word in text and "longest step is meta-train protonet" in text
+
+
+def test_an_aux_labels_entry_runs_into_its_own_folder_and_a_bad_flag_is_refused() -> None:
+    suite = read_suite_text(TINY + 'aux_labels = true\n')
+    (entry,) = suite.collections
+    assert entry.aux_labels and entry.folder == "tox21-auxlabels"
+    assert "GS-Meta setting" in entry.title
+    with pytest.raises(MetamedTypeError, match="aux_labels must be true or false"):
+        read_suite_text(TINY + 'aux_labels = "yes"\n')

@@ -65,6 +65,7 @@ __all__ = [
     "run_molecule_protocol",
     "score_molecule_method",
     "summarise_molecules",
+    "training_label_features",
 ]
 
 #: Collection -> number of meta-train assays (the first ones); the rest are meta-test.
@@ -266,12 +267,45 @@ class MoleculeTasks:
     config: dict
 
 
+def training_label_features(cohort: Cohort, train_assays: Sequence[str]) -> np.ndarray:
+    """Each molecule's labels on the meta-train assays, as GS-Meta's molecule-property graph.
+
+    Two columns per meta-train assay, (active, inactive): an untested pair is (0, 0), so
+    "not measured" is never read as "inactive".  Built from the ``train_assays`` rows
+    only, so no test assay's label can reach a feature.  Rows follow
+    :func:`~metamed.data.datasets.moleculenet.molecules_of` ``(cohort)``.
+    """
+    smiles = molecules_of(cohort)
+    molecule_row = {s: i for i, s in enumerate(smiles)}
+    column = {a: j for j, a in enumerate(train_assays)}
+    frame = cohort.frame
+    known = frame[frame["assay"].isin(column)]
+    rows = known["smiles"].map(molecule_row).to_numpy(np.int64)
+    cols = 2 * known["assay"].map(column).to_numpy(np.int64)
+    label = known[cohort.schema.outcome].to_numpy(np.float32)
+    out = np.zeros((len(smiles), 2 * len(train_assays)), dtype=np.float32)
+    out[rows, cols + (label == 0)] = 1.0  # column 2j: active on assay j, 2j + 1: inactive
+    return out
+
+
+def _mask_own_assay(tasks: list[Task], train_assays: Sequence[str], first: int) -> list[Task]:
+    """Blank each meta-train task's own assay in its label features (else the target is an input)."""
+    out = []
+    for task in tasks:
+        j = first + 2 * list(train_assays).index(task.name)
+        X = task.X.copy()
+        X[:, j : j + 2] = 0.0
+        out.append(Task(task.name, X, task.y))
+    return out
+
+
 def molecule_task_split(
     cohort: Cohort,
     X: np.ndarray,
     split: TaskSplit,
     config: MoleculeProtocolConfig,
     descriptor_columns: slice | None = None,
+    aux_labels: bool = False,
 ) -> MoleculeTasks:
     """The meta-train, early-stopping and test tasks of ``split``, checked for every K.
 
@@ -286,6 +320,9 @@ def molecule_task_split(
         From :func:`assay_split`.
     descriptor_columns : slice, optional
         Columns of ``X`` to standardise with the meta-train molecules' statistics.
+    aux_labels : bool, default False
+        Append :func:`training_label_features` (the GS-Meta setting: more information
+        than the fingerprints alone).  A meta-train task's own assay is blanked in them.
     """
     smiles = molecules_of(cohort)
     if len(X) != len(smiles):
@@ -301,12 +338,17 @@ def molecule_task_split(
         train_smiles = pd.unique(taskset.frames(list(split.train))["smiles"])
         fit_rows = np.array([molecule_row[s] for s in train_smiles])
         X = standardise_columns(X, descriptor_columns, fit_rows)
+    first_aux = X.shape[1]
+    if aux_labels:
+        X = np.hstack([X, training_label_features(cohort, split.train)])
     test = AssayTasks(split.test, X, *_assay_rows(taskset, split.test, molecule_row))
     _check_test_assays(test, config.shots)
     train = molecule_tasks(
         taskset, split.train, X, molecule_row, config.max_train_rows,
         np.random.default_rng([config.seed, 2]),
     )  # fmt: skip
+    if aux_labels:
+        train = _mask_own_assay(train, split.train, first_aux)
     val: list[Task] | None = None
     if config.val_rows_fraction > 0:
         fit_part, val_part = hold_out_rows(
@@ -322,6 +364,7 @@ def molecule_task_split(
         "train_assays": list(split.train),
         "test_assays": list(split.test),
         "n_molecules": len(smiles),
+        "aux_labels": aux_labels,
     }
     return MoleculeTasks(train, val, test, run)
 

@@ -125,6 +125,7 @@ _SUITE_KEYS = (
 )  # fmt: skip
 _DATASET_KEYS = (
     "collection", "split", "folder", "notes", "draws", "fingerprints", "max_train_rows",
+    "aux_labels",
 )  # fmt: skip
 _FINGERPRINT_KEYS = ("radius", "n_bits", "counts", "descriptors")
 
@@ -143,6 +144,9 @@ class MoleculeCollection:
     fingerprints: FingerprintSettings | None = None
     #: this entry's cap on rows per meta-train assay (None: the suite's)
     max_train_rows: int | None = None
+    #: the GS-Meta setting: each molecule's meta-train assay labels as extra features
+    #: (more information than fingerprints alone; see ``training_label_features``)
+    aux_labels: bool = False
 
     def __post_init__(self) -> None:
         if self.draws is not None and (isinstance(self.draws, bool) or int(self.draws) < 1):
@@ -170,16 +174,27 @@ class MoleculeCollection:
     def folder(self) -> str:
         if self.folder_name is not None:
             return self.folder_name
-        if self.split == "literature":
-            return self.collection
-        return f"{self.collection}-{self.split.split(':', 1)[1].lower()}"
+        base = (
+            self.collection
+            if self.split == "literature"
+            else f"{self.collection}-{self.split.split(':', 1)[1].lower()}"
+        )
+        return f"{base}-auxlabels" if self.aux_labels else base
 
     @property
     def title(self) -> str:
         title = self.collection if self.split == "literature" else f"{self.collection} ({self.split})"
         if self.fingerprints is not None:
             title += f", {_features_text(self.fingerprints)}"
+        if self.aux_labels:
+            title += ", with the meta-train assay labels (GS-Meta setting)"
         return title
+
+
+def _flag(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise MetamedTypeError(f"{where} must be true or false, got {value!r}.")
+    return value
 
 
 def _default_methods() -> tuple[MethodSpec, ...]:
@@ -253,6 +268,7 @@ class MoleculeSuite:
                     None if "draws" not in entry else int(entry["draws"]),
                     None if own is None else FingerprintSettings(**{**fingerprints, **own}),
                     None if "max_train_rows" not in entry else int(entry["max_train_rows"]),
+                    _flag(entry.get("aux_labels", False), f"{where}, aux_labels"),
                 )  # fmt: skip
             )
         protocol = {
@@ -384,7 +400,9 @@ def _run_collection(
     featurised = time.perf_counter() - start
     descriptors = slice(fingerprints.n_bits, None) if fingerprints.descriptors else None
     start = time.perf_counter()
-    tasks = molecule_task_split(cohort, features.X, split, protocol, descriptors)
+    tasks = molecule_task_split(
+        cohort, features.X, split, protocol, descriptors, aux_labels=entry.aux_labels
+    )
     built = time.perf_counter() - start
     cached = " (from cache)" if features.from_cache else " (computed, now cached)"
     config = {
