@@ -7,14 +7,21 @@
 - The mixed model's numeric fit equals statsmodels' ``MixedLM`` (maximum likelihood), and
   its adaptation is the closed-form BLUP τ² Σr / (σ² + Kτ²); the binary BLUP solves the
   posterior mode's score equation Σ (y - p) = û / τ².
+- With random slopes, the numeric fit equals ``MixedLM`` with the slope as an
+  independent variance component, the slope goes to the strongest covariate, the
+  adaptation is the closed-form BLUP (D⁻¹ + ZᵀZ/σ²)⁻¹ Zᵀr/σ², and the binary BLUP
+  solves the score equations Zᵀ(y - p) = D⁻¹ b̂.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
 from scipy.special import expit, logit
 
+from metamed.errors import MetamedValueError
 from metamed.learners import make_learner
 from metamed.learners.mixed import RandomIntercept
 from metamed.tasks import Task
@@ -109,3 +116,86 @@ def test_mixed_model_binary_blup_solves_the_posterior_mode_equation():
         u = model.intercept - learner.intercept_
         residual = support.y - model.predict_proba(support.X)
         assert residual.sum() == pytest.approx(u / learner.tau2_, abs=1e-8)
+
+
+def sloped_sites(outcome: str, n_sites: int = 30, seed: int = 3) -> list[Task]:
+    """Sites with their own intercept (SD 0.8) and their own slope on feature 0 (SD 0.5)."""
+    rng = np.random.default_rng(seed)
+    beta = np.array([0.8, -0.5, 0.3, 0.0])
+    tasks = []
+    for s in range(n_sites):
+        n = int(rng.integers(15, 40))
+        X = rng.normal(size=(n, N_FEATURES))
+        eta = X @ beta + rng.normal(0, 0.8) + X[:, 0] * rng.normal(0, 0.5)
+        if outcome == "binary":
+            y = (rng.random(n) < expit(eta - 0.5)).astype(float)
+        else:
+            y = 5.0 + 2.0 * (eta + rng.normal(size=n))
+        tasks.append(Task(f"site{s}", X, y, outcome))
+    return tasks
+
+
+SLOPED_NUM, SLOPED_BIN = sloped_sites("numeric"), sloped_sites("binary")
+
+
+def test_mixed_model_random_slope_fit_equals_statsmodels_mixedlm():
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    learner = RandomIntercept(C=1e9, n_slopes=1).meta_fit(SLOPED_NUM)
+    np.testing.assert_array_equal(learner.slope_features_, [0])  # the largest |β|
+    X = np.concatenate([t.X for t in SLOPED_NUM]).astype(float)
+    y = np.concatenate([t.y for t in SLOPED_NUM]).astype(float)
+    groups = np.repeat(np.arange(len(SLOPED_NUM)), [len(t) for t in SLOPED_NUM])
+    slope = {"slope": {g: X[groups == g][:, [0]] for g in range(len(SLOPED_NUM))}}
+    with warnings.catch_warnings():  # statsmodels' dict form of variance components
+        warnings.simplefilter("ignore", FutureWarning)
+        reference = MixedLM(
+            y, np.column_stack([np.ones(len(y)), X]), groups=groups,
+            exog_re=np.ones((len(y), 1)), exog_vc=slope,
+        ).fit(reml=False)  # fmt: skip
+    sd = learner.y_std_
+    assert np.sqrt(learner.tau2_) * sd == pytest.approx(
+        np.sqrt(float(reference.cov_re[0, 0])), rel=1e-3
+    )
+    assert np.sqrt(learner.slope_tau2_[0]) * sd == pytest.approx(
+        np.sqrt(float(reference.vcomp[0])), rel=1e-3
+    )
+    assert np.sqrt(learner.sigma2_) * sd == pytest.approx(np.sqrt(reference.scale), rel=1e-3)
+    np.testing.assert_allclose(learner.coef_ * sd, reference.fe_params[1:], rtol=1e-3)
+
+
+def test_mixed_model_random_slope_adaptation_is_the_closed_form_blup():
+    learner = RandomIntercept(n_slopes=2).meta_fit(SLOPED_NUM)
+    new = sloped_sites("numeric", 1, seed=11)[0]
+    support = new.subset(np.arange(8))
+    X = support.X.astype(float)
+    z = (support.y.astype(float) - learner.y_mean_) / learner.y_std_
+    residual = z - (X @ learner.coef_ + learner.intercept_)
+    Z = np.column_stack([np.ones(len(z)), X[:, learner.slope_features_]])
+    prior = np.diag(1 / np.concatenate([[learner.tau2_], learner.slope_tau2_]))
+    b = np.linalg.solve(prior + Z.T @ Z / learner.sigma2_, Z.T @ residual / learner.sigma2_)
+    model = learner.adapt(support)
+    assert model.intercept == pytest.approx(learner.intercept_ + b[0], abs=1e-10)
+    expected = learner.coef_.copy()
+    expected[learner.slope_features_] += b[1:]
+    np.testing.assert_allclose(model.coef, expected, atol=1e-10)
+
+
+def test_mixed_model_binary_random_slope_blup_solves_the_score_equations():
+    learner = RandomIntercept(n_slopes=1).meta_fit(SLOPED_BIN)
+    assert learner.slope_tau2_[0] > 0.01  # the sites' slopes differ (SD 0.5 on the logit)
+    new = sloped_sites("binary", 1, seed=11)[0]
+    for k in (5, 15):
+        support = new.subset(np.arange(k))
+        model = learner.adapt(support)
+        Z = np.column_stack([np.ones(k), support.X[:, learner.slope_features_]])
+        b = np.concatenate([[model.intercept - learner.intercept_],
+                            model.coef[learner.slope_features_] - learner.coef_[learner.slope_features_]])  # fmt: skip
+        residual = support.y - model.predict_proba(support.X)
+        prior = 1 / np.concatenate([[learner.tau2_], learner.slope_tau2_])
+        np.testing.assert_allclose(Z.T @ residual, prior * b, atol=1e-7)
+
+
+def test_mixed_model_refuses_more_slopes_than_features():
+    with pytest.raises(MetamedValueError, match="n_slopes=5 but the tasks have only 4"):
+        RandomIntercept(n_slopes=5).meta_fit(SLOPED_NUM)
