@@ -29,15 +29,20 @@ from metamed.tasks import Task
 N_FEATURES = 4
 
 
-def sites(outcome: str, n_sites: int = 30, seed: int = 0) -> list[Task]:
-    """Sites sharing coefficients, each with its own intercept (SD 0.8)."""
+def sites(
+    outcome: str, n_sites: int = 30, seed: int = 0, slope_sd: float = 0.0, min_rows: int = 10
+) -> list[Task]:
+    """Sites sharing coefficients, each with its own intercept (SD 0.8) and, with
+    ``slope_sd > 0``, its own slope on feature 0 (SD ``slope_sd``)."""
     rng = np.random.default_rng(seed)
     beta = np.array([0.8, -0.5, 0.3, 0.0])
     tasks = []
     for s in range(n_sites):
-        n = int(rng.integers(10, 40))
+        n = int(rng.integers(min_rows, 40))
         X = rng.normal(size=(n, N_FEATURES))
         eta = X @ beta + rng.normal(0, 0.8)
+        if slope_sd:
+            eta = eta + X[:, 0] * rng.normal(0, slope_sd)
         if outcome == "binary":
             y = (rng.random(n) < expit(eta - 1.0)).astype(float)
         else:
@@ -120,19 +125,7 @@ def test_mixed_model_binary_blup_solves_the_posterior_mode_equation():
 
 def sloped_sites(outcome: str, n_sites: int = 30, seed: int = 3) -> list[Task]:
     """Sites with their own intercept (SD 0.8) and their own slope on feature 0 (SD 0.5)."""
-    rng = np.random.default_rng(seed)
-    beta = np.array([0.8, -0.5, 0.3, 0.0])
-    tasks = []
-    for s in range(n_sites):
-        n = int(rng.integers(15, 40))
-        X = rng.normal(size=(n, N_FEATURES))
-        eta = X @ beta + rng.normal(0, 0.8) + X[:, 0] * rng.normal(0, 0.5)
-        if outcome == "binary":
-            y = (rng.random(n) < expit(eta - 0.5)).astype(float)
-        else:
-            y = 5.0 + 2.0 * (eta + rng.normal(size=n))
-        tasks.append(Task(f"site{s}", X, y, outcome))
-    return tasks
+    return sites(outcome, n_sites, seed, slope_sd=0.5, min_rows=15)
 
 
 SLOPED_NUM, SLOPED_BIN = sloped_sites("numeric"), sloped_sites("binary")

@@ -39,9 +39,9 @@ The decision starts from what the training sites' own episodes say (``start =
   metric) cells, with 2 in 4 and with the learned start alone in 4; there the support
   set overrode the start in 31 % of the episodes at 1 SE and 6 % at 2, and the
   overrides did not pay on the query (Brier score at K = 5, 10, 20: 0.153, 0.142,
-  0.140 at 1 SE against 0.151, 0.142, 0.138 from the start alone).  The remaining misses there are not noise: the
-  adapted model has the better Brier score and the pooled one the better AUROC at every
-  held-out site, and a choice made by squared error serves the first.
+  0.140 at 1 SE against 0.151, 0.142, 0.138 from the start alone).  The remaining misses there are not noise: over the
+  hospitals the adapted model has the better Brier score and the pooled one the better
+  AUROC and AUPRC, and a choice made by squared error serves the first.
 
 A binary support set of one class is cross-validated like any other: it cannot show
 whether adapting ranks patients better, but it does show whether the site's risk level
