@@ -419,7 +419,7 @@ def _g2p2c_tir_pct(cgm_mg_dl: np.ndarray) -> np.ndarray:
 def is_adaptation_curve(labels: pd.Series) -> pd.Series:
     """Which controller labels are points of the adaptation curve (``personalised_2d``,
     ``personalised_1d+plgs``): shown in the curve's table, not among the controllers."""
-    return labels.str.fullmatch(r"personalised_\d+d(\+plgs)?")
+    return labels.str.fullmatch(r"(personalised|closed_loop)_\d+d(\+plgs)?")
 
 
 def g2p2c_scoring_table(results: DoseResults) -> pd.DataFrame:

@@ -31,6 +31,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from metamed.dosing.closedloop import (
+    ClosedLoopController,
+    ClosedLoopParameters,
+    population_leave_patients_out,
+)
 from metamed.dosing.controllers import (
     G2P2C_CORRECTION_COOLDOWN_MIN,
     BasalBolusController,
@@ -211,6 +216,20 @@ def _g2p2c(ctx: ControllerContext) -> list[Setting]:
     ]
 
 
+def _closed_loop(ctx: ControllerContext) -> list[Setting]:
+    # leave-patients-out over all 30 patients (each patient adapted by its fold's
+    # meta-trained mapping), rows taken in the evaluated patients' order; the curve
+    # 0 .. record_days - 1 days is evaluated beside the final one
+    lpo = population_leave_patients_out(ctx.record_days)
+    idx = [lpo.names.index(name) for name in ctx.patients.names]
+    settings = []
+    for d in range(ctx.record_days + 1):
+        params = ClosedLoopParameters.from_array(lpo.parameters[f"{d}d"].as_array()[idx])
+        label = "closed_loop" if d == ctx.record_days else f"closed_loop_{d}d"
+        settings.append((label, ClosedLoopController(params)))
+    return settings
+
+
 for _entry in (
     ControllerEntry(
         "basal_bolus",
@@ -279,3 +298,20 @@ for _entry in (
 
 #: The controllers metamed ships, in the order the default evaluation runs them.
 BUILTIN_CONTROLLERS: tuple[str, ...] = controller_names()
+
+# Registered after the defaults: it meta-trains first (a per-patient search over all 30
+# patients on the batched simulator, about a minute on 2 cores), so a plain
+# ``metamed dose`` stays quick; name it to run it (``--controllers closed_loop``).
+register_controller(
+    ControllerEntry(
+        "closed_loop",
+        _closed_loop,
+        "no",
+        env_options=MappingProxyType({"failure_signal": "cgm"}),
+        description="fully closed loop without meal announcement (CGM and its own insulin "
+        "only): oref-style micro-boluses on the predicted glucose, insulin-on-board limit "
+        "and low-glucose suspend, its basal, correction factor and trend horizon adapted "
+        "from the patient's first days by a mapping meta-learned across training patients "
+        "(leave patients out; G2P2C failure rule, episodes end when the CGM leaves 40-600)",
+    )
+)
