@@ -5,7 +5,8 @@ environment ``metamed/GlucoseDosing-v0`` and its batched vector version
 (:mod:`~metamed.dosing.env`), patients as meta-RL tasks (:mod:`~metamed.dosing.tasks`), clinical and PID controllers
 (:mod:`~metamed.dosing.controllers`), glycaemic metrics (:mod:`~metamed.dosing.metrics`),
 meta-learned personalisation from a few days of records
-(:mod:`~metamed.dosing.personalise`) and the evaluation protocol and its tables
+(:mod:`~metamed.dosing.personalise`), a fully closed loop without meal announcement
+adapted to the patient (:mod:`~metamed.dosing.closedloop`) and the evaluation protocol and its tables
 (:mod:`~metamed.dosing.evaluate`); the report is :mod:`metamed.report.dosing` and a
 whole run that writes files :func:`metamed.runs.run_dose`.  The simulator's building blocks are re-exported:
 CGM sensor and pump (:mod:`~metamed.dosing.devices`), meal scenarios
@@ -14,6 +15,7 @@ CGM sensor and pump (:mod:`~metamed.dosing.devices`), meal scenarios
 (:func:`~metamed.dosing.env.rollout`).  All patients are simulated, not real people.
 """
 
+from metamed.dosing.closedloop import ClosedLoopController, ClosedLoopParameters
 from metamed.dosing.controllers import (
     BasalBolusController,
     ControlInput,
@@ -81,6 +83,8 @@ __all__ = [
     "CGM_SENSORS",
     "CGMSensor",
     "CGMSensorParams",
+    "ClosedLoopController",
+    "ClosedLoopParameters",
     "ControlInput",
     "ControllerContext",
     "ControllerEntry",

@@ -49,7 +49,7 @@ from metamed.dosing.controllers import (
 from metamed.dosing.env import IOB_PEAK_MIN, GlucoseVectorEnv, rollout
 from metamed.dosing.metrics import glycaemic_metrics
 from metamed.dosing.patient import VirtualPatients, load_virtual_patients
-from metamed.dosing.personalise import stratified_folds
+from metamed.dosing.personalise import _ridge_loo, stratified_folds  # the same ridge
 from metamed.errors import MetamedValueError, NotFittedError
 
 __all__ = [
@@ -286,25 +286,6 @@ def candidate_grid() -> np.ndarray:
     return np.array(list(itertools.product(BASAL_MULTIPLES, CF_MULTIPLES, HORIZONS_MIN)))
 
 
-def _ridge_loo(Z: np.ndarray, Y: np.ndarray, alphas: tuple[float, ...]) -> np.ndarray:
-    """Ridge coefficients per output column, penalty chosen by exact leave-one-out error."""
-    n, m = Z.shape
-    coef = np.zeros((m, Y.shape[1]))
-    for j in range(Y.shape[1]):
-        best: tuple[float, np.ndarray] | None = None
-        for alpha in alphas:
-            a = Z.T @ Z + alpha * np.eye(m)
-            hat = Z @ np.linalg.solve(a, Z.T)
-            beta = np.linalg.solve(a, Z.T @ Y[:, j])
-            resid = (Y[:, j] - Z @ beta) / np.maximum(1.0 - np.diag(hat), 1e-6)
-            err = float(np.mean(resid**2))
-            if best is None or err < best[0]:
-                best = (err, beta)
-        assert best is not None
-        coef[:, j] = best[1]
-    return coef
-
-
 @dataclass
 class ClosedLoopAdapter:
     """Meta-learned mapping from a new patient's first days to its loop parameters.
@@ -362,7 +343,7 @@ class ClosedLoopAdapter:
         sd = centred.std(axis=0) + 1e-9
         z = centred / sd
         target = np.log(np.asarray(optima, dtype=float) / pop)
-        self.coef_[days] = _ridge_loo(z, target, self.ridge_alphas)
+        self.coef_[days] = _ridge_loo(z, target, self.ridge_alphas)[0]
         self.centre_[days] = (mean, sd)
         return self
 

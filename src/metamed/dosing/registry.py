@@ -222,7 +222,7 @@ def _closed_loop(ctx: ControllerContext) -> list[Setting]:
     # 0 .. record_days - 1 days is evaluated beside the final one
     lpo = population_leave_patients_out(ctx.record_days)
     idx = [lpo.names.index(name) for name in ctx.patients.names]
-    settings = []
+    settings: list[Setting] = []
     for d in range(ctx.record_days + 1):
         params = ClosedLoopParameters.from_array(lpo.parameters[f"{d}d"].as_array()[idx])
         label = "closed_loop" if d == ctx.record_days else f"closed_loop_{d}d"
