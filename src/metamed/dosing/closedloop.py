@@ -59,6 +59,13 @@ __all__ = [
     "closed_loop_score",
     "record_features",
     "FEATURE_NAMES",
+    "candidate_grid",
+    "weight_start",
+    "simulate_days",
+    "search_optima",
+    "ClosedLoopLPOResult",
+    "leave_patients_out_closed_loop",
+    "population_leave_patients_out",
 ]
 
 # Set point of the predicted glucose (the usual closed-loop target, cf. PID_TARGET_MG_DL).
