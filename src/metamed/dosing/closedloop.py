@@ -470,6 +470,7 @@ def leave_patients_out_closed_loop(
     search_days: int = 4,
     sample_time_min: int = 5,
     optima: np.ndarray | None = None,
+    ridge_alphas: tuple[float, ...] | None = None,
 ) -> ClosedLoopLPOResult:
     """Adapt the loop to every patient from its first 0 .. ``record_days`` days, leave-patients-out.
 
@@ -478,7 +479,8 @@ def leave_patients_out_closed_loop(
     meta-trained on the other folds' patients only: their search optima
     (:func:`search_optima`, or ``optima`` if given, rows in patient order) and their
     records under the fold's population parameters; every patient's records are one
-    batched simulation of ``record_days`` days (seeds ``record_seed + fold * 100`` ..).
+    batched simulation of ``record_days`` days (seeds ``record_seed`` ..).
+    ``ridge_alphas`` overrides the mapping's penalty grid (:class:`ClosedLoopAdapter`).
     """
     if record_days < 1:
         raise MetamedValueError(f"record_days must be >= 1; received {record_days}.")
@@ -497,7 +499,9 @@ def leave_patients_out_closed_loop(
     pop_rows = []
     for f in range(n_folds):
         train = np.flatnonzero(fold != f)
-        adapter = ClosedLoopAdapter().fit_population(
+        adapter = (
+            ClosedLoopAdapter() if ridge_alphas is None else ClosedLoopAdapter(ridge_alphas)
+        ).fit_population(
             tuple(names[i] for i in train), tuple(groups[i] for i in train), optima[train]
         )
         adapters.append(adapter)
