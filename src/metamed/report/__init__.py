@@ -11,10 +11,12 @@ from metamed.report.plots import (
     reliability_svg,
 )
 from metamed.report.png import figure_to_png
+from metamed.report.run_statistics import RunStatistics
 from metamed.report.suite_page import SuiteSection, goal_sentence, suite_markdown
 from metamed.report.verdicts import verdict_sentence, verdict_sentences
 
 __all__ = [
+    "RunStatistics",
     "SuiteSection",
     "goal_sentence",
     "suite_markdown",

@@ -42,11 +42,12 @@ from metamed.evaluation.metrics import (
     outcome_kind,
     primary_metric,
 )
-from metamed.evaluation.statistics import FEW_TASKS, RESULT_COLUMNS, summarise
+from metamed.evaluation.statistics import FEW_TASKS, RESULT_COLUMNS
 from metamed.outcomes import as_outcome
 from metamed.report import plots
 from metamed.report.engine import Cell, Image, Table, format_number, render
-from metamed.report.verdicts import judged, key_findings
+from metamed.report.run_statistics import RunStatistics
+from metamed.report.verdicts import key_findings
 
 __all__ = ["write_report", "render_report"]
 
@@ -135,18 +136,6 @@ def _rounded(value: object) -> str:
     return str(value)
 
 
-def _order_methods(
-    results: pd.DataFrame, methods: Sequence[str] | None, baselines: Sequence[str]
-) -> tuple[list[str], list[str]]:
-    present = [str(m) for m in pd.unique(results["method"])]
-    if methods is None:
-        meta = sorted(m for m in present if m not in baselines)
-    else:
-        meta = [m for m in methods if m in present]
-    base = [b for b in baselines if b in present]
-    return meta, base
-
-
 def _ks(results: pd.DataFrame) -> list[int]:
     return [int(k) for k in sorted(results["k"].unique())]
 
@@ -208,34 +197,31 @@ def _judgement_class(judgement: str) -> str:
 
 
 def _verdict_section(
-    results: pd.DataFrame,
-    meta: Sequence[str],
-    base: Sequence[str],
+    stats: RunStatistics,
+    dataset: str,
     metric: Metric,
     missing_baselines: Sequence[str],
-    n_boot: int,
-    level: float,
-    seed: int,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """What the template shows for one metric's verdicts, and the verdict table itself."""
     section: dict[str, Any] = {
         "label": metric.label,
-        "pct": f"{level * 100:g}%",
+        "pct": f"{stats.level * 100:g}%",
         "missing_baselines": ", ".join(missing_baselines),
         "message": "",
         "by_k": [],
     }
-    if not base:
+    if not stats.base:
         section["message"] = (
             "No baselines were declared (or none has results), so no method is compared "
             "with a baseline. A meta-learner is only useful if it beats simple baselines; "
             "rerun with baselines."
         )
         return section, pd.DataFrame()
-    if not meta:
+    if not stats.meta:
         section["message"] = "Only baselines were evaluated; there is no other method to judge."
         return section, pd.DataFrame()
-    v = judged(results, meta, base, metric.name, n_boot=n_boot, level=level, seed=seed)
+    v = stats.verdicts(metric.name)
+    v = v[v["dataset"] == dataset].reset_index(drop=True) if len(v) else v
     if v.empty:
         section["message"] = "No paired comparisons were possible (no shared episodes)."
         return section, v
@@ -378,16 +364,13 @@ def _dataset_block(
     dataset: str,
     results: pd.DataFrame,
     predictions: pd.DataFrame | None,
-    summary: pd.DataFrame,
-    meta: Sequence[str],
-    base: Sequence[str],
+    stats: RunStatistics,
     missing_baselines: Sequence[str],
     reliability_ks: Sequence[int] | None,
-    n_boot: int,
-    level: float,
-    seed: int,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """What the template shows for one dataset, and its primary metric's verdict table."""
+    meta, base = stats.meta, stats.base
+    summary = stats.summary[stats.summary["dataset"] == dataset]
     metrics = set(results["metric"].unique())
     kind = outcome_kind(metrics)
     primary = primary_metric(kind)
@@ -405,13 +388,11 @@ def _dataset_block(
         "ks": ", ".join(map(str, ks)),
         "n_draws": results["draw"].nunique(),
         "label": label,
-        "pct": f"{level * 100:g}%",
+        "pct": f"{stats.level * 100:g}%",
         "summary": _summary_table(summary, primary, order),
     }
 
-    block["verdicts"], vt = _verdict_section(
-        results, meta, base, primary, missing_baselines, n_boot, level, seed
-    )
+    block["verdicts"], vt = _verdict_section(stats, dataset, primary, missing_baselines)
 
     if meta and base and len(order) > 3:
         # many methods: one small panel each, beside the same baselines (a single axes
@@ -470,7 +451,7 @@ def _dataset_block(
     # Every headline metric after the primary gets its own verdicts: adapting can fix
     # calibration without changing discrimination.
     more = [
-        _verdict_section(results, meta, base, m, (), n_boot, level, seed)
+        _verdict_section(stats, dataset, m, ())
         for m in headline_metrics(kind)[1:]
         if m.name in metrics and m.name != primary.name and meta and base
     ]
@@ -498,12 +479,12 @@ def render_report(
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
+    statistics: RunStatistics | None = None,
 ) -> str:
     """Build the report as an HTML string (see :func:`write_report` for the parameters)."""
     _check_inputs(results, predictions)
     provenance = dict(provenance or {})
     baselines = list(baselines)
-    meta, base = _order_methods(results, methods, baselines)
     present = {str(m) for m in results["method"].unique()}
     missing_baselines = [b for b in baselines if b not in present]
     if methods is not None:
@@ -513,8 +494,10 @@ def render_report(
                 f"methods {absent} have no rows in results; methods present: "
                 f"{sorted(present)}. Fix the names or drop them."
             )
+    stats = RunStatistics(
+        results, baselines, methods=methods, n_boot=n_boot, level=level, seed=seed
+    ).reuse(statistics)
     kind = outcome_kind(results["metric"].unique())
-    summary_all = summarise(results, n_boot=n_boot, level=level, seed=seed)
     datasets = sorted(results["dataset"].unique(), key=str)
     blocks, verdict_tables = [], []
     for dataset in datasets:
@@ -522,14 +505,9 @@ def render_report(
             str(dataset),
             results[results["dataset"] == dataset],
             predictions,
-            summary_all[summary_all["dataset"] == dataset],
-            meta,
-            base,
+            stats,
             missing_baselines,
             reliability_ks,
-            n_boot,
-            level,
-            seed,
         )
         blocks.append(block)
         verdict_tables.append(vt)
@@ -552,8 +530,8 @@ def render_report(
         model_card=_model_card(
             provenance,
             results,
-            meta,
-            base,
+            stats.meta,
+            stats.base,
             verdict_all,
             n_boot,
             level,
@@ -576,6 +554,7 @@ def write_report(
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
+    statistics: RunStatistics | None = None,
 ) -> Path:
     """Write one self-contained HTML report of an evaluation run.
 
@@ -607,6 +586,10 @@ def write_report(
         K values for reliability diagrams; default the smallest and largest K.
     n_boot, level, seed
         Bootstrap settings for all intervals (seeded: the report is reproducible).
+    statistics : RunStatistics, optional
+        The summary and verdict tables of ``results`` under the same baselines, methods
+        and bootstrap settings, when another view of the run (``summary.md``) has already
+        computed them; they are computed here otherwise.
 
     Returns
     -------
@@ -624,6 +607,7 @@ def write_report(
         n_boot=n_boot,
         level=level,
         seed=seed,
+        statistics=statistics,
     )
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from metamed.evaluation.metrics import Metric, get_metric, headline_metrics, outcome_kind
-from metamed.evaluation.statistics import summarise
-from metamed.report.verdicts import judged
+from metamed.report.run_statistics import RunStatistics
 
 __all__ = ["summary_markdown"]
 
@@ -28,17 +27,32 @@ def _metric_table(summary: pd.DataFrame, metric: str, methods: Sequence[str]) ->
     return lines
 
 
+def _in_order(table: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """Verdict rows by dataset and K, and within them in ``methods``' order."""
+    position = {m: i for i, m in enumerate(methods)}
+    keyed = table.assign(_position=table["method"].map(position))
+    ordered = keyed.sort_values(["dataset", "k", "_position"], kind="stable")
+    return ordered.drop(columns="_position").reset_index(drop=True)
+
+
 def summary_markdown(
-    results: pd.DataFrame, baselines: Sequence[str], metrics: Sequence[str] | None = None
+    results: pd.DataFrame,
+    baselines: Sequence[str],
+    metrics: Sequence[str] | None = None,
+    *,
+    statistics: RunStatistics | None = None,
 ) -> str:
     """Mean [95% bootstrap CI over held-out tasks] per method and K, and the verdicts.
 
     Methods keep the order in which they appear in ``results``; each meta-learner is
     compared with the best baseline at each K on the same episodes, for every metric
     shown.  By default the metrics shown are the outcome kind's primary and headline
-    metrics in the registry (AUROC and Brier score; RMSE and R²).
+    metrics in the registry (AUROC and Brier score; RMSE and R²).  ``statistics``, the
+    same results' tables under the same baselines and default bootstrap settings (as
+    the HTML report of the run computes them), saves computing them again.
     """
-    summary = summarise(results)
+    stats = RunStatistics(results, baselines).reuse(statistics)
+    summary = stats.summary
     methods = [str(m) for m in dict.fromkeys(results["method"])]
     present = set(summary["metric"])
     chosen: list[Metric] = (
@@ -52,12 +66,11 @@ def summary_markdown(
         parts += [f"**{metric.label}** (mean over held-out tasks [95% CI])", ""]
         parts += _metric_table(summary, metric.name, methods) + [""]
     others = [m for m in methods if m not in baselines]
-    used_baselines = [b for b in baselines if b in methods]
-    if others and used_baselines:
+    if others and stats.base:
         # discrimination and calibration both get a paired verdict: adapting can help one
         # without the other
         for metric in shown:
-            table = judged(results, others, used_baselines, metric.name)
+            table = _in_order(stats.verdicts(metric.name), others)
             parts += [f"**Verdicts against the best baseline at each K ({metric.label})**", ""]
             parts += [f"- {sentence}" for sentence in table["sentence"]] + [""]
     return "\n".join(parts).rstrip() + "\n"

@@ -37,7 +37,7 @@ from metamed.learners import BASELINES, default_methods
 from metamed.learners.base import MetaLearner
 from metamed.outputs import staged_output
 from metamed.provenance import provenance_record
-from metamed.report import summary_markdown, write_report
+from metamed.report import RunStatistics, summary_markdown, write_report
 from metamed.runs.executors import Executor, SerialExecutor
 from metamed.runs.run_folder import RunFolder
 from metamed.tasks import (
@@ -315,7 +315,11 @@ def run_benchmark(
             if len(result.decisions):  # a guard method ran: its decision per episode
                 result.decisions.to_csv(staging / "decisions.csv", index=False)
             (staging / "config.json").write_text(json.dumps(provenance, indent=2, default=str))
-            (staging / "summary.md").write_text(summary_markdown(result.results, list(baselines)))
+            # summary.md and report.html show the same summary and verdicts: computed once
+            statistics = RunStatistics(result.results, list(baselines))
+            (staging / "summary.md").write_text(
+                summary_markdown(result.results, list(baselines), statistics=statistics)
+            )
             write_report(
                 result.results,
                 result.predictions,
@@ -323,6 +327,7 @@ def run_benchmark(
                 staging / "report.html",
                 title=f"metamed benchmark: {cohort.name}",
                 baselines=list(baselines),
+                statistics=statistics,
             )
     return BenchmarkOutputs(out, result)
 
