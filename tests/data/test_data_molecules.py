@@ -83,6 +83,20 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.npz"))  # nothing cached for a failed run
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e39])
+def test_a_descriptor_that_is_not_a_finite_float32_is_refused_and_not_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: float
+) -> None:
+    from rdkit.Chem import Descriptors
+
+    # 1e39 is finite in float64 but infinite once cast to the matrix's float32
+    monkeypatch.setattr(Descriptors, "TPSA", lambda mol: value)
+    with pytest.raises(MetamedValueError, match=r"TPSA = .* SMILES #0 'CCO'"):
+        featurise(SMILES, FingerprintSettings(n_bits=64, descriptors=True), tmp_path)
+    assert not list(tmp_path.rglob("*.npz"))  # nothing half-right left in the cache
+    featurise(SMILES, FingerprintSettings(n_bits=64), tmp_path)  # bits alone still work
+
+
 def test_standardise_uses_only_the_named_rows() -> None:
     X = np.array([[1.0, 10.0], [1.0, 20.0], [0.0, 1000.0]], dtype=np.float32)
     out = standardise_columns(X, slice(1, 2), np.array([0, 1]))

@@ -186,10 +186,29 @@ def _compute(smiles: Sequence[str], settings: FingerprintSettings) -> dict[str, 
             else:
                 fp[i] = generator.GetFingerprintAsNumPy(mol)
             if settings.descriptors:
-                desc[i] = [f(mol) for f in functions]
+                desc[i] = _finite_descriptors([f(mol) for f in functions], i, text)
     # Bits pack eight to a byte: MUV's 93,087 x 2048 fingerprints are 24 MB on disk.
     packed = fp if settings.counts else np.packbits(fp, axis=1)
     return {"fingerprints": packed, "descriptors": desc}
+
+
+def _finite_descriptors(values: list[float], i: int, text: str) -> list[float]:
+    """``values`` if every descriptor is a finite float32; else a named error.
+
+    A NaN or infinite descriptor (or one past float32's range, which the cast makes
+    infinite) would survive into the cache and turn every standardised column it touches
+    into NaN, so the training loss of every method silently becomes NaN.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(array) | (np.abs(array) > np.finfo(np.float32).max)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise MetamedValueError(
+            f"RDKit gives descriptor {DESCRIPTORS[j]} = {array[j]!r} for SMILES #{i} {text!r}, "
+            "which is not a finite float32; drop the molecule or featurise without "
+            "descriptors (descriptors = false)."
+        )
+    return values
 
 
 def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
