@@ -73,3 +73,38 @@ def test_recover_removes_only_folders_a_killed_adaptation_left(tmp_path):
     assert ModelStore(models).recover() == ["meta-abc"]
     assert sorted(p.name for p in models.iterdir()) == ["notes"]
     assert ModelStore(models).ids() == []
+
+
+def test_a_served_model_costs_one_manifest_stat_per_request_and_reloads_when_changed(
+    deploy_dir, monkeypatch
+):
+    import os
+    from pathlib import Path
+
+    from metamed.artifacts import MANIFEST
+    from metamed.errors import UnknownNameError
+
+    store = ModelStore(deploy_dir / "models")
+    first = store.get("meta")
+    manifest = deploy_dir / "models" / "meta" / MANIFEST
+    stats = []
+    real_stat = Path.stat
+
+    def counted(self, *args, **kwargs):
+        if self.name == MANIFEST:
+            stats.append(self)
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", counted)
+    for _ in range(4):
+        assert store.get("meta") is first  # answered from memory
+    assert len(stats) == 4  # one stat each (two each before: an existence check, then the stamp)
+    assert store.loaded("meta") is first
+
+    before = manifest.stat().st_mtime_ns
+    os.utime(manifest, ns=(before + 10**9, before + 10**9))  # a rewritten manifest
+    assert store.loaded("meta") is None
+    again = store.get("meta")
+    assert again is not first and store.get("meta") is again
+    with pytest.raises(UnknownNameError, match="Unknown model 'nosuch'.*Known models: meta"):
+        store.get("nosuch")

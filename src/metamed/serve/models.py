@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import re
+import stat
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -294,23 +295,35 @@ class ModelStore:
             raise unknown_name("model", model_id, self.ids())
         return path
 
-    def loaded(self, model_id: str) -> ServedModel | None:
-        """The model if :meth:`get` would answer from memory (a stat, no load), else None."""
-        path = self.path(model_id)
-        stamp = (path / MANIFEST).stat().st_mtime_ns
+    def _stamp(self, model_id: str) -> tuple[Path, int]:
+        """The model's folder and its manifest's mtime, from one stat (every request asks)."""
+        check_model_id(model_id)
+        path = self.root / model_id
+        try:
+            info = (path / MANIFEST).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            info = None
+        if info is None or not stat.S_ISREG(info.st_mode):
+            raise unknown_name("model", model_id, self.ids())
+        return path, info.st_mtime_ns
+
+    def _cached(self, model_id: str, stamp: int) -> ServedModel | None:
         with self._lock:
             cached = self._cache.get(model_id)
         return cached[1] if cached is not None and cached[0] == stamp else None
 
+    def loaded(self, model_id: str) -> ServedModel | None:
+        """The model if :meth:`get` would answer from memory (a stat, no load), else None."""
+        return self._cached(model_id, self._stamp(model_id)[1])
+
     def get(self, model_id: str) -> ServedModel:
-        served = self.loaded(model_id)
-        if served is not None:
-            return served
-        path = self.path(model_id)
-        stamp = (path / MANIFEST).stat().st_mtime_ns
-        served = load_model(path, model_id, self.max_rows)
-        with self._lock:
-            self._cache[model_id] = (stamp, served)
+        path, stamp = self._stamp(model_id)
+        served = self._cached(model_id, stamp)
+        if served is None:
+            # stamped before the load: a manifest rewritten meanwhile reloads next time
+            served = load_model(path, model_id, self.max_rows)
+            with self._lock:
+                self._cache[model_id] = (stamp, served)
         return served
 
     def recover(self) -> list[str]:
