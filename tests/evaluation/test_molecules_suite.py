@@ -248,10 +248,10 @@ def test_the_tox21_goal_is_stated_in_words_and_the_label_setting_is_not_counted(
     lines = _fingerprints_against_graphs(sections, _summary_rows(rows))
     ten = next(line for line in lines if "K = 10" in line)
     assert "maml at 77.7 on fingerprints" in ten
-    assert "beats ProtoNet (graph) (74.98)" in ten and "loses to MAML (graph) (80.21)" in ten
+    assert "beats ProtoNet (graph) 74.98" in ten and "loses to MAML (graph) 80.21" in ten
     assert "GS-Meta" not in ten  # a label-setting anchor is not a graph-vs-fingerprint test
     one = next(line for line in lines if "K = 1:" in line)
-    assert "beats ProtoNet (graph) (65.58)" in one and "Pre-PAR (83.01)" in one
+    assert "beats ProtoNet (graph) 65.58" in one and "Pre-PAR 83.01" in one
 
     against = _verdicts(_summary_rows(rows), aux, [1, 10])
     assert against == [

@@ -632,7 +632,7 @@ def _tox21_goal_line(sections: Sequence[_Section], summary: pd.DataFrame) -> lis
         f"**Goal (Tox21 10-shot ROC-AUC >= {TOX21_GOAL:.0f} with fingerprints): {verdict}.** "
         f"The best 10-shot mean on the literature split without the meta-train assay labels "
         f"is {method} at {ours:.1f}, {_features_words(section.entry)} (section "
-        f"{section.entry.title}).",
+        f'"{section.entry.title}").',
         "",
     ]
 
@@ -652,8 +652,8 @@ def _fingerprints_against_graphs(sections: Sequence[_Section], summary: pd.DataF
             if best is None:
                 continue
             section, method, ours = best
-            above = [f"{n} ({v[k]:.2f})" for n, v in anchors.items() if k in v and ours > v[k]]
-            below = [f"{n} ({v[k]:.2f})" for n, v in anchors.items() if k in v and ours <= v[k]]
+            above = [f"{n} {v[k]:.2f}" for n, v in anchors.items() if k in v and ours > v[k]]
+            below = [f"{n} {v[k]:.2f}" for n, v in anchors.items() if k in v and ours <= v[k]]
             lines.append(
                 f"- {collection}, K = {k}: our best, {method} at {ours:.1f} "
                 f"{_features_words(section.entry)}, "
