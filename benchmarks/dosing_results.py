@@ -557,10 +557,11 @@ def closed_loop_section(results, training: dict) -> list[str]:
         "`basal_bolus_g2p2c` from the G2P2C-protocol batch (meals announced 20 min early).",
         "",
         "What worked and why: meta-RL (a recurrent policy trained with PPO over the "
-        "population) was not attempted: on two shared cores a glucose policy needs far "
-        "more simulated days than this session's CPU allowed (the page's throughput table: "
-        "a few thousand patient-days/s at best). A parameterised loop whose few parameters "
-        "are meta-learned needs about "
+        "population) has not been tried yet: a PPO glucose policy is trained on millions "
+        "of environment steps, far more than a search over a few parameters, and the "
+        "simulator became fast enough for it (the throughput table below) only after this "
+        "controller was built. A parameterised loop whose few parameters are meta-learned "
+        "needs about "
         f"{t['search_patient_days']:,} simulated patient-days for the whole search.",
         "",
         md_table(pd.DataFrame(beside)),

@@ -253,8 +253,9 @@ def test_fused_step_equals_pump_model_and_reward_composed() -> None:
 
 def test_threaded_step_equals_serial_step() -> None:
     # the threaded step splits the batch into blocks of rows; every row is stepped once,
-    # as by the serial step (7 rows: blocks of unequal size)
-    names = ["adult#001", "child#003", "adolescent#007", "adult#009", "child#010", "adult#001", "adolescent#002"]  # fmt: skip
+    # as by the serial step (27 rows: blocks of unequal size, the last one padded)
+    names = ["adult#001", "child#003", "adolescent#007", "adult#009", "child#010", "adult#001", "adolescent#002"] * 4  # fmt: skip
+    names = names[:27]
     serial = GlucoseVectorEnv(load_virtual_patients(names), days=0.25)
     threaded = GlucoseVectorEnv(load_virtual_patients(names), days=0.25)
     threaded.model.parallel = True

@@ -282,6 +282,32 @@ def test_parallel_kernel_matches_serial_kernel() -> None:
     assert a.meal_eaten_g.max() > 0  # meals went through the kernel's bookkeeping
 
 
+def test_a_patient_advances_the_same_in_any_lane_of_any_batch() -> None:
+    # the kernel advances patients in blocks of LANES, padding the last: a patient's
+    # trajectory must not depend on its lane, its block or the padding beside it
+    from metamed.dosing._kernel import LANES
+
+    base = load_virtual_patients()
+    names = [base.names[(7 * i) % len(base)] for i in range(2 * LANES + 3)]
+    batch = UVAPadova(load_virtual_patients(names))
+    rng = np.random.default_rng(2)
+    carbs = np.zeros((5, len(names)))
+    state = batch.initial_state()
+    insulin = rng.uniform(0.0, 0.2, size=(24, len(names)))
+    for k in range(24):
+        carbs[0] = 60.0 * (np.arange(len(names)) % 3 == k % 3) if k in (2, 9) else 0.0
+        state = batch.advance_unchecked(state, carbs, insulin[k])
+    for i in (0, LANES - 1, LANES, len(names) - 1):  # first and last lanes, the padded block
+        alone = UVAPadova(load_virtual_patients([names[i]]))
+        one = alone.initial_state()
+        for k in range(24):
+            own = np.zeros((5, 1))
+            own[0] = 60.0 * (i % 3 == k % 3) if k in (2, 9) else 0.0
+            one = alone.advance_unchecked(one, own, insulin[k, i : i + 1])
+        np.testing.assert_array_equal(one.x[:, 0], state.x[:, i])
+    assert state.meal_eaten_g.max() > 0
+
+
 def test_insulin_propagator_has_the_zeros_the_kernel_skips() -> None:
     from metamed.dosing._kernel import INSULIN_NONZERO
 
