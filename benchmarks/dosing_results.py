@@ -121,6 +121,21 @@ def throughput_section() -> str:
             f"| {loop['n_patients']} | {threads} | {loop['patient_days_per_s']:.0f} | "
             f"{floor['patient_days_per_s']:.0f} |"
         )
+    goal = d["goal_patient_days_per_s"]
+    verdicts = []
+    for row in d["rows"]:
+        loop = row["closed_loop"]
+        if loop["n_patients"] >= 1000 and loop["parallel"]:
+            rate = loop["patient_days_per_s"]
+            verdicts.append(
+                f"{loop['n_patients']:,} patients: "
+                + (f"met ({rate:,.0f})" if rate >= goal
+                   else f"missed by {goal - rate:,.0f} patient-days/s ({rate:,.0f})")
+            )  # fmt: skip
+    lines.append(
+        f"\nGoal of {goal:,.0f} patient-days/s for the closed loop on 2 cores: "
+        + "; ".join(verdicts) + "."
+    )
     if sg:
         lines.append(
             f"\nsimglucose {sg['version']}: {sg['patient_days_per_s']:.3f} patient-days/s."
