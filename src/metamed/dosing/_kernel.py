@@ -88,7 +88,6 @@ INSULIN_NONZERO = (
     ((5, 5), (5, 7)),
     ((6, 5), (6, 6), (6, 7)),
 )
-_EAT_RATE_G_PER_MIN = 5.0
 
 
 #: Patients advanced together, one per SIMD lane: 8 doubles fill an AVX-512 register
@@ -101,9 +100,10 @@ _LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two (fdlibm's constants), 
 _LN2_LO = 1.90821492927058770002e-10  # x - k ln 2 is exact for the k used here
 _INV_LN2 = 1.44269504088896338700e00
 
-# Rows of a block's scratch (LANES columns each): the state, the constants and the
-# propagator's nonzero entries, transposed so that every quantity of every lane sits in
-# one array at a fixed offset, which is what lets LLVM vectorise the lane loop.
+# Rows of a block's scratch (LANES columns each, so a quantity's rows are LANES apart):
+# the state, the constants and the propagator's nonzero entries, transposed so that every
+# quantity of every lane sits in one array at a fixed offset, which is what lets LLVM
+# vectorise the lane loop.
 _Y, _Z, _C, _P, _G, _U, _D = 0, 6, 13, 33, 68, 72, 73
 _PL, _LE, _MS, _ME, _EAT = 74, 75, 76, 77, 78
 #: Rows of a block's scratch array (``SCRATCH_ROWS * LANES`` floats).
@@ -173,17 +173,20 @@ def _rhs(
 def _insulin_half_step(w, lane, z0, z1, z2, z3, z4, z5, z6, u):  # pragma: no cover - compiled
     # propagator @ [z, u, 1] on its nonzero entries (INSULIN_NONZERO, in that order)
     p = _P * LANES + lane
+    s = LANES  # a quantity's rows are LANES apart
     return (
-        w[p] * z0 + w[p + 8] * z4 + w[p + 16] * z5 + w[p + 24] * z6 + w[p + 32] * u,
-        w[p + 40] * z0 + w[p + 48] * z1 + w[p + 56] * z4 + w[p + 64] * z5 + w[p + 72] * z6
-        + w[p + 80] * u + w[p + 88],
-        w[p + 96] * z0 + w[p + 104] * z2 + w[p + 112] * z4 + w[p + 120] * z5
-        + w[p + 128] * z6 + w[p + 136] * u,
-        w[p + 144] * z0 + w[p + 152] * z2 + w[p + 160] * z3 + w[p + 168] * z4
-        + w[p + 176] * z5 + w[p + 184] * z6 + w[p + 192] * u,
-        w[p + 200] * z0 + w[p + 208] * z4 + w[p + 216] * z5 + w[p + 224] * z6 + w[p + 232] * u,
-        w[p + 240] * z5 + w[p + 248] * u,
-        w[p + 256] * z5 + w[p + 264] * z6 + w[p + 272] * u,
+        w[p] * z0 + w[p + s] * z4 + w[p + 2 * s] * z5 + w[p + 3 * s] * z6 + w[p + 4 * s] * u,
+        w[p + 5 * s] * z0 + w[p + 6 * s] * z1 + w[p + 7 * s] * z4 + w[p + 8 * s] * z5
+        + w[p + 9 * s] * z6
+        + w[p + 10 * s] * u + w[p + 11 * s],
+        w[p + 12 * s] * z0 + w[p + 13 * s] * z2 + w[p + 14 * s] * z4 + w[p + 15 * s] * z5
+        + w[p + 16 * s] * z6 + w[p + 17 * s] * u,
+        w[p + 18 * s] * z0 + w[p + 19 * s] * z2 + w[p + 20 * s] * z3 + w[p + 21 * s] * z4
+        + w[p + 22 * s] * z5 + w[p + 23 * s] * z6 + w[p + 24 * s] * u,
+        w[p + 25 * s] * z0 + w[p + 26 * s] * z4 + w[p + 27 * s] * z5 + w[p + 28 * s] * z6
+        + w[p + 29 * s] * u,
+        w[p + 30 * s] * z5 + w[p + 31 * s] * u,
+        w[p + 32 * s] * z5 + w[p + 33 * s] * z6 + w[p + 34 * s] * u,
     )  # fmt: skip
 
 
@@ -279,27 +282,33 @@ def _advance_block(carbs, substeps, w):  # pragma: no cover - compiled
     h = 1.0 / substeps
     hh = 0.5 * h
     sixth = h / 6.0
+    s = LANES  # a quantity's rows are LANES apart
     for j in range(carbs.shape[0]):
         for lane in range(LANES):
             _eat(w, lane, carbs[j, lane])
         for _ in range(substeps):
             for lane in range(LANES):  # the vectorised loop: no call, no branch
                 c = _C * LANES + lane
-                kmax, half_dk, kabs, ra_coef = w[c], w[c + 8], w[c + 16], w[c + 24]
-                kp1, kp2, kp3, fsnc = w[c + 32], w[c + 40], w[c + 48], w[c + 56]
-                ke1, ke2, k1, k2 = w[c + 64], w[c + 72], w[c + 80], w[c + 88]
-                vm0, vmx, km0, ksc = w[c + 96], w[c + 104], w[c + 112], w[c + 120]
+                kmax, half_dk, kabs, ra_coef = w[c], w[c + s], w[c + 2 * s], w[c + 3 * s]
+                kp1, kp2, kp3, fsnc = w[c + 4 * s], w[c + 5 * s], w[c + 6 * s], w[c + 7 * s]
+                ke1, ke2, k1, k2 = w[c + 8 * s], w[c + 9 * s], w[c + 10 * s], w[c + 11 * s]
+                vm0, vmx, km0, ksc = w[c + 12 * s], w[c + 13 * s], w[c + 14 * s], w[c + 15 * s]
                 z = _Z * LANES + lane
-                z0, z1, z2, z3 = w[z], w[z + 8], w[z + 16], w[z + 24]
-                z4, z5, z6 = w[z + 32], w[z + 40], w[z + 48]
+                z0, z1, z2, z3 = w[z], w[z + s], w[z + 2 * s], w[z + 3 * s]
+                z4, z5, z6 = w[z + 4 * s], w[z + 5 * s], w[z + 6 * s]
                 u = w[_U * LANES + lane]
                 # exact insulin states at t + h/2 and t + h
-                m0, m1, m2, m3, m4, m5, m6 = _insulin_half_step(w, lane, z0, z1, z2, z3, z4, z5, z6, u)
-                f0, f1, f2, f3, f4, f5, f6 = _insulin_half_step(w, lane, m0, m1, m2, m3, m4, m5, m6, u)
+                m0, m1, m2, m3, m4, m5, m6 = _insulin_half_step(
+                    w, lane, z0, z1, z2, z3, z4, z5, z6, u
+                )
+                f0, f1, f2, f3, f4, f5, f6 = _insulin_half_step(
+                    w, lane, m0, m1, m2, m3, m4, m5, m6, u
+                )
                 y = _Y * LANES + lane
-                y0, y1, y2, y3, y4, y5 = w[y], w[y + 8], w[y + 16], w[y + 24], w[y + 32], w[y + 40]
+                y0, y1, y2 = w[y], w[y + s], w[y + 2 * s]
+                y3, y4, y5 = w[y + 3 * s], w[y + 4 * s], w[y + 5 * s]
                 g = _G * LANES + lane
-                ga, gc, gb, gd = w[g], w[g + 8], w[g + 16], w[g + 24]
+                ga, gc, gb, gd = w[g], w[g + s], w[g + 2 * s], w[g + 3 * s]
                 d = w[_D * LANES + lane]
                 # Kutta's third-order method for the six nonlinear states
                 a0, a1, a2, a3, a4, a5 = _rhs(
@@ -318,19 +327,20 @@ def _advance_block(carbs, substeps, w):  # pragma: no cover - compiled
                     kmax, half_dk, kabs, ra_coef, kp2, fsnc, ke1, ke2, k1, k2, km0, ksc,
                 )  # fmt: skip
                 w[y] = y0 + sixth * (a0 + 4.0 * b0 + e0)
-                w[y + 8] = y1 + sixth * (a1 + 4.0 * b1 + e1)
-                w[y + 16] = y2 + sixth * (a2 + 4.0 * b2 + e2)
-                w[y + 24] = y3 + sixth * (a3 + 4.0 * b3 + e3)
-                w[y + 32] = y4 + sixth * (a4 + 4.0 * b4 + e4)
-                w[y + 40] = y5 + sixth * (a5 + 4.0 * b5 + e5)
-                w[z], w[z + 8], w[z + 16], w[z + 24] = f0, f1, f2, f3
-                w[z + 32], w[z + 40], w[z + 48] = f4, f5, f6
+                w[y + s] = y1 + sixth * (a1 + 4.0 * b1 + e1)
+                w[y + 2 * s] = y2 + sixth * (a2 + 4.0 * b2 + e2)
+                w[y + 3 * s] = y3 + sixth * (a3 + 4.0 * b3 + e3)
+                w[y + 4 * s] = y4 + sixth * (a4 + 4.0 * b4 + e4)
+                w[y + 5 * s] = y5 + sixth * (a5 + 4.0 * b5 + e5)
+                w[z], w[z + s], w[z + 2 * s], w[z + 3 * s] = f0, f1, f2, f3
+                w[z + 4 * s], w[z + 5 * s], w[z + 6 * s] = f4, f5, f6
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _period_of_block(lo, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating,
-                     carbs, insulin, half, consts, substeps, w, carbs_lanes, insulin_lanes):
-    # fmt: skip  (pragma: no cover - compiled)
+def _period_of_block(
+    lo, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs, insulin, half,
+    consts, substeps, w, carbs_lanes, insulin_lanes,
+):  # fmt: skip  # pragma: no cover - compiled
     # advance_period for the block of patients starting at lo (scratch of its own)
     n = min(LANES, x.shape[1] - lo)
     for lane in range(LANES):
@@ -462,7 +472,8 @@ def _env_outputs(
         obs[i, n_hist + 1] = up
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy")  # not inlined: numba refuses nested inlining here
+# not inlined: numba refuses nested inlining here
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _env_step_rows(
     lo,
     hi,
@@ -524,8 +535,8 @@ def env_step(
     observation.  ``env`` = sample minutes, horizon steps, announce-ahead minutes, meal
     announcement (0/1), failure on CGM (0/1), failure low, failure high, IOB peak
     minutes, largest rate (U/h).  ``upcoming`` gets the grams of meals starting in
-    the coming period (announced or not).  Inactive rows (awaiting their autoreset) get no meal, no insulin and a
-    zero reward, and keep their clock, history and insulin on board.
+    the coming period (announced or not).  Inactive rows (awaiting their autoreset) get
+    no meal, no insulin and a zero reward, and keep their clock, history and insulin on board.
     """
     _env_step_rows(
         0, x.shape[1],
