@@ -61,6 +61,32 @@ def test_processes_give_identical_tables(serial):
     assert_identical(tables(ProcessExecutor(2)), serial)
 
 
+def _worker_threads() -> dict:
+    from metamed.threads import thread_record
+
+    return thread_record()
+
+
+def test_a_worker_computes_with_the_parents_thread_settings(monkeypatch):
+    # the tables above are too small for BLAS to use a second thread; on real tables
+    # a worker with OpenBLAS's default pool fitted different numbers than the serial run.
+    # A spawned worker's OpenBLAS would start with OMP_NUM_THREADS threads: 2 here.
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from metamed.runs.executors import _start_worker
+
+    the_plan, taskset = small_plan()
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker, initargs=(taskset, 1),
+    ) as pool:  # fmt: skip
+        record = pool.submit(_worker_threads).result()
+    assert record["torch_threads"] == 1
+    assert record["blas_threads"] in (1, None)  # None: no BLAS library loaded
+
+
 @pytest.mark.slow
 def test_ray_gives_identical_tables(serial, monkeypatch):
     pytest.importorskip("ray", reason="Ray is the optional extra metamed[ray]")
