@@ -1,6 +1,6 @@
 """IWPC warfarin meta-trained on 5, 10 and 21 training sites: a section of docs/results/sites.md.
 
-    python benchmarks/iwpc_training_sites.py --data-dir ../../shared/data \\
+    python benchmarks/iwpc_training_sites.py --data-dir ../shared/data \\
         --out runs/iwpc-training-sites --page docs/results/sites.md
 
 Runs the suite ``benchmarks/iwpc_training_sites.toml`` (each of the 22 IWPC project sites
@@ -33,7 +33,7 @@ from metamed.runs.suite import read_suite, run_suite
 SUITE = Path(__file__).with_name("iwpc_training_sites.toml")
 BEGIN, END = "<!-- iwpc-training-sites: begin -->", "<!-- iwpc-training-sites: end -->"
 COMMAND = (
-    "python benchmarks/iwpc_training_sites.py --data-dir ../../shared/data "
+    "python benchmarks/iwpc_training_sites.py --data-dir ../shared/data "
     "--out runs/iwpc-training-sites --page docs/results/sites.md"
 )
 
