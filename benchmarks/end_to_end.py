@@ -38,6 +38,7 @@ import cProfile
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -171,6 +172,13 @@ def compare(run_dir: Path, reference: Path) -> dict[str, Any]:
     return record
 
 
+def reference_commit(reference: Path) -> str | None:
+    """The commit that made the reference run, from its ``config.json`` provenance."""
+    config = reference.parent / "config.json"
+    found = re.search(r'"git_commit": "([0-9a-f]{7})', config.read_text()) if config.exists() else None
+    return found.group(1) if found else None
+
+
 def run(data_dir: Path, out: Path, profile: Path | None, threads: int | None) -> dict[str, Any]:
     """Run the command once in this process; the stage times, peak RSS and wall time."""
     load_before = os.getloadavg()
@@ -271,6 +279,8 @@ def markdown(record: dict[str, Any]) -> str:
     comparison = record.get("comparison")
     if comparison is not None:
         lines += ["", "## Same numbers?", ""]
+        if record.get("reference_commit"):
+            lines += [f"The reference run was made by commit `{record['reference_commit']}`.", ""]
         for table, cmp in comparison.items():
             if not cmp["same_rows"]:
                 lines.append(f"- `{table}.parquet`: the rows differ from `{cmp['reference']}`.")
@@ -323,13 +333,14 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": _torch_threads(),
         **record,
         "comparison": comparison,
+        "reference_commit": reference_commit(args.reference) if args.reference else None,
     }
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "end_to_end.json").write_text(json.dumps(record, indent=2) + "\n")
     page = markdown(record)
     (args.results / "end_to_end.md").write_text(page)
     print(page)
-    return 0 if comparison is None or comparison["identical"] else 1
+    return 0 if comparison is None or all(c["identical"] for c in comparison.values()) else 1
 
 
 if __name__ == "__main__":
