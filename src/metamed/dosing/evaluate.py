@@ -389,6 +389,9 @@ def _day_seconds(
     for group_settings, env in groups:
         stacked = StackedController([c for _, c in group_settings])
         steps = min(_TRIAL_STEPS, env.horizon_steps)
+        # the first step loads (or, on a fresh install, compiles) the compiled kernel,
+        # once per process: untimed, or a first run's estimate came out 100 times too long
+        rollout(stacked, env, seed=seed, steps=1)
         t0 = _clock()
         env.reset(seed=seed)
         reset_s = _clock() - t0
@@ -400,6 +403,10 @@ def _day_seconds(
 
 
 def _duration(seconds: float) -> str:
+    # three decimals under a second: a small run takes hundredths of a second now, and
+    # "0.0 s" would say it takes nothing
+    if seconds < 1:
+        return f"{max(seconds, 0.001):.3f} s"
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds < 90:
