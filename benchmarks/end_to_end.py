@@ -38,7 +38,6 @@ import cProfile
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -175,8 +174,8 @@ def compare(run_dir: Path, reference: Path) -> dict[str, Any]:
 def reference_commit(reference: Path) -> str | None:
     """The commit that made the reference run, from its ``config.json`` provenance."""
     config = reference.parent / "config.json"
-    found = re.search(r'"git_commit": "([0-9a-f]{7})', config.read_text()) if config.exists() else None
-    return found.group(1) if found else None
+    commit = json.loads(config.read_text()).get("git_commit") if config.exists() else None
+    return commit[:7] if commit else None
 
 
 def run(data_dir: Path, out: Path, profile: Path | None, threads: int | None) -> dict[str, Any]:

@@ -20,11 +20,12 @@ compiled assembly: every lane's state, constants and propagator in one scratch a
 fixed offsets (separate arrays might alias, and LLVM then emitted no packed arithmetic);
 numpy's error model (numba's own checks every float division for zero, a branch); and an
 exponential of arithmetic and a table read (:func:`_exp`) instead of libm's, which is a
-call.  Measured on the 2-core development machine (1,000 patients, one day, basal-bolus,
-quiet machine, one process alternating the two kernels): the integrator alone went from
-about 90 to 37 ns per patient-minute, and the environment's closed loop from 5,117 to
-6,620 patient-days/s on one thread and from 8,619 to 11,131 on two.  Lanes are computed
-alike, so a patient's trajectory does not depend on its lane or batch (tested bit for
+call.  The constants and propagator entries are laid out for the lanes once per patient
+batch (:func:`lane_table`) and copied into the scratch contiguously each period; gathered
+patient by patient each period, they cost a third of the integrator's time.
+``benchmarks/kernel_ab.py`` times this kernel against an earlier commit's in one run
+(``benchmarks/results/kernel_ab.md``: about 95 against 33 ns per patient-minute for the
+scalar kernel this replaced, 1,000 patients, one thread).  Lanes are computed alike, so a patient's trajectory does not depend on its lane or batch (tested bit for
 bit); against the scalar kernel this replaced, glucose differs by about 1e-14 relative.
 
 Patients are independent: :func:`advance_period_parallel` spreads blocks of lanes over
@@ -109,6 +110,26 @@ _PL, _LE, _MS, _ME, _EAT = 74, 75, 76, 77, 78
 #: Rows of a block's scratch array (``SCRATCH_ROWS * LANES`` floats).
 SCRATCH_ROWS = 79
 _EAT_RATE_G_PER_MIN = 5.0
+#: Floats per block of the lane table (:func:`lane_table`): its constants and propagator.
+TABLE_WIDTH = (_G - _C) * LANES
+
+
+def lane_table(half: np.ndarray, consts: np.ndarray) -> np.ndarray:
+    """The patients' constants and propagator entries laid out as a block's scratch wants
+    them, ``(n_blocks, TABLE_WIDTH)``: built once per batch, copied into the scratch
+    contiguously per period (gathering them patient by patient each period cost a third
+    of the integrator's time).  Padding lanes repeat their block's first patient."""
+    n = consts.shape[0]
+    n_blocks = -(-n // LANES)
+    rows = np.arange(n_blocks * LANES)
+    rows = np.where(rows < n, rows, rows // LANES * LANES)
+    per_lane = np.concatenate(
+        [consts[rows], half[rows][:, _NONZERO_ROWS, _NONZERO_COLS]], axis=1
+    )  # (n_blocks * LANES, 20 + 35)
+    lanes = per_lane.reshape(n_blocks, LANES, -1).transpose(0, 2, 1)
+    return np.ascontiguousarray(lanes.reshape(n_blocks, -1))
+
+
 # Every function compiles with error_model="numpy": numba's own model checks each float
 # division for zero, a branch that keeps a loop from vectorising (no divisor here is 0).
 
@@ -200,9 +221,11 @@ def _gut_constants(meal_start_qsto, meal_eaten, b, d):  # pragma: no cover - com
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _load_block(lo, n, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating,
-                insulin, half, consts, w):  # fmt: skip  # pragma: no cover - compiled
-    # patients lo..lo+n-1 into lanes 0..n-1 of w, insulin (LANES,) in U/min; lanes n..
-    # repeat lane 0 (computed, never stored back)
+                insulin, table, w):  # fmt: skip  # pragma: no cover - compiled
+    # patients lo..lo+n-1 into lanes 0..n-1 of w, insulin (LANES,) in U/min, table this
+    # block's row of lane_table; lanes n.. repeat lane 0 (computed, never stored back)
+    for k in range(table.shape[0]):
+        w[_C * LANES + k] = table[k]
     for lane in range(LANES):
         i = lo + (lane if lane < n else 0)
         for r in range(5):
@@ -210,17 +233,16 @@ def _load_block(lo, n, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_e
         w[(_Y + 5) * LANES + lane] = x[12, i]
         for r in range(7):
             w[(_Z + r) * LANES + lane] = x[5 + r, i]
-        for k in range(consts.shape[1]):
-            w[(_C + k) * LANES + lane] = consts[i, k]
-        for e in range(_NONZERO_ROWS.shape[0]):
-            w[(_P + e) * LANES + lane] = half[i, _NONZERO_ROWS[e], _NONZERO_COLS[e]]
-        w[_U * LANES + lane] = insulin[lane] * consts[i, 18]
+        w[_U * LANES + lane] = insulin[lane] * w[(_C + 18) * LANES + lane]
         w[_PL * LANES + lane] = planned[i]
         w[_LE * LANES + lane] = last_eaten[i]
         w[_MS * LANES + lane] = meal_start_qsto[i]
         w[_ME * LANES + lane] = meal_eaten[i]
         w[_EAT * LANES + lane] = 1.0 if is_eating[i] else 0.0
-        g = _gut_constants(meal_start_qsto[i], meal_eaten[i], consts[i, 16], consts[i, 17])
+        g = _gut_constants(
+            meal_start_qsto[i], meal_eaten[i], w[(_C + 16) * LANES + lane],
+            w[(_C + 17) * LANES + lane],
+        )  # fmt: skip
         for r in range(4):
             w[(_G + r) * LANES + lane] = g[r]
 
@@ -338,8 +360,8 @@ def _advance_block(carbs, substeps, w):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _period_of_block(
-    lo, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs, insulin, half,
-    consts, substeps, w, carbs_lanes, insulin_lanes,
+    lo, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs, insulin, table,
+    substeps, w, carbs_lanes, insulin_lanes,
 ):  # fmt: skip  # pragma: no cover - compiled
     # advance_period for the block of patients starting at lo (scratch of its own)
     n = min(LANES, x.shape[1] - lo)
@@ -349,7 +371,7 @@ def _period_of_block(
         for j in range(carbs.shape[0]):
             carbs_lanes[j, lane] = carbs[j, i] if lane < n else 0.0
     _load_block(lo, n, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating,
-                insulin_lanes, half, consts, w)  # fmt: skip
+                insulin_lanes, table[lo // LANES], w)  # fmt: skip
     _advance_block(carbs_lanes, substeps, w)
     _store_block(lo, n, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, w)
 
@@ -357,8 +379,8 @@ def _period_of_block(
 _DOC = """Advance every patient ``carbs.shape[0]`` minutes in place (insulin held).
 
     ``x`` (13, N) and the five bookkeeping arrays (N,) are updated in place; ``carbs``
-    (M, N) are grams announced per minute, ``insulin`` (N,) U/min, ``half`` (N, 7, 9)
-    the propagator over half a sub-step, ``consts`` (N, len(CONSTANTS)).
+    (M, N) are grams announced per minute, ``insulin`` (N,) U/min, ``table`` the
+    patients' :func:`lane_table` (their constants and half-sub-step propagator).
     """
 
 
@@ -372,8 +394,7 @@ def advance_period(
     is_eating,
     carbs,
     insulin,
-    half,
-    consts,
+    table,
     substeps,
 ):  # pragma: no cover - compiled; covered through UVAPadova.advance_unchecked
     w = np.empty(SCRATCH_ROWS * LANES)
@@ -382,7 +403,7 @@ def advance_period(
     for lo in range(0, x.shape[1], LANES):
         _period_of_block(
             lo, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs,
-            insulin, half, consts, substeps, w, carbs_lanes, insulin_lanes,
+            insulin, table, substeps, w, carbs_lanes, insulin_lanes,
         )  # fmt: skip
 
 
@@ -396,8 +417,7 @@ def advance_period_parallel(
     is_eating,
     carbs,
     insulin,
-    half,
-    consts,
+    table,
     substeps,
 ):  # pragma: no cover - compiled; covered through UVAPadova.advance_unchecked
     # each block of lanes has its own scratch: threads never share one
@@ -408,7 +428,7 @@ def advance_period_parallel(
     for b in numba.prange(n_blocks):
         _period_of_block(
             b * LANES, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, carbs,
-            insulin, half, consts, substeps, w[b], carbs_lanes[b], insulin_lanes[b],
+            insulin, table, substeps, w[b], carbs_lanes[b], insulin_lanes[b],
         )  # fmt: skip
 
 
@@ -477,7 +497,7 @@ def _env_outputs(
 def _env_step_rows(
     lo,
     hi,
-    x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts, substeps,
+    x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, table, consts, substeps,
     rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor, risk, env,
     obs, reward, terminated, truncated, bg_out, upcoming,
     w, carbs_lanes, insulin_lanes,
@@ -503,7 +523,7 @@ def _env_step_rows(
             for j in range(st):
                 carbs_lanes[j, lane] = meals_g[i, t_min[i] + j] if lane < n and active[i] else 0.0
         _load_block(first, n, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating,
-                    insulin_lanes, half, consts, w)  # fmt: skip
+                    insulin_lanes, table[first // LANES], w)  # fmt: skip
         _advance_block(carbs_lanes, substeps, w)
         _store_block(first, n, x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, w)
         for lane in range(n):
@@ -517,7 +537,7 @@ def _env_step_rows(
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def env_step(
-    x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts, substeps,
+    x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, table, consts, substeps,
     rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor, risk, env,
     obs, reward, terminated, truncated, bg_out, upcoming,
 ):  # fmt: skip  # pragma: no cover - compiled; covered through GlucoseVectorEnv.step
@@ -540,7 +560,7 @@ def env_step(
     """
     _env_step_rows(
         0, x.shape[1],
-        x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts,
+        x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, table, consts,
         substeps, rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor,
         risk, env, obs, reward, terminated, truncated, bg_out, upcoming,
         np.empty(SCRATCH_ROWS * LANES), np.empty((int(env[0]), LANES)), np.empty(LANES),
@@ -549,7 +569,7 @@ def env_step(
 
 @numba.njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def env_step_parallel(
-    x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts, substeps,
+    x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, table, consts, substeps,
     rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor, risk, env,
     obs, reward, terminated, truncated, bg_out, upcoming, n_blocks,
 ):  # fmt: skip  # pragma: no cover - compiled; covered through GlucoseVectorEnv.step
@@ -564,7 +584,7 @@ def env_step_parallel(
         # block edges on multiples of LANES, so only the last block pads lanes
         _env_step_rows(
             min(n, b * n_lanes // n_blocks * LANES), min(n, (b + 1) * n_lanes // n_blocks * LANES),
-            x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, half, consts,
+            x, planned, last_eaten, meal_start_qsto, meal_eaten, is_eating, table, consts,
             substeps, rate_u_per_h, active, meals_g, t_min, iob, cgm_hist, noise, pump, sensor,
             risk, env, obs, reward, terminated, truncated, bg_out, upcoming,
             w[b], carbs_lanes[b], insulin_lanes[b],

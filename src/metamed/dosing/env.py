@@ -530,7 +530,7 @@ class GlucoseVectorEnv(VectorEnv):
         # observation) is one compiled call over the batch: see _kernel.env_step
         args = (
             s.x, s.planned_carbs_g, s.last_eaten_g, s.meal_start_qsto_mg, s.meal_eaten_g,
-            s.is_eating, model._half_prop, model._kernel_constants, model.substeps,
+            s.is_eating, model._lane_table, model._kernel_constants, model.substeps,
             rate, ~self._needs_reset, self._meals_g, self._t_min, self._iob, self._cgm_hist,
             self._noise_mg_dl, self._pump_table, self._sensor_table, _RISK_TABLE,
             self._env_table, obs, reward, terminated, truncated, bg, upcoming,

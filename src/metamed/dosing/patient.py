@@ -598,8 +598,7 @@ class UVAPadova:
             is_eating,
             np.ascontiguousarray(carbs, dtype=float),
             np.ascontiguousarray(insulin, dtype=float),
-            self._half_prop,
-            self._kernel_constants,
+            self._lane_table,
             self.substeps,
         )
         return PatientState(
@@ -747,6 +746,8 @@ class UVAPadova:
         self._kernel_constants = np.ascontiguousarray(
             np.stack([named[name] for name in _kernel.CONSTANTS], axis=1), dtype=float
         )
+        # both, laid out for the kernel's blocks of SIMD lanes once, not every period
+        self._lane_table = _kernel.lane_table(self._half_prop, self._kernel_constants)
 
     def _integrate_minute(
         self,

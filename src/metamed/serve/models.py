@@ -289,11 +289,7 @@ class ModelStore:
         )
 
     def path(self, model_id: str) -> Path:
-        check_model_id(model_id)
-        path = self.root / model_id
-        if not (path / MANIFEST).is_file():
-            raise unknown_name("model", model_id, self.ids())
-        return path
+        return self._stamp(model_id)[0]
 
     def _stamp(self, model_id: str) -> tuple[Path, int]:
         """The model's folder and its manifest's mtime, from one stat (every request asks)."""
