@@ -24,7 +24,7 @@ call.  The constants and propagator entries are laid out for the lanes once per 
 batch (:func:`lane_table`) and copied into the scratch contiguously each period; gathered
 patient by patient each period, they cost a third of the integrator's time.
 ``benchmarks/kernel_ab.py`` times this kernel against an earlier commit's in one run
-(``benchmarks/results/kernel_ab.md``: about 95 against 33 ns per patient-minute for the
+(``benchmarks/results/kernel_ab.md``: about 95 against 32 ns per patient-minute for the
 scalar kernel this replaced, 1,000 patients, one thread).  Lanes are computed alike, so a patient's trajectory does not depend on its lane or batch (tested bit for
 bit); against the scalar kernel this replaced, glucose differs by about 1e-14 relative.
 
