@@ -430,7 +430,10 @@ def _dataset_block(
     block["reliability_message"] = ""
     preds = predictions
     if predictions is not None and "dataset" in predictions.columns:
-        preds = predictions[predictions["dataset"] == dataset]
+        of_dataset = predictions["dataset"] == dataset
+        # a run of one dataset (the usual case) is not copied: that copy was the largest
+        # allocation of a large run's report
+        preds = predictions if of_dataset.all() else predictions[of_dataset]
     if preds is None or preds.empty:
         block["reliability_message"] = "No query-set predictions were provided."
     else:

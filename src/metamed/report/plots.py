@@ -409,7 +409,8 @@ def _method_grid(
     method, the canvas and each method's square panel as ``(left, top, side)``.
     """
     _check_predictions(predictions)
-    at_k = predictions[predictions["k"] == k]
+    # only the three columns drawn: a copy of every column of a large run doubles its memory
+    at_k = predictions.loc[predictions["k"] == k, ["method", "y_true", "y_pred"]]
     by_method = {
         str(m): _finite_outcomes(rows)
         for m, rows in at_k.groupby("method", sort=True, observed=True)

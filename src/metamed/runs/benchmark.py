@@ -354,9 +354,13 @@ def execute(
             if folder is not None:
                 folder.record_fit(job, result.seconds)
         elif isinstance(job, ScoreJob) and isinstance(result, ScoreResult):
-            scores[job.key] = result
+            # With a folder the tables are read back from it below: holding every job's
+            # predictions here as well would keep two copies of them (2.5 million rows
+            # for a 1-million-row table) in memory at once.
             if folder is not None:
                 folder.record_score(job, result)
+            else:
+                scores[job.key] = result
         counter.finished(job)
     if folder is not None:
         scores, fit_seconds = folder.scores(the_plan), folder.fit_seconds(the_plan)
