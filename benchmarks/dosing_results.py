@@ -53,6 +53,19 @@ CONTROLLERS = (
 #: How cautious the hypoglycaemia-aware personalisation is in the risk-aversion ablation
 #: (DoseProtocol's default, 1.0, was fixed before any of these runs).
 RISK_AVERSIONS = (0.5, 1.0, 1.5)
+#: (evaluation seed, record seed) of the robustness table: the page's own protocol first,
+#: then evaluation days and device records that no design choice was looked at on.
+ROBUSTNESS_SEEDS = ((0, 1000), (100, 2000), (200, 3000))
+SAFE_CONTROLLERS = ("personalised+plgs", "personalised_cautious+plgs")
+#: column of the robustness table for each check of the goal
+GOAL_COLUMNS = {
+    "adults below 54 mg/dL": "adult_below_54_pct",
+    "adolescents below 54 mg/dL": "adolescent_below_54_pct",
+    "adult failed days": "adult_failure_pct",
+    "adolescent failed days": "adolescent_failure_pct",
+    "children's failed days": "child_failure_pct",
+    "time in range overall": "all_tir_pct",
+}
 PAIRS = (
     ("personalised", "population"),
     ("basal_bolus", "personalised"),
@@ -156,6 +169,33 @@ def ablation(protocol: DoseProtocol) -> tuple[pd.DataFrame, pd.DataFrame]:
     return errors[errors["age_group"] == "all"].reset_index(drop=True), outcome[cols]
 
 
+def seed_robustness(protocol: DoseProtocol) -> pd.DataFrame:
+    """The safe controllers' goal on other evaluation days and records, with and without
+    the fasting drift in the calibration: one row per (seeds, variant, controller)."""
+    rows = []
+    for seed, record_seed in ROBUSTNESS_SEEDS:
+        for drift in (True, False):
+            run = evaluate_controllers(
+                list(SAFE_CONTROLLERS),
+                protocol=dataclasses.replace(protocol, seed=seed, record_seed=record_seed),
+                personaliser=TherapyPersonaliser(fasting_drift=drift),
+            )
+            summary = summary_table(run)
+            for ctrl in SAFE_CONTROLLERS:
+                checks = goal_checks(summary, ctrl)
+                rows.append(
+                    {
+                        "evaluation_seeds": f"{seed}..{seed + protocol.days - 1}",
+                        "record_seed": record_seed,
+                        "fasting_drift": "yes" if drift else "no",
+                        "controller": ctrl,
+                        **{GOAL_COLUMNS[what]: value for what, value, *_ in checks},
+                        "goal": "met" if all(c[-1] for c in checks) else "missed",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
 def risk_aversion_ablation(protocol: DoseProtocol) -> pd.DataFrame:
     """``personalised_cautious`` at each of :data:`RISK_AVERSIONS` (same records and folds)."""
     rows = []
@@ -227,8 +267,8 @@ def reading(summary: pd.DataFrame) -> list[str]:
     return out
 
 
-def safety_goal(summary: pd.DataFrame, ctrl: str = "personalised+plgs") -> list[str]:
-    """Issue 11's safe-personalisation goal, met or missed by how much, from the summary."""
+def goal_checks(summary: pd.DataFrame, ctrl: str) -> list[tuple[str, float, float, str, bool]]:
+    """Issue 11's safe-personalisation goal for ``ctrl``: (what, value, target, sense, met)."""
 
     def get(group: str, metric: str) -> float:
         row = summary[(summary["controller"] == ctrl) & (summary["age_group"] == group)]
@@ -242,9 +282,16 @@ def safety_goal(summary: pd.DataFrame, ctrl: str = "personalised+plgs") -> list[
         ("children's failed days", get("child", "failure_pct"), 2.0, "at most"),
         ("time in range overall", get("all", "tir_pct"), 80.0, "at least"),
     ]
+    return [
+        (what, value, target, sense, value <= target if sense == "at most" else value >= target)
+        for what, value, target, sense in checks
+    ]
+
+
+def safety_goal(summary: pd.DataFrame, ctrl: str = "personalised+plgs") -> list[str]:
+    """Issue 11's safe-personalisation goal, met or missed by how much, from the summary."""
     out = [f"Issue 11's goal after 3 days, for `{ctrl}`:", ""]
-    for what, value, target, sense in checks:
-        met = value <= target if sense == "at most" else value >= target
+    for what, value, target, sense, met in goal_checks(summary, ctrl):
         verdict = "met" if met else f"**missed** by {abs(value - target):.2f} points"
         out.append(f"- {what}: {value:.2f} % (goal {sense} {target:g} %): {verdict}.")
     bare = ctrl.removesuffix("+plgs")
@@ -266,7 +313,12 @@ def safety_goal(summary: pd.DataFrame, ctrl: str = "personalised+plgs") -> list[
     return [*out, ""]
 
 
-def safety_section(results, summary: pd.DataFrame, ablated_z: pd.DataFrame | None) -> list[str]:
+def safety_section(
+    results,
+    summary: pd.DataFrame,
+    ablated_z: pd.DataFrame | None,
+    robustness: pd.DataFrame | None = None,
+) -> list[str]:
     """The goal for the suspend and for the cautious personalisation, and what fails."""
     out = [
         "## Safe personalisation: the goal",
@@ -287,15 +339,37 @@ def safety_section(results, summary: pd.DataFrame, ablated_z: pd.DataFrame | Non
         f"{failed_patients(results, 'personalised_cautious')}; under the oracle "
         f"`basal_bolus`: {failed_patients(results, 'basal_bolus')}.",
         "",
-        "What the traces say: the failing child's glucose climbs overnight under its estimated",
-        "basal, and the breakfast bolus with its correction",
-        "then takes it below 40 mg/dL. That is why the basal is not made cautious too: in a",
-        "first version (not run here) every parameter moved toward less insulin, and the lower",
-        "basal only raised the morning glucose and the correction. Withholding basal (the",
-        "suspend) cannot take back a bolus already delivered either, so neither layer removes",
-        "that patient's failures.",
+        "What the traces said before the fasting drift entered the calibration: child#004's",
+        "estimated basal stayed near its group's population value, below its Quest basal, so",
+        "its glucose climbed overnight, and the breakfast bolus with its correction then took",
+        "it below 40 mg/dL on every evaluation day (10 % of the children's days under every",
+        "personalised setting). Withholding basal (the suspend) cannot take back a bolus",
+        "already delivered, and a cautious basal only raises the morning glucose and the",
+        "correction. The model's own basal-like quantity hardly moves the calibrated basal;",
+        "the fasting drift of the records under the recording basal (the quantity a",
+        "clinician titrates a basal rate by) does, so it is now a feature of the calibration",
+        "(`TherapyPersonaliser(fasting_drift=True)`, the default).",
+        "",
+        "That feature was chosen after looking at this patient on these evaluation days, so",
+        "the table below repeats the goal on evaluation days and device records that no",
+        "choice was made on (other seeds; same patients, folds and settings), with and",
+        "without the drift. Read the fresh rows, not the first, for how often the goal holds.",
         "",
     ]
+    if robustness is not None:
+        out += [md_table(robustness), ""]
+        fresh = robustness[robustness["record_seed"] != ROBUSTNESS_SEEDS[0][1]]
+        for drift in ("yes", "no"):
+            rows = fresh[(fresh["fasting_drift"] == drift)]
+            for ctrl in SAFE_CONTROLLERS:
+                sel = rows[rows["controller"] == ctrl]
+                out.append(
+                    f"- `{ctrl}`, fasting drift {drift}: goal met on {int((sel['goal'] == 'met').sum())}"
+                    f" of {len(sel)} fresh seed pairs; children's failed days "
+                    f"{', '.join(f'{v:.0f}' for v in sel['child_failure_pct'])} % (goal at most 2 %);"
+                    f" time in range {', '.join(f'{v:.1f}' for v in sel['all_tir_pct'])} %."
+                )
+        out.append("")
     if ablated_z is not None:
         out += [
             "Risk-aversion ablation (`personalised_cautious` at other values of",
@@ -633,6 +707,7 @@ def build_page(
     ablated: tuple[pd.DataFrame, pd.DataFrame] | None = None,
     ablated_z: pd.DataFrame | None = None,
     training: dict | None = None,
+    robustness: pd.DataFrame | None = None,
 ) -> str:
     p = results.protocol
     summary = summary_table(results)
@@ -718,7 +793,7 @@ def build_page(
     if training is not None:
         lines += closed_loop_section(results, training)
     lines += reading(summary)
-    lines += safety_section(results, summary, ablated_z)
+    lines += safety_section(results, summary, ablated_z, robustness)
     if not curve.empty:
         lines += [
             "## Personalisation: adaptation curve",
@@ -783,7 +858,8 @@ def main() -> None:
     wall = time.perf_counter() - t0
     ablated = ablation(protocol)
     ablated_z = risk_aversion_ablation(protocol)
-    page = build_page(results, wall, args.quick, ablated, ablated_z, training)
+    robustness = None if args.quick else seed_robustness(protocol)
+    page = build_page(results, wall, args.quick, ablated, ablated_z, training, robustness)
     print(page)
     if not args.no_write and not args.quick:
         PAGE.parent.mkdir(parents=True, exist_ok=True)

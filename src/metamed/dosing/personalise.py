@@ -33,14 +33,19 @@ Adapting to a new patient is closed form: the posterior mean (MAP) of ``theta`` 
 the patient's own 1-3 days of CGM, insulin and meal records under the learned prior,
 then the calibration.  With no data every feature sits at its group mean, so 0 days
 gives the age group's population values (geometric mean of the training patients'
-parameters).  By default the calibration uses the three model quantities only: they
-describe the patient, not the therapy that produced the records.  Optionally
+parameters).  By default the calibration uses the three model quantities and the records'
+fasting drift (mean glucose change per hour with no carbohydrate in the previous 5
+hours): the model's basal-like quantity hardly predicts the basal rate, while the drift
+under the recording basal does, and a basal left too low let one child's glucose climb
+overnight until the breakfast correction took it below 40 mg/dL
+(``docs/results/dosing.md``, safety section).  The drift depends on the therapy that
+produced the records, so meta-training and adaptation records must come from the same
+starting therapy (the age group's population therapy in :func:`leave_patients_out`);
+``fasting_drift=False`` gives the variant that does not depend on it.  Optionally
 (``summary_features=True``) five record summaries (:func:`record_summary`: mean CGM, time
-below 70, post-meal excursion per gram, fasting drift, insulin per day) are added; they
-depend on the therapy that produced the records, so meta-training and adaptation records
-must then come from the same starting therapy.  In the leave-patients-out benchmark the
-two variants were within run-to-run noise of each other (``docs/results/dosing.md``,
-ablation), so the default is the variant that does not depend on the recording therapy.
+below 70, post-meal excursion per gram, fasting drift, insulin per day) are added; in the
+leave-patients-out benchmark that variant was within run-to-run noise of the three model
+quantities alone (``docs/results/dosing.md``, ablation).
 Windows are non-overlapping so the likelihood does not over-count correlated changes.
 """
 
@@ -260,6 +265,16 @@ class TherapyPersonaliser:
         patient's own data more).
     summary_features : bool
         Whether the calibration also uses :func:`record_summary` statistics.
+    fasting_drift : bool
+        Whether the calibration also uses the fasting drift of the records (mean glucose
+        change per hour with no carbohydrate in the previous 5 hours, the quantity a
+        clinician titrates a basal rate by).  The model's own basal-like quantity hardly
+        predicts the basal rate (ridge slope 0.03 per standard deviation); the drift
+        under the recording basal does (correlation 0.84 with log(Quest / recording
+        basal) in the children's records).  Like the summaries, it ties the model to the
+        therapy used while recording: meta-training and adaptation records must come
+        from the same starting therapy, as in :func:`leave_patients_out`.  Implied by
+        ``summary_features``.
     ridge_alphas : tuple of float
         Ridge penalties tried for the calibration (chosen by leave-one-out).
 
@@ -292,6 +307,7 @@ class TherapyPersonaliser:
     prior_cov_: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), init=False)
     noise_var_: float = field(default=math.nan, init=False)
     summary_features: bool = False
+    fasting_drift: bool = True
     ridge_alphas: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
     floor_: np.ndarray = field(default_factory=lambda: np.empty(0), init=False)
     feature_mean_: dict[str, np.ndarray] = field(default_factory=dict, init=False)
@@ -370,9 +386,12 @@ class TherapyPersonaliser:
 
     def _features(self, records: PatientRecords, theta: np.ndarray) -> np.ndarray:
         raw = _therapy_quantities(theta, self.floor_)
-        if not self.summary_features:
-            return raw
-        return np.concatenate([raw, record_summary(records)], axis=1)
+        if self.summary_features:
+            return np.concatenate([raw, record_summary(records)], axis=1)
+        if self.fasting_drift:
+            drift = record_summary(records)[:, _FASTING_DRIFT]
+            return np.concatenate([raw, drift[:, None]], axis=1)
+        return raw
 
     @staticmethod
     def _per_patient_ols(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -482,6 +501,7 @@ class TherapyPersonaliser:
             "prior_cov": self.prior_cov_.tolist(),
             "noise_var": self.noise_var_,
             "summary_features": self.summary_features,
+            "fasting_drift": self.fasting_drift,
             "floor": self.floor_.tolist(),
             "feature_mean": {g: v.tolist() for g, v in self.feature_mean_.items()},
             "feature_scale": self.feature_scale_.tolist(),
@@ -531,6 +551,9 @@ CAUTIOUS = "_cautious"
 # below 40 mg/dL, so a cautious basal moved the hypoglycaemia instead of removing it
 # (docs/results/dosing.md, safety section).
 _CAUTIOUS_DIRECTION = np.array([1.0, 1.0, 0.0])
+
+# Column of the fasting drift in record_summary's output.
+_FASTING_DRIFT = 3
 
 # Meals of at least this size enter the post-meal excursion statistic (smaller snacks
 # give a noisy per-gram ratio).
@@ -717,7 +740,7 @@ def leave_patients_out(
         train_pat = patient_of_row[train_rows]
         test_pat = patient_of_row[test_rows]
         # a fresh, unfitted copy of the prototype's hyperparameters for each fold
-        model = TherapyPersonaliser(
+        model = type(proto)(
             **{f.name: getattr(proto, f.name) for f in fields(proto) if f.init}
         ).meta_fit(records.subset(train_rows), tuple(groups[train_pat]), _take(oracle, train_pat))
         fitted.append(model)
