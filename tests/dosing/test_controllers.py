@@ -34,6 +34,34 @@ def test_basal_bolus_dose_formula() -> None:
     assert below == pytest.approx(ctrl.basal_u_per_h * dt_h + 1.0)
 
 
+def test_glucose_scaled_correction_brings_the_glucose_model_to_target() -> None:
+    # Under insulin whose effect is proportional to the glucose, dG = -(CF / 120) G dU (the
+    # personaliser's model, CF the drop per unit at 120 mg/dL), the scaled correction is the
+    # dose that ends at the 140 mg/dL target; the linear one undershoots it from far above.
+    cf = np.array([40.0, 40.0, 25.0])
+    cgm = np.array([160.0, 280.0, 350.0])
+    doses = {}
+    for correction in ("linear", "glucose_scaled"):
+        ctrl = BasalBolusController(np.zeros(3), 10.0, cf, correction=correction)
+        doses[correction] = ctrl.bolus_u(cgm, np.full(3, 1e-9))  # a meal of ~0 g
+    for correction, dose in doses.items():
+        glucose = cgm.copy()
+        for _ in range(20_000):  # the dose delivered in small steps
+            glucose -= cf / 120.0 * glucose * dose / 20_000
+        if correction == "glucose_scaled":
+            assert glucose == pytest.approx(np.full(3, 140.0), rel=1e-3)
+        else:  # below the target, the further the higher it started
+            assert np.all(glucose < 140.0) and glucose[2] < glucose[1] < glucose[0]
+    # near the target the two formulas agree within the ratio of reference to target
+    ratio = doses["glucose_scaled"][0] / doses["linear"][0]
+    assert 120.0 / 140.0 * 0.9 < ratio < 120.0 / 140.0 * 1.01
+
+
+def test_correction_formula_must_be_known() -> None:
+    with pytest.raises(MetamedValueError, match="glucose_scaled"):
+        BasalBolusController(1.0, 10.0, 50.0, correction="log")
+
+
 @pytest.mark.parametrize("dt", [1.0, 3.0, 5.0, 15.0])
 def test_bolus_amount_independent_of_sample_time(dt: float) -> None:
     ctrl = BasalBolusController(0.0, 10.0, 50.0)

@@ -83,3 +83,27 @@ def test_every_controller_runs_behind_low_glucose_suspend(gentle_pid) -> None:
     assert df.loc["basal_bolus+plgs", "below_70_pct"] <= df.loc["basal_bolus", "below_70_pct"]
     with pytest.raises(UnknownNameError, match="Did you mean 'pid_gentle'"):
         get_controller("pid_gentel+plgs")
+
+
+def test_only_the_cautious_personalisation_scales_its_corrections() -> None:
+    from metamed.dosing.patient import load_virtual_patients
+    from metamed.dosing.personalise import CAUTIOUS, TherapyParameters
+    from metamed.dosing.registry import ControllerContext
+
+    patients = load_virtual_patients().select(["adult#001", "child#004"])
+    one = TherapyParameters(np.full(2, 1.0), np.full(2, 10.0), np.full(2, 50.0))
+    therapy = {key: one for key in ("0d", "1d", "2d", "3d", f"3d{CAUTIOUS}")}
+    ctx = ControllerContext(patients, 3, therapy)
+    built = {
+        label: ctrl
+        for name in ("basal_bolus", "population", "personalised", "personalised_cautious")
+        for label, ctrl in get_controller(name).build(ctx)
+    }
+    assert {label: c.correction for label, c in built.items()} == {
+        "basal_bolus": "linear",
+        "population": "linear",
+        "personalised_1d": "linear",
+        "personalised_2d": "linear",
+        "personalised": "linear",
+        "personalised_cautious": "glucose_scaled",
+    }

@@ -31,6 +31,8 @@ __all__ = [
     "PLGS_THRESHOLD_MG_DL",
     "PLGS_HORIZON_MIN",
     "BOLUS_TARGET_MG_DL",
+    "CORRECTIONS",
+    "CORRECTION_REFERENCE_MG_DL",
     "CORRECTION_THRESHOLD_MG_DL",
     "PID_TARGET_MG_DL",
     "G2P2C_CORRECTION_COOLDOWN_MIN",
@@ -42,6 +44,11 @@ __all__ = [
 # correcting towards 140 mg/dL.
 BOLUS_TARGET_MG_DL: float = 140.0
 CORRECTION_THRESHOLD_MG_DL: float = 150.0
+#: Glucose at which a correction factor is read as the drop per unit by the
+#: ``glucose_scaled`` correction (the personaliser's model reference, 120 mg/dL).
+CORRECTION_REFERENCE_MG_DL: float = 120.0
+#: The bolus-correction formulas of :class:`BasalBolusController`.
+CORRECTIONS: tuple[str, ...] = ("linear", "glucose_scaled")
 # G2P2C's clinical basal-bolus (Hettiarachchi et al. 2024; public code RL4H/G2P2C,
 # agents/std_bb/BBController.py): therapy from total daily insulin (TDI) by the clinical
 # "500 rule" (CR = 500 / TDI g/U) and "1800 rule" (CF = 1800 / TDI mg/dL/U), basal = 48 % of
@@ -148,6 +155,15 @@ class BasalBolusController(Controller):
     Basal at the patient's basal rate; at each announced meal a bolus
     ``carbs / CR + (CGM - 140) / CF`` if ``CGM > 150`` mg/dL, else ``carbs / CR``.
 
+    With ``correction="glucose_scaled"`` the correction is
+    ``(120 / CF) * ln(CGM / 140)`` instead: the dose that brings the glucose to the target
+    when each unit's effect is proportional to the glucose (insulin-dependent uptake in
+    the UVA/Padova model, and the personaliser's model, :mod:`metamed.dosing.personalise`),
+    the correction factor being the drop per unit at 120 mg/dL.  Near the target the two
+    agree within 15 %; from 280 mg/dL the scaled correction is 40 % smaller, where the
+    linear one took a child whose glucose had climbed overnight below 40 mg/dL
+    (``docs/results/dosing.md``, safety section).
+
     Parameters
     ----------
     basal_u_per_h, carb_ratio_g_per_u, correction_factor_mg_dl_per_u : array_like, shape (n_patients,)
@@ -173,6 +189,7 @@ class BasalBolusController(Controller):
         target_mg_dl: float = BOLUS_TARGET_MG_DL,
         correction_threshold_mg_dl: float = CORRECTION_THRESHOLD_MG_DL,
         correction_cooldown_min: float = 0.0,
+        correction: str = "linear",
     ) -> None:
         self.basal_u_per_h = _per_patient("basal_u_per_h", basal_u_per_h)
         n = self.basal_u_per_h.shape[0]
@@ -195,6 +212,11 @@ class BasalBolusController(Controller):
                 f"correction_cooldown_min must be >= 0 minutes; received {correction_cooldown_min}."
             )
         self.correction_cooldown_min = float(correction_cooldown_min)
+        if correction not in CORRECTIONS:
+            raise MetamedValueError(
+                f"correction must be one of {list(CORRECTIONS)}; received {correction!r}."
+            )
+        self.correction = correction
         self.reset()
 
     @property
@@ -213,9 +235,14 @@ class BasalBolusController(Controller):
     ) -> np.ndarray:
         """Meal bolus in units (zero where no carbohydrate is announced)."""
         meal = announced_carbs_g > 0
+        if self.correction == "linear":
+            excess = cgm_mg_dl - self.target_mg_dl
+        else:  # glucose_scaled; the threshold keeps the logarithm's argument above 1
+            ratio = np.maximum(cgm_mg_dl, self.target_mg_dl) / self.target_mg_dl
+            excess = CORRECTION_REFERENCE_MG_DL * np.log(ratio)
         correction = np.where(
             (cgm_mg_dl > self.correction_threshold_mg_dl) & allow_correction,
-            (cgm_mg_dl - self.target_mg_dl) / self.correction_factor_mg_dl_per_u,
+            excess / self.correction_factor_mg_dl_per_u,
             0.0,
         )
         return np.where(meal, announced_carbs_g / self.carb_ratio_g_per_u + correction, 0.0)

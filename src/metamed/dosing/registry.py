@@ -186,9 +186,15 @@ def controller_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def _basal_bolus(tp: TherapyParameters, **options: float) -> BasalBolusController:
+def _basal_bolus(
+    tp: TherapyParameters, correction_cooldown_min: float = 0.0, correction: str = "linear"
+) -> BasalBolusController:
     return BasalBolusController(
-        tp.basal_u_per_h, tp.carb_ratio_g_per_u, tp.correction_factor_mg_dl_per_u, **options
+        tp.basal_u_per_h,
+        tp.carb_ratio_g_per_u,
+        tp.correction_factor_mg_dl_per_u,
+        correction_cooldown_min=correction_cooldown_min,
+        correction=correction,
     )
 
 
@@ -209,10 +215,10 @@ def _g2p2c(ctx: ControllerContext) -> list[Setting]:
     # the G2P2C therapy rule and, on the same protocol, the Quest therapy: separates the
     # effect of the therapy parameters from that of the protocol
     rule = TherapyParameters(*tdi_rule_therapy(ctx.patients.total_daily_insulin_u))
-    cooldown = {"correction_cooldown_min": G2P2C_CORRECTION_COOLDOWN_MIN}
+    cooldown = G2P2C_CORRECTION_COOLDOWN_MIN
     return [
-        ("basal_bolus_g2p2c", _basal_bolus(rule, **cooldown)),
-        ("basal_bolus_quest_g2p2c", _basal_bolus(_quest(ctx.patients), **cooldown)),
+        ("basal_bolus_g2p2c", _basal_bolus(rule, cooldown)),
+        ("basal_bolus_quest_g2p2c", _basal_bolus(_quest(ctx.patients), cooldown)),
     ]
 
 
@@ -273,15 +279,18 @@ for _entry in (
         lambda ctx: [
             (
                 "personalised_cautious",
-                _basal_bolus(ctx.therapy[f"{ctx.record_days}d{CAUTIOUS}"]),
+                _basal_bolus(
+                    ctx.therapy[f"{ctx.record_days}d{CAUTIOUS}"], correction="glucose_scaled"
+                ),
             )
         ],
         "yes",
         needs_personalisation=True,
         description="basal-bolus therapy on a cautious choice from the patient's own "
         "records: carbohydrate ratio and correction factor one leave-one-out error "
-        "toward smaller boluses, basal as estimated (hypoglycaemia-aware "
-        "personalisation, leave patients out)",
+        "toward smaller boluses, basal as estimated, corrections scaled by the glucose "
+        "as the personaliser's model has it (hypoglycaemia-aware personalisation, leave "
+        "patients out)",
     ),
     ControllerEntry(
         "basal_bolus_g2p2c",
