@@ -269,9 +269,9 @@ class TherapyPersonaliser:
         Whether the calibration also uses the fasting drift of the records (mean glucose
         change per hour with no carbohydrate in the previous 5 hours, the quantity a
         clinician titrates a basal rate by).  The model's own basal-like quantity hardly
-        predicts the basal rate (ridge slope 0.03 per standard deviation); the drift
-        under the recording basal does (correlation 0.84 with log(Quest / recording
-        basal) in the children's records).  Like the summaries, it ties the model to the
+        moves the calibrated basal; the drift under the recording basal does
+        (``tests/dosing/test_fasting_drift.py`` checks that it brings the children's
+        basal closer to their Quest basal).  Like the summaries, it ties the model to the
         therapy used while recording: meta-training and adaptation records must come
         from the same starting therapy, as in :func:`leave_patients_out`.  Implied by
         ``summary_features``.
