@@ -60,7 +60,7 @@ CONTROLLERS = (
 #: (DoseProtocol's default, 1.0, was fixed before any of these runs).
 RISK_AVERSIONS = (0.5, 1.0, 1.5)
 #: (evaluation seed, record seed) of the robustness table: the page's own protocol first,
-#: then evaluation days and device records that no design choice was looked at on.
+#: then other evaluation days and device records (their roles in SEED_ROLES).
 ROBUSTNESS_SEEDS = ((0, 1000), (100, 2000), (200, 3000), (300, 4000))
 #: how the robustness table calls each pair: the page's own, the two that the fasting drift
 #: and the glucose-scaled correction were tried on after being chosen, and one run only
