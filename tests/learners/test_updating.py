@@ -192,3 +192,29 @@ def test_mixed_model_binary_random_slope_blup_solves_the_score_equations():
 def test_mixed_model_refuses_more_slopes_than_features():
     with pytest.raises(MetamedValueError, match="n_slopes=5 but the tasks have only 4"):
         RandomIntercept(n_slopes=5).meta_fit(SLOPED_NUM)
+
+
+@pytest.mark.parametrize("outcome", ["binary", "numeric"])
+def test_a_site_that_reverses_the_pooled_ranking_gets_no_negative_slope(outcome):
+    # Labels that run against the pooled model (the site's patients ranked backwards): the
+    # free calibration slope would be negative and reverse the model's ranking at the site;
+    # the update keeps the pooled ranking and refits with the slope fixed at 1.
+    train = TRAIN_BIN if outcome == "binary" else TRAIN_NUM
+    learner = make_learner("recal-logistic", **ML).meta_fit(train)
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(40, N_FEATURES))
+    lp = X @ learner.coef_ + learner.intercept_
+    y = (lp < np.median(lp)).astype(float) if outcome == "binary" else -lp * 3.0 + 10.0
+    adapted = learner.adapt(Task("reversed", X, y, outcome))
+    pooled = make_learner("pooled-logreg", **ML).meta_fit(train).adapt(Task("r", X, y, outcome))
+    score = (lambda m: m.predict_proba(X)) if outcome == "binary" else (lambda m: m.predict(X))
+    order = np.argsort(score(pooled))
+    assert np.all(np.diff(score(adapted)[order]) > 0)  # same ranking, strictly
+    # the intercept alone was refitted: recalibration in the large on the same support
+    in_large = make_learner("recal-intercept", **ML).meta_fit(train).adapt(Task("r", X, y, outcome))
+    assert score(adapted) == pytest.approx(score(in_large))
+    # a site that agrees with the model keeps its free slope (not the intercept-only update)
+    new = NEW_BIN if outcome == "binary" else NEW_NUM
+    agree = learner.adapt(new)
+    intercept_only = make_learner("recal-intercept", **ML).meta_fit(train).adapt(new)
+    assert not np.allclose(score(agree), score(intercept_only))

@@ -252,28 +252,38 @@ class PooledLogistic(MetaLearner):
         if self.updates:
             X = support.X.astype(np.float64)
             y = self._scaling.transform(support.y.astype(np.float64))
-            lp = X @ coef + intercept
-            columns = [np.ones(len(y))]
-            precision = [self.penalty]
-            if "slope" in self.updates:
-                columns.append(lp)
-                precision.append(self.penalty)
-            if "coefficients" in self.updates:
-                columns += list(X.T)
-                precision += [self.revision_penalty] * X.shape[1]
-            theta = map_offset_fit(
-                np.column_stack(columns),
-                y,
-                lp,
-                np.asarray(precision),
-                self.outcome_type_,
-                self.noise_var_,
-            )
+            updates = self.updates
+            b, theta = self._update(X, y, updates)
+            if b <= 0.0:
+                # A calibration slope at or below zero would reverse (or erase) the pooled
+                # model's ranking of the site's patients. From a few patients that is noise
+                # far more often than a real reversal, and no statistician would serve it:
+                # refit with the slope fixed at 1, keeping the other updates.
+                updates = tuple(u for u in updates if u != "slope")
+                b, theta = self._update(X, y, updates)
             # a + b·(w·x + c) + δ·x  =  (b·w + δ)·x + (a + b·c)
-            b = 1.0 + theta[1] if "slope" in self.updates else 1.0
-            delta = theta[-X.shape[1] :] if "coefficients" in self.updates else 0.0
+            delta = theta[-X.shape[1] :] if "coefficients" in updates else 0.0
             coef, intercept = b * coef + delta, theta[0] + b * intercept
         return linear_model(self.outcome_type_, coef, intercept, self._scaling)
+
+    def _update(
+        self, X: np.ndarray, y: np.ndarray, updates: tuple[str, ...]
+    ) -> tuple[float, np.ndarray]:
+        """The calibration slope ``b`` and the MAP update ``θ`` (intercept first)."""
+        lp = X @ self.coef_ + self.intercept_
+        columns = [np.ones(len(y))]
+        precision = [self.penalty]
+        if "slope" in updates:
+            columns.append(lp)
+            precision.append(self.penalty)
+        if "coefficients" in updates:
+            columns += list(X.T)
+            precision += [self.revision_penalty] * X.shape[1]
+        theta = map_offset_fit(
+            np.column_stack(columns), y, lp, np.asarray(precision), self.outcome_type_,
+            self.noise_var_,
+        )  # fmt: skip
+        return (1.0 + float(theta[1]) if "slope" in updates else 1.0), theta
 
 
 @register("recal-intercept")
