@@ -195,7 +195,7 @@ def test_mixed_model_refuses_more_slopes_than_features():
 
 
 @pytest.mark.parametrize("outcome", ["binary", "numeric"])
-def test_a_site_that_reverses_the_pooled_ranking_gets_no_negative_slope(outcome):
+def test_a_site_that_reverses_the_pooled_ranking_gets_no_negative_or_flat_slope(outcome):
     # Labels that run against the pooled model (the site's patients ranked backwards): the
     # free calibration slope would be negative and reverse the model's ranking at the site;
     # the update keeps the pooled ranking and refits with the slope fixed at 1.

@@ -34,7 +34,7 @@ from metamed.learners.base import (
     nested_model,
     nested_model_state,
 )
-from metamed.learners.updating import map_offset_fit
+from metamed.learners.updating import MIN_SLOPE, map_offset_fit
 from metamed.outcomes import BINARY
 from metamed.tasks.task import Task
 
@@ -48,8 +48,6 @@ __all__ = [
 
 #: Suffix of the method id of a recalibrated method in results tables.
 RECALIBRATED = "+recal"
-#: Below this calibration slope the recalibration keeps slope 1 and fits the intercept only.
-MIN_SLOPE = 0.05
 #: Probabilities are clipped this far from 0 and 1 before their logit is taken.
 _EPS = 1e-6
 

@@ -47,6 +47,7 @@ from metamed.outcomes import BINARY, NUMERIC, Outcome, TargetScaling
 from metamed.tasks.task import Task
 
 __all__ = [
+    "MIN_SLOPE",
     "BinaryLinearModel",
     "LinearModel",
     "LogisticRecalibration",
@@ -183,6 +184,13 @@ def linear_model(
     return _LINEAR_MODELS[outcome](coef, intercept, len(coef), scaling.mean, scaling.std)
 
 
+#: At or below this calibration slope an update keeps slope 1 and refits the rest (the
+#: intercept only, for recalibration): a slope near zero or below says, from a few
+#: patients, that the model's ranking is reversed or worthless at the site, which is noise
+#: far more often than true, and serving it would reorder or flatten the patients.
+MIN_SLOPE = 0.05
+
+
 # -- the hierarchy -----------------------------------------------------------------------------
 @register("pooled-logreg")
 @hyperparameters
@@ -254,11 +262,9 @@ class PooledLogistic(MetaLearner):
             y = self._scaling.transform(support.y.astype(np.float64))
             updates = self.updates
             b, theta = self._update(X, y, updates)
-            if b <= 0.0:
-                # A calibration slope at or below zero would reverse (or erase) the pooled
-                # model's ranking of the site's patients. From a few patients that is noise
-                # far more often than a real reversal, and no statistician would serve it:
-                # refit with the slope fixed at 1, keeping the other updates.
+            if b <= MIN_SLOPE:
+                # the slope would reverse or flatten the pooled model's ranking of the
+                # site's patients: refit with it fixed at 1, keeping the other updates
                 updates = tuple(u for u in updates if u != "slope")
                 b, theta = self._update(X, y, updates)
             # a + b·(w·x + c) + δ·x  =  (b·w + δ)·x + (a + b·c)
