@@ -149,9 +149,9 @@ def section_markdown(sections: dict[int, SuiteSection]) -> str:
         "",
     ]
     lines += [
-        "- Time: "
-        + "; ".join(f"{n} sites {s.seconds:.0f} s" for n, s in sections.items())
-        + f" (meta-training and scoring); peak resident memory "
+        "- Time (meta-training and scoring; a resumed run sums its invocations and says so): "
+        + "; ".join(f"{n} sites {s.cost}" for n, s in sections.items())
+        + f"; peak resident memory "
         f"{max(s.peak_memory_mib for s in sections.values()):.0f} MiB.",
         "",
         "**RMSE (mg/week; lower is better)**",
