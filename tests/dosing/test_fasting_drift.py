@@ -24,14 +24,6 @@ def test_fasting_drift_brings_childrens_basal_closer_to_quest() -> None:
     assert with_drift < 0.85 * without, (with_drift, without)
 
 
-def test_drift_is_one_more_calibration_feature_and_can_be_turned_off() -> None:
-    for drift, n_features in ((False, 3), (True, 4)):
-        run = leave_patients_out(
-            days_of_data=(1,), seed=2000, personaliser=TherapyPersonaliser(fasting_drift=drift)
-        )
-        assert all(m.coef_.shape[0] == n_features for m in run.personalisers)
-
-
 def test_leave_patients_out_meta_trains_the_personaliser_it_is_given() -> None:
     # it used to rebuild a plain TherapyPersonaliser from the fields, dropping a subclass
     class Recorded(TherapyPersonaliser):

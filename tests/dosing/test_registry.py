@@ -15,7 +15,9 @@ from metamed.dosing import (
     register_controller,
 )
 from metamed.dosing.evaluate import summary_table
-from metamed.dosing.registry import _REGISTRY
+from metamed.dosing.patient import load_virtual_patients
+from metamed.dosing.personalise import CAUTIOUS, TherapyParameters
+from metamed.dosing.registry import _REGISTRY, ControllerContext
 from metamed.errors import MetamedValueError, UnknownNameError
 
 
@@ -86,10 +88,6 @@ def test_every_controller_runs_behind_low_glucose_suspend(gentle_pid) -> None:
 
 
 def test_only_the_cautious_personalisation_scales_its_corrections() -> None:
-    from metamed.dosing.patient import load_virtual_patients
-    from metamed.dosing.personalise import CAUTIOUS, TherapyParameters
-    from metamed.dosing.registry import ControllerContext
-
     patients = load_virtual_patients().select(["adult#001", "child#004"])
     one = TherapyParameters(np.full(2, 1.0), np.full(2, 10.0), np.full(2, 50.0))
     therapy = {key: one for key in ("0d", "1d", "2d", "3d", f"3d{CAUTIOUS}")}
