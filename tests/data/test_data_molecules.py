@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from metamed.data import molecules
-from metamed.data.molecules import FingerprintSettings, featurise, standardise_columns
+from metamed.data.molecules import (
+    FingerprintSettings,
+    featurise,
+    quantile_scale_columns,
+    standardise_columns,
+)
 from metamed.errors import MetamedTypeError, MetamedValueError
 
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CCN(CC)CC"]
@@ -103,3 +108,67 @@ def test_standardise_uses_only_the_named_rows() -> None:
     assert out[:2, 1].tolist() == [-1.0, 1.0]  # row 2 moved nothing
     assert out[:, 0].tolist() == [1.0, 1.0, 0.0]  # other columns untouched
     assert X[0, 1] == 10.0  # a copy
+
+
+def test_all_rdkit_descriptors_agree_with_rdkit_and_store_missing_as_nan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rdkit import Chem
+    from rdkit.Chem import Descriptors
+
+    features = featurise(SMILES, FingerprintSettings(n_bits=64, descriptors="all"), tmp_path)
+    names = [name for name, _ in Descriptors.descList]
+    assert features.columns[64:] == names
+    expected = Descriptors.CalcMolDescriptors(Chem.MolFromSmiles(SMILES[2]))
+    row = features.X[2, 64:]
+    for j, name in enumerate(names):  # aspirin, descriptor by descriptor, as float32
+        assert row[j] == pytest.approx(np.float32(expected[name]), rel=1e-6, nan_ok=True)
+
+    def fails(mol: object) -> float:
+        raise ValueError("cannot compute")
+
+    j = names.index("TPSA")
+    patched = list(Descriptors.descList)
+    patched[j] = ("TPSA", fails)
+    patched[names.index("MolWt")] = ("MolWt", lambda mol: 1e39)
+    monkeypatch.setattr(Descriptors, "descList", patched)
+    broken = featurise(SMILES, FingerprintSettings(n_bits=64, descriptors="all"), tmp_path / "b")
+    assert np.isnan(broken.X[:, 64 + j]).all()  # raised: missing, not an error
+    assert np.isnan(broken.X[:, 64 + names.index("MolWt")]).all()  # past float32: missing
+    others = np.delete(broken.X, [64 + j, 64 + names.index("MolWt")], axis=1)
+    assert np.array_equal(
+        others, np.delete(features.X, [64 + j, 64 + names.index("MolWt")], axis=1), equal_nan=True
+    )
+
+
+def test_descriptors_setting_is_checked() -> None:
+    with pytest.raises(MetamedTypeError, match='descriptors must be True, False or "all"'):
+        FingerprintSettings(descriptors="some")
+
+
+def test_quantile_scaling_ranks_on_the_fitted_rows_only() -> None:
+    rng = np.random.default_rng(0)
+    heavy = np.exp(rng.normal(0, 20, size=200))  # spans hundreds of orders of magnitude
+    X = np.column_stack([np.ones(200), heavy, rng.normal(size=200)]).astype(np.float64)
+    X[5, 2] = np.nan
+    fit = np.arange(100)
+    out = quantile_scale_columns(X.astype(np.float32), slice(1, 3), fit)
+    assert np.array_equal(out[:, 0], np.ones(200))  # other columns untouched
+    # order kept, bounded, about unit variance on the fitted rows
+    order = np.argsort(X[:, 1], kind="stable")
+    assert np.all(np.diff(out[order, 1]) >= 0)
+    assert np.abs(out[:, 1:]).max() <= np.sqrt(3) + 1e-6
+    assert out[fit, 1].std() == pytest.approx(1.0, abs=0.05)
+    assert out[5, 2] == 0.0  # missing: the fitted median
+    # moving the held-out rows moves nothing that was fitted
+    moved = X.copy()
+    moved[100:, 1:] *= 1e6
+    again = quantile_scale_columns(moved.astype(np.float32), slice(1, 3), fit)
+    assert np.array_equal(again[fit], out[fit])
+
+
+def test_quantile_scaling_gives_ties_one_value() -> None:
+    X = np.array([[0.0], [0.0], [0.0], [1.0], [2.0]], dtype=np.float32)
+    out = quantile_scale_columns(X, slice(0, 1), np.arange(5))
+    assert out[0, 0] == out[1, 0] == out[2, 0]
+    assert out[0, 0] < out[3, 0] < out[4, 0]

@@ -8,11 +8,14 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from metamed.cli import app
+from metamed.data.datasets.moleculenet import molecules_of
+from metamed.data.molecules import featurise
 from metamed.errors import MetamedTypeError, MetamedValueError
 from metamed.learners import ProtoNet, TanimotoKNN
 from metamed.runs.molecules import MoleculeSuite, run_molecule_suite
@@ -143,6 +146,36 @@ def test_an_entry_with_its_own_fingerprints_runs_on_them_in_its_own_folder(tmp_p
     (tmp_path / "bad.toml").write_text(text.replace('folder = "val-desc"\n', ""))
     with pytest.raises(MetamedValueError, match="needs its own folder"):
         read_suite(tmp_path / "bad.toml")
+
+
+def test_an_entry_with_every_rdkit_descriptor_scales_them_by_rank(tmp_path) -> None:
+    from metamed.data.molecules import descriptor_names
+    from metamed.evaluation.molecules import assay_split, molecule_task_split
+
+    text = TINY + (
+        '\n[[datasets]]\ncollection = "tox21"\nsplit = "validation"\nfolder = "val-all"\n'
+        'fingerprints = { descriptors = "all" }\nmax_train_rows = 20\n'
+    )
+    (tmp_path / "all.toml").write_text(text)
+    suite = read_suite(tmp_path / "all.toml")
+    settings = suite.collections[1].fingerprints
+    assert settings.descriptors == "all"
+    cohort = tiny_tox21(tmp_path)
+    out = run_molecule_suite(suite, tmp_path / "run", cache_dir=tmp_path / "c", load=lambda c: cohort)
+    n = len(descriptor_names(settings))
+    assert f"128 bits, plus all {n} RDKit 2D descriptors (percentile ranks" in out.text
+    assert json.loads((out.out_dir / "val-all" / "config.json").read_text())["fingerprints"][
+        "descriptors"
+    ] == "all"
+    # the learners saw bounded ranks, never a raw descriptor such as Ipc (up to 1e36)
+    features = featurise(molecules_of(cohort), settings, tmp_path / "c")
+    split = assay_split(cohort, "tox21", "validation")
+    tasks = molecule_task_split(
+        cohort, features.X, split, suite.protocol, slice(128, None), descriptor_scaling="quantile"
+    )
+    block = np.vstack([t.X[:, 128:] for t in tasks.train])
+    assert np.isfinite(block).all() and np.abs(block).max() <= np.sqrt(3) + 1e-6
+    assert np.nanmax(np.abs(features.X[:, 128:])) > 1e3  # unscaled, they were not
 
 
 def test_the_shipped_suite_names_every_collection_and_the_meta_learners() -> None:

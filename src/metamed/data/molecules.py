@@ -8,9 +8,11 @@ molecules computes afresh instead of reading a stale matrix.
 
 * ``radius`` and ``n_bits``: the Morgan fingerprint's radius (2 = ECFP4) and length.
 * ``counts``: how often each hashed substructure occurs (capped at 255) instead of 0/1.
-* ``descriptors``: append :data:`DESCRIPTORS` (molecular weight, logP, TPSA, ...).  Their
-  scales differ by orders of magnitude; :func:`standardise_columns` scales them with
-  statistics of the molecules a caller names (the meta-train molecules), never all.
+* ``descriptors``: ``True`` appends :data:`DESCRIPTORS` (molecular weight, logP, TPSA,
+  ...); ``"all"`` appends every 2D descriptor RDKit has (``Descriptors.descList``, 217 in
+  RDKit 2026.09).  Their scales differ by orders of magnitude; :func:`standardise_columns`
+  (the ten) and :func:`quantile_scale_columns` (all of them, some heavy-tailed) scale them
+  with statistics of the molecules a caller names (the meta-train molecules), never all.
 
 The cache directory is ``cache_dir`` when given, else ``METAMED_CACHE_DIR``, else
 ``~/.cache/metamed``; files are written to a temporary name and renamed, so a killed run
@@ -23,7 +25,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ __all__ = [
     "MolecularFeatures",
     "featurise",
     "default_cache_dir",
+    "descriptor_names",
+    "quantile_scale_columns",
     "standardise_columns",
 ]
 
@@ -80,14 +84,18 @@ class FingerprintSettings:
         Fingerprint length, 64-16384.
     counts : bool, default False
         Substructure counts instead of presence bits.
-    descriptors : bool, default False
-        Append the :data:`DESCRIPTORS` columns.
+    descriptors : bool or "all", default False
+        ``True``: append the :data:`DESCRIPTORS` columns (a descriptor that is not a
+        finite float32 is an error).  ``"all"``: append every RDKit 2D descriptor; a value
+        RDKit cannot compute (partial charges of some elements) or past float32 (``Ipc`` of
+        large molecules) is stored as NaN, missing, because over 217 descriptors many
+        molecules have one and refusing them would drop whole assays' worth.
     """
 
     radius: int = 2
     n_bits: int = 2048
     counts: bool = False
-    descriptors: bool = False
+    descriptors: bool | str = False
 
     def __post_init__(self) -> None:
         for name, low, high in (("radius", 0, 6), ("n_bits", 64, 16384)):
@@ -100,15 +108,15 @@ class FingerprintSettings:
                 raise MetamedValueError(
                     f"FingerprintSettings: {name} must be in [{low}, {high}], got {value}."
                 )
-        for name in ("counts", "descriptors"):
-            if not isinstance(getattr(self, name), bool):
-                raise MetamedTypeError(
-                    f"FingerprintSettings: {name} must be True or False, got {getattr(self, name)!r}."
-                )
-
-    @property
-    def n_features(self) -> int:
-        return self.n_bits + (len(DESCRIPTORS) if self.descriptors else 0)
+        if not isinstance(self.counts, bool):
+            raise MetamedTypeError(
+                f"FingerprintSettings: counts must be True or False, got {self.counts!r}."
+            )
+        if not isinstance(self.descriptors, bool) and self.descriptors != "all":
+            raise MetamedTypeError(
+                "FingerprintSettings: descriptors must be True, False or \"all\", got "
+                f"{self.descriptors!r}."
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,12 +174,22 @@ def _cache_key(smiles: Sequence[str], settings: FingerprintSettings, rdkit_versi
     return digest.hexdigest()
 
 
+def descriptor_names(settings: FingerprintSettings) -> list[str]:
+    """The descriptor columns ``settings`` appends, in order (RDKit's names)."""
+    if settings.descriptors == "all":
+        return [name for name, _ in _rdkit()[2].descList]
+    return list(DESCRIPTORS) if settings.descriptors else []
+
+
 def _compute(smiles: Sequence[str], settings: FingerprintSettings) -> dict[str, np.ndarray]:
     chem, rdbase, descriptors, generators = _rdkit()
     generator = generators.GetMorganGenerator(radius=settings.radius, fpSize=settings.n_bits)
     fp = np.zeros((len(smiles), settings.n_bits), dtype=np.uint8)
-    desc = np.zeros((len(smiles), len(DESCRIPTORS) if settings.descriptors else 0), np.float32)
-    functions = [getattr(descriptors, name) for name in DESCRIPTORS]
+    if settings.descriptors == "all":
+        functions = [function for _, function in descriptors.descList]
+    else:
+        functions = [getattr(descriptors, name) for name in descriptor_names(settings)]
+    desc = np.zeros((len(smiles), len(functions)), np.float32)
     with rdbase.BlockLogs():
         for i, text in enumerate(smiles):
             mol = chem.MolFromSmiles(text)
@@ -185,7 +203,9 @@ def _compute(smiles: Sequence[str], settings: FingerprintSettings) -> dict[str, 
                 fp[i] = np.minimum(counts, _MAX_COUNT)
             else:
                 fp[i] = generator.GetFingerprintAsNumPy(mol)
-            if settings.descriptors:
+            if settings.descriptors == "all":
+                desc[i] = _missing_as_nan([_or_nan(f, mol) for f in functions])
+            elif settings.descriptors:
                 desc[i] = _finite_descriptors([f(mol) for f in functions], i, text)
     # Bits pack eight to a byte: MUV's 93,087 x 2048 fingerprints are 24 MB on disk.
     packed = fp if settings.counts else np.packbits(fp, axis=1)
@@ -209,6 +229,21 @@ def _finite_descriptors(values: list[float], i: int, text: str) -> list[float]:
             "descriptors (descriptors = false)."
         )
     return values
+
+
+def _or_nan(function: Callable[[Any], float], mol: Any) -> float:
+    """One descriptor of ``mol``, NaN where RDKit raises (as ``CalcMolDescriptors`` does)."""
+    try:
+        return float(function(mol))
+    except Exception:  # RDKit raises many types for a descriptor it cannot compute
+        return float("nan")
+
+
+def _missing_as_nan(values: list[float]) -> np.ndarray:
+    """``values`` as float32 with every non-finite or out-of-range value as NaN (missing)."""
+    array = np.asarray(values, dtype=np.float64)
+    array[~np.isfinite(array) | (np.abs(array) > np.finfo(np.float32).max)] = np.nan
+    return array.astype(np.float32)
 
 
 def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -268,7 +303,7 @@ def featurise(
     X = np.concatenate([fp.astype(np.float32), arrays["descriptors"]], axis=1)
     prefix = "count" if settings.counts else "fp"
     columns = [f"{prefix}_{i}" for i in range(settings.n_bits)]
-    columns += list(DESCRIPTORS) if settings.descriptors else []
+    columns += descriptor_names(settings)
     return MolecularFeatures(X, settings, columns, path, from_cache)
 
 
@@ -284,4 +319,40 @@ def standardise_columns(X: np.ndarray, columns: slice, fit_rows: np.ndarray) -> 
     sd = part.std(axis=0)
     sd[sd == 0] = 1.0
     out[:, columns] = ((out[:, columns] - mean) / sd).astype(np.float32)
+    return out
+
+
+#: Quantiles :func:`quantile_scale_columns` interpolates between (101: percentiles).
+_QUANTILES = 101
+
+
+def quantile_scale_columns(X: np.ndarray, columns: slice, fit_rows: np.ndarray) -> np.ndarray:
+    """``X`` with ``columns`` mapped through their empirical CDF over ``fit_rows`` (a copy).
+
+    Each column becomes its percentile rank among the fitted rows, centred and scaled to
+    unit variance ((u - 0.5) * sqrt(12)), so a heavy-tailed descriptor (``Ipc`` spans 1 to
+    1e36 on Tox21) ends up on the same bounded scale as the others; a z-score would squash
+    all but a few molecules to one value.  A missing (NaN) value becomes 0, the fitted
+    median.  Held-out molecules never move the quantiles; a value beyond the fitted range
+    takes the nearest end.  This is the idea of Chemprop's normalised RDKit features
+    (a CDF fitted per descriptor), with empirical instead of fitted distributions.
+    """
+    out = np.array(X, dtype=np.float32, copy=True)
+    block = out[:, columns].astype(np.float64)
+    levels = np.linspace(0.0, 1.0, _QUANTILES)
+    for j in range(block.shape[1]):
+        fitted = block[fit_rows, j]
+        fitted = fitted[np.isfinite(fitted)]
+        column = block[:, j]
+        if len(fitted) == 0 or fitted.min() == fitted.max():
+            block[:, j] = 0.0  # nothing to rank by: every molecule at the median
+            continue
+        edges = np.quantile(fitted, levels)
+        # Ties (a count that is 0 for half the molecules) share the middle of their rank
+        # range: interpolate from both sides and average.
+        up = np.interp(column, edges, levels)
+        down = 1.0 - np.interp(-column, -edges[::-1], levels)
+        scaled = ((up + down) / 2 - 0.5) * np.sqrt(12.0)
+        block[:, j] = np.where(np.isfinite(column), scaled, 0.0)
+    out[:, columns] = block.astype(np.float32)
     return out

@@ -306,6 +306,7 @@ def molecule_task_split(
     config: MoleculeProtocolConfig,
     descriptor_columns: slice | None = None,
     aux_labels: bool = False,
+    descriptor_scaling: str = "standard",
 ) -> MoleculeTasks:
     """The meta-train, early-stopping and test tasks of ``split``, checked for every K.
 
@@ -319,11 +320,20 @@ def molecule_task_split(
     split : TaskSplit
         From :func:`assay_split`.
     descriptor_columns : slice, optional
-        Columns of ``X`` to standardise with the meta-train molecules' statistics.
+        Columns of ``X`` to scale with the meta-train molecules' statistics.
     aux_labels : bool, default False
         Append :func:`training_label_features` (the GS-Meta setting: more information
         than the fingerprints alone).  A meta-train task's own assay is blanked in them.
+    descriptor_scaling : {"standard", "quantile"}, default "standard"
+        How the descriptor columns are scaled: z-scores (:func:`standardise_columns`, for
+        the ten well-behaved descriptors) or percentile ranks
+        (:func:`quantile_scale_columns`, for all of RDKit's, some heavy-tailed, with
+        missing values).
     """
+    if descriptor_scaling not in ("standard", "quantile"):
+        raise MetamedValueError(
+            f"descriptor_scaling must be 'standard' or 'quantile', got {descriptor_scaling!r}."
+        )
     smiles = molecules_of(cohort)
     if len(X) != len(smiles):
         raise MetamedValueError(
@@ -333,11 +343,12 @@ def molecule_task_split(
     molecule_row = {s: i for i, s in enumerate(smiles)}
     taskset = TaskSet(cohort, "assay")
     if descriptor_columns is not None:
-        from metamed.data.molecules import standardise_columns
+        from metamed.data.molecules import quantile_scale_columns, standardise_columns
 
+        scale = quantile_scale_columns if descriptor_scaling == "quantile" else standardise_columns
         train_smiles = pd.unique(taskset.frames(list(split.train))["smiles"])
         fit_rows = np.array([molecule_row[s] for s in train_smiles])
-        X = standardise_columns(X, descriptor_columns, fit_rows)
+        X = scale(X, descriptor_columns, fit_rows)
     first_aux = X.shape[1]
     if aux_labels:
         X = np.hstack([X, training_label_features(cohort, split.train)])

@@ -10,6 +10,7 @@ file with ``protocol = "molecules"`` runs here: ``--suite path.toml``)::
     seed = 0
     split = "literature"             # or, for ToxCast, "provider:<P>"
     fingerprints = { radius = 2, n_bits = 2048, counts = false, descriptors = false }
+                                     # descriptors: true (10 RDKit descriptors) or "all"
     max_train_rows = 2048            # optional (MoleculeProtocolConfig)
     val_rows_fraction = 0.2          # optional
     intro = ["..."]                  # optional prose at the top of the page
@@ -58,7 +59,7 @@ import pandas as pd
 
 from metamed.data.cohort import Cohort
 from metamed.data.datasets.moleculenet import molecules_of
-from metamed.data.molecules import FingerprintSettings, featurise
+from metamed.data.molecules import FingerprintSettings, descriptor_names, featurise
 from metamed.data.registry import dataset_folder, get_source, load_dataset
 from metamed.device import device_kind, device_name
 from metamed.errors import MetamedTypeError, MetamedValueError, did_you_mean
@@ -404,9 +405,10 @@ def _run_collection(
     features = featurise(molecules_of(cohort), fingerprints, cache_dir)
     featurised = time.perf_counter() - start
     descriptors = slice(fingerprints.n_bits, None) if fingerprints.descriptors else None
+    scaling = "quantile" if fingerprints.descriptors == "all" else "standard"
     start = time.perf_counter()
     tasks = molecule_task_split(
-        cohort, features.X, split, protocol, descriptors, aux_labels=entry.aux_labels
+        cohort, features.X, split, protocol, descriptors, entry.aux_labels, scaling
     )
     built = time.perf_counter() - start
     cached = " (from cache)" if features.from_cache else " (computed, now cached)"
@@ -506,7 +508,12 @@ def _write_page(
 def _features_text(fp: FingerprintSettings) -> str:
     kind = "counts" if fp.counts else "bits"
     text = f"Morgan/ECFP fingerprints, radius {fp.radius}, {fp.n_bits} {kind}"
-    if fp.descriptors:
+    if fp.descriptors == "all":
+        text += (
+            f", plus all {len(descriptor_names(fp))} RDKit 2D descriptors (percentile ranks "
+            "among meta-train molecules)"
+        )
+    elif fp.descriptors:
         text += ", plus 10 RDKit descriptors (standardised on meta-train molecules)"
     return text
 
